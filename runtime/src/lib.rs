@@ -1,0 +1,109 @@
+//! How workers run one call of a function.
+//!
+//! [`Runtime`] is the seam between the queue worker and whatever executes code: a process per call
+//! ([`ProcessRuntime`], the OpenFaaS classic-watchdog contract), an existing HTTP service
+//! ([`HttpRuntime`]), and containers (docker). The trait is not object-safe (it returns `impl Future`), so
+//! [`Runtimes`] dispatches on the spec's [`RuntimeKind`] with a plain `match`.
+//!
+//! A function's non-2xx answer is a [`FunctionResponse`], not an error: retry policy weighs status codes
+//! and [`RuntimeError`]s separately.
+//!
+//! ```no_run
+//! # async fn demo(spec: sluice_schemas::FunctionSpec) -> Result<(), sluice_runtime::RuntimeError> {
+//! use sluice_runtime::{Invocation, Runtime, Runtimes};
+//! let runtimes = Runtimes::new(Default::default());
+//! let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+//! let response = runtimes.invoke(&spec, Invocation::post("call-1", "hello"), deadline).await?;
+//! println!("{} {:?}", response.status, response.body);
+//! # Ok(()) }
+//! ```
+
+mod http_runtime;
+mod invocation;
+mod process;
+
+use std::{future::Future, time::Duration};
+
+use sluice_schemas::{FunctionSpec, RuntimeKind};
+use tokio::time::Instant;
+
+pub use http_runtime::HttpRuntime;
+pub use invocation::{Body, FunctionResponse, Invocation};
+pub use process::ProcessRuntime;
+
+/// Something that can run calls of a function.
+pub trait Runtime: Send + Sync {
+    /// Readies `spec` for calls (checks the command exists, the upstream answers, …).
+    fn deploy(&self, spec: &FunctionSpec) -> impl Future<Output = Result<(), RuntimeError>> + Send;
+    /// Runs one call; past `deadline`, fails with [`RuntimeError::Timeout`].
+    fn invoke(
+        &self,
+        spec: &FunctionSpec,
+        call: Invocation,
+        deadline: Instant,
+    ) -> impl Future<Output = Result<FunctionResponse, RuntimeError>> + Send;
+}
+
+/// Why a call produced no function response. Every variant is worth another attempt.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("call timed out after {0:?}")]
+    Timeout(Duration),
+    #[error("function could not be started: {0}")]
+    Start(#[source] std::io::Error),
+    #[error("runtime backend unavailable: {0}")]
+    Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("the {0} runtime is not available on this worker")]
+    Unsupported(&'static str),
+    #[error("request body could not be read: {0}")]
+    Body(#[source] std::io::Error),
+}
+
+/// Settings shared by the runtimes.
+#[derive(Clone, Debug)]
+pub struct RuntimeConfig {
+    /// Responses larger than this are cut off and the call fails, so one function cannot exhaust memory.
+    pub max_response_bytes: usize,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        Self { max_response_bytes: 256 * 1024 * 1024 }
+    }
+}
+
+/// Every runtime this worker has, chosen per call by the function's [`RuntimeKind`].
+#[derive(Clone)]
+pub struct Runtimes {
+    pub process: ProcessRuntime,
+    pub http: HttpRuntime,
+}
+
+impl Runtimes {
+    pub fn new(cfg: RuntimeConfig) -> Self {
+        Self { process: ProcessRuntime::new(cfg.clone()), http: HttpRuntime::new(cfg) }
+    }
+}
+
+impl Runtime for Runtimes {
+    async fn deploy(&self, spec: &FunctionSpec) -> Result<(), RuntimeError> {
+        match spec.runtime_kind() {
+            RuntimeKind::Process => self.process.deploy(spec).await,
+            RuntimeKind::Http => self.http.deploy(spec).await,
+            RuntimeKind::Docker => Err(RuntimeError::Unsupported("docker")),
+        }
+    }
+
+    async fn invoke(
+        &self,
+        spec: &FunctionSpec,
+        call: Invocation,
+        deadline: Instant,
+    ) -> Result<FunctionResponse, RuntimeError> {
+        match spec.runtime_kind() {
+            RuntimeKind::Process => self.process.invoke(spec, call, deadline).await,
+            RuntimeKind::Http => self.http.invoke(spec, call, deadline).await,
+            RuntimeKind::Docker => Err(RuntimeError::Unsupported("docker")),
+        }
+    }
+}

@@ -1,0 +1,268 @@
+//! The `process` runtime: `envProcess` run once per call with the OpenFaaS classic-watchdog contract.
+//!
+//! The request body goes to stdin and stdout is the response body; exit status 0 is a 200, anything else a
+//! 500 carrying stderr. The request is described in `Http_*` environment variables (`Http_Method`,
+//! `Http_Path`, `Http_Query`, `Http_Content_Type`, …). The command line is split into words like a shell
+//! would, but no shell runs unless the command names one. Each call runs in its own process group, so a
+//! timeout kills whatever the function started too.
+
+use std::process::Stdio;
+
+use sluice_schemas::FunctionSpec;
+use tokio::{
+    io::{AsyncRead, AsyncReadExt, AsyncWriteExt},
+    process::Command,
+    time::Instant,
+};
+
+use crate::{Body, FunctionResponse, Invocation, Runtime, RuntimeConfig, RuntimeError};
+
+/// Host variables a function inherits; everything else (credentials of the worker itself) stays out.
+const INHERITED_ENV: &[&str] = &["PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "USER"];
+
+/// How much of stderr is kept for the error of a failed call.
+const STDERR_LIMIT: u64 = 64 * 1024;
+
+/// Runs `envProcess` per call.
+#[derive(Clone, Debug)]
+pub struct ProcessRuntime {
+    cfg: RuntimeConfig,
+}
+
+fn invalid(message: String) -> RuntimeError {
+    RuntimeError::Start(std::io::Error::new(std::io::ErrorKind::InvalidInput, message))
+}
+
+/// The command's words, split like a shell would split them.
+fn argv(spec: &FunctionSpec) -> Result<Vec<String>, RuntimeError> {
+    let line = spec.env_process.as_deref().unwrap_or_default();
+    let words = shell_words::split(line).map_err(|e| invalid(format!("envProcess {line:?}: {e}")))?;
+    if words.is_empty() {
+        return Err(invalid("envProcess is empty".into()));
+    }
+    Ok(words)
+}
+
+/// `Content-Type` → `Http_Content_Type`, as the classic watchdog names request headers.
+pub fn watchdog_env_name(header: &str) -> String {
+    let mut name = String::with_capacity(header.len() + 5);
+    name.push_str("Http_");
+    for (i, part) in header.split('-').enumerate() {
+        if i > 0 {
+            name.push('_');
+        }
+        let mut chars = part.chars();
+        if let Some(first) = chars.next() {
+            name.push(first.to_ascii_uppercase());
+            name.extend(chars.map(|c| c.to_ascii_lowercase()));
+        }
+    }
+    name
+}
+
+fn kill_group(child: &tokio::process::Child) {
+    if let Some(pid) = child.id() {
+        // SAFETY: killpg only sends a signal; the group id is our own child's, which we have not reaped.
+        unsafe {
+            libc::killpg(pid as libc::pid_t, libc::SIGKILL);
+        }
+    }
+}
+
+async fn read_limited(pipe: impl AsyncRead + Unpin, limit: u64) -> std::io::Result<(Vec<u8>, bool)> {
+    let mut buf = Vec::new();
+    pipe.take(limit + 1).read_to_end(&mut buf).await?;
+    let over = buf.len() as u64 > limit;
+    buf.truncate(limit as usize);
+    Ok((buf, over))
+}
+
+impl ProcessRuntime {
+    pub fn new(cfg: RuntimeConfig) -> Self {
+        Self { cfg }
+    }
+
+    fn command(&self, spec: &FunctionSpec, call: &Invocation) -> Result<Command, RuntimeError> {
+        let words = argv(spec)?;
+        let mut cmd = Command::new(&words[0]);
+        cmd.args(&words[1..])
+            .env_clear()
+            .envs(INHERITED_ENV.iter().filter_map(|k| std::env::var_os(k).map(|v| (*k, v))))
+            .envs(&spec.env_vars)
+            .env("Http_Method", call.method.as_str())
+            .env("Http_Path", &call.path)
+            .env("Http_Query", &call.query)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .kill_on_drop(true);
+        for (name, value) in &call.headers {
+            if let Ok(value) = value.to_str() {
+                cmd.env(watchdog_env_name(name.as_str()), value);
+            }
+        }
+        Ok(cmd)
+    }
+}
+
+impl Runtime for ProcessRuntime {
+    async fn deploy(&self, spec: &FunctionSpec) -> Result<(), RuntimeError> {
+        let words = argv(spec)?;
+        let program = std::path::Path::new(&words[0]);
+        let found = if program.components().count() > 1 {
+            program.exists()
+        } else {
+            std::env::var_os("PATH")
+                .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
+        };
+        if found {
+            Ok(())
+        } else {
+            Err(RuntimeError::Start(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("command {:?} not found", words[0]),
+            )))
+        }
+    }
+
+    async fn invoke(
+        &self,
+        spec: &FunctionSpec,
+        call: Invocation,
+        deadline: Instant,
+    ) -> Result<FunctionResponse, RuntimeError> {
+        let started = Instant::now();
+        let mut child = self.command(spec, &call)?.spawn().map_err(RuntimeError::Start)?;
+        let mut stdin = child.stdin.take().expect("stdin is piped");
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let feed = async move {
+            let written = match call.body {
+                Body::Bytes(bytes) => stdin.write_all(&bytes).await,
+                Body::Reader(mut reader) => tokio::io::copy(&mut reader, &mut stdin).await.map(drop),
+            };
+            // A function that exits without reading all its input is not an error.
+            match written {
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+                other => other,
+            }
+        };
+        let limit = self.cfg.max_response_bytes as u64;
+        let run = async {
+            let (fed, out, err) =
+                tokio::join!(feed, read_limited(stdout, limit), read_limited(stderr, STDERR_LIMIT));
+            (fed, out, err, child.wait().await)
+        };
+        let outcome = tokio::time::timeout_at(deadline, run).await;
+        let Ok((fed, out, err, status)) = outcome else {
+            kill_group(&child);
+            return Err(RuntimeError::Timeout(deadline.saturating_duration_since(started)));
+        };
+        kill_group(&child); // reap anything the function left behind in its group
+        fed.map_err(RuntimeError::Body)?;
+        let (stdout, over) = out.map_err(|e| RuntimeError::Backend(Box::new(e)))?;
+        if over {
+            return Err(RuntimeError::Backend(
+                format!("function wrote more than {limit} bytes to stdout").into(),
+            ));
+        }
+        let (stderr, _) = err.unwrap_or_default();
+        let status = status.map_err(|e| RuntimeError::Backend(Box::new(e)))?;
+        let mut headers = http::HeaderMap::new();
+        let content_type = spec.env_vars.get("content_type").map(String::as_str).unwrap_or("text/plain");
+        if let Ok(v) = http::HeaderValue::from_str(content_type) {
+            headers.insert(http::header::CONTENT_TYPE, v);
+        }
+        if status.success() {
+            return Ok(FunctionResponse { status: http::StatusCode::OK, headers, body: stdout.into() });
+        }
+        let mut message = format!("{status}");
+        let stderr = String::from_utf8_lossy(&stderr);
+        if !stderr.trim().is_empty() {
+            message.push_str(": ");
+            message.push_str(stderr.trim());
+        }
+        headers.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("text/plain"));
+        Ok(FunctionResponse { status: http::StatusCode::INTERNAL_SERVER_ERROR, headers, body: message.into() })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn spec(cmd: &str) -> FunctionSpec {
+        FunctionSpec { service: "t".into(), env_process: Some(cmd.into()), ..Default::default() }
+    }
+
+    async fn run(cmd: &str, call: Invocation, timeout: Duration) -> Result<FunctionResponse, RuntimeError> {
+        let deadline = Instant::now() + timeout;
+        ProcessRuntime::new(RuntimeConfig::default()).invoke(&spec(cmd), call, deadline).await
+    }
+
+    #[test]
+    fn header_names_follow_the_classic_watchdog() {
+        assert_eq!(watchdog_env_name("content-type"), "Http_Content_Type");
+        assert_eq!(watchdog_env_name("x-call-id"), "Http_X_Call_Id");
+    }
+
+    #[tokio::test]
+    async fn stdin_to_stdout() {
+        let r = run("tr a-z A-Z", Invocation::post("c", "hello"), Duration::from_secs(10)).await.unwrap();
+        assert_eq!(r.status, 200);
+        assert_eq!(&r.body[..], b"HELLO");
+    }
+
+    #[tokio::test]
+    async fn request_is_described_in_the_environment() {
+        let mut call = Invocation::post("c", "");
+        call.path = "/a/b".into();
+        call.query = "x=1".into();
+        call.headers.insert("x-custom", "yes".parse().unwrap());
+        let cmd = r#"sh -c 'printf "%s %s %s %s" "$Http_Method" "$Http_Path" "$Http_Query" "$Http_X_Custom"'"#;
+        let r = run(cmd, call, Duration::from_secs(10)).await.unwrap();
+        assert_eq!(String::from_utf8_lossy(&r.body), "POST /a/b x=1 yes");
+    }
+
+    #[tokio::test]
+    async fn failure_is_a_500_with_stderr() {
+        let r = run("sh -c 'echo broken >&2; exit 3'", Invocation::post("c", ""), Duration::from_secs(10))
+            .await
+            .unwrap();
+        assert_eq!(r.status, 500);
+        let text = String::from_utf8_lossy(&r.body);
+        assert!(text.contains("broken") && text.contains('3'), "{text}");
+    }
+
+    #[tokio::test]
+    async fn timeout_kills_the_whole_group() {
+        let started = std::time::Instant::now();
+        let err = run("sh -c 'sleep 30 & sleep 30'", Invocation::post("c", ""), Duration::from_millis(300))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, RuntimeError::Timeout(_)), "{err}");
+        // Not a timing assertion on speed: the call must not have waited for the children's 30 s.
+        assert!(started.elapsed() < Duration::from_secs(20));
+    }
+
+    #[tokio::test]
+    async fn missing_command_is_a_start_error() {
+        let rt = ProcessRuntime::new(RuntimeConfig::default());
+        assert!(rt.deploy(&spec("no-such-command-xyz")).await.is_err());
+        assert!(rt.deploy(&spec("cat")).await.is_ok());
+        let err = run("no-such-command-xyz", Invocation::post("c", ""), Duration::from_secs(5)).await.unwrap_err();
+        assert!(matches!(err, RuntimeError::Start(_)), "{err}");
+    }
+
+    #[tokio::test]
+    async fn streamed_body_reaches_stdin() {
+        let data = vec![b'x'; 3 * 1024 * 1024];
+        let mut call = Invocation::post("c", "");
+        call.body = Body::Reader(Box::pin(std::io::Cursor::new(data)));
+        let r = run("wc -c", call, Duration::from_secs(20)).await.unwrap();
+        assert_eq!(String::from_utf8_lossy(&r.body).trim(), "3145728");
+    }
+}

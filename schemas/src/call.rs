@@ -1,0 +1,102 @@
+//! The record of one call, kept in KV `sluice_calls` and served by `GET /system/calls/{id}`.
+
+use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Where a call is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum CallStatus {
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+impl CallStatus {
+    /// Whether the call has its outcome and will not change any more.
+    pub fn is_final(self) -> bool {
+        matches!(self, Self::Succeeded | Self::Failed | Self::Cancelled)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Running => "running",
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
+        }
+    }
+}
+
+impl std::str::FromStr for CallStatus {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        serde_json::from_value(serde_json::Value::String(s.to_owned())).map_err(|_| {
+            format!("unknown call status {s:?}; use queued, running, succeeded, failed or cancelled")
+        })
+    }
+}
+
+/// One call's state.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CallRecord {
+    pub call_id: String,
+    pub function: String,
+    pub status: CallStatus,
+    /// Attempts started so far.
+    pub attempts: u32,
+    /// HTTP status of the function's last response, if it gave one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub function_status: Option<u16>,
+    pub created_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<DateTime<Utc>>,
+    /// Why the call failed, or why its last attempt did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl CallRecord {
+    pub fn queued(call_id: &str, function: &str, created_at: DateTime<Utc>) -> Self {
+        Self {
+            call_id: call_id.to_owned(),
+            function: function.to_owned(),
+            status: CallStatus::Queued,
+            attempts: 0,
+            function_status: None,
+            created_at,
+            started_at: None,
+            finished_at: None,
+            error: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_parses_from_query_words() {
+        assert_eq!("running".parse::<CallStatus>().unwrap(), CallStatus::Running);
+        assert!("done".parse::<CallStatus>().unwrap_err().contains("unknown call status"));
+        assert!(CallStatus::Cancelled.is_final() && !CallStatus::Queued.is_final());
+    }
+
+    #[test]
+    fn record_uses_the_documented_field_names() {
+        let record = CallRecord::queued("c1", "f", Utc::now());
+        let json = serde_json::to_value(&record).unwrap();
+        for field in ["callId", "function", "status", "attempts", "createdAt"] {
+            assert!(json.get(field).is_some(), "{field} missing from {json}");
+        }
+        assert_eq!(json["status"], "queued");
+    }
+}

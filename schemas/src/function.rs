@@ -1,0 +1,385 @@
+//! The function spec (OpenFaaS `FunctionDeployment` plus Sluice's fields) and its validation.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::HumanDuration;
+
+
+/// How a function is run by workers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RuntimeKind {
+    /// A container serving HTTP on port 8080.
+    Docker,
+    /// `envProcess` run once per call, body on stdin, response on stdout.
+    Process,
+    /// An existing HTTP service at `upstream`.
+    Http,
+}
+
+impl RuntimeKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Docker => "docker",
+            Self::Process => "process",
+            Self::Http => "http",
+        }
+    }
+}
+
+/// Resource limits or requests, OpenFaaS style (`"128Mi"`, `"0.5"`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Resources {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu: Option<String>,
+}
+
+/// When and how a failed call is tried again.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RetryPolicy {
+    /// Total attempts, the first included.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempts: Option<u32>,
+    /// Function status codes that are retried.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub codes: Option<Vec<u16>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_wait: Option<HumanDuration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_wait: Option<HumanDuration>,
+}
+
+/// Settings of asynchronous calls.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AsyncConfig {
+    /// Calls of this function running at once on one worker.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_inflight: Option<u32>,
+    /// How long one attempt may run before it is stopped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<HumanDuration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<RetryPolicy>,
+    /// Calls older than this are not started any more.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_age: Option<HumanDuration>,
+}
+
+/// Replica bounds and autoscaling target.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ScaleConfig {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<u32>,
+    /// Idle time after which a function scales to zero.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle: Option<HumanDuration>,
+    /// In-flight calls per replica the autoscaler aims for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<u32>,
+}
+
+/// S3 object notification filter.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct S3Trigger {
+    pub bucket: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suffix: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub events: Vec<String>,
+}
+
+/// Exact match on CloudEvent attributes.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct EventTrigger {
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub event_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+}
+
+/// One way a function is invoked by an event rather than by a direct call.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Trigger {
+    /// Cron expression (5 or 6 fields, or a descriptor such as `@hourly`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cron: Option<String>,
+    /// IANA time zone of `cron`; UTC when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub s3: Option<S3Trigger>,
+    /// Name of the webhook (`POST /hooks/{name}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event: Option<EventTrigger>,
+}
+
+/// A function as deployed: OpenFaaS `FunctionDeployment` fields plus Sluice's own.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FunctionSpec {
+    /// Function name: a DNS-1123 label of at most 63 characters.
+    pub service: String,
+    /// Container image (docker runtime).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// Command run per call (process runtime), or `fprocess` of a container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env_process: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env_vars: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<Resources>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests: Option<Resources>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub constraints: Vec<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub read_only_root_filesystem: bool,
+    /// `docker`, `process` or `http`; defaults to `docker` when `image` is set, else `process`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime: Option<RuntimeKind>,
+    /// Base URL of the service that serves calls (http runtime).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub triggers: Vec<Trigger>,
+    #[serde(rename = "async", default, skip_serializing_if = "Option::is_none")]
+    pub async_config: Option<AsyncConfig>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale: Option<ScaleConfig>,
+}
+
+/// A function spec as reported by the API: the spec plus live figures (OpenFaaS `FunctionStatus`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FunctionStatus {
+    #[serde(flatten)]
+    pub spec: FunctionSpec,
+    pub replicas: u64,
+    pub available_replicas: u64,
+    pub invocation_count: u64,
+}
+
+/// A spec that cannot be deployed; names the offending field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct ValidationError {
+    /// JSON field name, as in the request body (`service`, `async.maxInflight`, …).
+    pub field: String,
+    pub message: String,
+}
+
+impl ValidationError {
+    fn new(field: &str, message: impl Into<String>) -> Self {
+        Self { field: field.to_owned(), message: message.into() }
+    }
+}
+
+/// Whether `name` is a DNS-1123 label: lowercase alphanumerics and `-`, alphanumeric at both ends, 1–63 chars.
+pub fn is_dns_label(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    let alnum = |b: &u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+    !bytes.is_empty()
+        && bytes.len() <= 63
+        && bytes.iter().all(|b| alnum(b) || *b == b'-')
+        && alnum(&bytes[0])
+        && alnum(&bytes[bytes.len() - 1])
+}
+
+impl FunctionSpec {
+    /// The runtime calls go through: explicit, else `docker` with an image, else `process`.
+    pub fn runtime_kind(&self) -> RuntimeKind {
+        self.runtime.unwrap_or(if self.image.is_some() {
+            RuntimeKind::Docker
+        } else {
+            RuntimeKind::Process
+        })
+    }
+
+    /// Calls of this function one worker runs at once, if limited.
+    pub fn max_inflight(&self) -> Option<u32> {
+        self.async_config.as_ref().and_then(|a| a.max_inflight)
+    }
+
+    /// How long one attempt may run, if the spec says.
+    pub fn timeout(&self) -> Option<std::time::Duration> {
+        self.async_config.as_ref().and_then(|a| a.timeout).map(HumanDuration::get)
+    }
+
+    /// Checks that the spec can be deployed as it is.
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        if !is_dns_label(&self.service) {
+            return Err(ValidationError::new(
+                "service",
+                format!(
+                    "{:?} is not a valid function name: use 1-63 lowercase letters, digits and '-', \
+                     starting and ending with a letter or digit",
+                    self.service
+                ),
+            ));
+        }
+        match self.runtime_kind() {
+            RuntimeKind::Docker => {
+                if self.image.as_deref().is_none_or(|i| i.trim().is_empty()) {
+                    return Err(ValidationError::new("image", "the docker runtime needs an image"));
+                }
+            }
+            RuntimeKind::Process => {
+                let command = self.env_process.as_deref().unwrap_or("").trim();
+                if command.is_empty() {
+                    return Err(ValidationError::new(
+                        "envProcess",
+                        "the process runtime needs a command in envProcess",
+                    ));
+                }
+                if self.image.is_some() {
+                    return Err(ValidationError::new(
+                        "image",
+                        "an image is only used by the docker runtime",
+                    ));
+                }
+            }
+            RuntimeKind::Http => {
+                let upstream = self.upstream.as_deref().unwrap_or("");
+                let scheme_ok = upstream.starts_with("http://") || upstream.starts_with("https://");
+                if !scheme_ok || upstream.parse::<http::Uri>().is_err() {
+                    return Err(ValidationError::new(
+                        "upstream",
+                        format!("the http runtime needs an http:// or https:// URL, got {upstream:?}"),
+                    ));
+                }
+            }
+        }
+        if self.runtime_kind() != RuntimeKind::Http && self.upstream.is_some() {
+            return Err(ValidationError::new("upstream", "upstream is only used by the http runtime"));
+        }
+        for key in self.env_vars.keys() {
+            if key.is_empty() || key.contains('=') || key.contains('\0') {
+                return Err(ValidationError::new("envVars", format!("invalid variable name {key:?}")));
+            }
+        }
+        if let Some(cfg) = &self.async_config {
+            if cfg.max_inflight == Some(0) {
+                return Err(ValidationError::new("async.maxInflight", "must be at least 1"));
+            }
+            if cfg.timeout.is_some_and(|t| t.get().is_zero()) {
+                return Err(ValidationError::new("async.timeout", "must be longer than zero"));
+            }
+            if let Some(retry) = &cfg.retry {
+                if retry.attempts == Some(0) {
+                    return Err(ValidationError::new("async.retry.attempts", "must be at least 1"));
+                }
+                if let (Some(min), Some(max)) = (retry.min_wait, retry.max_wait)
+                    && min > max
+                {
+                    return Err(ValidationError::new(
+                        "async.retry.minWait",
+                        "must not be longer than maxWait",
+                    ));
+                }
+                if let Some(code) = retry.codes.iter().flatten().find(|c| !(100..=599).contains(*c)) {
+                    return Err(ValidationError::new(
+                        "async.retry.codes",
+                        format!("{code} is not an HTTP status code"),
+                    ));
+                }
+            }
+        }
+        if let Some(scale) = &self.scale
+            && let (Some(min), Some(max)) = (scale.min, scale.max)
+            && min > max
+        {
+            return Err(ValidationError::new("scale.min", "must not be greater than scale.max"));
+        }
+        for (i, trigger) in self.triggers.iter().enumerate() {
+            let kinds = [
+                trigger.cron.is_some(),
+                trigger.s3.is_some(),
+                trigger.webhook.is_some(),
+                trigger.event.is_some(),
+            ];
+            if kinds.iter().filter(|k| **k).count() != 1 {
+                return Err(ValidationError::new(
+                    &format!("triggers[{i}]"),
+                    "a trigger has exactly one of cron, s3, webhook or event",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(json: &str) -> FunctionSpec {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn dns_labels() {
+        for ok in ["a", "upper", "my-fn-2", &"a".repeat(63)] {
+            assert!(is_dns_label(ok), "{ok}");
+        }
+        for bad in ["", "-a", "a-", "Upper", "a_b", "a.b", &"a".repeat(64)] {
+            assert!(!is_dns_label(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn runtime_defaults_follow_the_image() {
+        assert_eq!(spec(r#"{"service":"a","image":"x"}"#).runtime_kind(), RuntimeKind::Docker);
+        assert_eq!(spec(r#"{"service":"a","envProcess":"cat"}"#).runtime_kind(), RuntimeKind::Process);
+    }
+
+    #[test]
+    fn validation_names_the_field() {
+        let cases = [
+            (r#"{"service":"Bad_Name","envProcess":"cat"}"#, "service"),
+            (r#"{"service":"a"}"#, "envProcess"),
+            (r#"{"service":"a","runtime":"http","upstream":"ftp://x"}"#, "upstream"),
+            (r#"{"service":"a","runtime":"docker"}"#, "image"),
+            (r#"{"service":"a","envProcess":"cat","async":{"maxInflight":0}}"#, "async.maxInflight"),
+            (r#"{"service":"a","envProcess":"cat","triggers":[{}]}"#, "triggers[0]"),
+        ];
+        for (json, field) in cases {
+            let err = spec(json).validate().unwrap_err();
+            assert_eq!(err.field, field, "{json}: {err}");
+        }
+        spec(r#"{"service":"a","runtime":"http","upstream":"http://127.0.0.1:9/x"}"#).validate().unwrap();
+    }
+
+    #[test]
+    fn openfaas_field_names_round_trip() {
+        let json = r#"{"service":"a","envProcess":"cat","envVars":{"k":"v"},"readOnlyRootFilesystem":true,
+            "async":{"maxInflight":2,"timeout":"30s","retry":{"attempts":3,"minWait":"1s"}}}"#;
+        let s = spec(json);
+        assert_eq!(s.max_inflight(), Some(2));
+        let back = serde_json::to_value(&s).unwrap();
+        assert_eq!(back["envVars"]["k"], "v");
+        assert_eq!(back["async"]["retry"]["minWait"], "1s");
+        assert_eq!(back["readOnlyRootFilesystem"], true);
+    }
+}

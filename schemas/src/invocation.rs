@@ -1,0 +1,222 @@
+//! One call on the wire: the CloudEvents NATS binding in binary mode.
+//!
+//! CloudEvent attributes travel as `ce-*` headers (`ce-id` is the call id, `ce-subject` the function), the
+//! request body is the raw payload, and the original HTTP request's method, path, query and headers travel
+//! as `Sluice-*` headers so the function sees the request unchanged. A body too large for one NATS message
+//! is stored in the `sluice_payloads` object store and only its name travels (claim check).
+//!
+//! The same encoding serves queued calls on `SLUICE_INVOCATIONS` and synchronous requests on
+//! `sluice.sync.{function}`.
+
+use async_nats::HeaderMap as NatsHeaders;
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+
+use crate::names::{ce, wire};
+
+/// Where a call's body is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Payload {
+    /// In the message itself.
+    Inline(Bytes),
+    /// In the object store under this name.
+    Object(String),
+}
+
+/// A call as carried between gateway (or router) and worker.
+#[derive(Clone, Debug)]
+pub struct InvocationMessage {
+    pub call_id: String,
+    pub function: String,
+    /// CloudEvents `source`: who queued the call.
+    pub source: String,
+    pub time: DateTime<Utc>,
+    pub method: http::Method,
+    /// Path below the function's route (`/a/b` for `/async-function/f/a/b`); empty for none.
+    pub path: String,
+    /// Raw query string, without `?`.
+    pub query: String,
+    /// Request headers as the caller sent them, minus hop-by-hop ones.
+    pub headers: http::HeaderMap,
+    pub callback_url: Option<String>,
+    pub payload: Payload,
+}
+
+/// A message that is not a valid invocation; such a message can never run and is dead-lettered.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    #[error("invocation message has no {0} header")]
+    Missing(&'static str),
+    #[error("invocation header {header} is invalid: {value:?}")]
+    Invalid { header: &'static str, value: String },
+}
+
+/// Headers that describe one hop rather than the request, and are not forwarded.
+pub fn is_hop_by_hop(name: &http::HeaderName) -> bool {
+    use http::header::*;
+    [CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING, HOST, TE, TRAILER, UPGRADE, PROXY_AUTHORIZATION]
+        .contains(name)
+        || name.as_str() == "keep-alive"
+}
+
+/// Copies HTTP headers into NATS headers, each under `Sluice-Header-{name}`.
+pub fn put_http_headers(into: &mut NatsHeaders, headers: &http::HeaderMap) {
+    for (name, value) in headers {
+        if is_hop_by_hop(name) {
+            continue;
+        }
+        let Ok(value) = value.to_str() else { continue };
+        into.append(format!("{}{}", wire::HEADER_PREFIX, name.as_str()), value);
+    }
+}
+
+/// Reads back headers written by [`put_http_headers`].
+pub fn take_http_headers(from: &NatsHeaders) -> http::HeaderMap {
+    let mut out = http::HeaderMap::new();
+    for (name, values) in from.iter() {
+        let name: &str = name.as_ref();
+        let Some(http_name) = name.strip_prefix(wire::HEADER_PREFIX) else { continue };
+        let Ok(http_name) = http::HeaderName::from_bytes(http_name.as_bytes()) else { continue };
+        for value in values {
+            if let Ok(value) = http::HeaderValue::from_str(value.as_str()) {
+                out.append(http_name.clone(), value);
+            }
+        }
+    }
+    out
+}
+
+fn header<'a>(headers: &'a NatsHeaders, name: &'static str) -> Option<&'a str> {
+    headers.get(name).map(|v| v.as_str())
+}
+
+fn required<'a>(headers: &'a NatsHeaders, name: &'static str) -> Result<&'a str, DecodeError> {
+    header(headers, name).ok_or(DecodeError::Missing(name))
+}
+
+impl InvocationMessage {
+    /// NATS headers and payload of this call. `Nats-Msg-Id` is the call id, so JetStream stores a
+    /// re-sent call once.
+    pub fn to_nats(&self, ce_type: &str) -> (NatsHeaders, Bytes) {
+        let mut headers = NatsHeaders::new();
+        headers.insert(wire::NATS_MSG_ID, self.call_id.as_str());
+        headers.insert(ce::SPECVERSION, ce::VERSION);
+        headers.insert(ce::ID, self.call_id.as_str());
+        headers.insert(ce::TYPE, ce_type);
+        headers.insert(ce::SOURCE, self.source.as_str());
+        headers.insert(ce::SUBJECT, self.function.as_str());
+        headers.insert(ce::TIME, self.time.to_rfc3339());
+        if let Some(ct) = self.headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) {
+            headers.insert(wire::CONTENT_TYPE, ct);
+        }
+        headers.insert(wire::METHOD, self.method.as_str());
+        if !self.path.is_empty() {
+            headers.insert(wire::PATH, self.path.as_str());
+        }
+        if !self.query.is_empty() {
+            headers.insert(wire::QUERY, self.query.as_str());
+        }
+        if let Some(url) = &self.callback_url {
+            headers.insert(wire::CALLBACK_URL, url.as_str());
+        }
+        put_http_headers(&mut headers, &self.headers);
+        let body = match &self.payload {
+            Payload::Inline(body) => body.clone(),
+            Payload::Object(name) => {
+                headers.insert(wire::PAYLOAD_OBJECT, name.as_str());
+                Bytes::new()
+            }
+        };
+        (headers, body)
+    }
+
+    /// Decodes a message written by [`InvocationMessage::to_nats`].
+    pub fn from_nats(headers: &NatsHeaders, body: Bytes) -> Result<Self, DecodeError> {
+        let call_id = required(headers, ce::ID)?.to_owned();
+        let function = required(headers, ce::SUBJECT)?.to_owned();
+        let source = header(headers, ce::SOURCE).unwrap_or_default().to_owned();
+        let time = match header(headers, ce::TIME) {
+            Some(t) => DateTime::parse_from_rfc3339(t)
+                .map_err(|_| DecodeError::Invalid { header: ce::TIME, value: t.to_owned() })?
+                .with_timezone(&Utc),
+            None => Utc::now(),
+        };
+        let method_text = header(headers, wire::METHOD).unwrap_or("POST");
+        let method = method_text
+            .parse()
+            .map_err(|_| DecodeError::Invalid { header: wire::METHOD, value: method_text.to_owned() })?;
+        let payload = match header(headers, wire::PAYLOAD_OBJECT) {
+            Some(name) => Payload::Object(name.to_owned()),
+            None => Payload::Inline(body),
+        };
+        Ok(Self {
+            call_id,
+            function,
+            source,
+            time,
+            method,
+            path: header(headers, wire::PATH).unwrap_or_default().to_owned(),
+            query: header(headers, wire::QUERY).unwrap_or_default().to_owned(),
+            headers: take_http_headers(headers),
+            callback_url: header(headers, wire::CALLBACK_URL).map(str::to_owned),
+            payload,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(payload: Payload) -> InvocationMessage {
+        let mut headers = http::HeaderMap::new();
+        headers.insert("content-type", "application/json".parse().unwrap());
+        headers.append("x-multi", "one".parse().unwrap());
+        headers.append("x-multi", "two".parse().unwrap());
+        headers.insert("content-length", "4".parse().unwrap());
+        InvocationMessage {
+            call_id: "0191-abc".into(),
+            function: "upper".into(),
+            source: "/sluice/gateway".into(),
+            time: Utc::now(),
+            method: http::Method::PUT,
+            path: "/a/b".into(),
+            query: "x=1&y=2".into(),
+            headers,
+            callback_url: Some("http://127.0.0.1:9/cb".into()),
+            payload,
+        }
+    }
+
+    #[test]
+    fn round_trips_through_nats_headers() {
+        let call = sample(Payload::Inline(Bytes::from_static(b"body")));
+        let (headers, body) = call.to_nats(crate::names::CE_TYPE_REQUESTED);
+        assert_eq!(headers.get(wire::NATS_MSG_ID).unwrap().as_str(), "0191-abc");
+        assert_eq!(headers.get(ce::TYPE).unwrap().as_str(), "sluice.invocation.requested");
+        assert_eq!(headers.get(wire::CONTENT_TYPE).unwrap().as_str(), "application/json");
+        let back = InvocationMessage::from_nats(&headers, body).unwrap();
+        assert_eq!(back.call_id, call.call_id);
+        assert_eq!(back.method, http::Method::PUT);
+        assert_eq!((back.path.as_str(), back.query.as_str()), ("/a/b", "x=1&y=2"));
+        let multi: Vec<_> = back.headers.get_all("x-multi").iter().collect();
+        assert_eq!(multi, ["one", "two"]);
+        assert!(back.headers.get("content-length").is_none(), "hop-by-hop headers are dropped");
+        assert_eq!(back.payload, Payload::Inline(Bytes::from_static(b"body")));
+        assert_eq!(back.callback_url.as_deref(), Some("http://127.0.0.1:9/cb"));
+    }
+
+    #[test]
+    fn claim_check_carries_only_the_object_name() {
+        let (headers, body) = sample(Payload::Object("obj-1".into())).to_nats("t");
+        assert!(body.is_empty());
+        let back = InvocationMessage::from_nats(&headers, body).unwrap();
+        assert_eq!(back.payload, Payload::Object("obj-1".into()));
+    }
+
+    #[test]
+    fn missing_call_id_is_a_decode_error() {
+        let err = InvocationMessage::from_nats(&NatsHeaders::new(), Bytes::new()).unwrap_err();
+        assert!(matches!(err, DecodeError::Missing("ce-id")));
+    }
+}

@@ -1,0 +1,36 @@
+//! Wire types and names shared by every Sluice process.
+//!
+//! Gateways, queue workers and connectors never talk to each other directly: they meet on NATS JetStream.
+//! This crate owns everything that crosses that boundary, so that both sides of every contract compile
+//! against one definition:
+//!
+//! - [`names`]: streams, subjects, KV buckets, consumers and header names;
+//! - [`FunctionSpec`]: the deployed function (OpenFaaS `FunctionDeployment` plus Sluice fields), with validation;
+//! - [`CallRecord`]: the state of one call, as kept in KV `sluice_calls`;
+//! - [`InvocationMessage`]: one call on the wire (CloudEvents NATS binding, binary mode);
+//! - [`topology`]: connecting to NATS and creating the streams and buckets idempotently;
+//! - [`store`]: typed access to the KV buckets.
+//!
+//! ```
+//! use sluice_schemas::{names, FunctionSpec};
+//! let spec: FunctionSpec = serde_json::from_str(r#"{"service": "upper", "envProcess": "tr a-z A-Z"}"#).unwrap();
+//! spec.validate().unwrap();
+//! assert_eq!(names::invoke_subject(&spec.service), "sluice.invoke.upper");
+//! ```
+
+pub mod call;
+pub mod duration;
+pub mod function;
+pub mod invocation;
+pub mod json_schema;
+pub mod names;
+pub mod store;
+pub mod topology;
+
+pub use call::{CallRecord, CallStatus};
+pub use duration::HumanDuration;
+pub use function::{
+    AsyncConfig, FunctionSpec, FunctionStatus, Resources, RetryPolicy, RuntimeKind, ScaleConfig,
+    Trigger, ValidationError,
+};
+pub use invocation::{DecodeError, InvocationMessage, Payload};

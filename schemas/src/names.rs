@@ -1,0 +1,102 @@
+//! Every name that crosses a process boundary: streams, subjects, buckets, consumers, headers.
+//!
+//! Call sites use these instead of formatting strings themselves, so a rename happens in one place.
+
+/// Work-queue stream holding one message per queued call.
+pub const INVOCATIONS_STREAM: &str = "SLUICE_INVOCATIONS";
+/// Replayable stream of CloudEvents published by connectors.
+pub const EVENTS_STREAM: &str = "SLUICE_EVENTS";
+/// Completion events, for chaining and audit.
+pub const RESULTS_STREAM: &str = "SLUICE_RESULTS";
+/// Calls that exhausted their retries.
+pub const DEAD_STREAM: &str = "SLUICE_DEAD";
+/// KV bucket of function specs, keyed by function name.
+pub const FUNCTIONS_BUCKET: &str = "sluice_functions";
+/// KV bucket of call records, keyed by call id.
+pub const CALLS_BUCKET: &str = "sluice_calls";
+/// Object store for bodies larger than the NATS max payload.
+pub const PAYLOADS_BUCKET: &str = "sluice_payloads";
+
+/// Subject prefix of queued calls: `sluice.invoke.{function}`.
+pub const INVOKE_PREFIX: &str = "sluice.invoke";
+/// Subject prefix of synchronous calls (core NATS request/reply): `sluice.sync.{function}`.
+pub const SYNC_PREFIX: &str = "sluice.sync";
+/// Subject prefix of completion events: `sluice.results.{function}`.
+pub const RESULTS_PREFIX: &str = "sluice.results";
+/// Subject prefix of dead letters: `sluice.dead.{function}`.
+pub const DEAD_PREFIX: &str = "sluice.dead";
+/// Subject prefix of connector events: `sluice.events.{source}.…`.
+pub const EVENTS_PREFIX: &str = "sluice.events";
+/// Queue group in which workers share synchronous calls.
+pub const SYNC_QUEUE_GROUP: &str = "sluice-workers";
+
+pub fn invoke_subject(function: &str) -> String {
+    format!("{INVOKE_PREFIX}.{function}")
+}
+pub fn sync_subject(function: &str) -> String {
+    format!("{SYNC_PREFIX}.{function}")
+}
+pub fn results_subject(function: &str) -> String {
+    format!("{RESULTS_PREFIX}.{function}")
+}
+pub fn dead_subject(function: &str) -> String {
+    format!("{DEAD_PREFIX}.{function}")
+}
+/// Durable pull consumer shared by every worker for one function's queue.
+pub fn invoke_consumer(function: &str) -> String {
+    format!("invoke-{function}")
+}
+
+/// CloudEvents type of a queued call.
+pub const CE_TYPE_REQUESTED: &str = "sluice.invocation.requested";
+/// CloudEvents type of a call that ended with a function response.
+pub const CE_TYPE_COMPLETED: &str = "sluice.invocation.completed";
+/// CloudEvents type of a call that ended without one, or with a failure status after its last attempt.
+pub const CE_TYPE_FAILED: &str = "sluice.invocation.failed";
+/// CloudEvents source of calls accepted by the gateway.
+pub const CE_SOURCE_GATEWAY: &str = "/sluice/gateway";
+/// CloudEvents source of completion events published by workers.
+pub const CE_SOURCE_WORKER: &str = "/sluice/queue-worker";
+
+/// Headers of the CloudEvents binary mode (NATS and HTTP bindings use the same `ce-` prefix).
+pub mod ce {
+    pub const SPECVERSION: &str = "ce-specversion";
+    pub const ID: &str = "ce-id";
+    pub const TYPE: &str = "ce-type";
+    pub const SOURCE: &str = "ce-source";
+    pub const SUBJECT: &str = "ce-subject";
+    pub const TIME: &str = "ce-time";
+    pub const VERSION: &str = "1.0";
+}
+
+/// Headers on invocation and sync-request messages that carry the original HTTP request.
+pub mod wire {
+    /// JetStream's de-duplication id; set to the call id.
+    pub const NATS_MSG_ID: &str = "Nats-Msg-Id";
+    pub const CONTENT_TYPE: &str = "Content-Type";
+    pub const METHOD: &str = "Sluice-Method";
+    pub const PATH: &str = "Sluice-Path";
+    pub const QUERY: &str = "Sluice-Query";
+    pub const CALLBACK_URL: &str = "Sluice-Callback-Url";
+    /// Object name in `sluice_payloads` when the body did not fit in the message (claim check).
+    pub const PAYLOAD_OBJECT: &str = "Sluice-Payload-Object";
+    /// Prefix of each forwarded request or response header: `Sluice-Header-{name}`.
+    pub const HEADER_PREFIX: &str = "Sluice-Header-";
+    /// Function status code, on a sync reply.
+    pub const STATUS: &str = "Sluice-Status";
+    /// Why a sync call produced no function response.
+    pub const ERROR: &str = "Sluice-Error";
+}
+
+/// HTTP headers of the public API and the callback contract.
+pub mod http_headers {
+    pub const CALL_ID: &str = "X-Call-Id";
+    pub const CALLBACK_URL: &str = "X-Callback-Url";
+    pub const FUNCTION_NAME: &str = "X-Function-Name";
+    pub const FUNCTION_STATUS: &str = "X-Function-Status";
+    pub const DURATION_SECONDS: &str = "X-Duration-Seconds";
+    pub const START_TIME: &str = "X-Start-Time";
+    pub const ATTEMPT: &str = "X-Sluice-Attempt";
+    pub const MAX_ATTEMPTS: &str = "X-Sluice-Max-Attempts";
+    pub const SIGNATURE: &str = "X-Sluice-Signature";
+}

