@@ -1,1 +1,79 @@
-//! placeholder
+//! The Sluice HTTP API: an OpenFaaS-compatible gateway over NATS JetStream.
+//!
+//! The gateway is stateless. `/system/functions` reads and writes specs in KV `sluice_functions`;
+//! `/async-function/{name}` turns a request into an invocation on `SLUICE_INVOCATIONS` and answers 202 only
+//! once JetStream has confirmed the write; `/function/{name}` sends the request to a worker over NATS
+//! request/reply. It never starts a process or container itself, so any number of gateways can run against
+//! one NATS cluster.
+//!
+//! ```no_run
+//! # async fn demo(topology: sluice_schemas::topology::Topology) -> Result<(), std::io::Error> {
+//! let shutdown = tokio_util::sync::CancellationToken::new();
+//! sluice_gateway::run(sluice_gateway::GatewayConfig::default(), topology, shutdown).await
+//! # }
+//! ```
+
+mod app;
+mod auth;
+mod body;
+mod error;
+mod handlers;
+mod metrics;
+
+use std::{net::SocketAddr, time::Duration};
+
+use sluice_schemas::topology::Topology;
+use tokio_util::sync::CancellationToken;
+
+pub use app::App;
+pub use auth::Credentials;
+pub use error::ApiError;
+
+/// How the gateway listens and what it accepts.
+#[derive(Clone, Debug)]
+pub struct GatewayConfig {
+    pub listen: SocketAddr,
+    /// Largest request body accepted; larger ones get a 413.
+    pub max_body_bytes: usize,
+    /// Credentials that `/system/*` requires; none configured means open.
+    pub credentials: Option<Credentials>,
+    /// Whether invocation routes require the credentials too.
+    pub protect_invocations: bool,
+    /// How long a synchronous call may take when its function sets no timeout.
+    pub sync_timeout: Duration,
+    /// Renders `/metrics`; absent when the process installed no Prometheus recorder.
+    pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            max_body_bytes: 128 * 1024 * 1024,
+            credentials: None,
+            protect_invocations: false,
+            sync_timeout: Duration::from_secs(60),
+            metrics: None,
+        }
+    }
+}
+
+/// Serves the API on `cfg.listen` until `shutdown`, then finishes in-flight requests.
+pub async fn run(cfg: GatewayConfig, topology: Topology, shutdown: CancellationToken) -> std::io::Result<()> {
+    let listener = tokio::net::TcpListener::bind(cfg.listen).await?;
+    tracing::info!(listen = %listener.local_addr()?, "gateway listening");
+    serve(listener, cfg, topology, shutdown).await
+}
+
+/// Like [`run`], on a listener the caller bound.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    cfg: GatewayConfig,
+    topology: Topology,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let app = App::new(cfg, topology);
+    axum::serve(listener, handlers::router(app))
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
+}

@@ -1,6 +1,6 @@
 //! Typed access to Sluice's KV buckets, shared by the gateway, workers and connectors.
 
-mod calls;
+pub mod calls;
 mod functions;
 
 pub use calls::CallStore;

@@ -1,0 +1,85 @@
+//! Every way a request can fail, and the status and JSON body each one gets.
+
+use axum::{
+    Json,
+    http::StatusCode,
+    response::{IntoResponse, Response},
+};
+use serde_json::json;
+use sluice_schemas::{ValidationError, store::StoreError};
+
+/// A request the gateway could not serve; rendered as `{"error": "..."}` with a matching status.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("function {0:?} not found")]
+    UnknownFunction(String),
+    #[error("call {0:?} not found")]
+    UnknownCall(String),
+    #[error("function {0:?} already exists; use PUT /system/functions to update it")]
+    FunctionExists(String),
+    #[error("invalid function spec: {0}")]
+    InvalidSpec(#[from] ValidationError),
+    #[error("request body is not valid JSON for {what}: {detail}")]
+    BadJson { what: &'static str, detail: String },
+    #[error("invalid X-Callback-Url {url:?}: {reason}")]
+    BadCallbackUrl { url: String, reason: &'static str },
+    #[error("invalid X-Call-Id {0:?}: use 1-128 letters, digits, '-', '_', '=' or '.'")]
+    BadCallId(String),
+    #[error("call id {id:?} is already used by a call to function {function:?}")]
+    CallIdTaken { id: String, function: String },
+    #[error("invalid query: {0}")]
+    BadQuery(String),
+    #[error("request body is larger than the limit of {limit} bytes")]
+    BodyTooLarge { limit: usize },
+    #[error("request body could not be read: {0}")]
+    BodyRead(String),
+    #[error("authentication required")]
+    Unauthorized,
+    #[error("call was not persisted, try again: {0}")]
+    NotPersisted(String),
+    #[error("state store unavailable: {0}")]
+    Store(#[from] StoreError),
+    #[error("no worker is serving function {0:?}")]
+    NoWorker(String),
+    #[error("function {function:?} did not answer within {seconds} s")]
+    SyncTimeout { function: String, seconds: u64 },
+    #[error("function call failed: {0}")]
+    CallFailed(String),
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::UnknownFunction(_) | Self::UnknownCall(_) => StatusCode::NOT_FOUND,
+            Self::FunctionExists(_) | Self::CallIdTaken { .. } => StatusCode::CONFLICT,
+            Self::InvalidSpec(_)
+            | Self::BadJson { .. }
+            | Self::BadCallbackUrl { .. }
+            | Self::BadCallId(_)
+            | Self::BadQuery(_)
+            | Self::BodyRead(_) => StatusCode::BAD_REQUEST,
+            Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::NotPersisted(_) | Self::Store(_) | Self::NoWorker(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::SyncTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+            Self::CallFailed(_) => StatusCode::BAD_GATEWAY,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if status.is_server_error() {
+            tracing::warn!(error = %self, "request failed");
+        }
+        let mut response = (status, Json(json!({ "error": self.to_string() }))).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Basic realm=\"sluice\""),
+            );
+        }
+        response
+    }
+}

@@ -1,0 +1,80 @@
+//! `POST /async-function/{name}[/{path}]`: queue a call and answer 202 once JetStream has stored it.
+
+use axum::{
+    body::Body,
+    extract::{Path, Request, State},
+    http::{HeaderValue, StatusCode, header::LOCATION},
+    response::{IntoResponse, Response},
+};
+use sluice_schemas::{CallRecord, names};
+
+use super::invocation;
+use crate::{ApiError, App, body, metrics};
+
+pub async fn invoke(State(app): State<App>, Path(name): Path<String>, request: Request) -> Response {
+    respond(&name, enqueue(app.clone(), &name, None, request).await)
+}
+
+pub async fn invoke_with_path(
+    State(app): State<App>,
+    Path((name, path)): Path<(String, String)>,
+    request: Request,
+) -> Response {
+    respond(&name, enqueue(app.clone(), &name, Some(&path), request).await)
+}
+
+fn respond(function: &str, outcome: Result<Response, ApiError>) -> Response {
+    let response = outcome.unwrap_or_else(IntoResponse::into_response);
+    metrics::invocation(function, response.status().as_u16());
+    response
+}
+
+fn accepted(call_id: &str) -> Response {
+    let mut response = StatusCode::ACCEPTED.into_response();
+    let headers = response.headers_mut();
+    if let Ok(id) = HeaderValue::from_str(call_id) {
+        headers.insert(names::http_headers::CALL_ID, id);
+    }
+    if let Ok(location) = HeaderValue::from_str(&format!("/system/calls/{call_id}")) {
+        headers.insert(LOCATION, location);
+    }
+    response
+}
+
+async fn enqueue(app: App, function: &str, path: Option<&str>, request: Request) -> Result<Response, ApiError> {
+    let (parts, request_body): (_, Body) = request.into_parts();
+    app.functions.get(function).await?.ok_or_else(|| ApiError::UnknownFunction(function.to_owned()))?;
+    let callback_url = invocation::callback_url(&parts.headers)?;
+    let (call_id, caller_chose_id) = invocation::call_id(&parts.headers)?;
+    body::check_declared_length(&app, &parts.headers)?;
+    if caller_chose_id && let Some(existing) = app.calls.get(&call_id).await? {
+        // The same id again is the same call: queued once, answered alike.
+        if existing.function != function {
+            return Err(ApiError::CallIdTaken { id: call_id, function: existing.function });
+        }
+        return Ok(accepted(&call_id));
+    }
+    let payload = body::intake(&app, &call_id, request_body).await?;
+    let message = invocation::message(function, path, &parts, call_id, callback_url, payload);
+    let (headers, bytes) = message.to_nats(names::CE_TYPE_REQUESTED);
+    let published = async {
+        app.topology
+            .jetstream
+            .publish_with_headers(names::invoke_subject(function), headers, bytes)
+            .await?
+            .await
+    }
+    .await;
+    if let Err(err) = published {
+        body::discard(&app, &message.payload).await;
+        return Err(ApiError::NotPersisted(err.to_string()));
+    }
+    // The call is persisted; its record is a view of it. A worker may have written `running` already.
+    let record = CallRecord::queued(&message.call_id, function, message.time);
+    if let Err(err) = app.calls.create(&record).await {
+        tracing::warn!(call_id = %message.call_id, %err, "call queued but its record was not written");
+    }
+    metrics::queued(function);
+    tracing::debug!(call_id = %message.call_id, function, "call queued");
+    Ok(accepted(&message.call_id))
+}

@@ -1,0 +1,99 @@
+//! `/system/functions` and `/system/function/{name}`: function specs in KV, OpenFaaS JSON shapes.
+
+use axum::{
+    Json,
+    extract::{Path, State, rejection::JsonRejection},
+    http::StatusCode,
+};
+use serde::Deserialize;
+use sluice_schemas::{FunctionSpec, FunctionStatus, RuntimeKind, names};
+
+use crate::{ApiError, App};
+
+fn parse<T>(body: Result<Json<T>, JsonRejection>, what: &'static str) -> Result<T, ApiError> {
+    body.map(|Json(v)| v).map_err(|e| ApiError::BadJson { what, detail: e.body_text() })
+}
+
+/// Completed async calls of the function still in `SLUICE_RESULTS`.
+async fn invocation_count(app: &App, function: &str) -> u64 {
+    let subject = names::results_subject(function);
+    let Ok(stream) = app.topology.jetstream.get_stream_no_info(names::RESULTS_STREAM).await else {
+        return 0;
+    };
+    match stream.info_with_subjects(&subject).await {
+        Ok(mut subjects) => {
+            use futures::TryStreamExt;
+            subjects.try_next().await.ok().flatten().map(|(_, n)| n as u64).unwrap_or(0)
+        }
+        Err(_) => 0,
+    }
+}
+
+async fn status(app: &App, spec: FunctionSpec) -> FunctionStatus {
+    // Process and http functions have no replicas of their own: every worker can serve them.
+    let replicas = match spec.runtime_kind() {
+        RuntimeKind::Docker => spec.scale.as_ref().and_then(|s| s.min).unwrap_or(1) as u64,
+        RuntimeKind::Process | RuntimeKind::Http => 1,
+    };
+    let invocation_count = invocation_count(app, &spec.service).await;
+    FunctionStatus { spec, replicas, available_replicas: replicas, invocation_count }
+}
+
+pub async fn list(State(app): State<App>) -> Result<Json<Vec<FunctionStatus>>, ApiError> {
+    let mut out = Vec::new();
+    for spec in app.functions.list().await? {
+        out.push(status(&app, spec).await);
+    }
+    Ok(Json(out))
+}
+
+pub async fn get(State(app): State<App>, Path(name): Path<String>) -> Result<Json<FunctionStatus>, ApiError> {
+    let spec = app.functions.get(&name).await?.ok_or(ApiError::UnknownFunction(name))?;
+    Ok(Json(status(&app, spec).await))
+}
+
+pub async fn create(
+    State(app): State<App>,
+    body: Result<Json<FunctionSpec>, JsonRejection>,
+) -> Result<StatusCode, ApiError> {
+    let spec = parse(body, "a function spec")?;
+    spec.validate()?;
+    if app.functions.get(&spec.service).await?.is_some() {
+        return Err(ApiError::FunctionExists(spec.service));
+    }
+    app.functions.put(&spec).await?;
+    tracing::info!(function = %spec.service, runtime = spec.runtime_kind().as_str(), "function deployed");
+    Ok(StatusCode::ACCEPTED)
+}
+
+pub async fn update(
+    State(app): State<App>,
+    body: Result<Json<FunctionSpec>, JsonRejection>,
+) -> Result<StatusCode, ApiError> {
+    let spec = parse(body, "a function spec")?;
+    spec.validate()?;
+    if app.functions.get(&spec.service).await?.is_none() {
+        return Err(ApiError::UnknownFunction(spec.service));
+    }
+    app.functions.put(&spec).await?;
+    tracing::info!(function = %spec.service, "function updated");
+    Ok(StatusCode::OK)
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeleteRequest {
+    function_name: String,
+}
+
+pub async fn delete(
+    State(app): State<App>,
+    body: Result<Json<DeleteRequest>, JsonRejection>,
+) -> Result<StatusCode, ApiError> {
+    let request = parse(body, "a delete request ({\"functionName\": \"...\"})")?;
+    if !app.functions.delete(&request.function_name).await? {
+        return Err(ApiError::UnknownFunction(request.function_name));
+    }
+    tracing::info!(function = %request.function_name, "function removed");
+    Ok(StatusCode::OK)
+}

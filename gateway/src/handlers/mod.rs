@@ -1,0 +1,43 @@
+//! The route table: one file per route group.
+
+mod async_function;
+mod calls;
+mod functions;
+mod invocation;
+mod sync_function;
+mod system;
+
+use axum::{
+    Router, middleware,
+    routing::{any, get, post},
+};
+
+use crate::{App, auth};
+
+pub fn router(app: App) -> Router {
+    let system = Router::new()
+        .route(
+            "/system/functions",
+            get(functions::list).post(functions::create).put(functions::update).delete(functions::delete),
+        )
+        .route("/system/function/{name}", get(functions::get))
+        .route("/system/calls", get(calls::list))
+        .route("/system/calls/{id}", get(calls::get))
+        .route_layer(middleware::from_fn_with_state(app.clone(), auth::require));
+    let mut invocations = Router::new()
+        .route("/async-function/{name}", post(async_function::invoke))
+        .route("/async-function/{name}/{*path}", post(async_function::invoke_with_path))
+        .route("/function/{name}", any(sync_function::invoke))
+        .route("/function/{name}/{*path}", any(sync_function::invoke_with_path));
+    if app.cfg.protect_invocations {
+        invocations = invocations.route_layer(middleware::from_fn_with_state(app.clone(), auth::require));
+    }
+    Router::new()
+        .route("/healthz", get(system::healthz))
+        .route("/metrics", get(system::metrics))
+        .merge(system)
+        .merge(invocations)
+        // Bodies are limited and streamed by the invocation handlers themselves.
+        .layer(axum::extract::DefaultBodyLimit::disable())
+        .with_state(app)
+}
