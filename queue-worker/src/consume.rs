@@ -1,0 +1,157 @@
+//! One function's consume loop: pull calls from its durable consumer when both a function slot and a
+//! worker slot are free, and start each one.
+
+use std::{sync::Arc, time::Duration};
+
+use async_nats::jetstream::{
+    AckKind, Message,
+    consumer::{AckPolicy, PullConsumer, pull},
+};
+use futures::StreamExt;
+use sluice_schemas::{FunctionSpec, names};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
+
+use crate::{Worker, execute, lease, metrics};
+
+/// Most calls taken in one pull once capacity is free.
+const BATCH: usize = 64;
+/// How long one long-poll for a call waits on an idle queue.
+const POLL: Duration = Duration::from_secs(5);
+
+/// The call slots one running call holds; released when the call ends.
+pub struct Slots {
+    _function: OwnedSemaphorePermit,
+    _worker: OwnedSemaphorePermit,
+}
+
+async fn consumer(worker: &Worker, function: &str) -> Result<PullConsumer, async_nats::Error> {
+    let stream = worker.topology.jetstream.get_stream_no_info(names::INVOCATIONS_STREAM).await?;
+    let name = names::invoke_consumer(function);
+    Ok(stream
+        .create_consumer(pull::Config {
+            durable_name: Some(name),
+            filter_subject: names::invoke_subject(function),
+            ack_policy: AckPolicy::Explicit,
+            ack_wait: worker.cfg.ack_wait,
+            max_ack_pending: 100_000,
+            ..Default::default()
+        })
+        .await?)
+}
+
+/// Runs until `stop`; calls already started go on under the worker's tracker.
+pub async fn run(worker: Arc<Worker>, spec: Arc<FunctionSpec>, stop: CancellationToken) {
+    let function = spec.service.clone();
+    let consumer = loop {
+        match consumer(&worker, &function).await {
+            Ok(c) => break c,
+            Err(err) => {
+                tracing::warn!(function = %function, %err, "cannot open the function's queue; retrying");
+                tokio::select! { _ = stop.cancelled() => return, _ = tokio::time::sleep(Duration::from_secs(1)) => {} }
+            }
+        }
+    };
+    tokio::spawn(sample_pending(consumer.clone(), function.clone(), stop.clone()));
+    let limit = spec.max_inflight().map_or(worker.cfg.max_inflight, |n| n as usize);
+    let function_slots = Arc::new(Semaphore::new(limit));
+    loop {
+        let function_slot = tokio::select! {
+            _ = stop.cancelled() => return,
+            slot = function_slots.clone().acquire_owned() => slot.expect("never closed"),
+        };
+        // Wait for a call holding no worker slot, so idle functions take no capacity from busy ones.
+        let message = tokio::select! {
+            _ = stop.cancelled() => return,
+            message = next_call(&consumer) => message,
+        };
+        let Some(message) = message else { continue };
+        let worker_slot = tokio::select! {
+            _ = stop.cancelled() => {
+                hand_back(&message).await;
+                return;
+            }
+            _ = lease::keep(&message, worker.cfg.ack_wait) => unreachable!("lease keeping never ends"),
+            slot = worker.slots.clone().acquire_owned() => slot.expect("never closed"),
+        };
+        start(&worker, &spec, message, Slots { _function: function_slot, _worker: worker_slot });
+        take_more(&worker, &spec, &consumer, &function_slots, &stop).await;
+    }
+}
+
+/// Takes as many calls as there are free slots right now, in one pull.
+async fn take_more(
+    worker: &Arc<Worker>,
+    spec: &Arc<FunctionSpec>,
+    consumer: &PullConsumer,
+    function_slots: &Arc<Semaphore>,
+    stop: &CancellationToken,
+) {
+    while !stop.is_cancelled() {
+        let n = function_slots.available_permits().min(worker.slots.available_permits()).min(BATCH);
+        if n == 0 {
+            return;
+        }
+        let (Ok(mut function_slot), Ok(mut worker_slot)) =
+            (function_slots.clone().try_acquire_many_owned(n as u32), worker.slots.clone().try_acquire_many_owned(n as u32))
+        else {
+            return;
+        };
+        let Ok(mut batch) = consumer.fetch().max_messages(n).messages().await else { return };
+        let mut taken = 0;
+        while let Some(Ok(message)) = batch.next().await {
+            taken += 1;
+            let slots = Slots {
+                _function: function_slot.split(1).expect("one slot per call taken"),
+                _worker: worker_slot.split(1).expect("one slot per call taken"),
+            };
+            start(worker, spec, message, slots);
+        }
+        if taken < n {
+            return;
+        }
+    }
+}
+
+async fn next_call(consumer: &PullConsumer) -> Option<Message> {
+    match consumer.batch().max_messages(1).expires(POLL).messages().await {
+        Ok(mut batch) => match batch.next().await {
+            Some(Ok(message)) => Some(message),
+            Some(Err(err)) => {
+                tracing::debug!(%err, "pull ended without a call");
+                None
+            }
+            None => None,
+        },
+        Err(err) => {
+            tracing::warn!(%err, "pull failed; retrying");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            None
+        }
+    }
+}
+
+fn start(worker: &Arc<Worker>, spec: &Arc<FunctionSpec>, message: Message, slots: Slots) {
+    let (worker2, spec) = (worker.clone(), spec.clone());
+    worker.tracker.spawn(async move {
+        execute::run(&worker2, &spec, message).await;
+        drop(slots);
+    });
+}
+
+/// Gives a call back to the queue at once, for another worker.
+pub async fn hand_back(message: &Message) {
+    if let Err(err) = message.ack_with(AckKind::Nak(None)).await {
+        tracing::warn!(%err, "could not hand a call back; it returns when its lease lapses");
+    }
+}
+
+async fn sample_pending(mut consumer: PullConsumer, function: String, stop: CancellationToken) {
+    let mut every = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        tokio::select! { _ = stop.cancelled() => return, _ = every.tick() => {} }
+        if let Ok(info) = consumer.info().await {
+            metrics::pending(&function, info.num_pending);
+        }
+    }
+}

@@ -1,0 +1,29 @@
+//! Metric names the worker records.
+
+/// Calls ended, by function and outcome (`succeeded`, `failed`).
+pub const CALLS_TOTAL: &str = "sluice_queue_calls_total";
+/// Calls running now, by function.
+pub const INFLIGHT: &str = "sluice_queue_inflight";
+/// Calls waiting in a function's queue, sampled from its consumer.
+pub const PENDING: &str = "sluice_queue_pending";
+/// Call duration in the runtime, seconds.
+pub const CALL_SECONDS: &str = "sluice_queue_call_seconds";
+/// Callback deliveries, by outcome.
+pub const CALLBACKS_TOTAL: &str = "sluice_callbacks_total";
+
+pub fn inflight(function: &str, delta: f64) {
+    metrics::gauge!(INFLIGHT, "function_name" => function.to_owned()).increment(delta);
+}
+
+pub fn pending(function: &str, value: u64) {
+    metrics::gauge!(PENDING, "function_name" => function.to_owned()).set(value as f64);
+}
+
+pub fn ended(function: &str, outcome: &'static str, seconds: f64) {
+    metrics::counter!(CALLS_TOTAL, "function_name" => function.to_owned(), "outcome" => outcome).increment(1);
+    metrics::histogram!(CALL_SECONDS, "function_name" => function.to_owned()).record(seconds);
+}
+
+pub fn callback(outcome: &'static str) {
+    metrics::counter!(CALLBACKS_TOTAL, "outcome" => outcome).increment(1);
+}

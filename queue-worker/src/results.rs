@@ -1,0 +1,58 @@
+//! Completion events on `sluice.results.{function}`: one per call, for chaining and audit.
+
+use async_nats::HeaderMap;
+use chrono::Utc;
+use sluice_schemas::{
+    invocation::put_http_headers,
+    names::{self, ce, http_headers as h, wire},
+};
+
+use crate::{Worker, outcome::Outcome};
+
+/// The facts of a finished call the event reports.
+pub struct Completion<'a> {
+    pub call_id: &'a str,
+    pub function: &'a str,
+    pub attempt: u32,
+    pub duration: std::time::Duration,
+    pub outcome: &'a Outcome,
+}
+
+/// Publishes the completion event and waits for JetStream to store it. A large body goes to the object
+/// store first and the event names it.
+pub async fn publish(worker: &Worker, done: &Completion<'_>) -> Result<(), async_nats::Error> {
+    let ce_type = if done.outcome.succeeded() { names::CE_TYPE_COMPLETED } else { names::CE_TYPE_FAILED };
+    let mut headers = HeaderMap::new();
+    // One event per call even when a redelivered call finishes twice.
+    headers.insert(wire::NATS_MSG_ID, format!("{}.result", done.call_id));
+    headers.insert(ce::SPECVERSION, ce::VERSION);
+    headers.insert(ce::ID, done.call_id);
+    headers.insert(ce::TYPE, ce_type);
+    headers.insert(ce::SOURCE, names::CE_SOURCE_WORKER);
+    headers.insert(ce::SUBJECT, done.function);
+    headers.insert(ce::TIME, Utc::now().to_rfc3339());
+    headers.insert(h::CALL_ID, done.call_id);
+    headers.insert(h::FUNCTION_STATUS, done.outcome.status.to_string());
+    headers.insert(h::DURATION_SECONDS, format!("{:.6}", done.duration.as_secs_f64()));
+    headers.insert(h::ATTEMPT, done.attempt.to_string());
+    if let Some(content_type) = done.outcome.content_type() {
+        headers.insert(wire::CONTENT_TYPE, content_type);
+    }
+    put_http_headers(&mut headers, &done.outcome.headers);
+    let body = if done.outcome.body.len() > worker.inline_limit {
+        let name = format!("{}.result", done.call_id);
+        let mut reader = &done.outcome.body[..];
+        worker.topology.payloads.put(name.as_str(), &mut reader).await?;
+        headers.insert(wire::PAYLOAD_OBJECT, name);
+        bytes::Bytes::new()
+    } else {
+        done.outcome.body.clone()
+    };
+    worker
+        .topology
+        .jetstream
+        .publish_with_headers(names::results_subject(done.function), headers, body)
+        .await?
+        .await?;
+    Ok(())
+}

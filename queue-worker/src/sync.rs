@@ -1,0 +1,117 @@
+//! Synchronous calls: requests on `sluice.sync.{function}`, shared by the workers' queue group, answered
+//! with the function's response (large ones through the object store).
+
+use std::sync::Arc;
+
+use async_nats::{HeaderMap, Message};
+use futures::StreamExt;
+use sluice_runtime::{Body, Invocation, Runtime};
+use sluice_schemas::{
+    FunctionSpec, InvocationMessage, Payload,
+    invocation::put_http_headers,
+    names::{self, http_headers as h, wire},
+    store::FunctionStore,
+};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::{Worker, WorkerError, metrics, outcome::Outcome};
+
+/// Answers synchronous calls until `shutdown`.
+pub async fn serve(worker: Arc<Worker>, shutdown: CancellationToken) -> Result<(), WorkerError> {
+    let subject = format!("{}.*", names::SYNC_PREFIX);
+    let mut requests = worker
+        .topology
+        .client
+        .queue_subscribe(subject, names::SYNC_QUEUE_GROUP.to_owned())
+        .await
+        .map_err(|e| WorkerError::Subscribe(e.to_string()))?;
+    loop {
+        let request = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            request = requests.next() => request,
+        };
+        let Some(request) = request else { break };
+        let worker2 = worker.clone();
+        worker.tracker.spawn(async move { answer(&worker2, request).await });
+    }
+    let _ = requests.unsubscribe().await;
+    Ok(())
+}
+
+async fn spec(worker: &Worker, function: &str) -> Option<Arc<FunctionSpec>> {
+    let known = worker.specs.read().expect("spec map lock").get(function).cloned();
+    match known {
+        Some(spec) => Some(spec),
+        // Deployed a moment ago and not yet seen by this worker's watch.
+        None => FunctionStore::new(worker.topology.functions.clone()).get(function).await.ok().flatten().map(Arc::new),
+    }
+}
+
+async fn answer(worker: &Worker, request: Message) {
+    let Some(reply_to) = request.reply.clone() else { return };
+    let headers = request.headers.clone().unwrap_or_default();
+    let outcome = match InvocationMessage::from_nats(&headers, request.payload.clone()) {
+        Ok(call) => {
+            let span = tracing::info_span!("sync_call", call_id = %call.call_id, function = %call.function);
+            run(worker, call).instrument(span).await
+        }
+        Err(err) => Outcome::from_result(Err(sluice_runtime::RuntimeError::Backend(Box::new(err)))),
+    };
+    let mut reply = HeaderMap::new();
+    reply.insert(wire::STATUS, outcome.status.to_string());
+    put_http_headers(&mut reply, &outcome.headers);
+    let body = if outcome.body.len() > worker.inline_limit {
+        let name = format!("{}.sync-response", uuid_like(&headers));
+        let mut reader = &outcome.body[..];
+        match worker.topology.payloads.put(name.as_str(), &mut reader).await {
+            Ok(_) => {
+                reply.insert(wire::PAYLOAD_OBJECT, name);
+                bytes::Bytes::new()
+            }
+            Err(err) => {
+                tracing::error!(%err, "could not store a large sync response");
+                reply.insert(wire::STATUS, "502");
+                bytes::Bytes::from(format!("{{\"error\":\"response could not be stored: {err}\"}}"))
+            }
+        }
+    } else {
+        outcome.body
+    };
+    if let Err(err) = worker.topology.client.publish_with_headers(reply_to, reply, body).await {
+        tracing::warn!(%err, "could not send a sync reply");
+    }
+}
+
+fn uuid_like(headers: &HeaderMap) -> String {
+    headers.get(names::ce::ID).map(|v| v.as_str().to_owned()).unwrap_or_else(|| "sync".to_owned())
+}
+
+async fn run(worker: &Worker, call: InvocationMessage) -> Outcome {
+    let Some(spec) = spec(worker, &call.function).await else {
+        return Outcome::from_result(Err(sluice_runtime::RuntimeError::Backend(
+            format!("function {:?} is not deployed", call.function).into(),
+        )));
+    };
+    let _slot = worker.slots.acquire().await.expect("never closed");
+    let body = match &call.payload {
+        Payload::Inline(bytes) => Body::Bytes(bytes.clone()),
+        Payload::Object(name) => match worker.topology.payloads.get(name).await {
+            Ok(object) => Body::Reader(Box::pin(object)),
+            Err(err) => return Outcome::from_result(Err(sluice_runtime::RuntimeError::Backend(Box::new(err)))),
+        },
+    };
+    let mut headers = call.headers.clone();
+    if let Ok(id) = http::HeaderValue::from_str(&call.call_id) {
+        headers.insert(h::CALL_ID, id);
+    }
+    let invocation =
+        Invocation { call_id: call.call_id.clone(), method: call.method, path: call.path, query: call.query, headers, body };
+    let deadline = tokio::time::Instant::now() + spec.timeout().unwrap_or(worker.cfg.default_timeout);
+    metrics::inflight(&call.function, 1.0);
+    let clock = std::time::Instant::now();
+    let outcome = Outcome::from_result(worker.runtimes.invoke(&spec, invocation, deadline).await);
+    metrics::inflight(&call.function, -1.0);
+    metrics::ended(&call.function, if outcome.succeeded() { "succeeded" } else { "failed" }, clock.elapsed().as_secs_f64());
+    outcome
+}
