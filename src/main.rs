@@ -1,1 +1,59 @@
-fn main() {}
+//! `sluice`: runs the platform's components and talks to a running gateway.
+//!
+//! Server commands (`up`, `gateway`, `worker`) parse flags into the crates' configs and wire them together;
+//! client commands (`fn`, `invoke`, `call`) call the gateway's HTTP API. Errors end the process with one
+//! readable line.
+
+mod args;
+mod client;
+mod serve;
+
+use clap::{Parser, Subcommand};
+
+/// Asynchronous, event-driven functions on NATS JetStream.
+#[derive(Parser)]
+#[command(name = "sluice", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run gateway and queue worker in one process (starting a local nats-server unless --nats-url is given).
+    Up(serve::up::UpArgs),
+    /// Run the HTTP gateway alone.
+    Gateway(serve::GatewayArgs),
+    /// Run a queue worker alone.
+    Worker(serve::WorkerArgs),
+    /// Deploy, list and remove functions.
+    #[command(subcommand)]
+    Fn(client::functions::FnCommand),
+    /// Call a function.
+    Invoke(client::invoke::InvokeArgs),
+    /// Inspect calls.
+    #[command(subcommand)]
+    Call(client::calls::CallCommand),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Up(args) => serve::up::run(args).await,
+            Command::Gateway(args) => serve::gateway(args).await,
+            Command::Worker(args) => serve::worker(args).await,
+            Command::Fn(cmd) => client::functions::run(cmd).await,
+            Command::Invoke(args) => client::invoke::run(args).await,
+            Command::Call(cmd) => client::calls::run(cmd).await,
+        }
+    });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {}", args::one_line(&err));
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

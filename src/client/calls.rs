@@ -1,0 +1,66 @@
+//! `sluice call get|list`.
+
+use clap::Subcommand;
+use reqwest::Method;
+use sluice_schemas::CallRecord;
+
+use super::Gateway;
+use crate::args::GatewayClientArgs;
+
+#[derive(Subcommand)]
+pub enum CallCommand {
+    /// Show one call's record as JSON.
+    Get {
+        id: String,
+        #[command(flatten)]
+        gateway: GatewayClientArgs,
+    },
+    /// List recent calls, newest first.
+    List {
+        /// Only calls of this function.
+        #[arg(long)]
+        function: Option<String>,
+        /// Only calls in this status (queued, running, succeeded, failed, cancelled).
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        #[command(flatten)]
+        gateway: GatewayClientArgs,
+    },
+}
+
+pub async fn get(gateway: &Gateway, id: &str) -> anyhow::Result<CallRecord> {
+    Ok(gateway.send(gateway.request(Method::GET, &format!("/system/calls/{id}"))).await?.json().await?)
+}
+
+pub async fn run(cmd: CallCommand) -> anyhow::Result<()> {
+    match cmd {
+        CallCommand::Get { id, gateway } => {
+            let record = get(&Gateway::new(gateway), &id).await?;
+            println!("{}", serde_json::to_string_pretty(&record)?);
+        }
+        CallCommand::List { function, status, limit, gateway } => {
+            let gateway = Gateway::new(gateway);
+            let mut query = vec![("limit", limit.to_string())];
+            query.extend(function.map(|f| ("function", f)));
+            query.extend(status.map(|s| ("status", s)));
+            let records: Vec<CallRecord> =
+                gateway.send(gateway.request(Method::GET, "/system/calls").query(&query)).await?.json().await?;
+            println!("{:<38} {:<20} {:<10} {:>8} {:>6}  CREATED", "CALL ID", "FUNCTION", "STATUS", "ATTEMPTS", "CODE");
+            for r in records {
+                let code = r.function_status.map(|c| c.to_string()).unwrap_or_default();
+                println!(
+                    "{:<38} {:<20} {:<10} {:>8} {:>6}  {}",
+                    r.call_id,
+                    r.function,
+                    r.status.as_str(),
+                    r.attempts,
+                    code,
+                    r.created_at.to_rfc3339()
+                );
+            }
+        }
+    }
+    Ok(())
+}

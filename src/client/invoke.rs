@@ -1,0 +1,113 @@
+//! `sluice invoke NAME`: a sync call, or an async one (optionally waiting for it with a live spinner).
+
+use std::{io::Read, path::PathBuf, time::Duration};
+
+use anyhow::Context;
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use reqwest::Method;
+use sluice_schemas::names::http_headers;
+
+use super::{Gateway, calls};
+use crate::args::GatewayClientArgs;
+
+#[derive(Args)]
+pub struct InvokeArgs {
+    /// Function name.
+    pub name: String,
+    /// Request body (default: read from stdin when it is not a terminal).
+    #[arg(short, long, conflicts_with = "data_file")]
+    pub data: Option<String>,
+    /// Read the request body from this file.
+    #[arg(long)]
+    pub data_file: Option<PathBuf>,
+    /// Queue the call instead of waiting for the function's response.
+    #[arg(long = "async")]
+    pub is_async: bool,
+    /// URL the result is POSTed to (async calls).
+    #[arg(long, requires = "is_async")]
+    pub callback: Option<String>,
+    /// Call id (makes the call idempotent).
+    #[arg(long)]
+    pub call_id: Option<String>,
+    /// With --async: wait for the call to finish, then print its record.
+    #[arg(long, requires = "is_async")]
+    pub wait: bool,
+    /// HTTP method of a sync call.
+    #[arg(long, default_value = "POST")]
+    pub method: Method,
+    /// Content-Type of the body.
+    #[arg(long)]
+    pub content_type: Option<String>,
+    #[command(flatten)]
+    pub gateway: GatewayClientArgs,
+}
+
+fn body(args: &InvokeArgs) -> anyhow::Result<Vec<u8>> {
+    if let Some(data) = &args.data {
+        return Ok(data.clone().into_bytes());
+    }
+    if let Some(file) = &args.data_file {
+        return std::fs::read(file).with_context(|| format!("reading {}", file.display()));
+    }
+    let mut input = Vec::new();
+    if !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        std::io::stdin().read_to_end(&mut input).context("reading stdin")?;
+    }
+    Ok(input)
+}
+
+pub async fn run(args: InvokeArgs) -> anyhow::Result<()> {
+    let gateway = Gateway::new(args.gateway.clone());
+    let body = body(&args)?;
+    let (method, route) = if args.is_async { (Method::POST, "async-function") } else { (args.method.clone(), "function") };
+    let mut request = gateway.request(method, &format!("/{route}/{}", args.name)).body(body);
+    if let Some(content_type) = &args.content_type {
+        request = request.header(reqwest::header::CONTENT_TYPE, content_type);
+    }
+    if let Some(callback) = &args.callback {
+        request = request.header(http_headers::CALLBACK_URL, callback);
+    }
+    if let Some(id) = &args.call_id {
+        request = request.header(http_headers::CALL_ID, id);
+    }
+    let response = gateway.send_raw(request).await?;
+    if !args.is_async {
+        let status = response.status();
+        let bytes = response.bytes().await.context("reading the function's response")?;
+        std::io::Write::write_all(&mut std::io::stdout(), &bytes)?;
+        anyhow::ensure!(status.is_success(), "function answered {status}");
+        return Ok(());
+    }
+    let response = Gateway::check(response).await?;
+    let call_id = response
+        .headers()
+        .get(http_headers::CALL_ID)
+        .and_then(|v| v.to_str().ok())
+        .context("the gateway's 202 has no X-Call-Id")?
+        .to_owned();
+    if !args.wait {
+        println!("{call_id}");
+        return Ok(());
+    }
+    wait(&gateway, &call_id).await
+}
+
+/// Polls the call's record, showing elapsed time and status, until it is final.
+async fn wait(gateway: &Gateway, call_id: &str) -> anyhow::Result<()> {
+    let spinner = ProgressBar::new_spinner();
+    spinner.set_style(ProgressStyle::with_template("{spinner} {elapsed:>4} {msg}").expect("valid template"));
+    spinner.enable_steady_tick(Duration::from_millis(100));
+    let record = loop {
+        let record = calls::get(gateway, call_id).await?;
+        spinner.set_message(format!("{call_id} {} (attempt {})", record.status.as_str(), record.attempts));
+        if record.status.is_final() {
+            break record;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    spinner.finish_and_clear();
+    println!("{}", serde_json::to_string_pretty(&record)?);
+    anyhow::ensure!(record.status == sluice_schemas::CallStatus::Succeeded, "call {call_id} {}", record.status.as_str());
+    Ok(())
+}

@@ -1,0 +1,61 @@
+//! Client commands: a thin HTTP client over the gateway's API.
+
+pub mod calls;
+pub mod functions;
+pub mod invoke;
+pub mod spec_file;
+
+use anyhow::{Context, bail};
+use reqwest::{Method, RequestBuilder, Response};
+
+use crate::args::GatewayClientArgs;
+
+/// The gateway, with credentials applied to every request.
+pub struct Gateway {
+    http: reqwest::Client,
+    args: GatewayClientArgs,
+}
+
+impl Gateway {
+    pub fn new(args: GatewayClientArgs) -> Self {
+        Self { http: reqwest::Client::new(), args }
+    }
+
+    pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
+        let url = format!("{}{path}", self.args.gateway.trim_end_matches('/'));
+        let request = self.http.request(method, url);
+        match (&self.args.token, &self.args.user) {
+            (Some(token), _) => request.bearer_auth(token),
+            (None, Some(user)) => request.basic_auth(user, self.args.password.as_deref()),
+            (None, None) => request,
+        }
+    }
+
+    /// Sends `request`; a non-2xx answer becomes an error quoting the gateway's `{"error": ...}`.
+    pub async fn send(&self, request: RequestBuilder) -> anyhow::Result<Response> {
+        let response = self.send_raw(request).await?;
+        Self::check(response).await
+    }
+
+    /// Sends `request`, whatever status comes back.
+    pub async fn send_raw(&self, request: RequestBuilder) -> anyhow::Result<Response> {
+        request
+            .send()
+            .await
+            .with_context(|| format!("cannot reach the gateway at {} (is `sluice up` running?)", self.args.gateway))
+    }
+
+    /// A non-2xx answer as an error quoting the gateway's `{"error": ...}`.
+    pub async fn check(response: Response) -> anyhow::Result<Response> {
+        if response.status().is_success() {
+            return Ok(response);
+        }
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        let message = serde_json::from_str::<serde_json::Value>(&text)
+            .ok()
+            .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_owned))
+            .unwrap_or(text);
+        bail!("gateway answered {status}: {message}")
+    }
+}

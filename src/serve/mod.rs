@@ -1,0 +1,181 @@
+//! Server commands: options, wiring and lifecycle of gateway and worker processes.
+
+pub mod nats_server;
+mod shutdown;
+mod telemetry;
+pub mod up;
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use anyhow::Context;
+use clap::Args;
+use sluice_gateway::{Credentials, GatewayConfig};
+use sluice_queue_worker::{CallbackConfig, WorkerConfig};
+use sluice_runtime::{RuntimeConfig, Runtimes};
+use sluice_schemas::topology::{self, Topology, TopologyConfig};
+use tokio_util::sync::CancellationToken;
+
+use crate::args::{self, LogArgs};
+
+/// How to reach NATS and how Sluice's streams are set up there.
+#[derive(Args, Clone, Debug)]
+pub struct NatsArgs {
+    /// NATS server URL(s), comma-separated for a cluster.
+    #[arg(long, env = "SLUICE_NATS_URL")]
+    pub nats_url: Option<String>,
+    /// Replicas of every stream and bucket (3 on a 3-node cluster).
+    #[arg(long, env = "SLUICE_REPLICAS", default_value_t = 1)]
+    pub replicas: usize,
+    /// How long call records are kept.
+    #[arg(long, env = "SLUICE_CALLS_TTL", default_value = "7d", value_parser = args::duration)]
+    pub calls_ttl: Duration,
+}
+
+/// Gateway options.
+#[derive(Args, Clone, Debug)]
+pub struct GatewayOptions {
+    /// Address the HTTP API listens on.
+    #[arg(long, env = "SLUICE_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Largest request body accepted (bigger ones get a 413).
+    #[arg(long, env = "SLUICE_MAX_BODY", default_value = "128MiB", value_parser = args::byte_size)]
+    pub max_body: usize,
+    /// Timeout of synchronous calls whose function sets none.
+    #[arg(long, env = "SLUICE_SYNC_TIMEOUT", default_value = "60s", value_parser = args::duration)]
+    pub sync_timeout: Duration,
+    /// Basic-auth user required on /system/* (with --basic-auth-password-file).
+    #[arg(long, env = "SLUICE_BASIC_AUTH_USER")]
+    pub basic_auth_user: Option<String>,
+    /// File holding the basic-auth password.
+    #[arg(long, env = "SLUICE_BASIC_AUTH_PASSWORD_FILE")]
+    pub basic_auth_password_file: Option<PathBuf>,
+    /// File holding bearer tokens accepted on /system/*, one per line.
+    #[arg(long, env = "SLUICE_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
+    /// Require the credentials on /function and /async-function too.
+    #[arg(long, env = "SLUICE_PROTECT_INVOCATIONS")]
+    pub protect_invocations: bool,
+}
+
+/// Queue worker options.
+#[derive(Args, Clone, Debug)]
+pub struct WorkerOptions {
+    /// Calls this worker runs at once, over all functions.
+    #[arg(long, env = "SLUICE_MAX_INFLIGHT", default_value_t = 64)]
+    pub max_inflight: usize,
+    /// Lease of a running call without an in-progress ack (the consumers' ack wait).
+    #[arg(long, env = "SLUICE_ACK_WAIT", default_value = "30s", value_parser = args::duration)]
+    pub ack_wait: Duration,
+    /// Timeout of calls whose function sets no async.timeout.
+    #[arg(long, env = "SLUICE_DEFAULT_TIMEOUT", default_value = "5m", value_parser = args::duration)]
+    pub default_timeout: Duration,
+    /// On shutdown, how long running calls may go on before they are handed back to the queue.
+    #[arg(long, env = "SLUICE_GRACE_PERIOD", default_value = "30s", value_parser = args::duration)]
+    pub grace_period: Duration,
+    /// Deliveries of a callback before it is given up.
+    #[arg(long, env = "SLUICE_CALLBACK_ATTEMPTS", default_value_t = 6)]
+    pub callback_attempts: u32,
+}
+
+#[derive(Args, Clone, Debug)]
+pub struct GatewayArgs {
+    #[command(flatten)]
+    pub nats: NatsArgs,
+    #[command(flatten)]
+    pub gateway: GatewayOptions,
+    #[command(flatten)]
+    pub log: LogArgs,
+}
+
+#[derive(Args, Clone, Debug)]
+pub struct WorkerArgs {
+    #[command(flatten)]
+    pub nats: NatsArgs,
+    #[command(flatten)]
+    pub worker: WorkerOptions,
+    /// Serve /metrics for this worker on this address.
+    #[arg(long, env = "SLUICE_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+    #[command(flatten)]
+    pub log: LogArgs,
+}
+
+impl NatsArgs {
+    pub async fn topology(&self, url: &str, name: &str) -> anyhow::Result<Topology> {
+        let client = topology::connect(url, name).await?;
+        let cfg = TopologyConfig { replicas: self.replicas, calls_ttl: self.calls_ttl, ..Default::default() };
+        Ok(topology::ensure(client, &cfg).await?)
+    }
+
+    fn required_url(&self) -> anyhow::Result<&str> {
+        self.nats_url.as_deref().context("--nats-url (or SLUICE_NATS_URL) is required")
+    }
+}
+
+impl GatewayOptions {
+    pub fn config(&self, metrics: metrics_exporter_prometheus::PrometheusHandle) -> anyhow::Result<GatewayConfig> {
+        let read = |path: &PathBuf| {
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
+        };
+        let mut credentials = Credentials::default();
+        if let Some(user) = &self.basic_auth_user {
+            let file = self.basic_auth_password_file.as_ref().context("--basic-auth-user needs --basic-auth-password-file")?;
+            credentials.basic = Some((user.clone(), read(file)?.trim_end_matches(['\r', '\n']).to_owned()));
+        }
+        if let Some(file) = &self.token_file {
+            credentials.tokens = read(file)?.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_owned).collect();
+            anyhow::ensure!(!credentials.tokens.is_empty(), "token file {} holds no token", file.display());
+        }
+        anyhow::ensure!(
+            !self.protect_invocations || !credentials.is_empty(),
+            "--protect-invocations needs credentials (--basic-auth-user or --token-file)"
+        );
+        Ok(GatewayConfig {
+            listen: self.listen,
+            max_body_bytes: self.max_body,
+            credentials: (!credentials.is_empty()).then_some(credentials),
+            protect_invocations: self.protect_invocations,
+            sync_timeout: self.sync_timeout,
+            metrics: Some(metrics),
+        })
+    }
+}
+
+impl WorkerOptions {
+    pub fn config(&self) -> WorkerConfig {
+        WorkerConfig {
+            max_inflight: self.max_inflight.max(1),
+            ack_wait: self.ack_wait,
+            default_timeout: self.default_timeout,
+            grace_period: self.grace_period,
+            callback: CallbackConfig { attempts: self.callback_attempts.max(1), ..Default::default() },
+        }
+    }
+}
+
+/// `sluice gateway`.
+pub async fn gateway(args: GatewayArgs) -> anyhow::Result<()> {
+    telemetry::init(&args.log);
+    let metrics = telemetry::metrics_recorder()?;
+    let cfg = args.gateway.config(metrics)?;
+    let topology = args.nats.topology(args.nats.required_url()?, "sluice-gateway").await?;
+    let stop = shutdown::on_signal();
+    sluice_gateway::run(cfg, topology, stop).await.context("gateway failed")
+}
+
+/// `sluice worker`.
+pub async fn worker(args: WorkerArgs) -> anyhow::Result<()> {
+    telemetry::init(&args.log);
+    let metrics = telemetry::metrics_recorder()?;
+    let topology = args.nats.topology(args.nats.required_url()?, "sluice-worker").await?;
+    let stop = shutdown::on_signal();
+    if let Some(addr) = args.metrics_listen {
+        tokio::spawn(telemetry::serve_metrics(addr, metrics, stop.clone()));
+    }
+    run_worker(&args.worker, topology, stop).await
+}
+
+pub async fn run_worker(options: &WorkerOptions, topology: Topology, stop: CancellationToken) -> anyhow::Result<()> {
+    let runtimes = Runtimes::new(RuntimeConfig::default());
+    sluice_queue_worker::run(options.config(), topology, runtimes, stop).await.context("worker failed")
+}

@@ -1,0 +1,40 @@
+//! Logs (human or JSON, via `tracing`) and the Prometheus recorder.
+
+use std::net::SocketAddr;
+
+use axum::{Router, routing::get};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use tokio_util::sync::CancellationToken;
+use tracing_subscriber::{EnvFilter, fmt};
+
+use crate::args::LogArgs;
+
+/// Installs the global subscriber; `RUST_LOG` refines the default `info` level.
+pub fn init(args: &LogArgs) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = if args.log_format == "json" {
+        builder.json().flatten_event(true).with_current_span(true).try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+/// Installs the process-wide Prometheus recorder, with histogram buckets for call durations.
+pub fn metrics_recorder() -> anyhow::Result<PrometheusHandle> {
+    let buckets = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0, 3600.0];
+    let handle = PrometheusBuilder::new().set_buckets(&buckets)?.install_recorder()?;
+    Ok(handle)
+}
+
+/// Serves `/metrics` alone (for a worker without a gateway).
+pub async fn serve_metrics(addr: SocketAddr, handle: PrometheusHandle, stop: CancellationToken) {
+    let app = Router::new().route("/metrics", get(move || async move { handle.render() }));
+    match tokio::net::TcpListener::bind(addr).await {
+        Ok(listener) => {
+            tracing::info!(listen = %addr, "metrics listening");
+            let _ = axum::serve(listener, app).with_graceful_shutdown(async move { stop.cancelled().await }).await;
+        }
+        Err(err) => tracing::error!(%err, listen = %addr, "cannot serve metrics"),
+    }
+}

@@ -1,0 +1,81 @@
+//! `sluice up`: gateway and queue worker in one process, with a local nats-server unless one is given.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Args;
+use sluice_schemas::{FunctionSpec, store::FunctionStore};
+
+use super::{GatewayOptions, NatsArgs, WorkerOptions, nats_server::NatsServer, shutdown, telemetry};
+use crate::{args::LogArgs, client::spec_file};
+
+#[derive(Args, Clone, Debug)]
+pub struct UpArgs {
+    #[command(flatten)]
+    pub nats: NatsArgs,
+    /// Where the embedded nats-server keeps its data.
+    #[arg(long, env = "SLUICE_DATA_DIR", default_value_os_t = default_data_dir())]
+    pub data_dir: PathBuf,
+    /// Function spec files (JSON or YAML) to deploy at start.
+    #[arg(long = "deploy", value_name = "FILE")]
+    pub deploy: Vec<PathBuf>,
+    #[command(flatten)]
+    pub gateway: GatewayOptions,
+    #[command(flatten)]
+    pub worker: WorkerOptions,
+    #[command(flatten)]
+    pub log: LogArgs,
+}
+
+fn default_data_dir() -> PathBuf {
+    std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(".")).join(".local/share/sluice")
+}
+
+pub async fn run(args: UpArgs) -> anyhow::Result<()> {
+    telemetry::init(&args.log);
+    let metrics = telemetry::metrics_recorder()?;
+    let gateway_cfg = args.gateway.config(metrics)?;
+    let specs = args.deploy.iter().map(|f| spec_file::read(f)).collect::<anyhow::Result<Vec<_>>>()?;
+    let embedded = match &args.nats.nats_url {
+        Some(_) => None,
+        None => Some(NatsServer::start(&args.data_dir).await?),
+    };
+    let url = args.nats.nats_url.clone().or_else(|| embedded.as_ref().map(|s| s.url.clone())).expect("one is set");
+    let result = serve(&args, &url, gateway_cfg, specs.into_iter().flatten().collect()).await;
+    if let Some(server) = embedded {
+        server.stop().await;
+    }
+    result
+}
+
+async fn serve(
+    args: &UpArgs,
+    url: &str,
+    gateway_cfg: sluice_gateway::GatewayConfig,
+    specs: Vec<FunctionSpec>,
+) -> anyhow::Result<()> {
+    let topology = args.nats.topology(url, "sluice-up").await?;
+    let functions = FunctionStore::new(topology.functions.clone());
+    for spec in &specs {
+        spec.validate().with_context(|| format!("function {}", spec.service))?;
+        functions.put(spec).await?;
+        tracing::info!(function = %spec.service, "deployed at start");
+    }
+    let stop = shutdown::on_signal();
+    let listener = tokio::net::TcpListener::bind(gateway_cfg.listen)
+        .await
+        .with_context(|| format!("listening on {}", gateway_cfg.listen))?;
+    tracing::info!(listen = %listener.local_addr()?, nats = %url, "sluice is up");
+    let gateway = sluice_gateway::serve(listener, gateway_cfg, topology.clone(), stop.clone());
+    let worker = super::run_worker(&args.worker, topology, stop.clone());
+    let (gateway, worker) = tokio::join!(
+        async {
+            let r = gateway.await;
+            stop.cancel(); // a gateway that fails takes the worker down with it
+            r
+        },
+        worker
+    );
+    gateway.context("gateway failed")?;
+    worker
+}
