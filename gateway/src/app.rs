@@ -22,7 +22,7 @@ impl App {
     pub fn new(cfg: GatewayConfig, topology: Topology) -> Self {
         Self {
             functions: FunctionStore::new(topology.functions.clone()),
-            calls: CallStore::new(topology.calls.clone()),
+            calls: CallStore::new(topology.calls.clone(), topology.jetstream.clone()),
             cfg: Arc::new(cfg),
             topology,
         }

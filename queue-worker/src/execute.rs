@@ -132,7 +132,7 @@ async fn invocation(
 ) -> Result<Invocation, async_nats::Error> {
     let body = match &call.payload {
         Payload::Inline(bytes) => Body::Bytes(bytes.clone()),
-        Payload::Object(name) => Body::Reader(Box::pin(worker.topology.payloads.get(name).await?)),
+        Payload::Object(name) => Body::Reader(sluice_schemas::payloads::open(&worker.topology, name).await?),
     };
     let mut headers = call.headers.clone();
     headers.insert(h::CALL_ID, http::HeaderValue::from_str(&call.call_id)?);

@@ -96,7 +96,7 @@ pub async fn run(
     let worker = Arc::new(Worker {
         slots: Arc::new(Semaphore::new(cfg.max_inflight)),
         callbacks: callback::Callbacks::new(cfg.callback.clone()),
-        calls: CallStore::new(topology.calls.clone()),
+        calls: CallStore::new(topology.calls.clone(), topology.jetstream.clone()),
         inline_limit: topology.max_payload / 4 * 3,
         tracker: TaskTracker::new(),
         abandon: CancellationToken::new(),

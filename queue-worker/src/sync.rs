@@ -26,6 +26,9 @@ pub async fn serve(worker: Arc<Worker>, shutdown: CancellationToken) -> Result<(
         .queue_subscribe(subject, names::SYNC_QUEUE_GROUP.to_owned())
         .await
         .map_err(|e| WorkerError::Subscribe(e.to_string()))?;
+    // Subscriptions take effect once the server has them; flush so "ready" means ready.
+    worker.topology.client.flush().await.map_err(|e| WorkerError::Subscribe(e.to_string()))?;
+    tracing::info!("worker ready: serving synchronous calls");
     loop {
         let request = tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -96,8 +99,8 @@ async fn run(worker: &Worker, call: InvocationMessage) -> Outcome {
     let _slot = worker.slots.acquire().await.expect("never closed");
     let body = match &call.payload {
         Payload::Inline(bytes) => Body::Bytes(bytes.clone()),
-        Payload::Object(name) => match worker.topology.payloads.get(name).await {
-            Ok(object) => Body::Reader(Box::pin(object)),
+        Payload::Object(name) => match sluice_schemas::payloads::open(&worker.topology, name).await {
+            Ok(reader) => Body::Reader(reader),
             Err(err) => return Outcome::from_result(Err(sluice_runtime::RuntimeError::Backend(Box::new(err)))),
         },
     };

@@ -24,6 +24,7 @@ pub mod function;
 pub mod invocation;
 pub mod json_schema;
 pub mod names;
+pub mod payloads;
 pub mod store;
 pub mod topology;
 

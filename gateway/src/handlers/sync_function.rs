@@ -75,7 +75,9 @@ async fn call(app: App, function: &str, path: Option<&str>, request: Request) ->
 /// Streams a large response from the object store, then deletes it.
 async fn stream_object(app: &App, name: String) -> Result<Body, ApiError> {
     let store = app.topology.payloads.clone();
-    let object = store.get(&name).await.map_err(|e| ApiError::CallFailed(format!("response body lost: {e}")))?;
+    let object = sluice_schemas::payloads::open(&app.topology, &name)
+        .await
+        .map_err(|e| ApiError::CallFailed(format!("response body lost: {e}")))?;
     let cleanup = futures::stream::once(async move {
         if let Err(err) = store.delete(&name).await {
             tracing::warn!(object = %name, %err, "could not delete a delivered response body");

@@ -12,6 +12,7 @@ use crate::{CallRecord, CallStatus};
 #[derive(Clone)]
 pub struct CallStore {
     kv: kv::Store,
+    jetstream: async_nats::jetstream::Context,
 }
 
 /// Whether `id` can be a KV key, and so a call id: letters, digits, `-`, `_`, `=`, `.`, at most 128.
@@ -24,8 +25,8 @@ pub fn is_valid_call_id(id: &str) -> bool {
 }
 
 impl CallStore {
-    pub fn new(kv: kv::Store) -> Self {
-        Self { kv }
+    pub fn new(kv: kv::Store, jetstream: async_nats::jetstream::Context) -> Self {
+        Self { kv, jetstream }
     }
 
     pub async fn get(&self, call_id: &str) -> Result<Option<CallRecord>, StoreError> {
@@ -66,7 +67,10 @@ impl CallStore {
         limit: usize,
         budget: Duration,
     ) -> Result<Vec<CallRecord>, StoreError> {
-        let stored = self.kv.status().await.map_err(StoreError::unavailable)?.values();
+        // Fresh stream state: `kv::Store::status` answers from a copy taken when the handle was made.
+        let stream_name = format!("KV_{}", crate::names::CALLS_BUCKET);
+        let mut stream = self.jetstream.get_stream(stream_name).await.map_err(StoreError::unavailable)?;
+        let stored = stream.info().await.map_err(StoreError::unavailable)?.state.messages;
         let mut found = Vec::new();
         if stored == 0 {
             return Ok(found);

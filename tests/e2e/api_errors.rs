@@ -1,0 +1,127 @@
+//! Bad input gets a clear 4xx with `{"error": ...}`; a call that was not persisted never gets a 202.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::support::Platform;
+
+async fn error_of(response: reqwest::Response) -> (u16, String) {
+    let status = response.status().as_u16();
+    let body: Value = response.json().await.expect("error bodies are JSON");
+    (status, body["error"].as_str().expect("an error field").to_owned())
+}
+
+#[tokio::test]
+async fn unknown_function_bad_callback_and_bad_call_id() {
+    let platform = Platform::start(0, &[], &[]).await;
+    let (status, error) = error_of(platform.http.post(platform.url("/async-function/nope")).send().await.unwrap()).await;
+    assert_eq!((status, error.as_str()), (404, "function \"nope\" not found"));
+    let (status, _) = error_of(platform.http.post(platform.url("/function/nope")).send().await.unwrap()).await;
+    assert_eq!(status, 404);
+
+    platform.deploy(json!({"service": "f", "envProcess": "cat"})).await;
+    for bad in ["ftp://example/x", "not a url", "http://"] {
+        let r = platform.http.post(platform.url("/async-function/f")).header("X-Callback-Url", bad).send().await.unwrap();
+        let (status, error) = error_of(r).await;
+        assert_eq!(status, 400, "{bad}");
+        assert!(error.contains("X-Callback-Url"), "{error}");
+    }
+    let r = platform.http.post(platform.url("/async-function/f")).header("X-Call-Id", "has space").send().await.unwrap();
+    let (status, error) = error_of(r).await;
+    assert_eq!(status, 400);
+    assert!(error.contains("X-Call-Id"), "{error}");
+}
+
+#[tokio::test]
+async fn oversized_bodies_are_413_declared_or_streamed() {
+    let platform = Platform::start(0, &["--max-body", "2MiB"], &[]).await;
+    platform.deploy(json!({"service": "f", "envProcess": "cat"})).await;
+    let big = vec![b'x'; 3 * 1024 * 1024];
+    let r = platform.http.post(platform.url("/async-function/f")).body(big.clone()).send().await.unwrap();
+    let (status, error) = error_of(r).await;
+    assert_eq!(status, 413);
+    assert!(error.contains("2097152"), "{error}");
+    // Without a Content-Length the limit is enforced while streaming into the object store.
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> = big.chunks(256 * 1024).map(|c| Ok(c.to_vec())).collect();
+    let body = reqwest::Body::wrap_stream(futures::stream::iter(chunks));
+    // The gateway answers 413 and closes the connection without reading the rest, so the client may see
+    // the answer or, still writing, a broken pipe; either way the call is refused.
+    match platform.http.post(platform.url("/async-function/f")).body(body).send().await {
+        Ok(r) => assert_eq!(r.status(), 413),
+        Err(err) => assert!(err.is_request(), "{err}"),
+    }
+    // Just under the limit is accepted.
+    let r = platform.http.post(platform.url("/async-function/f")).body(vec![b'y'; 2 * 1024 * 1024 - 10]).send().await.unwrap();
+    assert_eq!(r.status(), 202);
+}
+
+#[tokio::test]
+async fn spec_validation_names_the_field() {
+    let platform = Platform::start(0, &[], &[]).await;
+    let cases = [
+        (json!({"service": "Bad_Name", "envProcess": "cat"}), "service"),
+        (json!({"service": &"a".repeat(64), "envProcess": "cat"}), "service"),
+        (json!({"service": "a"}), "envProcess"),
+        (json!({"service": "a", "runtime": "http", "upstream": "gopher://x"}), "upstream"),
+        (json!({"service": "a", "envProcess": "cat", "async": {"timeout": "soon"}}), "soon"),
+        (json!({"service": "a", "envProcess": "cat", "async": {"maxInflight": 0}}), "async.maxInflight"),
+        (json!({"service": "a", "envProcess": "cat", "runtime": "lambda"}), "runtime"),
+        (json!({"envProcess": "cat"}), "service"),
+    ];
+    for (spec, field) in cases {
+        let r = platform.http.post(platform.url("/system/functions")).json(&spec).send().await.unwrap();
+        let (status, error) = error_of(r).await;
+        assert_eq!(status, 400, "{spec}");
+        assert!(error.contains(field), "{spec}: {error}");
+    }
+    let r = platform.http.post(platform.url("/system/functions")).body("{not json").send().await.unwrap();
+    assert_eq!(error_of(r).await.0, 400);
+    let r = platform.http.delete(platform.url("/system/functions")).json(&json!({"functionName": "ghost"})).send().await.unwrap();
+    assert_eq!(error_of(r).await.0, 404);
+    let r = platform.http.put(platform.url("/system/functions")).json(&json!({"service": "ghost", "envProcess": "cat"})).send().await.unwrap();
+    assert_eq!(error_of(r).await.0, 404);
+}
+
+#[tokio::test]
+async fn function_crud_round_trip() {
+    let platform = Platform::start(0, &[], &[]).await;
+    let spec = json!({"service": "crud", "envProcess": "cat", "labels": {"team": "a"}, "async": {"timeout": "30s"}});
+    platform.deploy(spec.clone()).await;
+    let r = platform.http.post(platform.url("/system/functions")).json(&spec).send().await.unwrap();
+    assert_eq!(error_of(r).await.0, 409);
+    let got: Value = platform.http.get(platform.url("/system/function/crud")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(got["labels"]["team"], "a");
+    assert_eq!(got["async"]["timeout"], "30s");
+    assert_eq!(got["availableReplicas"], 1);
+    let updated = json!({"service": "crud", "envProcess": "tr a-z A-Z"});
+    let r = platform.http.put(platform.url("/system/functions")).json(&updated).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let list: Value = platform.http.get(platform.url("/system/functions")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(list[0]["envProcess"], "tr a-z A-Z");
+    let r = platform.http.delete(platform.url("/system/functions")).json(&json!({"functionName": "crud"})).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let r = platform.http.get(platform.url("/system/function/crud")).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+}
+
+#[tokio::test]
+async fn no_202_when_nats_is_down() {
+    let mut platform = Platform::start(0, &[], &[]).await;
+    platform.deploy(json!({"service": "f", "envProcess": "cat"})).await;
+    let r = platform.http.post(platform.url("/async-function/f")).body("before").send().await.unwrap();
+    assert_eq!(r.status(), 202);
+    platform.nats.stop();
+    for _ in 0..3 {
+        let r = platform
+            .http
+            .post(platform.url("/async-function/f"))
+            .timeout(Duration::from_secs(30))
+            .body("during")
+            .send()
+            .await
+            .unwrap();
+        let (status, error) = error_of(r).await;
+        assert_eq!(status, 503, "{error}");
+    }
+}

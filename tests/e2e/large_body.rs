@@ -1,0 +1,46 @@
+//! Bodies larger than the NATS max payload travel through the object store, streamed, not held whole.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::support::{CallbackReceiver, Platform};
+
+const FIFTY_MB: usize = 50 * 1024 * 1024;
+
+#[tokio::test]
+async fn fifty_megabyte_body_end_to_end_with_bounded_memory() {
+    let platform = Platform::start(1, &[], &[]).await;
+    let receiver = CallbackReceiver::start().await;
+    platform.deploy(json!({"service": "count", "envProcess": "wc -c"})).await;
+    let body: Vec<u8> = (0..FIFTY_MB).map(|i| (i % 251) as u8).collect();
+    let r = platform
+        .http
+        .post(platform.url("/async-function/count"))
+        .header("X-Callback-Url", &receiver.url)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202, "{}", r.text().await.unwrap());
+    let got = receiver.wait_for(1, Duration::from_secs(120)).await;
+    assert_eq!(String::from_utf8_lossy(&got[0].body).trim(), FIFTY_MB.to_string());
+    let worker_peak = platform.workers[0].peak_rss();
+    let gateway_peak = platform.gateway.peak_rss();
+    eprintln!("peak RSS with a 50 MB body: worker {} MiB, gateway {} MiB", worker_peak >> 20, gateway_peak >> 20);
+    // Holding the body even once would put a process above 50 MB.
+    assert!(worker_peak < FIFTY_MB as u64, "worker peak RSS {worker_peak}");
+    assert!(gateway_peak < FIFTY_MB as u64, "gateway peak RSS {gateway_peak}");
+}
+
+#[tokio::test]
+async fn large_sync_request_and_response() {
+    let platform = Platform::start(1, &[], &[]).await;
+    platform.deploy(json!({"service": "echo", "envProcess": "cat"})).await;
+    let body: Vec<u8> = (0..5 * 1024 * 1024).map(|i| (i % 241) as u8).collect();
+    let r = platform.http.post(platform.url("/function/echo")).body(body.clone()).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let back = r.bytes().await.unwrap();
+    assert_eq!(back.len(), body.len());
+    assert!(back[..] == body[..], "the 5 MB body came back intact");
+}

@@ -1,0 +1,12 @@
+//! End-to-end tests against real servers: a `nats-server` with JetStream per test, `sluice` processes and
+//! HTTP callback receivers on 127.0.0.1.
+
+mod api_errors;
+mod async_calls;
+mod fairness;
+mod large_body;
+mod records;
+mod security;
+mod support;
+mod sync_calls;
+mod workers;

@@ -1,0 +1,321 @@
+//! Real servers for end-to-end tests: a `nats-server` per test, `sluice` processes, and an HTTP callback
+//! receiver on 127.0.0.1. Everything started here is stopped by its PID when dropped.
+
+use std::{
+    net::TcpListener,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use axum::{Router, body::Bytes, extract::State, http::HeaderMap, routing::post};
+use serde_json::Value;
+use tokio::sync::Notify;
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// The `nats-server` binary: `SLUICE_NATS_SERVER`, else `PATH`. Missing is a failure, not a skip.
+fn nats_binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("SLUICE_NATS_SERVER") {
+        return PathBuf::from(path);
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|d| d.join("nats-server"))
+        .find(|p| p.is_file())
+        .expect("nats-server (2.10 or newer) is needed on PATH or in SLUICE_NATS_SERVER; ./deploy/test.sh installs it")
+}
+
+/// A JetStream-enabled `nats-server` with its storage in a temporary directory.
+pub struct Nats {
+    child: Option<Child>,
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+}
+
+impl Nats {
+    pub fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let mut nats = Self { child: None, port, dir };
+        nats.restart();
+        nats
+    }
+
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts the server (again), on the same port and storage.
+    pub fn restart(&mut self) {
+        let child = Command::new(nats_binary())
+            .args(["-js", "-a", "127.0.0.1", "-p", &self.port.to_string(), "-sd"])
+            .arg(self.dir.path().join("js"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start nats-server");
+        self.child = Some(child);
+        wait_for_port(self.port, Duration::from_secs(10));
+    }
+
+    /// Kills the server (SIGKILL), keeping its storage.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Nats {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn wait_for_port(port: u16, limit: Duration) {
+    let start = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(start.elapsed() < limit, "nothing listens on port {port} after {limit:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A `sluice` process (gateway, worker or up), killed by PID when dropped.
+pub struct Sluice {
+    child: Option<Child>,
+    pub log: PathBuf,
+}
+
+impl Sluice {
+    pub fn spawn(args: &[&str], log_dir: &Path, name: &str) -> Self {
+        let log = log_dir.join(format!("{name}.log"));
+        let child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("start sluice");
+        Self { child: Some(child), log }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    /// SIGKILL: the process dies mid-work, as in a crash.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM and wait for a graceful exit; returns whether it exited successfully. Async, so servers on
+    /// the test's own runtime (callback receivers) keep answering meanwhile.
+    pub async fn terminate(&mut self, limit: Duration) -> bool {
+        let mut child = self.child.take().unwrap();
+        // SAFETY: signals our own child process, which has not been reaped.
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+        let start = Instant::now();
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status.success();
+            }
+            if start.elapsed() > limit {
+                let _ = child.kill();
+                let _ = child.wait();
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Peak resident memory (VmHWM) in bytes.
+    pub fn peak_rss(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+        line.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap() * 1024
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Sluice {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A gateway and a worker in separate processes against one test NATS server.
+pub struct Platform {
+    pub nats: Nats,
+    pub gateway: Sluice,
+    pub workers: Vec<Sluice>,
+    pub base: String,
+    pub http: reqwest::Client,
+    pub logs: tempfile::TempDir,
+}
+
+impl Platform {
+    /// Gateway plus `workers` workers; `extra_gateway` and `extra_worker` are appended to their flags.
+    pub async fn start(workers: usize, extra_gateway: &[&str], extra_worker: &[&str]) -> Self {
+        let nats = Nats::start();
+        let logs = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let listen = format!("127.0.0.1:{port}");
+        let url = nats.url();
+        let mut args = vec!["gateway", "--nats-url", &url, "--listen", &listen];
+        args.extend_from_slice(extra_gateway);
+        let gateway = Sluice::spawn(&args, logs.path(), "gateway");
+        let mut platform = Self {
+            nats,
+            gateway,
+            workers: Vec::new(),
+            base: format!("http://{listen}"),
+            http: reqwest::Client::new(),
+            logs,
+        };
+        for _ in 0..workers {
+            platform.add_worker(extra_worker);
+        }
+        platform.wait_healthy().await;
+        platform
+    }
+
+    pub fn add_worker(&mut self, extra: &[&str]) -> usize {
+        let url = self.nats.url();
+        let mut args = vec!["worker", "--nats-url", &url];
+        args.extend_from_slice(extra);
+        let index = self.workers.len();
+        let worker = Sluice::spawn(&args, self.logs.path(), &format!("worker-{index}"));
+        let start = Instant::now();
+        while !worker.log_text().contains("worker ready") {
+            assert!(start.elapsed() < Duration::from_secs(30), "worker not ready; log:\n{}", worker.log_text());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.workers.push(worker);
+        index
+    }
+
+    pub async fn wait_healthy(&self) {
+        let start = Instant::now();
+        loop {
+            if let Ok(r) = self.http.get(format!("{}/healthz", self.base)).send().await
+                && r.status() == 200
+            {
+                return;
+            }
+            assert!(start.elapsed() < Duration::from_secs(30), "gateway not healthy; log:\n{}", self.gateway.log_text());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Deploys a spec and waits until a worker serves it (a sync call answers).
+    pub async fn deploy(&self, spec: Value) {
+        let r = self.http.post(self.url("/system/functions")).json(&spec).send().await.unwrap();
+        assert_eq!(r.status(), 202, "deploy {spec}: {}", r.text().await.unwrap());
+    }
+
+    /// Queues a call; returns its id.
+    pub async fn call_async(&self, function: &str, body: &'static str, callback: Option<&str>) -> String {
+        let mut request = self.http.post(self.url(&format!("/async-function/{function}"))).body(body);
+        if let Some(cb) = callback {
+            request = request.header("X-Callback-Url", cb);
+        }
+        let r = request.send().await.unwrap();
+        assert_eq!(r.status(), 202, "{}", r.text().await.unwrap());
+        r.headers()["x-call-id"].to_str().unwrap().to_owned()
+    }
+
+    pub async fn record(&self, call_id: &str) -> Value {
+        self.http.get(self.url(&format!("/system/calls/{call_id}"))).send().await.unwrap().json().await.unwrap()
+    }
+
+    /// Waits until the call's record is final; returns it.
+    pub async fn wait_final(&self, call_id: &str, limit: Duration) -> Value {
+        let start = Instant::now();
+        loop {
+            let record = self.record(call_id).await;
+            if matches!(record["status"].as_str(), Some("succeeded" | "failed" | "cancelled")) {
+                return record;
+            }
+            assert!(start.elapsed() < limit, "call {call_id} not final after {limit:?}: {record}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The gateway's or a worker's `/metrics` value of a sample line starting with `prefix`, summed.
+    pub fn metric_sum(text: &str, prefix: &str) -> f64 {
+        text.lines().filter(|l| l.starts_with(prefix)).filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok()).sum()
+    }
+}
+
+/// One callback as received.
+#[derive(Clone, Debug)]
+pub struct Received {
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+#[derive(Clone, Default)]
+struct Inbox {
+    received: Arc<Mutex<Vec<Received>>>,
+    arrived: Arc<Notify>,
+}
+
+/// An HTTP server on 127.0.0.1 that records every callback POSTed to it.
+pub struct CallbackReceiver {
+    pub url: String,
+    inbox: Inbox,
+}
+
+impl CallbackReceiver {
+    pub async fn start() -> Self {
+        let inbox = Inbox::default();
+        let app = Router::new()
+            .route(
+                "/cb",
+                post(|State(inbox): State<Inbox>, headers: HeaderMap, body: Bytes| async move {
+                    inbox.received.lock().unwrap().push(Received { headers, body });
+                    inbox.arrived.notify_waiters();
+                    "ok"
+                }),
+            )
+            .with_state(inbox.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/cb", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Self { url, inbox }
+    }
+
+    pub fn received(&self) -> Vec<Received> {
+        self.inbox.received.lock().unwrap().clone()
+    }
+
+    /// Waits until at least `n` callbacks arrived; panics after `limit`.
+    pub async fn wait_for(&self, n: usize, limit: Duration) -> Vec<Received> {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let notified = self.inbox.arrived.notified();
+            let got = self.received();
+            if got.len() >= n {
+                return got;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                panic!("{} of {n} callbacks arrived within {limit:?}", self.received().len());
+            }
+        }
+    }
+}

@@ -1,0 +1,93 @@
+//! Several workers share the work; a crashed worker's call completes elsewhere; SIGTERM drains.
+
+use std::{collections::HashSet, time::Duration};
+
+use serde_json::json;
+
+use crate::support::{CallbackReceiver, Platform, free_port};
+
+#[tokio::test]
+async fn two_workers_share_200_calls_and_none_runs_twice() {
+    let mut platform = Platform::start(0, &[], &[]).await;
+    let ports = [free_port(), free_port()];
+    for port in ports {
+        let listen = format!("127.0.0.1:{port}");
+        platform.add_worker(&["--max-inflight", "4", "--metrics-listen", &listen]);
+    }
+    let runs = platform.logs.path().join("runs.txt");
+    let script = format!("sh -c 'echo $Http_X_Call_Id >> {}; sleep 0.1'", runs.display());
+    platform.deploy(json!({"service": "shared", "envProcess": script})).await;
+    let mut ids = Vec::new();
+    for _ in 0..200 {
+        ids.push(platform.call_async("shared", "", None).await);
+    }
+    for id in &ids {
+        let record = platform.wait_final(id, Duration::from_secs(120)).await;
+        assert_eq!(record["status"], "succeeded", "{record}");
+    }
+    let lines: Vec<String> = std::fs::read_to_string(&runs).unwrap().lines().map(str::to_owned).collect();
+    let unique: HashSet<&String> = lines.iter().collect();
+    assert_eq!(lines.len(), 200, "every call ran exactly once");
+    assert_eq!(unique.len(), 200);
+    let mut per_worker = Vec::new();
+    for port in ports {
+        let text = platform.http.get(format!("http://127.0.0.1:{port}/metrics")).send().await.unwrap().text().await.unwrap();
+        per_worker.push(Platform::metric_sum(&text, "sluice_queue_calls_total{"));
+    }
+    assert_eq!(per_worker.iter().sum::<f64>(), 200.0, "{per_worker:?}");
+    assert!(per_worker.iter().all(|n| *n > 0.0), "both workers took calls: {per_worker:?}");
+}
+
+#[tokio::test]
+async fn call_of_a_killed_worker_completes_on_another() {
+    let mut platform = Platform::start(1, &[], &["--ack-wait", "2s"]).await;
+    let receiver = CallbackReceiver::start().await;
+    platform.deploy(json!({"service": "slow", "envProcess": "sh -c 'sleep 3; echo finished'"})).await;
+    let call_id = platform.call_async("slow", "", Some(&receiver.url)).await;
+    let start = std::time::Instant::now();
+    while platform.record(&call_id).await["status"] != "running" {
+        assert!(start.elapsed() < Duration::from_secs(30), "call never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    platform.workers[0].kill();
+    platform.add_worker(&["--ack-wait", "2s"]);
+    let got = receiver.wait_for(1, Duration::from_secs(60)).await;
+    assert_eq!(&got[0].body[..], b"finished\n");
+    assert_eq!(got[0].headers["x-sluice-attempt"], "2", "the second delivery ran it");
+    let record = platform.wait_final(&call_id, Duration::from_secs(10)).await;
+    assert_eq!(record["status"], "succeeded");
+    assert_eq!(record["attempts"], 2);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(receiver.received().len(), 1, "one callback only");
+}
+
+#[tokio::test]
+async fn call_longer_than_the_ack_wait_runs_once() {
+    let platform = Platform::start(1, &[], &["--ack-wait", "1s"]).await;
+    let receiver = CallbackReceiver::start().await;
+    let runs = platform.logs.path().join("runs.txt");
+    let script = format!("sh -c 'echo run >> {}; sleep 4; echo done'", runs.display());
+    platform.deploy(json!({"service": "long", "envProcess": script})).await;
+    let call_id = platform.call_async("long", "", Some(&receiver.url)).await;
+    receiver.wait_for(1, Duration::from_secs(60)).await;
+    let record = platform.wait_final(&call_id, Duration::from_secs(10)).await;
+    assert_eq!(record["attempts"], 1);
+    assert_eq!(std::fs::read_to_string(&runs).unwrap().lines().count(), 1);
+}
+
+#[tokio::test]
+async fn sigterm_lets_a_running_call_finish() {
+    let mut platform = Platform::start(1, &[], &[]).await;
+    let receiver = CallbackReceiver::start().await;
+    platform.deploy(json!({"service": "drain", "envProcess": "sh -c 'sleep 2; echo drained'"})).await;
+    let call_id = platform.call_async("drain", "", Some(&receiver.url)).await;
+    let start = std::time::Instant::now();
+    while platform.record(&call_id).await["status"] != "running" {
+        assert!(start.elapsed() < Duration::from_secs(30), "call never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(platform.workers[0].terminate(Duration::from_secs(30)).await, "worker exits cleanly after draining");
+    let got = receiver.wait_for(1, Duration::from_secs(5)).await;
+    assert_eq!(&got[0].body[..], b"drained\n");
+    assert_eq!(platform.record(&call_id).await["status"], "succeeded");
+}
