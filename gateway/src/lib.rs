@@ -73,7 +73,5 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let app = App::new(cfg, topology);
-    axum::serve(listener, handlers::router(app))
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await
+    axum::serve(listener, handlers::router(app)).with_graceful_shutdown(async move { shutdown.cancelled().await }).await
 }

@@ -92,9 +92,10 @@ async fn take_more(
         if n == 0 {
             return;
         }
-        let (Ok(mut function_slot), Ok(mut worker_slot)) =
-            (function_slots.clone().try_acquire_many_owned(n as u32), worker.slots.clone().try_acquire_many_owned(n as u32))
-        else {
+        let (Ok(mut function_slot), Ok(mut worker_slot)) = (
+            function_slots.clone().try_acquire_many_owned(n as u32),
+            worker.slots.clone().try_acquire_many_owned(n as u32),
+        ) else {
             return;
         };
         let Ok(mut batch) = consumer.fetch().max_messages(n).messages().await else { return };

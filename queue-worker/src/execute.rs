@@ -96,9 +96,7 @@ async fn execute(worker: &Arc<Worker>, spec: &FunctionSpec, message: &Message, c
         }
         let completion =
             Completion { call_id: &call.call_id, function: &call.function, attempt, duration, outcome: &outcome };
-        if let Err(err) = persist("completion event", || results::publish(worker, &completion)).await {
-            return Err(err);
-        }
+        persist("completion event", || results::publish(worker, &completion)).await?;
         record.status = if outcome.succeeded() { CallStatus::Succeeded } else { CallStatus::Failed };
         record.function_status = Some(outcome.status);
         record.finished_at = Some(Utc::now());

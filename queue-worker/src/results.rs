@@ -48,11 +48,6 @@ pub async fn publish(worker: &Worker, done: &Completion<'_>) -> Result<(), async
     } else {
         done.outcome.body.clone()
     };
-    worker
-        .topology
-        .jetstream
-        .publish_with_headers(names::results_subject(done.function), headers, body)
-        .await?
-        .await?;
+    worker.topology.jetstream.publish_with_headers(names::results_subject(done.function), headers, body).await?.await?;
     Ok(())
 }

@@ -108,13 +108,23 @@ async fn run(worker: &Worker, call: InvocationMessage) -> Outcome {
     if let Ok(id) = http::HeaderValue::from_str(&call.call_id) {
         headers.insert(h::CALL_ID, id);
     }
-    let invocation =
-        Invocation { call_id: call.call_id.clone(), method: call.method, path: call.path, query: call.query, headers, body };
+    let invocation = Invocation {
+        call_id: call.call_id.clone(),
+        method: call.method,
+        path: call.path,
+        query: call.query,
+        headers,
+        body,
+    };
     let deadline = tokio::time::Instant::now() + spec.timeout().unwrap_or(worker.cfg.default_timeout);
     metrics::inflight(&call.function, 1.0);
     let clock = std::time::Instant::now();
     let outcome = Outcome::from_result(worker.runtimes.invoke(&spec, invocation, deadline).await);
     metrics::inflight(&call.function, -1.0);
-    metrics::ended(&call.function, if outcome.succeeded() { "succeeded" } else { "failed" }, clock.elapsed().as_secs_f64());
+    metrics::ended(
+        &call.function,
+        if outcome.succeeded() { "succeeded" } else { "failed" },
+        clock.elapsed().as_secs_f64(),
+    );
     outcome
 }

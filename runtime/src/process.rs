@@ -150,8 +150,7 @@ impl Runtime for ProcessRuntime {
         };
         let limit = self.cfg.max_response_bytes as u64;
         let run = async {
-            let (fed, out, err) =
-                tokio::join!(feed, read_limited(stdout, limit), read_limited(stderr, STDERR_LIMIT));
+            let (fed, out, err) = tokio::join!(feed, read_limited(stdout, limit), read_limited(stderr, STDERR_LIMIT));
             (fed, out, err, child.wait().await)
         };
         let outcome = tokio::time::timeout_at(deadline, run).await;
@@ -163,9 +162,7 @@ impl Runtime for ProcessRuntime {
         fed.map_err(RuntimeError::Body)?;
         let (stdout, over) = out.map_err(|e| RuntimeError::Backend(Box::new(e)))?;
         if over {
-            return Err(RuntimeError::Backend(
-                format!("function wrote more than {limit} bytes to stdout").into(),
-            ));
+            return Err(RuntimeError::Backend(format!("function wrote more than {limit} bytes to stdout").into()));
         }
         let (stderr, _) = err.unwrap_or_default();
         let status = status.map_err(|e| RuntimeError::Backend(Box::new(e)))?;
@@ -229,9 +226,8 @@ mod tests {
 
     #[tokio::test]
     async fn failure_is_a_500_with_stderr() {
-        let r = run("sh -c 'echo broken >&2; exit 3'", Invocation::post("c", ""), Duration::from_secs(10))
-            .await
-            .unwrap();
+        let r =
+            run("sh -c 'echo broken >&2; exit 3'", Invocation::post("c", ""), Duration::from_secs(10)).await.unwrap();
         assert_eq!(r.status, 500);
         let text = String::from_utf8_lossy(&r.body);
         assert!(text.contains("broken") && text.contains('3'), "{text}");

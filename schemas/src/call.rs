@@ -35,9 +35,8 @@ impl CallStatus {
 impl std::str::FromStr for CallStatus {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        serde_json::from_value(serde_json::Value::String(s.to_owned())).map_err(|_| {
-            format!("unknown call status {s:?}; use queued, running, succeeded, failed or cancelled")
-        })
+        serde_json::from_value(serde_json::Value::String(s.to_owned()))
+            .map_err(|_| format!("unknown call status {s:?}; use queued, running, succeeded, failed or cancelled"))
     }
 }
 

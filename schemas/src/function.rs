@@ -7,7 +7,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::HumanDuration;
 
-
 /// How a function is run by workers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
@@ -210,11 +209,7 @@ pub fn is_dns_label(name: &str) -> bool {
 impl FunctionSpec {
     /// The runtime calls go through: explicit, else `docker` with an image, else `process`.
     pub fn runtime_kind(&self) -> RuntimeKind {
-        self.runtime.unwrap_or(if self.image.is_some() {
-            RuntimeKind::Docker
-        } else {
-            RuntimeKind::Process
-        })
+        self.runtime.unwrap_or(if self.image.is_some() { RuntimeKind::Docker } else { RuntimeKind::Process })
     }
 
     /// Calls of this function one worker runs at once, if limited.
@@ -254,10 +249,7 @@ impl FunctionSpec {
                     ));
                 }
                 if self.image.is_some() {
-                    return Err(ValidationError::new(
-                        "image",
-                        "an image is only used by the docker runtime",
-                    ));
+                    return Err(ValidationError::new("image", "an image is only used by the docker runtime"));
                 }
             }
             RuntimeKind::Http => {
@@ -293,10 +285,7 @@ impl FunctionSpec {
                 if let (Some(min), Some(max)) = (retry.min_wait, retry.max_wait)
                     && min > max
                 {
-                    return Err(ValidationError::new(
-                        "async.retry.minWait",
-                        "must not be longer than maxWait",
-                    ));
+                    return Err(ValidationError::new("async.retry.minWait", "must not be longer than maxWait"));
                 }
                 if let Some(code) = retry.codes.iter().flatten().find(|c| !(100..=599).contains(*c)) {
                     return Err(ValidationError::new(
@@ -313,12 +302,8 @@ impl FunctionSpec {
             return Err(ValidationError::new("scale.min", "must not be greater than scale.max"));
         }
         for (i, trigger) in self.triggers.iter().enumerate() {
-            let kinds = [
-                trigger.cron.is_some(),
-                trigger.s3.is_some(),
-                trigger.webhook.is_some(),
-                trigger.event.is_some(),
-            ];
+            let kinds =
+                [trigger.cron.is_some(), trigger.s3.is_some(), trigger.webhook.is_some(), trigger.event.is_some()];
             if kinds.iter().filter(|k| **k).count() != 1 {
                 return Err(ValidationError::new(
                     &format!("triggers[{i}]"),

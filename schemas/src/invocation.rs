@@ -54,8 +54,7 @@ pub enum DecodeError {
 /// Headers that describe one hop rather than the request, and are not forwarded.
 pub fn is_hop_by_hop(name: &http::HeaderName) -> bool {
     use http::header::*;
-    [CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING, HOST, TE, TRAILER, UPGRADE, PROXY_AUTHORIZATION]
-        .contains(name)
+    [CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING, HOST, TE, TRAILER, UPGRADE, PROXY_AUTHORIZATION].contains(name)
         || name.as_str() == "keep-alive"
 }
 

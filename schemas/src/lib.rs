@@ -31,7 +31,7 @@ pub mod topology;
 pub use call::{CallRecord, CallStatus};
 pub use duration::HumanDuration;
 pub use function::{
-    AsyncConfig, FunctionSpec, FunctionStatus, Resources, RetryPolicy, RuntimeKind, ScaleConfig,
-    Trigger, ValidationError,
+    AsyncConfig, FunctionSpec, FunctionStatus, Resources, RetryPolicy, RuntimeKind, ScaleConfig, Trigger,
+    ValidationError,
 };
 pub use invocation::{DecodeError, InvocationMessage, Payload};

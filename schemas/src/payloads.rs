@@ -63,10 +63,8 @@ pub async fn open(topology: &Topology, name: &str) -> Result<BodyReader, Payload
         .map_err(|e| unavailable(e.into()))?;
     let (expected_chunks, expected_size) = (info.chunks, info.size);
     let mut seen = (0usize, 0usize);
-    let chunks = messages
-        .take(expected_chunks)
-        .map_err(|e| io_error(format!("reading stored body: {e}")))
-        .and_then(move |message| {
+    let chunks = messages.take(expected_chunks).map_err(|e| io_error(format!("reading stored body: {e}"))).and_then(
+        move |message| {
             seen.0 += 1;
             seen.1 += message.payload.len();
             // Without acks nothing is redelivered, so a gap in the consumer's sequence is a lost chunk.
@@ -78,6 +76,7 @@ pub async fn open(topology: &Topology, name: &str) -> Result<BodyReader, Payload
                 (true, false) => Err(io_error(format!("stored body has {} bytes, expected {expected_size}", seen.1))),
             };
             std::future::ready(result)
-        });
+        },
+    );
     Ok(Box::pin(tokio_util::io::StreamReader::new(chunks)))
 }

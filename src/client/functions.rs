@@ -150,7 +150,8 @@ async fn list(gateway: &Gateway, json: bool) -> anyhow::Result<()> {
     }
     println!("{:<32} {:<8} {:>11} {:>9}  TARGET", "NAME", "RUNTIME", "INVOCATIONS", "REPLICAS");
     for f in functions {
-        let target = f.spec.env_process.as_deref().or(f.spec.upstream.as_deref()).or(f.spec.image.as_deref()).unwrap_or("");
+        let target =
+            f.spec.env_process.as_deref().or(f.spec.upstream.as_deref()).or(f.spec.image.as_deref()).unwrap_or("");
         println!(
             "{:<32} {:<8} {:>11} {:>9}  {target}",
             f.spec.service,

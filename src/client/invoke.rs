@@ -60,7 +60,8 @@ fn body(args: &InvokeArgs) -> anyhow::Result<Vec<u8>> {
 pub async fn run(args: InvokeArgs) -> anyhow::Result<()> {
     let gateway = Gateway::new(args.gateway.clone());
     let body = body(&args)?;
-    let (method, route) = if args.is_async { (Method::POST, "async-function") } else { (args.method.clone(), "function") };
+    let (method, route) =
+        if args.is_async { (Method::POST, "async-function") } else { (args.method.clone(), "function") };
     let mut request = gateway.request(method, &format!("/{route}/{}", args.name)).body(body);
     if let Some(content_type) = &args.content_type {
         request = request.header(reqwest::header::CONTENT_TYPE, content_type);
@@ -108,6 +109,10 @@ async fn wait(gateway: &Gateway, call_id: &str) -> anyhow::Result<()> {
     };
     spinner.finish_and_clear();
     println!("{}", serde_json::to_string_pretty(&record)?);
-    anyhow::ensure!(record.status == sluice_schemas::CallStatus::Succeeded, "call {call_id} {}", record.status.as_str());
+    anyhow::ensure!(
+        record.status == sluice_schemas::CallStatus::Succeeded,
+        "call {call_id} {}",
+        record.status.as_str()
+    );
     Ok(())
 }

@@ -114,16 +114,17 @@ impl NatsArgs {
 
 impl GatewayOptions {
     pub fn config(&self, metrics: metrics_exporter_prometheus::PrometheusHandle) -> anyhow::Result<GatewayConfig> {
-        let read = |path: &PathBuf| {
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
-        };
+        let read =
+            |path: &PathBuf| std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()));
         let mut credentials = Credentials::default();
         if let Some(user) = &self.basic_auth_user {
-            let file = self.basic_auth_password_file.as_ref().context("--basic-auth-user needs --basic-auth-password-file")?;
+            let file =
+                self.basic_auth_password_file.as_ref().context("--basic-auth-user needs --basic-auth-password-file")?;
             credentials.basic = Some((user.clone(), read(file)?.trim_end_matches(['\r', '\n']).to_owned()));
         }
         if let Some(file) = &self.token_file {
-            credentials.tokens = read(file)?.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_owned).collect();
+            credentials.tokens =
+                read(file)?.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_owned).collect();
             anyhow::ensure!(!credentials.tokens.is_empty(), "token file {} holds no token", file.display());
         }
         anyhow::ensure!(

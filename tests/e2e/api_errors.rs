@@ -15,19 +15,22 @@ async fn error_of(response: reqwest::Response) -> (u16, String) {
 #[tokio::test]
 async fn unknown_function_bad_callback_and_bad_call_id() {
     let platform = Platform::start(0, &[], &[]).await;
-    let (status, error) = error_of(platform.http.post(platform.url("/async-function/nope")).send().await.unwrap()).await;
+    let (status, error) =
+        error_of(platform.http.post(platform.url("/async-function/nope")).send().await.unwrap()).await;
     assert_eq!((status, error.as_str()), (404, "function \"nope\" not found"));
     let (status, _) = error_of(platform.http.post(platform.url("/function/nope")).send().await.unwrap()).await;
     assert_eq!(status, 404);
 
     platform.deploy(json!({"service": "f", "envProcess": "cat"})).await;
     for bad in ["ftp://example/x", "not a url", "http://"] {
-        let r = platform.http.post(platform.url("/async-function/f")).header("X-Callback-Url", bad).send().await.unwrap();
+        let r =
+            platform.http.post(platform.url("/async-function/f")).header("X-Callback-Url", bad).send().await.unwrap();
         let (status, error) = error_of(r).await;
         assert_eq!(status, 400, "{bad}");
         assert!(error.contains("X-Callback-Url"), "{error}");
     }
-    let r = platform.http.post(platform.url("/async-function/f")).header("X-Call-Id", "has space").send().await.unwrap();
+    let r =
+        platform.http.post(platform.url("/async-function/f")).header("X-Call-Id", "has space").send().await.unwrap();
     let (status, error) = error_of(r).await;
     assert_eq!(status, 400);
     assert!(error.contains("X-Call-Id"), "{error}");
@@ -52,7 +55,13 @@ async fn oversized_bodies_are_413_declared_or_streamed() {
         Err(err) => assert!(err.is_request(), "{err}"),
     }
     // Just under the limit is accepted.
-    let r = platform.http.post(platform.url("/async-function/f")).body(vec![b'y'; 2 * 1024 * 1024 - 10]).send().await.unwrap();
+    let r = platform
+        .http
+        .post(platform.url("/async-function/f"))
+        .body(vec![b'y'; 2 * 1024 * 1024 - 10])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 202);
 }
 
@@ -77,9 +86,21 @@ async fn spec_validation_names_the_field() {
     }
     let r = platform.http.post(platform.url("/system/functions")).body("{not json").send().await.unwrap();
     assert_eq!(error_of(r).await.0, 400);
-    let r = platform.http.delete(platform.url("/system/functions")).json(&json!({"functionName": "ghost"})).send().await.unwrap();
+    let r = platform
+        .http
+        .delete(platform.url("/system/functions"))
+        .json(&json!({"functionName": "ghost"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(error_of(r).await.0, 404);
-    let r = platform.http.put(platform.url("/system/functions")).json(&json!({"service": "ghost", "envProcess": "cat"})).send().await.unwrap();
+    let r = platform
+        .http
+        .put(platform.url("/system/functions"))
+        .json(&json!({"service": "ghost", "envProcess": "cat"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(error_of(r).await.0, 404);
 }
 
@@ -90,7 +111,8 @@ async fn function_crud_round_trip() {
     platform.deploy(spec.clone()).await;
     let r = platform.http.post(platform.url("/system/functions")).json(&spec).send().await.unwrap();
     assert_eq!(error_of(r).await.0, 409);
-    let got: Value = platform.http.get(platform.url("/system/function/crud")).send().await.unwrap().json().await.unwrap();
+    let got: Value =
+        platform.http.get(platform.url("/system/function/crud")).send().await.unwrap().json().await.unwrap();
     assert_eq!(got["labels"]["team"], "a");
     assert_eq!(got["async"]["timeout"], "30s");
     assert_eq!(got["availableReplicas"], 1);
@@ -99,7 +121,13 @@ async fn function_crud_round_trip() {
     assert_eq!(r.status(), 200);
     let list: Value = platform.http.get(platform.url("/system/functions")).send().await.unwrap().json().await.unwrap();
     assert_eq!(list[0]["envProcess"], "tr a-z A-Z");
-    let r = platform.http.delete(platform.url("/system/functions")).json(&json!({"functionName": "crud"})).send().await.unwrap();
+    let r = platform
+        .http
+        .delete(platform.url("/system/functions"))
+        .json(&json!({"functionName": "crud"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     let r = platform.http.get(platform.url("/system/function/crud")).send().await.unwrap();
     assert_eq!(r.status(), 404);

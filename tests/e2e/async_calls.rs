@@ -94,7 +94,8 @@ async fn same_call_id_twice_runs_once_and_calls_back_once() {
     platform.wait_final("order-42", Duration::from_secs(30)).await;
     receiver.wait_for(1, Duration::from_secs(10)).await;
     // The same id a third time, after the call ended, is still the same call.
-    let r = platform.http.post(platform.url("/async-function/once")).header("X-Call-Id", "order-42").send().await.unwrap();
+    let r =
+        platform.http.post(platform.url("/async-function/once")).header("X-Call-Id", "order-42").send().await.unwrap();
     assert_eq!(r.status(), 202);
     tokio::time::sleep(Duration::from_secs(2)).await; // room for a duplicate to show up, were there one
     assert_eq!(std::fs::read_to_string(&runs).unwrap().lines().count(), 1);

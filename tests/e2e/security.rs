@@ -13,15 +13,24 @@ async fn system_routes_require_credentials_when_configured() {
     std::fs::write(&tokens, "tok-1\n").unwrap();
     let (p, t) = (password.to_str().unwrap(), tokens.to_str().unwrap());
     let platform =
-        Platform::start(1, &["--basic-auth-user", "admin", "--basic-auth-password-file", p, "--token-file", t], &[]).await;
+        Platform::start(1, &["--basic-auth-user", "admin", "--basic-auth-password-file", p, "--token-file", t], &[])
+            .await;
     let spec = json!({"service": "f", "envProcess": "cat"});
     let r = platform.http.post(platform.url("/system/functions")).json(&spec).send().await.unwrap();
     assert_eq!(r.status(), 401);
     let body: serde_json::Value = r.json().await.unwrap();
     assert_eq!(body["error"], "authentication required");
-    let r = platform.http.get(platform.url("/system/functions")).basic_auth("admin", Some("wrong")).send().await.unwrap();
+    let r =
+        platform.http.get(platform.url("/system/functions")).basic_auth("admin", Some("wrong")).send().await.unwrap();
     assert_eq!(r.status(), 401);
-    let r = platform.http.post(platform.url("/system/functions")).basic_auth("admin", Some("s3cret")).json(&spec).send().await.unwrap();
+    let r = platform
+        .http
+        .post(platform.url("/system/functions"))
+        .basic_auth("admin", Some("s3cret"))
+        .json(&spec)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 202);
     let r = platform.http.get(platform.url("/system/functions")).bearer_auth("tok-1").send().await.unwrap();
     assert_eq!(r.status(), 200);

@@ -213,7 +213,11 @@ impl Platform {
             {
                 return;
             }
-            assert!(start.elapsed() < Duration::from_secs(30), "gateway not healthy; log:\n{}", self.gateway.log_text());
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "gateway not healthy; log:\n{}",
+                self.gateway.log_text()
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }

@@ -31,7 +31,8 @@ async fn two_workers_share_200_calls_and_none_runs_twice() {
     assert_eq!(unique.len(), 200);
     let mut per_worker = Vec::new();
     for port in ports {
-        let text = platform.http.get(format!("http://127.0.0.1:{port}/metrics")).send().await.unwrap().text().await.unwrap();
+        let text =
+            platform.http.get(format!("http://127.0.0.1:{port}/metrics")).send().await.unwrap().text().await.unwrap();
         per_worker.push(Platform::metric_sum(&text, "sluice_queue_calls_total{"));
     }
     assert_eq!(per_worker.iter().sum::<f64>(), 200.0, "{per_worker:?}");

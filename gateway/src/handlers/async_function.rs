@@ -58,11 +58,7 @@ async fn enqueue(app: App, function: &str, path: Option<&str>, request: Request)
     let message = invocation::message(function, path, &parts, call_id, callback_url, payload);
     let (headers, bytes) = message.to_nats(names::CE_TYPE_REQUESTED);
     let published = async {
-        app.topology
-            .jetstream
-            .publish_with_headers(names::invoke_subject(function), headers, bytes)
-            .await?
-            .await
+        app.topology.jetstream.publish_with_headers(names::invoke_subject(function), headers, bytes).await?.await
     }
     .await;
     if let Err(err) = published {

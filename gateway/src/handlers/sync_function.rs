@@ -44,12 +44,15 @@ async fn call(app: App, function: &str, path: Option<&str>, request: Request) ->
     let (headers, bytes) = message.to_nats(names::CE_TYPE_REQUESTED);
     let timeout = spec.timeout().unwrap_or(app.cfg.sync_timeout);
     // The worker enforces the timeout; the extra second lets its 504 arrive before ours.
-    let request = async_nats::Request::new().headers(headers).payload(bytes).timeout(Some(timeout + Duration::from_secs(1)));
+    let request =
+        async_nats::Request::new().headers(headers).payload(bytes).timeout(Some(timeout + Duration::from_secs(1)));
     let reply = app.topology.client.send_request(names::sync_subject(function), request).await;
     body::discard(&app, &message.payload).await;
     let reply = reply.map_err(|err| match err.kind() {
         RequestErrorKind::NoResponders => ApiError::NoWorker(function.to_owned()),
-        RequestErrorKind::TimedOut => ApiError::SyncTimeout { function: function.to_owned(), seconds: timeout.as_secs() },
+        RequestErrorKind::TimedOut => {
+            ApiError::SyncTimeout { function: function.to_owned(), seconds: timeout.as_secs() }
+        }
         _ => ApiError::CallFailed(err.to_string()),
     })?;
     let reply_headers = reply.headers.unwrap_or_default();

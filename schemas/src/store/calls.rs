@@ -90,14 +90,18 @@ impl CallStore {
                 break;
             }
         }
-        found.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+        found.sort_by_key(|record| std::cmp::Reverse(record.created_at));
         found.truncate(limit);
         Ok(found)
     }
 }
 
 fn decode(key: &str, bytes: &[u8]) -> Result<CallRecord, StoreError> {
-    serde_json::from_slice(bytes).map_err(|source| StoreError::Corrupt { what: "call record", key: key.to_owned(), source })
+    serde_json::from_slice(bytes).map_err(|source| StoreError::Corrupt {
+        what: "call record",
+        key: key.to_owned(),
+        source,
+    })
 }
 
 #[cfg(test)]

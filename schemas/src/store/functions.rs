@@ -69,5 +69,9 @@ impl FunctionStore {
 }
 
 pub(crate) fn decode(key: &str, bytes: &[u8]) -> Result<FunctionSpec, StoreError> {
-    serde_json::from_slice(bytes).map_err(|source| StoreError::Corrupt { what: "function spec", key: key.to_owned(), source })
+    serde_json::from_slice(bytes).map_err(|source| StoreError::Corrupt {
+        what: "function spec",
+        key: key.to_owned(),
+        source,
+    })
 }
