@@ -85,7 +85,22 @@ async fn spec_validation_names_the_field() {
         assert!(error.contains(field), "{spec}: {error}");
     }
     let r = platform.http.post(platform.url("/system/functions")).body("{not json").send().await.unwrap();
-    assert_eq!(error_of(r).await.0, 400);
+    let (status, error) = error_of(r).await;
+    assert_eq!(status, 400);
+    assert!(error.contains("not valid JSON"), "{error}");
+    // No JSON Content-Type needed: `curl -d` posts form-encoded.
+    let r = platform
+        .http
+        .post(platform.url("/system/functions"))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(r#"{"service": "plain", "envProcess": "cat"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let huge = format!(r#"{{"service": "big", "envProcess": "{}"}}"#, "x".repeat(2 * 1024 * 1024));
+    let r = platform.http.post(platform.url("/system/functions")).body(huge).send().await.unwrap();
+    assert_eq!(error_of(r).await.0, 413);
     let r = platform
         .http
         .delete(platform.url("/system/functions"))

@@ -2,7 +2,8 @@
 
 use axum::{
     Json,
-    extract::{Path, State, rejection::JsonRejection},
+    body::Bytes,
+    extract::{Path, State, rejection::BytesRejection},
     http::StatusCode,
 };
 use serde::Deserialize;
@@ -10,8 +11,24 @@ use sluice_schemas::{FunctionSpec, FunctionStatus, RuntimeKind, names};
 
 use crate::{ApiError, App};
 
-fn parse<T>(body: Result<Json<T>, JsonRejection>, what: &'static str) -> Result<T, ApiError> {
-    body.map(|Json(v)| v).map_err(|e| ApiError::BadJson { what, detail: e.body_text() })
+/// Parses a JSON body whatever its `Content-Type` says, so `curl -d` works as well as any client.
+fn parse<T: serde::de::DeserializeOwned>(
+    body: Result<Bytes, BytesRejection>,
+    what: &'static str,
+) -> Result<T, ApiError> {
+    let body = body.map_err(|rejection| match rejection.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::BodyTooLarge { limit: super::SPEC_BODY_LIMIT },
+        _ => ApiError::BodyRead(rejection.body_text()),
+    })?;
+    let mut json = serde_json::Deserializer::from_slice(&body);
+    serde_path_to_error::deserialize(&mut json).map_err(|e| {
+        // Name the field (`async.timeout: invalid duration …`) unless the problem is the document itself.
+        let detail = match e.path().to_string().as_str() {
+            "." => e.inner().to_string(),
+            path => format!("{path}: {}", e.inner()),
+        };
+        ApiError::BadJson { what, detail }
+    })
 }
 
 /// Completed async calls of the function still in `SLUICE_RESULTS`.
@@ -52,11 +69,8 @@ pub async fn get(State(app): State<App>, Path(name): Path<String>) -> Result<Jso
     Ok(Json(status(&app, spec).await))
 }
 
-pub async fn create(
-    State(app): State<App>,
-    body: Result<Json<FunctionSpec>, JsonRejection>,
-) -> Result<StatusCode, ApiError> {
-    let spec = parse(body, "a function spec")?;
+pub async fn create(State(app): State<App>, body: Result<Bytes, BytesRejection>) -> Result<StatusCode, ApiError> {
+    let spec: FunctionSpec = parse(body, "a function spec")?;
     spec.validate()?;
     if app.functions.get(&spec.service).await?.is_some() {
         return Err(ApiError::FunctionExists(spec.service));
@@ -66,11 +80,8 @@ pub async fn create(
     Ok(StatusCode::ACCEPTED)
 }
 
-pub async fn update(
-    State(app): State<App>,
-    body: Result<Json<FunctionSpec>, JsonRejection>,
-) -> Result<StatusCode, ApiError> {
-    let spec = parse(body, "a function spec")?;
+pub async fn update(State(app): State<App>, body: Result<Bytes, BytesRejection>) -> Result<StatusCode, ApiError> {
+    let spec: FunctionSpec = parse(body, "a function spec")?;
     spec.validate()?;
     if app.functions.get(&spec.service).await?.is_none() {
         return Err(ApiError::UnknownFunction(spec.service));
@@ -86,11 +97,8 @@ pub struct DeleteRequest {
     function_name: String,
 }
 
-pub async fn delete(
-    State(app): State<App>,
-    body: Result<Json<DeleteRequest>, JsonRejection>,
-) -> Result<StatusCode, ApiError> {
-    let request = parse(body, "a delete request ({\"functionName\": \"...\"})")?;
+pub async fn delete(State(app): State<App>, body: Result<Bytes, BytesRejection>) -> Result<StatusCode, ApiError> {
+    let request: DeleteRequest = parse(body, "a delete request ({\"functionName\": \"...\"})")?;
     if !app.functions.delete(&request.function_name).await? {
         return Err(ApiError::UnknownFunction(request.function_name));
     }

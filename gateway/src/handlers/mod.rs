@@ -14,6 +14,9 @@ use axum::{
 
 use crate::{App, auth};
 
+/// Largest function spec or other `/system` request body.
+pub(crate) const SPEC_BODY_LIMIT: usize = 1024 * 1024;
+
 pub fn router(app: App) -> Router {
     let system = Router::new()
         .route(
@@ -23,12 +26,15 @@ pub fn router(app: App) -> Router {
         .route("/system/function/{name}", get(functions::get))
         .route("/system/calls", get(calls::list))
         .route("/system/calls/{id}", get(calls::get))
-        .route_layer(middleware::from_fn_with_state(app.clone(), auth::require));
+        .route_layer(middleware::from_fn_with_state(app.clone(), auth::require))
+        .layer(axum::extract::DefaultBodyLimit::max(SPEC_BODY_LIMIT));
     let mut invocations = Router::new()
         .route("/async-function/{name}", post(async_function::invoke))
         .route("/async-function/{name}/{*path}", post(async_function::invoke_with_path))
         .route("/function/{name}", any(sync_function::invoke))
-        .route("/function/{name}/{*path}", any(sync_function::invoke_with_path));
+        .route("/function/{name}/{*path}", any(sync_function::invoke_with_path))
+        // Call bodies are limited and streamed by the invocation handlers themselves.
+        .layer(axum::extract::DefaultBodyLimit::disable());
     if app.cfg.protect_invocations {
         invocations = invocations.route_layer(middleware::from_fn_with_state(app.clone(), auth::require));
     }
@@ -37,7 +43,5 @@ pub fn router(app: App) -> Router {
         .route("/metrics", get(system::metrics))
         .merge(system)
         .merge(invocations)
-        // Bodies are limited and streamed by the invocation handlers themselves.
-        .layer(axum::extract::DefaultBodyLimit::disable())
         .with_state(app)
 }
