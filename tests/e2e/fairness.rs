@@ -25,14 +25,6 @@ async fn flood_on_one_function_does_not_stall_another() {
     assert_eq!(&got[0].body[..], b"made it\n");
     assert_eq!(platform.wait_final(&single, Duration::from_secs(10)).await["status"], "succeeded");
     // At 4 calls a second the flood is nowhere near done: "single" did not wait behind it.
-    let done: Vec<serde_json::Value> = platform
-        .http
-        .get(platform.url("/system/calls?function=flood&status=succeeded&limit=100000"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let done = platform.list_calls("function=flood&status=succeeded&limit=100000").await;
     assert!(done.len() < 1_000, "{} flood calls finished before the single call", done.len());
 }

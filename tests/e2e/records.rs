@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::support::Platform;
 
@@ -15,26 +15,14 @@ async fn record_transitions_and_listing() {
     platform.deploy(json!({"service": "gated", "envProcess": script, "async": {"maxInflight": 1}})).await;
     let first = platform.call_async("gated", "", None).await;
     let second = platform.call_async("gated", "", None).await;
-    let start = std::time::Instant::now();
-    while platform.record(&first).await["status"] != "running" {
-        assert!(start.elapsed() < Duration::from_secs(30));
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    platform.wait_running(&first).await;
     let queued = platform.record(&second).await;
     assert_eq!(queued["status"], "queued", "maxInflight 1 keeps the second call waiting: {queued}");
     assert_eq!(queued["attempts"], 0);
     let running = platform.record(&first).await;
     assert!(running["startedAt"].is_string() && running["finishedAt"].is_null());
 
-    let listed: Vec<Value> = platform
-        .http
-        .get(platform.url("/system/calls?function=gated&status=queued"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed = platform.list_calls("function=gated&status=queued").await;
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0]["callId"], second.as_str());
 
@@ -44,8 +32,7 @@ async fn record_transitions_and_listing() {
         assert_eq!(done["status"], "succeeded");
         assert!(done["finishedAt"].as_str().unwrap() >= done["startedAt"].as_str().unwrap());
     }
-    let all: Vec<Value> =
-        platform.http.get(platform.url("/system/calls?function=gated")).send().await.unwrap().json().await.unwrap();
+    let all = platform.list_calls("function=gated").await;
     assert_eq!(all.len(), 2);
     assert_eq!(all[0]["callId"], second.as_str(), "newest first");
     let r = platform.http.get(platform.url("/system/calls?status=bogus")).send().await.unwrap();

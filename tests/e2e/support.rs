@@ -247,6 +247,20 @@ impl Platform {
         self.http.get(self.url(&format!("/system/calls/{call_id}"))).send().await.unwrap().json().await.unwrap()
     }
 
+    /// Waits until the call is running (its record says so).
+    pub async fn wait_running(&self, call_id: &str) {
+        let start = Instant::now();
+        while self.record(call_id).await["status"] != "running" {
+            assert!(start.elapsed() < Duration::from_secs(30), "call {call_id} never started");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// `GET /system/calls?{query}`.
+    pub async fn list_calls(&self, query: &str) -> Vec<Value> {
+        self.http.get(self.url(&format!("/system/calls?{query}"))).send().await.unwrap().json().await.unwrap()
+    }
+
     /// Waits until the call's record is final; returns it.
     pub async fn wait_final(&self, call_id: &str, limit: Duration) -> Value {
         let start = Instant::now();

@@ -45,11 +45,7 @@ async fn call_of_a_killed_worker_completes_on_another() {
     let receiver = CallbackReceiver::start().await;
     platform.deploy(json!({"service": "slow", "envProcess": "sh -c 'sleep 3; echo finished'"})).await;
     let call_id = platform.call_async("slow", "", Some(&receiver.url)).await;
-    let start = std::time::Instant::now();
-    while platform.record(&call_id).await["status"] != "running" {
-        assert!(start.elapsed() < Duration::from_secs(30), "call never started");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    platform.wait_running(&call_id).await;
     platform.workers[0].kill();
     platform.add_worker(&["--ack-wait", "2s"]);
     let got = receiver.wait_for(1, Duration::from_secs(60)).await;
@@ -82,11 +78,7 @@ async fn sigterm_lets_a_running_call_finish() {
     let receiver = CallbackReceiver::start().await;
     platform.deploy(json!({"service": "drain", "envProcess": "sh -c 'sleep 2; echo drained'"})).await;
     let call_id = platform.call_async("drain", "", Some(&receiver.url)).await;
-    let start = std::time::Instant::now();
-    while platform.record(&call_id).await["status"] != "running" {
-        assert!(start.elapsed() < Duration::from_secs(30), "call never started");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    platform.wait_running(&call_id).await;
     assert!(platform.workers[0].terminate(Duration::from_secs(30)).await, "worker exits cleanly after draining");
     let got = receiver.wait_for(1, Duration::from_secs(5)).await;
     assert_eq!(&got[0].body[..], b"drained\n");
