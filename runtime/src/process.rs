@@ -60,11 +60,17 @@ pub fn watchdog_env_name(header: &str) -> String {
     name
 }
 
-fn kill_group(child: &tokio::process::Child) {
-    if let Some(pid) = child.id() {
-        // SAFETY: killpg only sends a signal; the group id is our own child's, which we have not reaped.
-        unsafe {
-            libc::killpg(pid as libc::pid_t, libc::SIGKILL);
+/// Kills the call's whole process group when the call ends in any way: finished, timed out, or abandoned
+/// because its future was dropped (worker shutdown, cancellation).
+struct GroupGuard(Option<u32>);
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0 {
+            // SAFETY: killpg only sends a signal, to the group our own child leads.
+            unsafe {
+                libc::killpg(pid as libc::pid_t, libc::SIGKILL);
+            }
         }
     }
 }
@@ -134,6 +140,7 @@ impl Runtime for ProcessRuntime {
     ) -> Result<FunctionResponse, RuntimeError> {
         let started = Instant::now();
         let mut child = self.command(spec, &call)?.spawn().map_err(RuntimeError::Start)?;
+        let group = GroupGuard(child.id());
         let mut stdin = child.stdin.take().expect("stdin is piped");
         let stdout = child.stdout.take().expect("stdout is piped");
         let stderr = child.stderr.take().expect("stderr is piped");
@@ -155,10 +162,9 @@ impl Runtime for ProcessRuntime {
         };
         let outcome = tokio::time::timeout_at(deadline, run).await;
         let Ok((fed, out, err, status)) = outcome else {
-            kill_group(&child);
             return Err(RuntimeError::Timeout(deadline.saturating_duration_since(started)));
         };
-        kill_group(&child); // reap anything the function left behind in its group
+        drop(group); // anything the function left running in its group goes with it
         fed.map_err(RuntimeError::Body)?;
         let (stdout, over) = out.map_err(|e| RuntimeError::Backend(Box::new(e)))?;
         if over {
@@ -242,6 +248,35 @@ mod tests {
         assert!(matches!(err, RuntimeError::Timeout(_)), "{err}");
         // Not a timing assertion on speed: the call must not have waited for the children's 30 s.
         assert!(started.elapsed() < Duration::from_secs(20));
+    }
+
+    #[tokio::test]
+    async fn abandoned_call_kills_what_the_function_started() {
+        let dir = std::env::temp_dir().join(format!("sluice-abandon-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let pidfile = dir.join("pid");
+        let cmd = format!("sh -c 'sleep 30 & echo $! > {}; wait'", pidfile.display());
+        let call = run(&cmd, Invocation::post("c", ""), Duration::from_secs(60));
+        // Dropping the call's future is how a worker abandons it.
+        assert!(tokio::time::timeout(Duration::from_millis(500), call).await.is_err());
+        let pid: libc::pid_t = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
+        let mut alive = true;
+        for _ in 0..100 {
+            // SAFETY: signal 0 only checks whether the process exists.
+            alive = unsafe { libc::kill(pid, 0) } == 0 && !is_zombie(pid);
+            if !alive {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(!alive, "grandchild {pid} outlived its abandoned call");
+    }
+
+    fn is_zombie(pid: libc::pid_t) -> bool {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|stat| stat.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'))
+            .unwrap_or(true)
     }
 
     #[tokio::test]

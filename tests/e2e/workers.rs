@@ -84,3 +84,21 @@ async fn sigterm_lets_a_running_call_finish() {
     assert_eq!(&got[0].body[..], b"drained\n");
     assert_eq!(platform.record(&call_id).await["status"], "succeeded");
 }
+
+#[tokio::test]
+async fn calls_still_running_after_the_grace_period_are_handed_back() {
+    let mut platform = Platform::start(1, &[], &["--grace-period", "500ms"]).await;
+    let receiver = CallbackReceiver::start().await;
+    let runs = platform.logs.path().join("runs.txt");
+    let script = format!("sh -c 'echo run >> {}; sleep 3; echo second'", runs.display());
+    platform.deploy(json!({"service": "handback", "envProcess": script})).await;
+    let call_id = platform.call_async("handback", "", Some(&receiver.url)).await;
+    platform.wait_running(&call_id).await;
+    assert!(platform.workers[0].terminate(Duration::from_secs(30)).await, "worker exits cleanly");
+    assert!(receiver.received().is_empty(), "the interrupted attempt sent no callback");
+    platform.add_worker(&[]);
+    let got = receiver.wait_for(1, Duration::from_secs(60)).await;
+    assert_eq!(&got[0].body[..], b"second\n");
+    assert_eq!(got[0].headers["x-sluice-attempt"], "2");
+    assert_eq!(std::fs::read_to_string(&runs).unwrap().lines().count(), 2);
+}
