@@ -31,9 +31,12 @@ enum Command {
     Fn(client::functions::FnCommand),
     /// Call a function.
     Invoke(client::invoke::InvokeArgs),
-    /// Inspect calls.
+    /// Inspect and cancel calls.
     #[command(subcommand)]
     Call(client::calls::CallCommand),
+    /// List and replay calls that failed for good.
+    #[command(subcommand)]
+    Dead(client::dead::DeadCommand),
 }
 
 fn main() -> std::process::ExitCode {
@@ -47,6 +50,7 @@ fn main() -> std::process::ExitCode {
             Command::Fn(cmd) => client::functions::run(cmd).await,
             Command::Invoke(args) => client::invoke::run(args).await,
             Command::Call(cmd) => client::calls::run(cmd).await,
+            Command::Dead(cmd) => client::dead::run(cmd).await,
         }
     });
     match result {

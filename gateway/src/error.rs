@@ -22,11 +22,15 @@ pub enum ApiError {
     #[error("request body is not valid JSON for {what}: {detail}")]
     BadJson { what: &'static str, detail: String },
     #[error("invalid X-Callback-Url {url:?}: {reason}")]
-    BadCallbackUrl { url: String, reason: &'static str },
+    BadCallbackUrl { url: String, reason: String },
     #[error("invalid X-Call-Id {0:?}: use 1-128 letters, digits, '-', '_', '=' or '.'")]
     BadCallId(String),
     #[error("call id {id:?} is already used by a call to function {function:?}")]
     CallIdTaken { id: String, function: String },
+    #[error("call {id:?} is already {status}")]
+    CallFinished { id: String, status: &'static str },
+    #[error("call {0:?} has no dead letter to replay")]
+    NotDead(String),
     #[error("invalid query: {0}")]
     BadQuery(String),
     #[error("request body is larger than the limit of {limit} bytes")]
@@ -51,7 +55,9 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::UnknownFunction(_) | Self::UnknownCall(_) => StatusCode::NOT_FOUND,
-            Self::FunctionExists(_) | Self::CallIdTaken { .. } => StatusCode::CONFLICT,
+            Self::FunctionExists(_) | Self::CallIdTaken { .. } | Self::CallFinished { .. } | Self::NotDead(_) => {
+                StatusCode::CONFLICT
+            }
             Self::InvalidSpec(_)
             | Self::BadJson { .. }
             | Self::BadCallbackUrl { .. }

@@ -41,6 +41,8 @@ pub struct GatewayConfig {
     pub protect_invocations: bool,
     /// How long a synchronous call may take when its function sets no timeout.
     pub sync_timeout: Duration,
+    /// Which callback URLs calls may name.
+    pub callback_policy: sluice_schemas::callback_policy::CallbackPolicy,
     /// Renders `/metrics`; absent when the process installed no Prometheus recorder.
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
 }
@@ -53,6 +55,7 @@ impl Default for GatewayConfig {
             credentials: None,
             protect_invocations: false,
             sync_timeout: Duration::from_secs(60),
+            callback_policy: Default::default(),
             metrics: None,
         }
     }

@@ -1,46 +1,70 @@
-//! Delivering a call's outcome to its `X-Callback-Url`, with the headers of the callback contract.
+//! Sending one callback: the URL policy, the signature, the POST.
 
 use std::time::Duration;
 
 use bytes::Bytes;
-use chrono::{DateTime, Utc};
-use sluice_schemas::names::{self, ce, http_headers as h};
+use hmac::{Hmac, KeyInit, Mac};
+use sha2::Sha256;
+use sluice_schemas::{callback_policy::CallbackPolicy, names::http_headers as h};
 
-use crate::{metrics, outcome::Outcome};
+use crate::metrics;
 
-/// How callbacks are sent.
+/// How callbacks are sent and retried.
 #[derive(Clone, Debug)]
 pub struct CallbackConfig {
-    /// Deliveries tried before a callback is given up.
-    pub attempts: u32,
     /// Time one delivery may take.
     pub timeout: Duration,
-    /// Wait before the second delivery; doubles after each failure.
-    pub first_wait: Duration,
+    /// Signs each callback (`X-Sluice-Signature`) when set.
+    pub secret: Option<Vec<u8>>,
+    /// How long an undelivered callback is retried from the outbox before it is given up.
+    pub expiry: Duration,
+    /// Wait before the first retry from the outbox; doubles up to `max_wait`.
+    pub min_wait: Duration,
+    pub max_wait: Duration,
+    /// Which URLs may receive callbacks.
+    pub policy: CallbackPolicy,
+    /// Outbox deliveries this worker makes at once.
+    pub concurrency: usize,
 }
 
 impl Default for CallbackConfig {
     fn default() -> Self {
-        Self { attempts: 6, timeout: Duration::from_secs(30), first_wait: Duration::from_millis(500) }
+        Self {
+            timeout: Duration::from_secs(10),
+            secret: None,
+            expiry: Duration::from_secs(24 * 3600),
+            min_wait: Duration::from_secs(1),
+            max_wait: Duration::from_secs(300),
+            policy: CallbackPolicy::default(),
+            concurrency: 32,
+        }
     }
 }
 
-/// One callback to send.
-pub struct Callback<'a> {
-    pub url: &'a str,
-    pub call_id: &'a str,
-    pub function: &'a str,
-    pub started: DateTime<Utc>,
-    pub duration: Duration,
-    pub attempt: u32,
-    pub max_attempts: u32,
-    pub outcome: &'a Outcome,
+/// Why a delivery did not succeed.
+#[derive(Debug, thiserror::Error)]
+pub enum DeliveryError {
+    /// Worth another try later (connection failure, timeout, 408, 429, 5xx).
+    #[error("{0}")]
+    Retryable(String),
+    /// Will not succeed by trying again (denied URL, other 4xx).
+    #[error("{0}")]
+    Refused(String),
+}
+
+/// `t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`.
+pub fn signature(secret: &[u8], unix_seconds: i64, body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes keys of any length");
+    mac.update(unix_seconds.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    format!("t={unix_seconds},v1={}", hex::encode(mac.finalize().into_bytes()))
 }
 
 /// A pooled HTTP client for callbacks.
 pub struct Callbacks {
     client: reqwest::Client,
-    cfg: CallbackConfig,
+    pub cfg: CallbackConfig,
 }
 
 impl Callbacks {
@@ -49,62 +73,53 @@ impl Callbacks {
             .timeout(cfg.timeout)
             .pool_max_idle_per_host(64)
             .tcp_nodelay(true)
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("the HTTP client's settings are valid");
         Self { client, cfg }
     }
 
-    fn request(&self, cb: &Callback<'_>, body: Bytes) -> reqwest::RequestBuilder {
-        let ce_type = if cb.outcome.succeeded() { names::CE_TYPE_COMPLETED } else { names::CE_TYPE_FAILED };
-        let mut request = self
-            .client
-            .post(cb.url)
-            .header(h::CALL_ID, cb.call_id)
-            .header(h::FUNCTION_NAME, cb.function)
-            .header(h::FUNCTION_STATUS, cb.outcome.status)
-            .header(h::DURATION_SECONDS, format!("{:.6}", cb.duration.as_secs_f64()))
-            .header(h::START_TIME, cb.started.timestamp_nanos_opt().unwrap_or_default())
-            .header(h::ATTEMPT, cb.attempt)
-            .header(h::MAX_ATTEMPTS, cb.max_attempts)
-            .header(ce::SPECVERSION, ce::VERSION)
-            .header(ce::ID, cb.call_id)
-            .header(ce::TYPE, ce_type)
-            .header(ce::SOURCE, names::CE_SOURCE_WORKER)
-            .header(ce::SUBJECT, cb.function)
-            .header(ce::TIME, Utc::now().to_rfc3339())
-            .body(body);
-        if let Some(content_type) = cb.outcome.content_type() {
-            request = request.header(reqwest::header::CONTENT_TYPE, content_type);
+    /// One delivery of a callback with the contract `headers` and `body`.
+    pub async fn send(&self, url: &str, headers: &http::HeaderMap, body: Bytes) -> Result<(), DeliveryError> {
+        if let Err(denied) = self.cfg.policy.check(url).await {
+            metrics::callback("refused");
+            return Err(DeliveryError::Refused(format!("callback URL refused: {denied}")));
         }
-        request
+        let mut request = self.client.post(url).headers(headers.clone());
+        if let Some(secret) = &self.cfg.secret {
+            request = request.header(h::SIGNATURE, signature(secret, chrono::Utc::now().timestamp(), &body));
+        }
+        match request.body(body).send().await {
+            Ok(response) if response.status().is_success() => {
+                metrics::callback("delivered");
+                Ok(())
+            }
+            Ok(response) => {
+                let status = response.status().as_u16();
+                metrics::callback("failed");
+                let error = format!("callback receiver answered {status}");
+                if status == 408 || status == 429 || status >= 500 {
+                    Err(DeliveryError::Retryable(error))
+                } else {
+                    Err(DeliveryError::Refused(error))
+                }
+            }
+            Err(err) => {
+                metrics::callback("failed");
+                Err(DeliveryError::Retryable(format!("callback not delivered: {err}")))
+            }
+        }
     }
+}
 
-    /// Sends the callback, retrying connection failures, 408, 429 and 5xx with doubling waits.
-    pub async fn deliver(&self, cb: &Callback<'_>) -> Result<(), String> {
-        let mut wait = self.cfg.first_wait;
-        let mut last_error = String::new();
-        for attempt in 1..=self.cfg.attempts {
-            match self.request(cb, cb.outcome.body.clone()).send().await {
-                Ok(response) if response.status().is_success() => {
-                    metrics::callback("delivered");
-                    return Ok(());
-                }
-                Ok(response) => {
-                    let status = response.status().as_u16();
-                    last_error = format!("callback receiver answered {status}");
-                    if !(status == 408 || status == 429 || status >= 500) {
-                        break; // the receiver refuses this callback; sending it again changes nothing
-                    }
-                }
-                Err(err) => last_error = format!("callback not delivered: {err}"),
-            }
-            if attempt < self.cfg.attempts {
-                tracing::debug!(attempt, error = %last_error, "callback failed; retrying");
-                tokio::time::sleep(wait).await;
-                wait = (wait * 2).min(Duration::from_secs(60));
-            }
-        }
-        metrics::callback("failed");
-        Err(last_error)
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signature_matches_a_known_vector() {
+        // HMAC-SHA256("secret", "1700000000.hello"), computed with Python's hmac module.
+        let expected = "t=1700000000,v1=47b1df0ab12338b2685470b0d2b37033add7c3b2bc8172f313e77413f1bb78c8";
+        assert_eq!(signature(b"secret", 1_700_000_000, b"hello"), expected);
     }
 }

@@ -15,13 +15,17 @@
 //! worker-wide limit.
 
 mod callback;
+mod cancel;
 mod consume;
+mod dead;
 mod execute;
 mod lease;
 mod metrics;
+mod outbox;
 mod outcome;
 mod registry;
 mod results;
+mod retry;
 mod sync;
 
 use std::{sync::Arc, time::Duration};
@@ -31,7 +35,8 @@ use sluice_schemas::{store::CallStore, topology::Topology};
 use tokio::sync::Semaphore;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
-pub use callback::CallbackConfig;
+pub use callback::{CallbackConfig, signature};
+pub use retry::RetryDefaults;
 
 /// How a worker takes and runs calls.
 #[derive(Clone, Debug)]
@@ -44,6 +49,7 @@ pub struct WorkerConfig {
     pub default_timeout: Duration,
     /// On shutdown, how long started calls may go on before they are handed back to the queue.
     pub grace_period: Duration,
+    pub retry: RetryDefaults,
     pub callback: CallbackConfig,
 }
 
@@ -54,6 +60,7 @@ impl Default for WorkerConfig {
             ack_wait: Duration::from_secs(30),
             default_timeout: Duration::from_secs(300),
             grace_period: Duration::from_secs(30),
+            retry: RetryDefaults::default(),
             callback: CallbackConfig::default(),
         }
     }
@@ -81,6 +88,8 @@ pub(crate) struct Worker {
     /// Cancelled when the grace period is over: calls still running are handed back.
     pub abandon: CancellationToken,
     pub inline_limit: usize,
+    /// Calls running here, so a cancellation can stop them.
+    pub running: Arc<cancel::Running>,
     /// Current specs by name, kept by the registry; read by synchronous calls.
     pub specs: std::sync::RwLock<std::collections::HashMap<String, Arc<sluice_schemas::FunctionSpec>>>,
 }
@@ -101,14 +110,19 @@ pub async fn run(
         tracker: TaskTracker::new(),
         abandon: CancellationToken::new(),
         specs: Default::default(),
+        running: Default::default(),
         cfg,
         topology,
         runtimes,
     });
     tracing::info!(max_inflight = worker.cfg.max_inflight, ack_wait = ?worker.cfg.ack_wait, "worker started");
+    let cancels = tokio::spawn(cancel::listen(worker.clone(), shutdown.clone()));
+    let outbox = tokio::spawn(outbox::dispatch(worker.clone(), shutdown.clone()));
     let sync = tokio::spawn(sync::serve(worker.clone(), shutdown.clone()));
     let registry = registry::run(worker.clone(), shutdown.clone()).await;
     let sync = sync.await.unwrap_or_else(|e| Err(WorkerError::Subscribe(e.to_string())));
+    let cancels = cancels.await.unwrap_or_else(|e| Err(WorkerError::Subscribe(e.to_string())));
+    let _ = outbox.await;
     worker.tracker.close();
     if tokio::time::timeout(worker.cfg.grace_period, worker.tracker.wait()).await.is_err() {
         tracing::warn!(running = worker.tracker.len(), "grace period over; handing running calls back");
@@ -116,5 +130,5 @@ pub async fn run(
         worker.tracker.wait().await;
     }
     tracing::info!("worker stopped");
-    registry.and(sync)
+    registry.and(sync).and(cancels)
 }

@@ -12,6 +12,8 @@ pub struct Outcome {
     pub body: Bytes,
     /// Why the attempt failed, for the call record.
     pub error: Option<String>,
+    /// Whether the runtime failed (no function response at all); such attempts are always worth retrying.
+    pub runtime_error: bool,
 }
 
 /// Longest piece of a failed function's body quoted in the call record.
@@ -20,6 +22,14 @@ const ERROR_EXCERPT: usize = 512;
 impl Outcome {
     pub fn succeeded(&self) -> bool {
         (200..300).contains(&self.status)
+    }
+
+    /// A failure that happened before any attempt could run (expired, undeliverable).
+    pub fn failure(status: u16, error: String) -> Self {
+        let body = serde_json::to_vec(&serde_json::json!({ "error": error })).expect("json");
+        let mut headers = http::HeaderMap::new();
+        headers.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+        Self { status, headers, body: body.into(), error: Some(error), runtime_error: false }
     }
 
     pub fn content_type(&self) -> Option<&str> {
@@ -34,14 +44,14 @@ impl Outcome {
                     let excerpt = &response.body[..response.body.len().min(ERROR_EXCERPT)];
                     format!("function returned {status}: {}", String::from_utf8_lossy(excerpt).trim())
                 });
-                Self { status, headers: response.headers, body: response.body, error }
+                Self { status, headers: response.headers, body: response.body, error, runtime_error: false }
             }
             Err(err) => {
                 let status = if matches!(err, RuntimeError::Timeout(_)) { 504 } else { 502 };
                 let body = serde_json::to_vec(&serde_json::json!({ "error": err.to_string() })).expect("json");
                 let mut headers = http::HeaderMap::new();
                 headers.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
-                Self { status, headers, body: body.into(), error: Some(err.to_string()) }
+                Self { status, headers, body: body.into(), error: Some(err.to_string()), runtime_error: true }
             }
         }
     }

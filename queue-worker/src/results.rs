@@ -3,6 +3,7 @@
 use async_nats::HeaderMap;
 use chrono::Utc;
 use sluice_schemas::{
+    Payload,
     invocation::put_http_headers,
     names::{self, ce, http_headers as h, wire},
 };
@@ -19,8 +20,8 @@ pub struct Completion<'a> {
 }
 
 /// Publishes the completion event and waits for JetStream to store it. A large body goes to the object
-/// store first and the event names it.
-pub async fn publish(worker: &Worker, done: &Completion<'_>) -> Result<(), async_nats::Error> {
+/// store first and the event names it. Returns where the body is stored, for the callback outbox.
+pub async fn publish(worker: &Worker, done: &Completion<'_>) -> Result<Payload, async_nats::Error> {
     let ce_type = if done.outcome.succeeded() { names::CE_TYPE_COMPLETED } else { names::CE_TYPE_FAILED };
     let mut headers = HeaderMap::new();
     // One event per call even when a redelivered call finishes twice.
@@ -39,15 +40,15 @@ pub async fn publish(worker: &Worker, done: &Completion<'_>) -> Result<(), async
         headers.insert(wire::CONTENT_TYPE, content_type);
     }
     put_http_headers(&mut headers, &done.outcome.headers);
-    let body = if done.outcome.body.len() > worker.inline_limit {
+    let (body, stored) = if done.outcome.body.len() > worker.inline_limit {
         let name = format!("{}.result", done.call_id);
         let mut reader = &done.outcome.body[..];
         worker.topology.payloads.put(name.as_str(), &mut reader).await?;
-        headers.insert(wire::PAYLOAD_OBJECT, name);
-        bytes::Bytes::new()
+        headers.insert(wire::PAYLOAD_OBJECT, name.as_str());
+        (bytes::Bytes::new(), Payload::Object(name))
     } else {
-        done.outcome.body.clone()
+        (done.outcome.body.clone(), Payload::Inline(done.outcome.body.clone()))
     };
     worker.topology.jetstream.publish_with_headers(names::results_subject(done.function), headers, body).await?.await?;
-    Ok(())
+    Ok(stored)
 }

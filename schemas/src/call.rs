@@ -60,6 +60,38 @@ pub struct CallRecord {
     /// Why the call failed, or why its last attempt did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Delivery of the call's callback, when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub callback: Option<CallbackState>,
+    /// Sequence of the call's dead letter in `SLUICE_DEAD`, while it can be replayed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dead_letter: Option<u64>,
+    /// Where the callback goes. Kept for cancellations; the API never shows it, as it may carry credentials.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(skip)]
+    pub callback_url: Option<String>,
+}
+
+/// Where a callback's delivery stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum CallbackDelivery {
+    /// Not delivered yet; retried from the outbox.
+    Pending,
+    Delivered,
+    /// Given up: refused by the receiver, or not delivered before it expired.
+    Failed,
+}
+
+/// A call's callback delivery.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CallbackState {
+    pub state: CallbackDelivery,
+    /// Deliveries tried so far.
+    pub attempts: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
 }
 
 impl CallRecord {
@@ -74,6 +106,9 @@ impl CallRecord {
             started_at: None,
             finished_at: None,
             error: None,
+            callback: None,
+            dead_letter: None,
+            callback_url: None,
         }
     }
 }

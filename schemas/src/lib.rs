@@ -19,6 +19,8 @@
 //! ```
 
 pub mod call;
+pub mod callback;
+pub mod callback_policy;
 pub mod duration;
 pub mod function;
 pub mod invocation;
@@ -28,7 +30,7 @@ pub mod payloads;
 pub mod store;
 pub mod topology;
 
-pub use call::{CallRecord, CallStatus};
+pub use call::{CallRecord, CallStatus, CallbackDelivery, CallbackState};
 pub use duration::HumanDuration;
 pub use function::{
     AsyncConfig, FunctionSpec, FunctionStatus, Resources, RetryPolicy, RuntimeKind, ScaleConfig, Trigger,

@@ -10,6 +10,8 @@ pub const EVENTS_STREAM: &str = "SLUICE_EVENTS";
 pub const RESULTS_STREAM: &str = "SLUICE_RESULTS";
 /// Calls that exhausted their retries.
 pub const DEAD_STREAM: &str = "SLUICE_DEAD";
+/// Work-queue stream of callbacks waiting for (re)delivery: the durable callback outbox.
+pub const CALLBACKS_STREAM: &str = "SLUICE_CALLBACKS";
 /// KV bucket of function specs, keyed by function name.
 pub const FUNCTIONS_BUCKET: &str = "sluice_functions";
 /// KV bucket of call records, keyed by call id.
@@ -27,6 +29,10 @@ pub const RESULTS_PREFIX: &str = "sluice.results";
 pub const DEAD_PREFIX: &str = "sluice.dead";
 /// Subject prefix of connector events: `sluice.events.{source}.…`.
 pub const EVENTS_PREFIX: &str = "sluice.events";
+/// Subject prefix of callbacks in the outbox: `sluice.callbacks.{function}`.
+pub const CALLBACKS_PREFIX: &str = "sluice.callbacks";
+/// Subject prefix of cancellation notices (core NATS, to every worker): `sluice.cancel.{call id}`.
+pub const CANCEL_PREFIX: &str = "sluice.cancel";
 /// Queue group in which workers share synchronous calls.
 pub const SYNC_QUEUE_GROUP: &str = "sluice-workers";
 
@@ -42,6 +48,14 @@ pub fn results_subject(function: &str) -> String {
 pub fn dead_subject(function: &str) -> String {
     format!("{DEAD_PREFIX}.{function}")
 }
+pub fn callbacks_subject(function: &str) -> String {
+    format!("{CALLBACKS_PREFIX}.{function}")
+}
+pub fn cancel_subject(call_id: &str) -> String {
+    format!("{CANCEL_PREFIX}.{call_id}")
+}
+/// Durable pull consumer, shared by every worker, that delivers the callback outbox.
+pub const CALLBACKS_CONSUMER: &str = "callbacks";
 /// Durable pull consumer shared by every worker for one function's queue.
 pub fn invoke_consumer(function: &str) -> String {
     format!("invoke-{function}")
@@ -53,6 +67,8 @@ pub const CE_TYPE_REQUESTED: &str = "sluice.invocation.requested";
 pub const CE_TYPE_COMPLETED: &str = "sluice.invocation.completed";
 /// CloudEvents type of a call that ended without one, or with a failure status after its last attempt.
 pub const CE_TYPE_FAILED: &str = "sluice.invocation.failed";
+/// CloudEvents type of a call cancelled on request.
+pub const CE_TYPE_CANCELLED: &str = "sluice.invocation.cancelled";
 /// CloudEvents source of calls accepted by the gateway.
 pub const CE_SOURCE_GATEWAY: &str = "/sluice/gateway";
 /// CloudEvents source of completion events published by workers.
@@ -86,6 +102,16 @@ pub mod wire {
     pub const STATUS: &str = "Sluice-Status";
     /// Why a sync call produced no function response.
     pub const ERROR: &str = "Sluice-Error";
+    /// On a dead letter: the last function status (0 when there was no response).
+    pub const DEAD_STATUS: &str = "Sluice-Dead-Status";
+    /// On a dead letter: why the call failed.
+    pub const DEAD_ERROR: &str = "Sluice-Dead-Error";
+    /// On a dead letter: attempts made.
+    pub const DEAD_ATTEMPTS: &str = "Sluice-Dead-Attempts";
+    /// On a replayed call: the dead letter's sequence in `SLUICE_DEAD`.
+    pub const REPLAY_OF: &str = "Sluice-Replay-Of";
+    /// On an outbox callback: where it goes.
+    pub const CALLBACK_TARGET: &str = "Sluice-Callback-Target";
 }
 
 /// HTTP headers of the public API and the callback contract.

@@ -114,6 +114,7 @@ pub async fn ensure(client: async_nats::Client, cfg: &TopologyConfig) -> Result<
         (names::EVENTS_STREAM, names::EVENTS_PREFIX, RetentionPolicy::Limits, cfg.retention),
         (names::RESULTS_STREAM, names::RESULTS_PREFIX, RetentionPolicy::Limits, cfg.retention),
         (names::DEAD_STREAM, names::DEAD_PREFIX, RetentionPolicy::Limits, cfg.retention),
+        (names::CALLBACKS_STREAM, names::CALLBACKS_PREFIX, RetentionPolicy::WorkQueue, Duration::ZERO),
     ];
     for (name, prefix, retention, max_age) in streams {
         js.create_or_update_stream(stream::Config {

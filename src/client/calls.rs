@@ -15,6 +15,12 @@ pub enum CallCommand {
         #[command(flatten)]
         gateway: GatewayClientArgs,
     },
+    /// Cancel a queued or running call.
+    Cancel {
+        id: String,
+        #[command(flatten)]
+        gateway: GatewayClientArgs,
+    },
     /// List recent calls, newest first.
     List {
         /// Only calls of this function.
@@ -39,6 +45,12 @@ pub async fn run(cmd: CallCommand) -> anyhow::Result<()> {
         CallCommand::Get { id, gateway } => {
             let record = get(&Gateway::new(gateway), &id).await?;
             println!("{}", serde_json::to_string_pretty(&record)?);
+        }
+        CallCommand::Cancel { id, gateway } => {
+            let gateway = Gateway::new(gateway);
+            let record: CallRecord =
+                gateway.send(gateway.request(Method::DELETE, &format!("/system/calls/{id}"))).await?.json().await?;
+            println!("cancelled {} ({} attempts made)", record.call_id, record.attempts);
         }
         CallCommand::List { function, status, limit, gateway } => {
             let gateway = Gateway::new(gateway);

@@ -1,6 +1,7 @@
 //! Client commands: a thin HTTP client over the gateway's API.
 
 pub mod calls;
+pub mod dead;
 pub mod functions;
 pub mod invoke;
 pub mod spec_file;

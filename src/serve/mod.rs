@@ -10,9 +10,12 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 use anyhow::Context;
 use clap::Args;
 use sluice_gateway::{Credentials, GatewayConfig};
-use sluice_queue_worker::{CallbackConfig, WorkerConfig};
+use sluice_queue_worker::{CallbackConfig, RetryDefaults, WorkerConfig};
 use sluice_runtime::{RuntimeConfig, Runtimes};
-use sluice_schemas::topology::{self, Topology, TopologyConfig};
+use sluice_schemas::{
+    callback_policy::{CallbackPolicy, Rule},
+    topology::{self, Topology, TopologyConfig},
+};
 use tokio_util::sync::CancellationToken;
 
 use crate::args::{self, LogArgs};
@@ -72,9 +75,47 @@ pub struct WorkerOptions {
     /// On shutdown, how long running calls may go on before they are handed back to the queue.
     #[arg(long, env = "SLUICE_GRACE_PERIOD", default_value = "30s", value_parser = args::duration)]
     pub grace_period: Duration,
-    /// Deliveries of a callback before it is given up.
-    #[arg(long, env = "SLUICE_CALLBACK_ATTEMPTS", default_value_t = 6)]
-    pub callback_attempts: u32,
+    /// Attempts of a call when its function sets no async.retry.attempts (the first included).
+    #[arg(long, env = "SLUICE_RETRY_ATTEMPTS", default_value_t = 3)]
+    pub retry_attempts: u32,
+    /// Shortest wait before a retry when the function sets none.
+    #[arg(long, env = "SLUICE_RETRY_MIN_WAIT", default_value = "1s", value_parser = args::duration)]
+    pub retry_min_wait: Duration,
+    /// Longest wait before a retry when the function sets none.
+    #[arg(long, env = "SLUICE_RETRY_MAX_WAIT", default_value = "5m", value_parser = args::duration)]
+    pub retry_max_wait: Duration,
+    /// Time one callback delivery may take.
+    #[arg(long, env = "SLUICE_CALLBACK_TIMEOUT", default_value = "10s", value_parser = args::duration)]
+    pub callback_timeout: Duration,
+    /// How long an undelivered callback is retried before it is given up.
+    #[arg(long, env = "SLUICE_CALLBACK_EXPIRY", default_value = "24h", value_parser = args::duration)]
+    pub callback_expiry: Duration,
+    /// Longest wait between retries of a callback.
+    #[arg(long, env = "SLUICE_CALLBACK_MAX_WAIT", default_value = "5m", value_parser = args::duration)]
+    pub callback_max_wait: Duration,
+    /// Secret that signs callbacks (X-Sluice-Signature).
+    #[arg(long, env = "SLUICE_CALLBACK_SECRET", hide_env_values = true, conflicts_with = "callback_secret_file")]
+    pub callback_secret: Option<String>,
+    /// File holding the callback signing secret.
+    #[arg(long, env = "SLUICE_CALLBACK_SECRET_FILE")]
+    pub callback_secret_file: Option<PathBuf>,
+}
+
+/// Which callback URLs are accepted (gateway) and delivered to (worker).
+#[derive(Args, Clone, Debug)]
+pub struct CallbackPolicyArgs {
+    /// Only these hosts and networks may receive callbacks (comma-separated CIDRs, IPs, host names, *.domain).
+    #[arg(long, env = "SLUICE_CALLBACK_ALLOW", value_delimiter = ',')]
+    pub callback_allow: Vec<Rule>,
+    /// Never these (added to the default denial of link-local and cloud metadata addresses).
+    #[arg(long, env = "SLUICE_CALLBACK_DENY", value_delimiter = ',')]
+    pub callback_deny: Vec<Rule>,
+}
+
+impl CallbackPolicyArgs {
+    pub fn policy(&self) -> CallbackPolicy {
+        CallbackPolicy::new(self.callback_allow.clone(), self.callback_deny.clone())
+    }
 }
 
 #[derive(Args, Clone, Debug)]
@@ -83,6 +124,8 @@ pub struct GatewayArgs {
     pub nats: NatsArgs,
     #[command(flatten)]
     pub gateway: GatewayOptions,
+    #[command(flatten)]
+    pub policy: CallbackPolicyArgs,
     #[command(flatten)]
     pub log: LogArgs,
 }
@@ -93,6 +136,8 @@ pub struct WorkerArgs {
     pub nats: NatsArgs,
     #[command(flatten)]
     pub worker: WorkerOptions,
+    #[command(flatten)]
+    pub policy: CallbackPolicyArgs,
     /// Serve /metrics for this worker on this address.
     #[arg(long, env = "SLUICE_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
@@ -113,7 +158,11 @@ impl NatsArgs {
 }
 
 impl GatewayOptions {
-    pub fn config(&self, metrics: metrics_exporter_prometheus::PrometheusHandle) -> anyhow::Result<GatewayConfig> {
+    pub fn config(
+        &self,
+        metrics: metrics_exporter_prometheus::PrometheusHandle,
+        callback_policy: CallbackPolicy,
+    ) -> anyhow::Result<GatewayConfig> {
         let read =
             |path: &PathBuf| std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()));
         let mut credentials = Credentials::default();
@@ -137,20 +186,42 @@ impl GatewayOptions {
             credentials: (!credentials.is_empty()).then_some(credentials),
             protect_invocations: self.protect_invocations,
             sync_timeout: self.sync_timeout,
+            callback_policy,
             metrics: Some(metrics),
         })
     }
 }
 
 impl WorkerOptions {
-    pub fn config(&self) -> WorkerConfig {
-        WorkerConfig {
+    pub fn config(&self, policy: CallbackPolicy) -> anyhow::Result<WorkerConfig> {
+        let secret = match (&self.callback_secret, &self.callback_secret_file) {
+            (Some(secret), _) => Some(secret.as_bytes().to_vec()),
+            (None, Some(file)) => {
+                let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+                Some(text.trim_end_matches(['\r', '\n']).as_bytes().to_vec())
+            }
+            (None, None) => None,
+        };
+        anyhow::ensure!(secret.as_ref().is_none_or(|s| !s.is_empty()), "the callback signing secret is empty");
+        Ok(WorkerConfig {
             max_inflight: self.max_inflight.max(1),
             ack_wait: self.ack_wait,
             default_timeout: self.default_timeout,
             grace_period: self.grace_period,
-            callback: CallbackConfig { attempts: self.callback_attempts.max(1), ..Default::default() },
-        }
+            retry: RetryDefaults {
+                attempts: self.retry_attempts.max(1),
+                min_wait: self.retry_min_wait,
+                max_wait: self.retry_max_wait.max(self.retry_min_wait),
+            },
+            callback: CallbackConfig {
+                timeout: self.callback_timeout,
+                secret,
+                expiry: self.callback_expiry,
+                max_wait: self.callback_max_wait,
+                policy,
+                ..Default::default()
+            },
+        })
     }
 }
 
@@ -158,7 +229,7 @@ impl WorkerOptions {
 pub async fn gateway(args: GatewayArgs) -> anyhow::Result<()> {
     telemetry::init(&args.log);
     let metrics = telemetry::metrics_recorder()?;
-    let cfg = args.gateway.config(metrics)?;
+    let cfg = args.gateway.config(metrics, args.policy.policy())?;
     let topology = args.nats.topology(args.nats.required_url()?, "sluice-gateway").await?;
     let stop = shutdown::on_signal();
     sluice_gateway::run(cfg, topology, stop).await.context("gateway failed")
@@ -173,10 +244,11 @@ pub async fn worker(args: WorkerArgs) -> anyhow::Result<()> {
     if let Some(addr) = args.metrics_listen {
         tokio::spawn(telemetry::serve_metrics(addr, metrics, stop.clone()));
     }
-    run_worker(&args.worker, topology, stop).await
+    let cfg = args.worker.config(args.policy.policy())?;
+    run_worker(cfg, topology, stop).await
 }
 
-pub async fn run_worker(options: &WorkerOptions, topology: Topology, stop: CancellationToken) -> anyhow::Result<()> {
+pub async fn run_worker(cfg: WorkerConfig, topology: Topology, stop: CancellationToken) -> anyhow::Result<()> {
     let runtimes = Runtimes::new(RuntimeConfig::default());
-    sluice_queue_worker::run(options.config(), topology, runtimes, stop).await.context("worker failed")
+    sluice_queue_worker::run(cfg, topology, runtimes, stop).await.context("worker failed")
 }

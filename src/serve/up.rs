@@ -6,7 +6,7 @@ use anyhow::Context;
 use clap::Args;
 use sluice_schemas::{FunctionSpec, store::FunctionStore};
 
-use super::{GatewayOptions, NatsArgs, WorkerOptions, nats_server::NatsServer, shutdown, telemetry};
+use super::{CallbackPolicyArgs, GatewayOptions, NatsArgs, WorkerOptions, nats_server::NatsServer, shutdown, telemetry};
 use crate::{args::LogArgs, client::spec_file};
 
 #[derive(Args, Clone, Debug)]
@@ -24,6 +24,8 @@ pub struct UpArgs {
     #[command(flatten)]
     pub worker: WorkerOptions,
     #[command(flatten)]
+    pub policy: CallbackPolicyArgs,
+    #[command(flatten)]
     pub log: LogArgs,
 }
 
@@ -34,14 +36,15 @@ fn default_data_dir() -> PathBuf {
 pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     telemetry::init(&args.log);
     let metrics = telemetry::metrics_recorder()?;
-    let gateway_cfg = args.gateway.config(metrics)?;
+    let gateway_cfg = args.gateway.config(metrics, args.policy.policy())?;
+    let worker_cfg = args.worker.config(args.policy.policy())?;
     let specs = args.deploy.iter().map(|f| spec_file::read(f)).collect::<anyhow::Result<Vec<_>>>()?;
     let embedded = match &args.nats.nats_url {
         Some(_) => None,
         None => Some(NatsServer::start(&args.data_dir).await?),
     };
     let url = args.nats.nats_url.clone().or_else(|| embedded.as_ref().map(|s| s.url.clone())).expect("one is set");
-    let result = serve(&args, &url, gateway_cfg, specs.into_iter().flatten().collect()).await;
+    let result = serve(&args, &url, gateway_cfg, worker_cfg, specs.into_iter().flatten().collect()).await;
     if let Some(server) = embedded {
         server.stop().await;
     }
@@ -52,6 +55,7 @@ async fn serve(
     args: &UpArgs,
     url: &str,
     gateway_cfg: sluice_gateway::GatewayConfig,
+    worker_cfg: sluice_queue_worker::WorkerConfig,
     specs: Vec<FunctionSpec>,
 ) -> anyhow::Result<()> {
     let topology = args.nats.topology(url, "sluice-up").await?;
@@ -67,7 +71,7 @@ async fn serve(
         .with_context(|| format!("listening on {}", gateway_cfg.listen))?;
     tracing::info!(listen = %listener.local_addr()?, nats = %url, "sluice is up");
     let gateway = sluice_gateway::serve(listener, gateway_cfg, topology.clone(), stop.clone());
-    let worker = super::run_worker(&args.worker, topology, stop.clone());
+    let worker = super::run_worker(worker_cfg, topology, stop.clone());
     let (gateway, worker) = tokio::join!(
         async {
             let r = gateway.await;

@@ -36,7 +36,7 @@ async fn async_call_delivers_callback_with_every_contract_header() {
     assert!(h("x-duration-seconds").parse::<f64>().unwrap() >= 0.0);
     assert!(h("x-start-time").parse::<i64>().unwrap() > 0);
     assert_eq!(h("x-sluice-attempt"), "1");
-    assert_eq!(h("x-sluice-max-attempts"), "1");
+    assert_eq!(h("x-sluice-max-attempts"), "3", "the worker default");
     assert_eq!(h("content-type"), "text/x-upper");
     assert_eq!(h("ce-specversion"), "1.0");
     assert_eq!(h("ce-id"), call_id);

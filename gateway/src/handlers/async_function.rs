@@ -44,7 +44,7 @@ fn accepted(call_id: &str) -> Response {
 async fn enqueue(app: App, function: &str, path: Option<&str>, request: Request) -> Result<Response, ApiError> {
     let (parts, request_body): (_, Body) = request.into_parts();
     app.functions.get(function).await?.ok_or_else(|| ApiError::UnknownFunction(function.to_owned()))?;
-    let callback_url = invocation::callback_url(&parts.headers)?;
+    let callback_url = invocation::callback_url(&parts.headers, &app.cfg.callback_policy).await?;
     let (call_id, caller_chose_id) = invocation::call_id(&parts.headers)?;
     body::check_declared_length(&app, &parts.headers)?;
     if caller_chose_id && let Some(existing) = app.calls.get(&call_id).await? {
@@ -66,7 +66,8 @@ async fn enqueue(app: App, function: &str, path: Option<&str>, request: Request)
         return Err(ApiError::NotPersisted(err.to_string()));
     }
     // The call is persisted; its record is a view of it. A worker may have written `running` already.
-    let record = CallRecord::queued(&message.call_id, function, message.time);
+    let mut record = CallRecord::queued(&message.call_id, function, message.time);
+    record.callback_url = message.callback_url.clone();
     if let Err(err) = app.calls.create(&record).await {
         tracing::warn!(call_id = %message.call_id, %err, "call queued but its record was not written");
     }

@@ -1,4 +1,4 @@
-//! `GET /system/calls/{id}` and `GET /system/calls?function=&status=&limit=`.
+//! `GET /system/calls/{id}`, `GET /system/calls?function=&status=&limit=` and `DELETE /system/calls/{id}`.
 
 use std::{collections::HashMap, time::Duration};
 
@@ -6,14 +6,27 @@ use axum::{
     Json,
     extract::{Path, Query, State},
 };
-use sluice_schemas::{CallRecord, CallStatus};
+use chrono::Utc;
+use sluice_schemas::{
+    CallRecord, CallStatus, CallbackDelivery, CallbackState, Payload,
+    callback::{CallbackFacts, CallbackMessage, contract_headers},
+    names,
+};
 
 use crate::{ApiError, App};
 
 const DEFAULT_LIMIT: usize = 100;
+/// `X-Function-Status` of a cancellation callback: the call's client gave up on it (as nginx's 499).
+pub const CANCELLED_STATUS: u16 = 499;
+
+/// A record as the API shows it: without the callback URL, which may carry credentials.
+fn public(mut record: CallRecord) -> CallRecord {
+    record.callback_url = None;
+    record
+}
 
 pub async fn get(State(app): State<App>, Path(id): Path<String>) -> Result<Json<CallRecord>, ApiError> {
-    app.calls.get(&id).await?.map(Json).ok_or(ApiError::UnknownCall(id))
+    app.calls.get(&id).await?.map(|r| Json(public(r))).ok_or(ApiError::UnknownCall(id))
 }
 
 pub async fn list(
@@ -27,5 +40,76 @@ pub async fn list(
     };
     let function = query.get("function").map(String::as_str);
     let records = app.calls.list(function, status, limit, Duration::from_secs(10)).await?;
-    Ok(Json(records))
+    Ok(Json(records.into_iter().map(public).collect()))
+}
+
+/// Cancels a queued or running call: the record says cancelled at once, a running call is stopped by its
+/// worker, and the cancellation's callback goes out through the durable outbox.
+pub async fn cancel(State(app): State<App>, Path(id): Path<String>) -> Result<Json<CallRecord>, ApiError> {
+    let mut tries = 0;
+    let record = loop {
+        let (mut record, revision) = app.calls.entry(&id).await?.ok_or_else(|| ApiError::UnknownCall(id.clone()))?;
+        if record.status.is_final() {
+            return Err(ApiError::CallFinished { id, status: record.status.as_str() });
+        }
+        record.status = CallStatus::Cancelled;
+        record.finished_at = Some(Utc::now());
+        record.error = Some("cancelled on request".into());
+        if record.callback_url.is_some() {
+            record.callback = Some(CallbackState { state: CallbackDelivery::Pending, attempts: 0, last_error: None });
+        }
+        match app.calls.update(&record, revision).await? {
+            Some(_) => break record,
+            None if tries < 5 => tries += 1, // a worker moved it meanwhile; look again
+            None => return Err(ApiError::NotPersisted("the call's record keeps changing".into())),
+        }
+    };
+    // Core NATS reaches every worker; the one running the call stops it.
+    let client = &app.topology.client;
+    if let Err(err) = client.publish(names::cancel_subject(&id), bytes::Bytes::new()).await {
+        tracing::warn!(call_id = %id, %err, "cancellation notice not sent; a running call finishes but is not recorded");
+    }
+    let _ = client.flush().await;
+    if let Some(url) = &record.callback_url {
+        let max_attempts = match app.functions.get(&record.function).await {
+            Ok(Some(spec)) => spec.async_config.and_then(|a| a.retry).and_then(|r| r.attempts),
+            _ => None,
+        };
+        enqueue_cancellation_callback(&app, &record, url, max_attempts.unwrap_or(record.attempts.max(1))).await?;
+    }
+    tracing::info!(call_id = %id, "call cancelled");
+    Ok(Json(public(record)))
+}
+
+async fn enqueue_cancellation_callback(
+    app: &App,
+    record: &CallRecord,
+    url: &str,
+    max_attempts: u32,
+) -> Result<(), ApiError> {
+    let now = Utc::now();
+    let started = record.started_at.unwrap_or(now);
+    let headers = contract_headers(&CallbackFacts {
+        call_id: &record.call_id,
+        function: &record.function,
+        ce_type: names::CE_TYPE_CANCELLED,
+        function_status: CANCELLED_STATUS,
+        duration_seconds: (now - started).to_std().unwrap_or_default().as_secs_f64(),
+        started,
+        attempt: record.attempts,
+        max_attempts,
+        content_type: Some("application/json"),
+    });
+    let body = serde_json::to_vec(&serde_json::json!({ "error": "cancelled on request" })).expect("json");
+    let message = CallbackMessage {
+        url: url.to_owned(),
+        call_id: record.call_id.clone(),
+        function: record.function.clone(),
+        headers,
+        body: Payload::Inline(body.into()),
+    };
+    let (headers, body) = message.to_nats();
+    let subject = names::callbacks_subject(&record.function);
+    let stored = async { app.topology.jetstream.publish_with_headers(subject, headers, body).await?.await }.await;
+    stored.map(drop).map_err(|e| ApiError::NotPersisted(format!("cancellation callback: {e}")))
 }

@@ -2,7 +2,7 @@
 
 use axum::http::{HeaderMap, request::Parts};
 use chrono::Utc;
-use sluice_schemas::{InvocationMessage, Payload, names, store};
+use sluice_schemas::{InvocationMessage, Payload, callback_policy::CallbackPolicy, names, store};
 
 use crate::ApiError;
 
@@ -20,19 +20,13 @@ pub fn call_id(headers: &HeaderMap) -> Result<(String, bool), ApiError> {
     }
 }
 
-/// The `X-Callback-Url`, if any, checked to be an absolute http(s) URL.
-pub fn callback_url(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+/// The `X-Callback-Url`, if any, checked against the callback policy (http(s) only, no metadata or
+/// link-local addresses, allow and deny lists): a denied URL is refused here and never requested.
+pub async fn callback_url(headers: &HeaderMap, policy: &CallbackPolicy) -> Result<Option<String>, ApiError> {
     let Some(value) = headers.get(names::http_headers::CALLBACK_URL) else { return Ok(None) };
-    let bad = |url: &str, reason| ApiError::BadCallbackUrl { url: url.to_owned(), reason };
-    let text = value.to_str().map_err(|_| bad("<non-ASCII>", "not valid text"))?.trim();
-    let uri: axum::http::Uri = text.parse().map_err(|_| bad(text, "not a URL"))?;
-    match uri.scheme_str() {
-        Some("http" | "https") => {}
-        _ => return Err(bad(text, "only http:// and https:// callbacks are supported")),
-    }
-    if uri.host().is_none_or(str::is_empty) {
-        return Err(bad(text, "the URL has no host"));
-    }
+    let bad = |url: &str, reason: String| ApiError::BadCallbackUrl { url: url.to_owned(), reason };
+    let text = value.to_str().map_err(|_| bad("<non-ASCII>", "not valid text".into()))?.trim();
+    policy.check(text).await.map_err(|denied| bad(text, denied.0))?;
     Ok(Some(text.to_owned()))
 }
 
@@ -69,12 +63,13 @@ mod tests {
         h
     }
 
-    #[test]
-    fn callback_urls() {
-        assert!(callback_url(&HeaderMap::new()).unwrap().is_none());
-        assert!(callback_url(&headers("x-callback-url", "http://127.0.0.1:9/cb")).unwrap().is_some());
-        for bad in ["ftp://x/y", "not a url", "/relative", "http://"] {
-            let err = callback_url(&headers("x-callback-url", bad)).unwrap_err();
+    #[tokio::test]
+    async fn callback_urls() {
+        let policy = CallbackPolicy::default();
+        assert!(callback_url(&HeaderMap::new(), &policy).await.unwrap().is_none());
+        assert!(callback_url(&headers("x-callback-url", "http://127.0.0.1:9/cb"), &policy).await.unwrap().is_some());
+        for bad in ["ftp://x/y", "not a url", "/relative", "http://", "http://169.254.169.254/latest"] {
+            let err = callback_url(&headers("x-callback-url", bad), &policy).await.unwrap_err();
             assert!(matches!(err, ApiError::BadCallbackUrl { .. }), "{bad}: {err}");
         }
     }

@@ -2,6 +2,7 @@
 
 mod async_function;
 mod calls;
+mod dead;
 mod functions;
 mod invocation;
 mod sync_function;
@@ -25,7 +26,9 @@ pub fn router(app: App) -> Router {
         )
         .route("/system/function/{name}", get(functions::get))
         .route("/system/calls", get(calls::list))
-        .route("/system/calls/{id}", get(calls::get))
+        .route("/system/calls/{id}", get(calls::get).delete(calls::cancel))
+        .route("/system/dead", get(dead::list))
+        .route("/system/dead/{id}/replay", post(dead::replay))
         .route_layer(middleware::from_fn_with_state(app.clone(), auth::require))
         .layer(axum::extract::DefaultBodyLimit::max(SPEC_BODY_LIMIT));
     let mut invocations = Router::new()

@@ -39,6 +39,30 @@ impl CallStore {
         decode(call_id, &bytes).map(Some)
     }
 
+    /// The record and its revision, for a later [`CallStore::update`].
+    pub async fn entry(&self, call_id: &str) -> Result<Option<(CallRecord, u64)>, StoreError> {
+        if !is_valid_call_id(call_id) {
+            return Ok(None);
+        }
+        match self.kv.entry(call_id).await.map_err(StoreError::unavailable)? {
+            Some(entry) if entry.operation == kv::Operation::Put => {
+                decode(call_id, &entry.value).map(|record| Some((record, entry.revision)))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// Writes `record` only if it is still at `revision`: `Ok(Some(new revision))`, or `Ok(None)` when someone
+    /// else (a cancellation, another worker) changed it first.
+    pub async fn update(&self, record: &CallRecord, revision: u64) -> Result<Option<u64>, StoreError> {
+        let bytes = serde_json::to_vec(record).expect("a record always serialises");
+        match self.kv.update(&record.call_id, bytes.into(), revision).await {
+            Ok(revision) => Ok(Some(revision)),
+            Err(err) if err.kind() == kv::UpdateErrorKind::WrongLastRevision => Ok(None),
+            Err(err) => Err(StoreError::unavailable(err)),
+        }
+    }
+
     /// Writes the first record of a call unless one exists; a worker may already have written
     /// `running`, which must not be overwritten by `queued`. Returns whether it was written.
     pub async fn create(&self, record: &CallRecord) -> Result<bool, StoreError> {
@@ -50,10 +74,10 @@ impl CallStore {
         }
     }
 
-    pub async fn put(&self, record: &CallRecord) -> Result<(), StoreError> {
+    /// Writes `record` whatever is there; returns the new revision.
+    pub async fn put(&self, record: &CallRecord) -> Result<u64, StoreError> {
         let bytes = serde_json::to_vec(record).expect("a record always serialises");
-        self.kv.put(&record.call_id, bytes.into()).await.map_err(StoreError::unavailable)?;
-        Ok(())
+        self.kv.put(&record.call_id, bytes.into()).await.map_err(StoreError::unavailable)
     }
 
     /// The most recent calls, newest first, optionally of one function and status.

@@ -1,0 +1,69 @@
+//! Cancelling running calls: the gateway publishes `sluice.cancel.{call id}` to every worker; the worker
+//! running that call stops it (its process group is killed, its HTTP request dropped).
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+};
+
+use futures::StreamExt;
+use sluice_schemas::names;
+use tokio_util::sync::CancellationToken;
+
+use crate::{Worker, WorkerError};
+
+/// The calls running on this worker, by call id.
+#[derive(Default)]
+pub struct Running {
+    calls: Mutex<HashMap<String, CancellationToken>>,
+}
+
+/// Removes its call from [`Running`] when the call ends.
+pub struct Registration {
+    running: Arc<Running>,
+    call_id: String,
+    pub token: CancellationToken,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        self.running.calls.lock().expect("running calls lock").remove(&self.call_id);
+    }
+}
+
+impl Running {
+    pub fn register(self: &Arc<Self>, call_id: &str) -> Registration {
+        let token = CancellationToken::new();
+        self.calls.lock().expect("running calls lock").insert(call_id.to_owned(), token.clone());
+        Registration { running: self.clone(), call_id: call_id.to_owned(), token }
+    }
+
+    fn cancel(&self, call_id: &str) -> bool {
+        match self.calls.lock().expect("running calls lock").get(call_id) {
+            Some(token) => {
+                token.cancel();
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// Listens for cancellations until `shutdown`.
+pub async fn listen(worker: Arc<Worker>, shutdown: CancellationToken) -> Result<(), WorkerError> {
+    let subject = format!("{}.*", names::CANCEL_PREFIX);
+    let mut notices =
+        worker.topology.client.subscribe(subject).await.map_err(|e| WorkerError::Subscribe(e.to_string()))?;
+    loop {
+        let notice = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            notice = notices.next() => notice,
+        };
+        let Some(notice) = notice else { break };
+        let call_id = notice.subject.as_str().rsplit('.').next().unwrap_or_default();
+        if worker.running.cancel(call_id) {
+            tracing::info!(call_id, "cancelling running call");
+        }
+    }
+    Ok(())
+}

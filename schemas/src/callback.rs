@@ -1,0 +1,147 @@
+//! Callbacks: the contract's headers, and the message a callback waits as in the durable outbox
+//! (`SLUICE_CALLBACKS`) until it is delivered.
+
+use async_nats::HeaderMap as NatsHeaders;
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+
+use crate::{
+    Payload,
+    invocation::{put_http_headers, take_http_headers},
+    names::{self, ce, http_headers as h, wire},
+};
+
+/// What a callback reports about a call.
+pub struct CallbackFacts<'a> {
+    pub call_id: &'a str,
+    pub function: &'a str,
+    /// `ce-type`: completed, failed or cancelled.
+    pub ce_type: &'a str,
+    pub function_status: u16,
+    pub duration_seconds: f64,
+    pub started: DateTime<Utc>,
+    pub attempt: u32,
+    pub max_attempts: u32,
+    pub content_type: Option<&'a str>,
+}
+
+/// The callback contract's headers (DESIGN.md), CloudEvents binary mode included.
+pub fn contract_headers(facts: &CallbackFacts<'_>) -> http::HeaderMap {
+    let mut headers = http::HeaderMap::new();
+    let mut set = |name: &'static str, value: String| {
+        if let Ok(value) = http::HeaderValue::from_str(&value) {
+            headers.insert(http::HeaderName::from_static(lower(name)), value);
+        }
+    };
+    set(h::CALL_ID, facts.call_id.to_owned());
+    set(h::FUNCTION_NAME, facts.function.to_owned());
+    set(h::FUNCTION_STATUS, facts.function_status.to_string());
+    set(h::DURATION_SECONDS, format!("{:.6}", facts.duration_seconds));
+    set(h::START_TIME, facts.started.timestamp_nanos_opt().unwrap_or_default().to_string());
+    set(h::ATTEMPT, facts.attempt.to_string());
+    set(h::MAX_ATTEMPTS, facts.max_attempts.to_string());
+    set(ce::SPECVERSION, ce::VERSION.to_owned());
+    set(ce::ID, facts.call_id.to_owned());
+    set(ce::TYPE, facts.ce_type.to_owned());
+    set(ce::SOURCE, names::CE_SOURCE_WORKER.to_owned());
+    set(ce::SUBJECT, facts.function.to_owned());
+    set(ce::TIME, Utc::now().to_rfc3339());
+    if let Some(content_type) = facts.content_type {
+        set("content-type", content_type.to_owned());
+    }
+    headers
+}
+
+/// Header names are constants in mixed case; `http` wants them lowercase and static.
+fn lower(name: &'static str) -> &'static str {
+    match name {
+        h::CALL_ID => "x-call-id",
+        h::FUNCTION_NAME => "x-function-name",
+        h::FUNCTION_STATUS => "x-function-status",
+        h::DURATION_SECONDS => "x-duration-seconds",
+        h::START_TIME => "x-start-time",
+        h::ATTEMPT => "x-sluice-attempt",
+        h::MAX_ATTEMPTS => "x-sluice-max-attempts",
+        other => other, // the ce-* names and content-type are lowercase already
+    }
+}
+
+/// A callback waiting in the outbox.
+#[derive(Clone, Debug)]
+pub struct CallbackMessage {
+    pub url: String,
+    pub call_id: String,
+    pub function: String,
+    /// The contract headers, as sent.
+    pub headers: http::HeaderMap,
+    pub body: Payload,
+}
+
+impl CallbackMessage {
+    /// NATS headers and payload; one outbox message per call (`Nats-Msg-Id`).
+    pub fn to_nats(&self) -> (NatsHeaders, Bytes) {
+        let mut headers = NatsHeaders::new();
+        headers.insert(wire::NATS_MSG_ID, format!("{}.callback", self.call_id));
+        headers.insert(wire::CALLBACK_TARGET, self.url.as_str());
+        headers.insert(ce::ID, self.call_id.as_str());
+        headers.insert(ce::SUBJECT, self.function.as_str());
+        put_http_headers(&mut headers, &self.headers);
+        match &self.body {
+            Payload::Inline(body) => (headers, body.clone()),
+            Payload::Object(name) => {
+                headers.insert(wire::PAYLOAD_OBJECT, name.as_str());
+                (headers, Bytes::new())
+            }
+        }
+    }
+
+    pub fn from_nats(headers: &NatsHeaders, body: Bytes) -> Option<Self> {
+        let get = |name: &str| headers.get(name).map(|v| v.as_str().to_owned());
+        Some(Self {
+            url: get(wire::CALLBACK_TARGET)?,
+            call_id: get(ce::ID)?,
+            function: get(ce::SUBJECT)?,
+            headers: take_http_headers(headers),
+            body: match get(wire::PAYLOAD_OBJECT) {
+                Some(name) => Payload::Object(name),
+                None => Payload::Inline(body),
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outbox_message_round_trips() {
+        let facts = CallbackFacts {
+            call_id: "c1",
+            function: "f",
+            ce_type: names::CE_TYPE_COMPLETED,
+            function_status: 200,
+            duration_seconds: 1.5,
+            started: Utc::now(),
+            attempt: 2,
+            max_attempts: 3,
+            content_type: Some("text/plain"),
+        };
+        let headers = contract_headers(&facts);
+        assert_eq!(headers["x-sluice-attempt"], "2");
+        assert_eq!(headers["ce-type"], "sluice.invocation.completed");
+        let message = CallbackMessage {
+            url: "http://127.0.0.1:9/cb".into(),
+            call_id: "c1".into(),
+            function: "f".into(),
+            headers,
+            body: Payload::Inline(Bytes::from_static(b"result")),
+        };
+        let (nats_headers, body) = message.to_nats();
+        let back = CallbackMessage::from_nats(&nats_headers, body).unwrap();
+        assert_eq!(back.url, message.url);
+        assert_eq!(back.headers["x-duration-seconds"], "1.500000");
+        assert_eq!(back.headers["content-type"], "text/plain");
+        assert_eq!(back.body, Payload::Inline(Bytes::from_static(b"result")));
+    }
+}
