@@ -252,7 +252,15 @@ impl Run<'_> {
         if !outcome.succeeded() {
             let original = self.message.headers.clone().unwrap_or_default();
             let seq = persist("dead letter", || {
-                dead::publish(worker, &call.function, &call.call_id, &original, self.message.payload.clone(), outcome, self.attempt)
+                dead::publish(
+                    worker,
+                    &call.function,
+                    &call.call_id,
+                    &original,
+                    self.message.payload.clone(),
+                    outcome,
+                    self.attempt,
+                )
             })
             .await?;
             record.dead_letter = Some(seq);

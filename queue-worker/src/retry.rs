@@ -119,7 +119,9 @@ mod tests {
 
     #[test]
     fn spec_overrides_defaults() {
-        let s = settings(r#"{"service":"f","envProcess":"x","async":{"retry":{"attempts":5,"codes":[500],"minWait":"2s"}}}"#);
+        let s = settings(
+            r#"{"service":"f","envProcess":"x","async":{"retry":{"attempts":5,"codes":[500],"minWait":"2s"}}}"#,
+        );
         assert_eq!((s.attempts, s.codes.as_slice(), s.min_wait), (5, &[500][..], Duration::from_secs(2)));
         let d = settings(r#"{"service":"f","envProcess":"x"}"#);
         assert_eq!(d.attempts, 3);
@@ -128,7 +130,9 @@ mod tests {
 
     #[test]
     fn decisions() {
-        let s = settings(r#"{"service":"f","envProcess":"x","async":{"retry":{"attempts":3,"minWait":"1s","maxWait":"10s"}}}"#);
+        let s = settings(
+            r#"{"service":"f","envProcess":"x","async":{"retry":{"attempts":3,"minWait":"1s","maxWait":"10s"}}}"#,
+        );
         assert_eq!(s.decide(&outcome(200, None), 1), Decision::Final);
         assert_eq!(s.decide(&outcome(400, None), 1), Decision::Final, "other 4xx fail at once");
         assert!(matches!(s.decide(&outcome(500, None), 1), Decision::Retry(_)));

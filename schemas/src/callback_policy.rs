@@ -116,7 +116,8 @@ impl CallbackPolicy {
         }
         if !self.allow.is_empty() {
             let allowed_name = self.allow.iter().any(|r| r.matches_host(&host));
-            let allowed_ips = !addresses.is_empty() && addresses.iter().all(|ip| self.allow.iter().any(|r| r.matches_ip(*ip)));
+            let allowed_ips =
+                !addresses.is_empty() && addresses.iter().all(|ip| self.allow.iter().any(|r| r.matches_ip(*ip)));
             if !(allowed_name || allowed_ips) {
                 return Err(PolicyError(format!("host {host:?} is not in the callback allow list")));
             }
@@ -137,7 +138,8 @@ mod tests {
     async fn metadata_and_link_local_are_denied_by_default() {
         let policy = CallbackPolicy::default();
         assert!(policy.check("http://127.0.0.1:9000/cb").await.is_ok());
-        for bad in ["http://169.254.169.254/latest/meta-data", "http://[fe80::1]/x", "http://metadata.google.internal/"] {
+        for bad in ["http://169.254.169.254/latest/meta-data", "http://[fe80::1]/x", "http://metadata.google.internal/"]
+        {
             let err = policy.check(bad).await.unwrap_err();
             assert!(err.0.contains("denied"), "{bad}: {err}");
         }

@@ -102,12 +102,62 @@ pub async fn connect(url: &str, name: &str) -> Result<async_nats::Client, Topolo
     Ok(client)
 }
 
+/// Waits (up to a minute) until JetStream answers: a cluster that is still electing its metadata leader
+/// answers account requests with an error, and creation requests sent then can stall for good.
+async fn wait_for_jetstream(client: &async_nats::Client) -> Result<(), TopologyError> {
+    let probe = jetstream::ContextBuilder::new().timeout(Duration::from_secs(2)).build(client.clone());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        match probe.query_account().await {
+            Ok(_) => return Ok(()),
+            Err(err) if tokio::time::Instant::now() >= deadline => {
+                return Err(create_error("the JetStream account")(err.into()));
+            }
+            Err(err) => {
+                tracing::info!(%err, "waiting for JetStream");
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        }
+    }
+}
+
 fn create_error(what: &'static str) -> impl FnOnce(async_nats::Error) -> TopologyError {
     move |source| TopologyError::Create { what, source }
 }
 
 /// Creates (or updates to this configuration) every stream and bucket Sluice uses.
 pub async fn ensure(client: async_nats::Client, cfg: &TopologyConfig) -> Result<Topology, TopologyError> {
+    wait_for_jetstream(&client).await?;
+    // Two processes creating the same replicated stream at once on a fresh cluster can leave one request
+    // unanswered; a short timeout and another try (creation is idempotent) gets past it.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+    loop {
+        match create_all(&client, cfg).await {
+            Ok(()) => break,
+            Err(err) if tokio::time::Instant::now() < deadline => {
+                tracing::warn!(%err, "JetStream setup incomplete; retrying");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(err) => return Err(err),
+        }
+    }
+    let max_payload = client.server_info().max_payload;
+    let jetstream = jetstream::new(client.clone());
+    let reopen = |bucket: &'static str| {
+        let jetstream = jetstream.clone();
+        async move { jetstream.get_key_value(bucket).await.map_err(|e| create_error(bucket)(e.into())) }
+    };
+    let (functions, calls) = (reopen(names::FUNCTIONS_BUCKET).await?, reopen(names::CALLS_BUCKET).await?);
+    let payloads = jetstream
+        .get_object_store(names::PAYLOADS_BUCKET)
+        .await
+        .map_err(|e| create_error(names::PAYLOADS_BUCKET)(e.into()))?;
+    Ok(Topology { client, jetstream, functions, calls, payloads, max_payload })
+}
+
+/// Creates (or updates) every stream and bucket, concurrently, so a cluster runs their leader elections
+/// side by side.
+async fn create_all(client: &async_nats::Client, cfg: &TopologyConfig) -> Result<(), TopologyError> {
     let js = jetstream::new(client.clone());
     let streams = [
         (names::INVOCATIONS_STREAM, names::INVOKE_PREFIX, RetentionPolicy::WorkQueue, Duration::ZERO),
@@ -116,56 +166,57 @@ pub async fn ensure(client: async_nats::Client, cfg: &TopologyConfig) -> Result<
         (names::DEAD_STREAM, names::DEAD_PREFIX, RetentionPolicy::Limits, cfg.retention),
         (names::CALLBACKS_STREAM, names::CALLBACKS_PREFIX, RetentionPolicy::WorkQueue, Duration::ZERO),
     ];
-    for (name, prefix, retention, max_age) in streams {
-        js.create_or_update_stream(stream::Config {
-            name: name.to_owned(),
-            subjects: vec![format!("{prefix}.>")],
-            retention,
-            max_age,
-            storage: StorageType::File,
-            num_replicas: cfg.replicas,
-            duplicate_window: cfg.duplicate_window,
-            ..Default::default()
-        })
-        .await
-        .map_err(|e| create_error(name)(e.into()))?;
-    }
-    let functions = js
-        .create_or_update_key_value(kv::Config {
-            bucket: names::FUNCTIONS_BUCKET.to_owned(),
-            history: 5,
-            storage: StorageType::File,
-            num_replicas: cfg.replicas,
-            ..Default::default()
-        })
-        .await
-        .map_err(|e| create_error(names::FUNCTIONS_BUCKET)(e.into()))?;
-    let calls = js
-        .create_or_update_key_value(kv::Config {
-            bucket: names::CALLS_BUCKET.to_owned(),
-            history: 1,
-            max_age: cfg.calls_ttl,
-            storage: StorageType::File,
-            num_replicas: cfg.replicas,
-            ..Default::default()
-        })
-        .await
-        .map_err(|e| create_error(names::CALLS_BUCKET)(e.into()))?;
-    let payloads = match js.get_object_store(names::PAYLOADS_BUCKET).await {
-        Ok(store) => store,
-        Err(_) => js
-            .create_object_store(object_store::Config {
-                bucket: names::PAYLOADS_BUCKET.to_owned(),
-                max_age: cfg.retention,
+    let streams = streams.map(|(name, prefix, retention, max_age)| {
+        let js = js.clone();
+        async move {
+            js.create_or_update_stream(stream::Config {
+                name: name.to_owned(),
+                subjects: vec![format!("{prefix}.>")],
+                retention,
+                max_age,
                 storage: StorageType::File,
                 num_replicas: cfg.replicas,
+                duplicate_window: cfg.duplicate_window,
                 ..Default::default()
             })
             .await
-            .map_err(|e| create_error(names::PAYLOADS_BUCKET)(e.into()))?,
+            .map_err(|e| create_error(name)(e.into()))
+        }
+    });
+    futures::future::try_join_all(streams).await?;
+    let bucket = |bucket: &'static str, history: i64, max_age: Duration| {
+        let js = js.clone();
+        async move {
+            let config = kv::Config {
+                bucket: bucket.to_owned(),
+                history,
+                max_age,
+                storage: StorageType::File,
+                num_replicas: cfg.replicas,
+                ..Default::default()
+            };
+            js.create_or_update_key_value(config).await.map(drop).map_err(|e| create_error(bucket)(e.into()))
+        }
     };
-    let max_payload = client.server_info().max_payload;
-    Ok(Topology { client, jetstream: js, functions, calls, payloads, max_payload })
+    let objects = async {
+        if js.get_object_store(names::PAYLOADS_BUCKET).await.is_ok() {
+            return Ok(());
+        }
+        let config = object_store::Config {
+            bucket: names::PAYLOADS_BUCKET.to_owned(),
+            max_age: cfg.retention,
+            storage: StorageType::File,
+            num_replicas: cfg.replicas,
+            ..Default::default()
+        };
+        js.create_object_store(config).await.map(drop).map_err(|e| create_error(names::PAYLOADS_BUCKET)(e.into()))
+    };
+    tokio::try_join!(
+        bucket(names::FUNCTIONS_BUCKET, 5, Duration::ZERO),
+        bucket(names::CALLS_BUCKET, 1, cfg.calls_ttl),
+        objects
+    )?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -46,7 +46,10 @@ pub async fn run(cmd: DeadCommand) -> anyhow::Result<()> {
             query.extend(function.map(|f| ("function", f)));
             let letters: Vec<DeadLetter> =
                 gateway.send(gateway.request(Method::GET, "/system/dead").query(&query)).await?.json().await?;
-            println!("{:<38} {:<20} {:>6} {:>8}  {:<25}  ERROR", "CALL ID", "FUNCTION", "STATUS", "ATTEMPTS", "DEAD AT");
+            println!(
+                "{:<38} {:<20} {:>6} {:>8}  {:<25}  ERROR",
+                "CALL ID", "FUNCTION", "STATUS", "ATTEMPTS", "DEAD AT"
+            );
             for d in letters {
                 println!(
                     "{:<38} {:<20} {:>6} {:>8}  {:<25}  {}",

@@ -6,7 +6,9 @@ use anyhow::Context;
 use clap::Args;
 use sluice_schemas::{FunctionSpec, store::FunctionStore};
 
-use super::{CallbackPolicyArgs, GatewayOptions, NatsArgs, WorkerOptions, nats_server::NatsServer, shutdown, telemetry};
+use super::{
+    CallbackPolicyArgs, GatewayOptions, NatsArgs, WorkerOptions, nats_server::NatsServer, shutdown, telemetry,
+};
 use crate::{args::LogArgs, client::spec_file};
 
 #[derive(Args, Clone, Debug)]

@@ -6,6 +6,7 @@ mod async_calls;
 mod fairness;
 mod large_body;
 mod records;
+mod reliability;
 mod security;
 mod support;
 mod sync_calls;

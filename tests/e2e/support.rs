@@ -14,7 +14,13 @@ use serde_json::Value;
 use tokio::sync::Notify;
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    free_ports::<1>()[0]
+}
+
+/// `N` distinct free ports (all held at once while choosing, so none is handed out twice).
+pub fn free_ports<const N: usize>() -> [u16; N] {
+    let listeners: Vec<TcpListener> = (0..N).map(|_| TcpListener::bind("127.0.0.1:0").unwrap()).collect();
+    std::array::from_fn(|i| listeners[i].local_addr().unwrap().port())
 }
 
 /// The `nats-server` binary: `SLUICE_NATS_SERVER`, else `PATH`. Missing is a failure, not a skip.
@@ -34,15 +40,44 @@ pub struct Nats {
     child: Option<Child>,
     pub port: u16,
     pub dir: tempfile::TempDir,
+    /// Extra flags (cluster membership).
+    extra: Vec<String>,
 }
 
 impl Nats {
     pub fn start() -> Self {
+        Self::start_with(free_port(), Vec::new())
+    }
+
+    fn start_with(port: u16, extra: Vec<String>) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
-        let mut nats = Self { child: None, port, dir };
+        let mut nats = Self { child: None, port, dir, extra };
         nats.restart();
         nats
+    }
+
+    /// Three servers routed into one JetStream cluster on loopback.
+    pub fn cluster() -> Vec<Self> {
+        let ports = free_ports::<6>();
+        let (client_ports, cluster_ports) = (&ports[..3], &ports[3..]);
+        let routes = cluster_ports.iter().map(|p| format!("nats://127.0.0.1:{p}")).collect::<Vec<_>>().join(",");
+        (0..3)
+            .map(|i| {
+                Self::start_with(
+                    client_ports[i],
+                    vec![
+                        "-n".into(),
+                        format!("node-{i}"),
+                        "--cluster_name".into(),
+                        "sluice-test".into(),
+                        "--cluster".into(),
+                        format!("nats://127.0.0.1:{}", cluster_ports[i]),
+                        "--routes".into(),
+                        routes.clone(),
+                    ],
+                )
+            })
+            .collect()
     }
 
     pub fn url(&self) -> String {
@@ -54,6 +89,7 @@ impl Nats {
         let child = Command::new(nats_binary())
             .args(["-js", "-a", "127.0.0.1", "-p", &self.port.to_string(), "-sd"])
             .arg(self.dir.path().join("js"))
+            .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -154,9 +190,13 @@ impl Drop for Sluice {
     }
 }
 
-/// A gateway and a worker in separate processes against one test NATS server.
+/// A gateway and workers in separate processes against a test NATS server (or cluster).
 pub struct Platform {
     pub nats: Nats,
+    /// The other nodes, when `nats` is one of a cluster.
+    pub more_nats: Vec<Nats>,
+    /// What gateway and workers connect to.
+    pub nats_url: String,
     pub gateway: Sluice,
     pub workers: Vec<Sluice>,
     pub base: String,
@@ -167,16 +207,23 @@ pub struct Platform {
 impl Platform {
     /// Gateway plus `workers` workers; `extra_gateway` and `extra_worker` are appended to their flags.
     pub async fn start(workers: usize, extra_gateway: &[&str], extra_worker: &[&str]) -> Self {
-        let nats = Nats::start();
+        Self::start_on(vec![Nats::start()], workers, extra_gateway, extra_worker).await
+    }
+
+    /// Like [`Platform::start`], against these servers (all of a cluster's URLs are given to each process).
+    pub async fn start_on(mut nodes: Vec<Nats>, workers: usize, extra_gateway: &[&str], extra_worker: &[&str]) -> Self {
+        let nats = nodes.remove(0);
+        let url = std::iter::once(&nats).chain(&nodes).map(Nats::url).collect::<Vec<_>>().join(",");
         let logs = tempfile::tempdir().unwrap();
         let port = free_port();
         let listen = format!("127.0.0.1:{port}");
-        let url = nats.url();
         let mut args = vec!["gateway", "--nats-url", &url, "--listen", &listen];
         args.extend_from_slice(extra_gateway);
         let gateway = Sluice::spawn(&args, logs.path(), "gateway");
         let mut platform = Self {
             nats,
+            more_nats: nodes,
+            nats_url: url.clone(),
             gateway,
             workers: Vec::new(),
             base: format!("http://{listen}"),
@@ -191,14 +238,15 @@ impl Platform {
     }
 
     pub fn add_worker(&mut self, extra: &[&str]) -> usize {
-        let url = self.nats.url();
+        let url = self.nats_url.clone();
         let mut args = vec!["worker", "--nats-url", &url];
         args.extend_from_slice(extra);
         let index = self.workers.len();
         let worker = Sluice::spawn(&args, self.logs.path(), &format!("worker-{index}"));
         let start = Instant::now();
         while !worker.log_text().contains("worker ready") {
-            assert!(start.elapsed() < Duration::from_secs(30), "worker not ready; log:\n{}", worker.log_text());
+            // A new cluster elects its stream leaders first, which takes a while on a busy machine.
+            assert!(start.elapsed() < Duration::from_secs(120), "worker not ready; log:\n{}", worker.log_text());
             std::thread::sleep(Duration::from_millis(20));
         }
         self.workers.push(worker);
@@ -301,6 +349,11 @@ pub struct CallbackReceiver {
 
 impl CallbackReceiver {
     pub async fn start() -> Self {
+        Self::start_at(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap()).await
+    }
+
+    /// A receiver on a listener the test bound (to take over a known port).
+    pub async fn start_at(listener: tokio::net::TcpListener) -> Self {
         let inbox = Inbox::default();
         let app = Router::new()
             .route(
@@ -312,7 +365,6 @@ impl CallbackReceiver {
                 }),
             )
             .with_state(inbox.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/cb", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         Self { url, inbox }

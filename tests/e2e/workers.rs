@@ -59,20 +59,6 @@ async fn call_of_a_killed_worker_completes_on_another() {
 }
 
 #[tokio::test]
-async fn call_longer_than_the_ack_wait_runs_once() {
-    let platform = Platform::start(1, &[], &["--ack-wait", "1s"]).await;
-    let receiver = CallbackReceiver::start().await;
-    let runs = platform.logs.path().join("runs.txt");
-    let script = format!("sh -c 'echo run >> {}; sleep 4; echo done'", runs.display());
-    platform.deploy(json!({"service": "long", "envProcess": script})).await;
-    let call_id = platform.call_async("long", "", Some(&receiver.url)).await;
-    receiver.wait_for(1, Duration::from_secs(60)).await;
-    let record = platform.wait_final(&call_id, Duration::from_secs(10)).await;
-    assert_eq!(record["attempts"], 1);
-    assert_eq!(std::fs::read_to_string(&runs).unwrap().lines().count(), 1);
-}
-
-#[tokio::test]
 async fn sigterm_lets_a_running_call_finish() {
     let mut platform = Platform::start(1, &[], &[]).await;
     let receiver = CallbackReceiver::start().await;

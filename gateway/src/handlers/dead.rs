@@ -50,9 +50,14 @@ pub async fn list(
         None => format!("{}.>", names::DEAD_PREFIX),
     };
     let unavailable = |e: String| ApiError::NotPersisted(format!("reading dead letters: {e}"));
-    let stream = app.topology.jetstream.get_stream_no_info(names::DEAD_STREAM).await.map_err(|e| unavailable(e.to_string()))?;
+    let stream =
+        app.topology.jetstream.get_stream_no_info(names::DEAD_STREAM).await.map_err(|e| unavailable(e.to_string()))?;
     let consumer = stream
-        .create_consumer(OrderedConfig { filter_subject: filter, deliver_policy: DeliverPolicy::All, ..Default::default() })
+        .create_consumer(OrderedConfig {
+            filter_subject: filter,
+            deliver_policy: DeliverPolicy::All,
+            ..Default::default()
+        })
         .await
         .map_err(|e| unavailable(e.to_string()))?;
     let mut found = std::collections::VecDeque::new();
@@ -88,7 +93,8 @@ pub async fn replay(State(app): State<App>, Path(id): Path<String>) -> Result<Re
     let (record, revision) = app.calls.entry(&id).await?.ok_or_else(|| ApiError::UnknownCall(id.clone()))?;
     let sequence = record.dead_letter.ok_or_else(|| ApiError::NotDead(id.clone()))?;
     let unavailable = |e: String| ApiError::NotPersisted(format!("reading the dead letter: {e}"));
-    let stream = app.topology.jetstream.get_stream_no_info(names::DEAD_STREAM).await.map_err(|e| unavailable(e.to_string()))?;
+    let stream =
+        app.topology.jetstream.get_stream_no_info(names::DEAD_STREAM).await.map_err(|e| unavailable(e.to_string()))?;
     let dead = stream.get_raw_message(sequence).await.map_err(|e| unavailable(e.to_string()))?;
     let call = InvocationMessage::from_nats(&dead.headers, dead.payload)
         .map_err(|e| ApiError::CallFailed(format!("dead letter {sequence} is not a call: {e}")))?;

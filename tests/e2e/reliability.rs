@@ -1,0 +1,351 @@
+//! Never losing a call: retries, dead letters and replay, cancellation, durable signed callbacks, and the
+//! fault tests (a worker killed mid-flood, nats-server restarted, a callback receiver down, a cluster node
+//! lost). Each asserts that nothing accepted is lost and counts duplicates.
+
+use std::{
+    collections::{HashMap, HashSet},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use axum::{Router, http::HeaderMap, response::IntoResponse, routing::any};
+use hmac::{Hmac, KeyInit, Mac};
+use serde_json::{Value, json};
+
+use crate::support::{CallbackReceiver, Nats, Platform, free_port};
+
+/// An HTTP function whose answers the test scripts: `respond(hit number, failing?)`.
+struct Upstream {
+    url: String,
+    hits: Arc<Mutex<Vec<HeaderMap>>>,
+    failing: Arc<AtomicBool>,
+}
+
+type Respond = fn(usize, bool) -> (u16, Option<&'static str>, &'static str);
+
+impl Upstream {
+    async fn start(respond: Respond) -> Self {
+        let hits = Arc::new(Mutex::new(Vec::new()));
+        let failing = Arc::new(AtomicBool::new(true));
+        let (h, f) = (hits.clone(), failing.clone());
+        let app = Router::new().fallback(any(move |headers: HeaderMap| {
+            let (hits, failing) = (h.clone(), f.clone());
+            async move {
+                let n = {
+                    let mut hits = hits.lock().unwrap();
+                    hits.push(headers);
+                    hits.len()
+                };
+                let (status, retry_after, body) = respond(n, failing.load(Ordering::SeqCst));
+                let mut response = (axum::http::StatusCode::from_u16(status).unwrap(), body).into_response();
+                if let Some(seconds) = retry_after {
+                    response.headers_mut().insert("retry-after", seconds.parse().unwrap());
+                }
+                response
+            }
+        }));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Self { url, hits, failing }
+    }
+
+    fn attempts_seen(&self) -> Vec<String> {
+        self.hits.lock().unwrap().iter().map(|h| h["x-sluice-attempt"].to_str().unwrap().to_owned()).collect()
+    }
+}
+
+#[tokio::test]
+async fn retry_after_is_honoured_until_success_on_attempt_three() {
+    let platform = Platform::start(1, &[], &[]).await;
+    let receiver = CallbackReceiver::start().await;
+    let upstream =
+        Upstream::start(|n, _| if n <= 2 { (503, Some("1"), "busy") } else { (200, None, "third time lucky") }).await;
+    let spec = json!({"service": "flaky", "runtime": "http", "upstream": upstream.url,
+        "async": {"retry": {"attempts": 5, "minWait": "100ms", "maxWait": "10s"}}});
+    platform.deploy(spec).await;
+    let call_id = platform.call_async("flaky", "", Some(&receiver.url)).await;
+    let got = receiver.wait_for(1, Duration::from_secs(60)).await;
+    assert_eq!(&got[0].body[..], b"third time lucky");
+    assert_eq!(got[0].headers["x-sluice-attempt"], "3");
+    assert_eq!(got[0].headers["x-sluice-max-attempts"], "5");
+    assert_eq!(upstream.attempts_seen(), ["1", "2", "3"], "the function sees its attempt number");
+    let record = platform.wait_final(&call_id, Duration::from_secs(10)).await;
+    assert_eq!((record["status"].as_str(), record["attempts"].as_u64()), (Some("succeeded"), Some(3)));
+    assert_eq!(record["callback"]["state"], "delivered");
+}
+
+#[tokio::test]
+async fn failing_forever_goes_to_dead_letters_and_replays() {
+    let platform = Platform::start(1, &[], &[]).await;
+    let receiver = CallbackReceiver::start().await;
+    let upstream =
+        Upstream::start(|_, failing| if failing { (500, None, "broken") } else { (200, None, "fixed") }).await;
+    let spec = json!({"service": "doomed", "runtime": "http", "upstream": upstream.url,
+        "async": {"retry": {"attempts": 3, "minWait": "50ms", "maxWait": "200ms"}}});
+    platform.deploy(spec).await;
+    let call_id = platform.call_async("doomed", "the payload", Some(&receiver.url)).await;
+    let got = receiver.wait_for(1, Duration::from_secs(60)).await;
+    assert_eq!(got[0].headers["ce-type"], "sluice.invocation.failed");
+    assert_eq!(got[0].headers["x-function-status"], "500");
+    assert_eq!(got[0].headers["x-sluice-attempt"], "3");
+    let record = platform.wait_final(&call_id, Duration::from_secs(10)).await;
+    assert_eq!(record["status"], "failed");
+    assert_eq!(record["attempts"], 3);
+    assert!(record["deadLetter"].is_u64(), "{record}");
+    assert!(record.get("callbackUrl").is_none(), "the API never shows callback URLs");
+
+    let dead: Vec<Value> =
+        platform.http.get(platform.url("/system/dead?function=doomed")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(dead[0]["callId"], call_id.as_str());
+    assert_eq!(dead[0]["status"], 500);
+    assert_eq!(dead[0]["attempts"], 3);
+    assert!(dead[0]["error"].as_str().unwrap().contains("broken"));
+
+    upstream.failing.store(false, Ordering::SeqCst);
+    let r = platform.http.post(platform.url(&format!("/system/dead/{call_id}/replay"))).send().await.unwrap();
+    assert_eq!(r.status(), 202);
+    let got = receiver.wait_for(2, Duration::from_secs(60)).await;
+    assert_eq!(&got[1].body[..], b"fixed");
+    assert_eq!(got[1].headers["x-sluice-attempt"], "1", "a replay is a new series of attempts");
+    let record = platform.wait_final(&call_id, Duration::from_secs(10)).await;
+    assert_eq!(record["status"], "succeeded");
+    assert!(record.get("deadLetter").is_none());
+    let r = platform.http.post(platform.url(&format!("/system/dead/{call_id}/replay"))).send().await.unwrap();
+    assert_eq!(r.status(), 409, "nothing left to replay");
+    let last_body = upstream.hits.lock().unwrap().len();
+    assert_eq!(last_body, 4, "three failed attempts and one replay");
+}
+
+#[tokio::test]
+async fn other_4xx_fail_at_once() {
+    let platform = Platform::start(1, &[], &[]).await;
+    let upstream = Upstream::start(|_, _| (422, None, "bad input")).await;
+    platform.deploy(json!({"service": "picky", "runtime": "http", "upstream": upstream.url})).await;
+    let call_id = platform.call_async("picky", "", None).await;
+    let record = platform.wait_final(&call_id, Duration::from_secs(30)).await;
+    assert_eq!((record["status"].as_str(), record["attempts"].as_u64()), (Some("failed"), Some(1)));
+    assert_eq!(upstream.hits.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn cancelling_queued_and_running_calls() {
+    let platform = Platform::start(1, &[], &[]).await;
+    let receiver = CallbackReceiver::start().await;
+    let dir = platform.logs.path();
+    let script = format!(
+        "sh -c 'echo $Http_X_Call_Id >> {runs}; sleep 30; echo $Http_X_Call_Id >> {done}'",
+        runs = dir.join("runs").display(),
+        done = dir.join("done").display()
+    );
+    platform.deploy(json!({"service": "long", "envProcess": script, "async": {"maxInflight": 1}})).await;
+    let running = platform.call_async("long", "", Some(&receiver.url)).await;
+    platform.wait_running(&running).await;
+    let queued = platform.call_async("long", "", Some(&receiver.url)).await;
+    assert_eq!(platform.record(&queued).await["status"], "queued");
+
+    for id in [&queued, &running] {
+        let r = platform.http.delete(platform.url(&format!("/system/calls/{id}"))).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        let record: Value = r.json().await.unwrap();
+        assert_eq!(record["status"], "cancelled");
+    }
+    let got = receiver.wait_for(2, Duration::from_secs(30)).await;
+    let by_id: HashMap<String, &crate::support::Received> =
+        got.iter().map(|r| (r.headers["x-call-id"].to_str().unwrap().to_owned(), r)).collect();
+    for id in [&queued, &running] {
+        assert_eq!(by_id[id.as_str()].headers["ce-type"], "sluice.invocation.cancelled");
+        assert_eq!(by_id[id.as_str()].headers["x-function-status"], "499");
+    }
+    // The queued call never runs, the running one was stopped: nothing reaches "done", even once the
+    // worker is free to take the queued call.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let runs = std::fs::read_to_string(dir.join("runs")).unwrap();
+    assert_eq!(runs.lines().collect::<Vec<_>>(), [running.as_str()]);
+    assert!(!dir.join("done").exists(), "the cancelled running call was killed");
+    assert_eq!(platform.record(&queued).await["status"], "cancelled");
+    assert_eq!(platform.record(&running).await["status"], "cancelled");
+    assert_eq!(receiver.received().len(), 2, "one callback per call");
+    let r = platform.http.delete(platform.url(&format!("/system/calls/{running}"))).send().await.unwrap();
+    assert_eq!(r.status(), 409, "a finished call cannot be cancelled");
+}
+
+#[tokio::test]
+async fn call_running_far_longer_than_the_ack_wait_runs_once() {
+    let platform = Platform::start(1, &[], &["--ack-wait", "2s"]).await;
+    let receiver = CallbackReceiver::start().await;
+    let runs = platform.logs.path().join("runs.txt");
+    let script = format!("sh -c 'echo run >> {}; sleep 20; echo done'", runs.display());
+    platform.deploy(json!({"service": "hour-long", "envProcess": script, "async": {"timeout": "1m"}})).await;
+    let call_id = platform.call_async("hour-long", "", Some(&receiver.url)).await;
+    receiver.wait_for(1, Duration::from_secs(90)).await;
+    let record = platform.wait_final(&call_id, Duration::from_secs(10)).await;
+    assert_eq!((record["status"].as_str(), record["attempts"].as_u64()), (Some("succeeded"), Some(1)));
+    assert_eq!(std::fs::read_to_string(&runs).unwrap().lines().count(), 1, "ran exactly once");
+}
+
+#[tokio::test]
+async fn callbacks_survive_a_receiver_outage_and_arrive_once_signed() {
+    let secret = "callback-secret";
+    let platform = Platform::start(
+        1,
+        &[],
+        &["--callback-secret", secret, "--callback-max-wait", "2s", "--callback-timeout", "2s"],
+    )
+    .await;
+    platform.deploy(json!({"service": "upper", "envProcess": "tr a-z A-Z"})).await;
+    // Reserve a port, then close it: callbacks to it are refused until the receiver starts there.
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}/cb");
+    let mut ids = HashSet::new();
+    for i in 0..20 {
+        let mut request = platform.http.post(platform.url("/async-function/upper")).header("X-Callback-Url", &url);
+        request = request.body(format!("call {i}"));
+        let r = request.send().await.unwrap();
+        assert_eq!(r.status(), 202);
+        ids.insert(r.headers()["x-call-id"].to_str().unwrap().to_owned());
+    }
+    let down_since = Instant::now();
+    for id in &ids {
+        let record = platform.wait_final(id, Duration::from_secs(60)).await;
+        assert_eq!(record["callback"]["state"], "pending", "{record}");
+    }
+    tokio::time::sleep(Duration::from_secs(30).saturating_sub(down_since.elapsed())).await;
+    let receiver = CallbackReceiver::start_at(tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap()).await;
+    receiver.wait_for(20, Duration::from_secs(60)).await;
+    tokio::time::sleep(Duration::from_secs(3)).await; // room for duplicates to show, were there any
+    let got = receiver.received();
+    let unique: HashSet<String> = got.iter().map(|r| r.headers["x-call-id"].to_str().unwrap().to_owned()).collect();
+    assert_eq!(got.len(), 20, "each callback arrives once");
+    assert_eq!(unique, ids);
+    for callback in &got {
+        // Verify as a receiver would: HMAC-SHA256(secret, "<t>.<body>") in v1.
+        let header = callback.headers["x-sluice-signature"].to_str().unwrap();
+        let (t, v1) = header.split_once(',').unwrap();
+        let (t, v1) = (t.strip_prefix("t=").unwrap(), v1.strip_prefix("v1=").unwrap());
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+        mac.update(format!("{t}.").as_bytes());
+        mac.update(&callback.body);
+        assert_eq!(hex::encode(mac.finalize().into_bytes()), v1, "signature of {:?}", callback.body);
+        assert!(callback.body.starts_with(b"CALL "));
+    }
+    let id = ids.iter().next().unwrap();
+    let record = platform.record(id).await;
+    assert_eq!(record["callback"]["state"], "delivered");
+    assert!(record["callback"]["attempts"].as_u64().unwrap() > 1, "{record}");
+}
+
+#[tokio::test]
+async fn denied_callback_urls_are_refused_at_enqueue() {
+    let platform = Platform::start(0, &["--callback-deny", "10.0.0.0/8,*.internal.example"], &[]).await;
+    platform.deploy(json!({"service": "f", "envProcess": "cat"})).await;
+    for url in ["http://169.254.169.254/latest/meta-data/", "http://10.1.2.3/cb", "http://api.internal.example/cb"] {
+        let r =
+            platform.http.post(platform.url("/async-function/f")).header("X-Callback-Url", url).send().await.unwrap();
+        assert_eq!(r.status(), 400, "{url}");
+        let body: Value = r.json().await.unwrap();
+        assert!(body["error"].as_str().unwrap().contains("denied"), "{body}");
+    }
+}
+
+async fn all_succeed(platform: &Platform, ids: &[String], limit: Duration) {
+    for id in ids {
+        let record = platform.wait_final(id, limit).await;
+        assert_eq!(record["status"], "succeeded", "{record}");
+    }
+}
+
+#[tokio::test]
+async fn fault_a_worker_killed_mid_flood_loses_nothing() {
+    let mut platform = Platform::start(1, &[], &["--max-inflight", "32", "--ack-wait", "2s"]).await;
+    let runs = platform.logs.path().join("runs.txt");
+    let script = format!("sh -c 'echo $Http_X_Call_Id >> {}; sleep 1'", runs.display());
+    platform.deploy(json!({"service": "second", "envProcess": script})).await;
+    let mut ids = Vec::new();
+    for _ in 0..1000 {
+        ids.push(platform.call_async("second", "", None).await);
+    }
+    while std::fs::read_to_string(&runs).map(|r| r.lines().count()).unwrap_or(0) < 300 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    platform.workers[0].kill();
+    platform.add_worker(&["--max-inflight", "32", "--ack-wait", "2s"]);
+    all_succeed(&platform, &ids, Duration::from_secs(180)).await;
+    let lines: Vec<String> = std::fs::read_to_string(&runs).unwrap().lines().map(str::to_owned).collect();
+    let unique: HashSet<&String> = lines.iter().collect();
+    let duplicates = lines.len() - unique.len();
+    eprintln!("fault a: 1000 calls, {duplicates} duplicate executions after kill -9 with 32 in flight");
+    assert_eq!(unique.len(), 1000);
+    assert!(duplicates <= 32, "{duplicates} duplicates, more than were in flight");
+}
+
+#[tokio::test]
+async fn fault_b_nats_restart_while_posting_loses_no_accepted_call() {
+    let mut platform = Platform::start(1, &[], &["--ack-wait", "2s"]).await;
+    platform.deploy(json!({"service": "upper", "envProcess": "tr a-z A-Z"})).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let poster = {
+        let (stop, base) = (stop.clone(), platform.base.clone());
+        tokio::spawn(async move { PlatformHandle { base }.post_until("upper", stop).await })
+    };
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    platform.nats.stop();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    platform.nats.restart();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    stop.store(true, Ordering::SeqCst);
+    let accepted = poster.await.unwrap();
+    eprintln!("fault b: {} calls accepted across a nats-server restart", accepted.len());
+    assert!(accepted.len() > 20, "calls were accepted before and after the restart");
+    all_succeed(&platform, &accepted, Duration::from_secs(120)).await;
+}
+
+/// Just enough of a platform to post calls from another task; `post_until` returns the ids that got a
+/// 202 (others were refused, so never promised).
+struct PlatformHandle {
+    base: String,
+}
+
+impl PlatformHandle {
+    async fn post_until(&self, function: &str, stop: Arc<AtomicBool>) -> Vec<String> {
+        let mut accepted = Vec::new();
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(20)).build().unwrap();
+        while !stop.load(Ordering::SeqCst) {
+            if let Ok(r) = http.post(format!("{}/async-function/{function}", self.base)).body("x").send().await
+                && r.status() == 202
+            {
+                accepted.push(r.headers()["x-call-id"].to_str().unwrap().to_owned());
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        accepted
+    }
+}
+
+#[tokio::test]
+async fn fault_d_cluster_node_lost_while_calls_flow() {
+    let nodes = Nats::cluster();
+    let mut platform =
+        Platform::start_on(nodes, 1, &["--replicas", "3"], &["--replicas", "3", "--ack-wait", "2s"]).await;
+    platform.deploy(json!({"service": "upper", "envProcess": "tr a-z A-Z"})).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let poster = {
+        let (stop, base) = (stop.clone(), platform.base.clone());
+        tokio::spawn(async move { PlatformHandle { base }.post_until("upper", stop).await })
+    };
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    platform.more_nats[0].stop();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    stop.store(true, Ordering::SeqCst);
+    let accepted = poster.await.unwrap();
+    eprintln!("fault d: {} calls accepted while a cluster node was lost", accepted.len());
+    assert!(accepted.len() > 20);
+    all_succeed(&platform, &accepted, Duration::from_secs(120)).await;
+    // Still serving after the loss.
+    let r = platform.http.post(platform.url("/function/upper")).body("still here").send().await.unwrap();
+    assert_eq!(r.text().await.unwrap(), "STILL HERE");
+}
