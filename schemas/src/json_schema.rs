@@ -9,6 +9,7 @@ pub fn all() -> Vec<(&'static str, String)> {
         ("function-spec.json", pretty(schema_for!(crate::FunctionSpec))),
         ("function-status.json", pretty(schema_for!(crate::FunctionStatus))),
         ("call-record.json", pretty(schema_for!(crate::CallRecord))),
+        ("dead-letter.json", pretty(schema_for!(crate::DeadLetter))),
     ]
 }
 

@@ -21,6 +21,7 @@
 pub mod call;
 pub mod callback;
 pub mod callback_policy;
+pub mod dead;
 pub mod duration;
 pub mod function;
 pub mod invocation;
@@ -31,6 +32,7 @@ pub mod store;
 pub mod topology;
 
 pub use call::{CallRecord, CallStatus, CallbackDelivery, CallbackState};
+pub use dead::DeadLetter;
 pub use duration::HumanDuration;
 pub use function::{
     AsyncConfig, FunctionSpec, FunctionStatus, Resources, RetryPolicy, RuntimeKind, ScaleConfig, Trigger,

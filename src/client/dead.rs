@@ -2,7 +2,7 @@
 
 use clap::Subcommand;
 use reqwest::Method;
-use serde::Deserialize;
+use sluice_schemas::DeadLetter;
 
 use super::Gateway;
 use crate::args::GatewayClientArgs;
@@ -25,17 +25,6 @@ pub enum DeadCommand {
         #[command(flatten)]
         gateway: GatewayClientArgs,
     },
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct DeadLetter {
-    call_id: String,
-    function: String,
-    status: u16,
-    error: String,
-    attempts: u32,
-    dead_at: String,
 }
 
 pub async fn run(cmd: DeadCommand) -> anyhow::Result<()> {

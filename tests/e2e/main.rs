@@ -3,6 +3,7 @@
 
 mod api_errors;
 mod async_calls;
+mod cli;
 mod fairness;
 mod large_body;
 mod records;

@@ -287,42 +287,48 @@ async fn fault_a_worker_killed_mid_flood_loses_nothing() {
 async fn fault_b_nats_restart_while_posting_loses_no_accepted_call() {
     let mut platform = Platform::start(1, &[], &["--ack-wait", "2s"]).await;
     platform.deploy(json!({"service": "upper", "envProcess": "tr a-z A-Z"})).await;
-    let stop = Arc::new(AtomicBool::new(false));
-    let poster = {
-        let (stop, base) = (stop.clone(), platform.base.clone());
-        tokio::spawn(async move { PlatformHandle { base }.post_until("upper", stop).await })
-    };
+    let poster = Poster::start(&platform, "upper");
     tokio::time::sleep(Duration::from_secs(2)).await;
     platform.nats.stop();
     tokio::time::sleep(Duration::from_secs(1)).await;
     platform.nats.restart();
     tokio::time::sleep(Duration::from_secs(3)).await;
-    stop.store(true, Ordering::SeqCst);
-    let accepted = poster.await.unwrap();
+    let accepted = poster.stop().await;
     eprintln!("fault b: {} calls accepted across a nats-server restart", accepted.len());
     assert!(accepted.len() > 20, "calls were accepted before and after the restart");
     all_succeed(&platform, &accepted, Duration::from_secs(120)).await;
 }
 
-/// Just enough of a platform to post calls from another task; `post_until` returns the ids that got a
-/// 202 (others were refused, so never promised).
-struct PlatformHandle {
-    base: String,
+/// Posts calls to a function from another task, one after another, until stopped; collects the ids that
+/// got a 202 (others were refused, so never promised).
+struct Poster {
+    stop: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<Vec<String>>,
 }
 
-impl PlatformHandle {
-    async fn post_until(&self, function: &str, stop: Arc<AtomicBool>) -> Vec<String> {
-        let mut accepted = Vec::new();
-        let http = reqwest::Client::builder().timeout(Duration::from_secs(20)).build().unwrap();
-        while !stop.load(Ordering::SeqCst) {
-            if let Ok(r) = http.post(format!("{}/async-function/{function}", self.base)).body("x").send().await
-                && r.status() == 202
-            {
-                accepted.push(r.headers()["x-call-id"].to_str().unwrap().to_owned());
+impl Poster {
+    fn start(platform: &Platform, function: &str) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (flag, url) = (stop.clone(), platform.url(&format!("/async-function/{function}")));
+        let task = tokio::spawn(async move {
+            let mut accepted = Vec::new();
+            let http = reqwest::Client::builder().timeout(Duration::from_secs(20)).build().unwrap();
+            while !flag.load(Ordering::SeqCst) {
+                if let Ok(r) = http.post(&url).body("x").send().await
+                    && r.status() == 202
+                {
+                    accepted.push(r.headers()["x-call-id"].to_str().unwrap().to_owned());
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
             }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        accepted
+            accepted
+        });
+        Self { stop, task }
+    }
+
+    async fn stop(self) -> Vec<String> {
+        self.stop.store(true, Ordering::SeqCst);
+        self.task.await.unwrap()
     }
 }
 
@@ -332,16 +338,11 @@ async fn fault_d_cluster_node_lost_while_calls_flow() {
     let mut platform =
         Platform::start_on(nodes, 1, &["--replicas", "3"], &["--replicas", "3", "--ack-wait", "2s"]).await;
     platform.deploy(json!({"service": "upper", "envProcess": "tr a-z A-Z"})).await;
-    let stop = Arc::new(AtomicBool::new(false));
-    let poster = {
-        let (stop, base) = (stop.clone(), platform.base.clone());
-        tokio::spawn(async move { PlatformHandle { base }.post_until("upper", stop).await })
-    };
+    let poster = Poster::start(&platform, "upper");
     tokio::time::sleep(Duration::from_secs(2)).await;
     platform.more_nats[0].stop();
     tokio::time::sleep(Duration::from_secs(4)).await;
-    stop.store(true, Ordering::SeqCst);
-    let accepted = poster.await.unwrap();
+    let accepted = poster.stop().await;
     eprintln!("fault d: {} calls accepted while a cluster node was lost", accepted.len());
     assert!(accepted.len() > 20);
     all_succeed(&platform, &accepted, Duration::from_secs(120)).await;

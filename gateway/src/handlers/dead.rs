@@ -11,27 +11,11 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use futures::StreamExt;
-use serde::Serialize;
-use sluice_schemas::{CallStatus, InvocationMessage, names, names::wire};
+use sluice_schemas::{CallStatus, DeadLetter, InvocationMessage, names, names::wire};
 
 use crate::{ApiError, App};
 
 const DEFAULT_LIMIT: usize = 100;
-
-/// One dead letter, as listed.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct DeadLetter {
-    call_id: String,
-    function: String,
-    /// Last function status; 0 when there was no response.
-    status: u16,
-    error: String,
-    attempts: u32,
-    dead_at: String,
-    /// Sequence in `SLUICE_DEAD`.
-    sequence: u64,
-}
 
 fn header(headers: &async_nats::HeaderMap, name: &str) -> String {
     headers.get(name).map(|v| v.as_str().to_owned()).unwrap_or_default()

@@ -1,0 +1,86 @@
+//! The `sluice` client commands against a running platform.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::support::Platform;
+
+/// Runs `sluice ARGS` against the platform; returns (success, stdout, stderr).
+async fn sluice(platform: &Platform, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
+    use tokio::io::AsyncWriteExt;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(args)
+        .env("SLUICE_GATEWAY", &platform.base)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    if let Some(text) = stdin {
+        input.write_all(text.as_bytes()).await.unwrap();
+    }
+    drop(input);
+    let output = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output()).await.unwrap().unwrap();
+    let text = |b: Vec<u8>| String::from_utf8(b).unwrap();
+    (output.status.success(), text(output.stdout), text(output.stderr))
+}
+
+#[tokio::test]
+async fn deploy_invoke_inspect_cancel_and_remove_from_the_cli() {
+    let platform = Platform::start(1, &[], &[]).await;
+    let (ok, out, err) = sluice(&platform, &["fn", "deploy", "--name", "upper", "--process", "tr a-z A-Z"], None).await;
+    assert!(ok, "{err}");
+    assert_eq!(out.trim(), "deployed upper");
+    let (ok, out, _) = sluice(&platform, &["fn", "deploy", "--name", "upper", "--process", "tr a-z A-Z"], None).await;
+    assert!(ok && out.trim() == "updated upper", "{out}");
+    let (ok, out, _) = sluice(&platform, &["fn", "list"], None).await;
+    assert!(ok && out.lines().any(|l| l.starts_with("upper ") && l.contains("tr a-z A-Z")), "{out}");
+
+    let (ok, out, _) = sluice(&platform, &["invoke", "upper"], Some("from stdin")).await;
+    assert!(ok);
+    assert_eq!(out, "FROM STDIN");
+    let (ok, out, err) = sluice(&platform, &["invoke", "upper", "--async", "--wait", "-d", "waited"], None).await;
+    assert!(ok, "{err}");
+    let record: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(record["status"], "succeeded");
+    let call_id = record["callId"].as_str().unwrap();
+    let (ok, out, _) = sluice(&platform, &["call", "get", call_id], None).await;
+    assert!(ok && out.contains("\"succeeded\""), "{out}");
+
+    // A long call, cancelled from the CLI.
+    sluice(&platform, &["fn", "deploy", "--name", "slow", "--process", "sleep 30"], None).await;
+    let (ok, out, _) = sluice(&platform, &["invoke", "slow", "--async", "--call-id", "cli-cancel"], None).await;
+    assert!(ok && out.trim() == "cli-cancel", "{out}");
+    platform.wait_running("cli-cancel").await;
+    let (ok, out, err) = sluice(&platform, &["call", "cancel", "cli-cancel"], None).await;
+    assert!(ok, "{err}");
+    assert!(out.starts_with("cancelled cli-cancel"), "{out}");
+
+    // Errors are one readable line.
+    let (ok, _, err) = sluice(&platform, &["invoke", "nope", "--async"], None).await;
+    assert!(!ok);
+    assert_eq!(err.trim(), "error: gateway answered 404 Not Found: function \"nope\" not found");
+    let (ok, out, _) = sluice(&platform, &["fn", "rm", "upper"], None).await;
+    assert!(ok && out.trim() == "removed upper");
+}
+
+#[tokio::test]
+async fn dead_letters_from_the_cli() {
+    let platform = Platform::start(1, &[], &[]).await;
+    let spec = r#"{"service": "fails", "envProcess": "false", "async": {"retry": {"attempts": 1}}}"#;
+    let file = platform.logs.path().join("fails.json");
+    std::fs::write(&file, spec).unwrap();
+    let (ok, _, err) = sluice(&platform, &["fn", "deploy", "-f", file.to_str().unwrap()], None).await;
+    assert!(ok, "{err}");
+    let call_id = platform.call_async("fails", "", None).await;
+    platform.wait_final(&call_id, Duration::from_secs(30)).await;
+    let (ok, out, _) = sluice(&platform, &["dead", "list", "--function", "fails"], None).await;
+    assert!(ok && out.lines().any(|l| l.starts_with(&call_id) && l.contains(" 500 ")), "{out}");
+    let (ok, out, err) = sluice(&platform, &["dead", "replay", &call_id], None).await;
+    assert!(ok, "{err}");
+    assert_eq!(out.trim(), format!("replayed {call_id}"));
+    let record = platform.wait_final(&call_id, Duration::from_secs(30)).await;
+    assert_eq!(record["status"], "failed", "`false` fails again");
+}
