@@ -7,7 +7,7 @@ use sluice_schemas::{
     topology::Topology,
 };
 
-use crate::GatewayConfig;
+use crate::{GatewayConfig, function_cache::FunctionCache};
 
 /// What every handler can reach; cheap to clone.
 #[derive(Clone)]
@@ -15,13 +15,18 @@ pub struct App {
     pub cfg: Arc<GatewayConfig>,
     pub topology: Topology,
     pub functions: FunctionStore,
+    /// The specs invocation routes read, from memory.
+    pub function_cache: Arc<FunctionCache>,
     pub calls: CallStore,
 }
 
 impl App {
-    pub fn new(cfg: GatewayConfig, topology: Topology) -> Self {
+    /// The gateway's state; its function cache follows KV until `stop`.
+    pub fn new(cfg: GatewayConfig, topology: Topology, stop: tokio_util::sync::CancellationToken) -> Self {
+        let functions = FunctionStore::new(topology.functions.clone());
         Self {
-            functions: FunctionStore::new(topology.functions.clone()),
+            function_cache: FunctionCache::start(functions.clone(), stop),
+            functions,
             calls: CallStore::new(topology.calls.clone(), topology.jetstream.clone()),
             cfg: Arc::new(cfg),
             topology,

@@ -17,6 +17,7 @@ mod app;
 mod auth;
 mod body;
 mod error;
+mod function_cache;
 mod handlers;
 mod metrics;
 
@@ -75,6 +76,11 @@ pub async fn serve(
     topology: Topology,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    let app = App::new(cfg, topology);
-    axum::serve(listener, handlers::router(app)).with_graceful_shutdown(async move { shutdown.cancelled().await }).await
+    let cache_stop = shutdown.child_token();
+    let app = App::new(cfg, topology, cache_stop.clone());
+    let served = axum::serve(listener, handlers::router(app))
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await;
+    cache_stop.cancel();
+    served
 }

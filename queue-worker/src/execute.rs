@@ -72,6 +72,7 @@ enum Start {
 
 impl Run<'_> {
     async fn execute(&self) {
+        let clock = std::time::Instant::now();
         let settings = RetrySettings::resolve(self.spec, &self.worker.cfg.retry);
         let start = match self.start(&settings).await {
             Ok(start) => start,
@@ -104,6 +105,7 @@ impl Run<'_> {
             Decision::Retry(wait) => self.retry_later(record, revision, &outcome, wait).await,
             Decision::Final => self.finish(record, revision, outcome, settings.attempts, seconds).await,
         }
+        metrics::overhead(clock.elapsed().as_secs_f64() - seconds);
     }
 
     /// Reads the record and, unless the call must not run, marks it running.
@@ -223,9 +225,10 @@ impl Run<'_> {
             _ = lease::keep(self.message, self.worker.cfg.ack_wait) => unreachable!("lease keeping never ends"),
         };
         match reported {
+            // A plain ack: were it lost, the redelivered call finds its outcome recorded and is not run again.
             Ok(()) => {
-                if let Err(err) = self.message.double_ack().await {
-                    tracing::warn!(%err, "ack not confirmed; the call may be redelivered");
+                if let Err(err) = self.message.ack().await {
+                    tracing::warn!(%err, "ack not sent; the call will be redelivered and found finished");
                 }
             }
             Err(err) => tracing::error!(%err, "outcome not stored; the call will be redelivered"),

@@ -8,6 +8,8 @@ pub const INFLIGHT: &str = "sluice_queue_inflight";
 pub const PENDING: &str = "sluice_queue_pending";
 /// Call duration in the runtime, seconds.
 pub const CALL_SECONDS: &str = "sluice_queue_call_seconds";
+/// The worker's own time per call, seconds: from taking it off the queue to its ack, minus the function.
+pub const OVERHEAD_SECONDS: &str = "sluice_queue_overhead_seconds";
 /// Callback deliveries, by outcome.
 pub const CALLBACKS_TOTAL: &str = "sluice_callbacks_total";
 
@@ -26,4 +28,8 @@ pub fn ended(function: &str, outcome: &'static str, seconds: f64) {
 
 pub fn callback(outcome: &'static str) {
     metrics::counter!(CALLBACKS_TOTAL, "outcome" => outcome).increment(1);
+}
+
+pub fn overhead(seconds: f64) {
+    metrics::histogram!(OVERHEAD_SECONDS).record(seconds.max(0.0));
 }

@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 
 use axum::{Router, routing::get};
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::{EnvFilter, fmt};
 
@@ -23,7 +23,12 @@ pub fn init(args: &LogArgs) {
 /// Installs the process-wide Prometheus recorder, with histogram buckets for call durations.
 pub fn metrics_recorder() -> anyhow::Result<PrometheusHandle> {
     let buckets = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0, 3600.0];
-    let handle = PrometheusBuilder::new().set_buckets(&buckets)?.install_recorder()?;
+    // The worker's own time per call is a few milliseconds; it needs finer buckets.
+    let overhead = [0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0];
+    let handle = PrometheusBuilder::new()
+        .set_buckets(&buckets)?
+        .set_buckets_for_metric(Matcher::Full("sluice_queue_overhead_seconds".into()), &overhead)?
+        .install_recorder()?;
     Ok(handle)
 }
 

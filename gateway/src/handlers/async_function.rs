@@ -43,7 +43,7 @@ fn accepted(call_id: &str) -> Response {
 
 async fn enqueue(app: App, function: &str, path: Option<&str>, request: Request) -> Result<Response, ApiError> {
     let (parts, request_body): (_, Body) = request.into_parts();
-    app.functions.get(function).await?.ok_or_else(|| ApiError::UnknownFunction(function.to_owned()))?;
+    app.function_cache.get(function).await?.ok_or_else(|| ApiError::UnknownFunction(function.to_owned()))?;
     let callback_url = invocation::callback_url(&parts.headers, &app.cfg.callback_policy).await?;
     let (call_id, caller_chose_id) = invocation::call_id(&parts.headers)?;
     body::check_declared_length(&app, &parts.headers)?;
@@ -59,16 +59,23 @@ async fn enqueue(app: App, function: &str, path: Option<&str>, request: Request)
     let (headers, bytes) = message.to_nats(names::CE_TYPE_REQUESTED);
     let published = async {
         app.topology.jetstream.publish_with_headers(names::invoke_subject(function), headers, bytes).await?.await
-    }
-    .await;
-    if let Err(err) = published {
-        body::discard(&app, &message.payload).await;
-        return Err(ApiError::NotPersisted(err.to_string()));
-    }
-    // The call is persisted; its record is a view of it. A worker may have written `running` already.
+    };
+    // The record is written alongside, not after, to spend one round trip rather than two. It only creates:
+    // a worker that took the call already has written `running`.
     let mut record = CallRecord::queued(&message.call_id, function, message.time);
     record.callback_url = message.callback_url.clone();
-    if let Err(err) = app.calls.create(&record).await {
+    let (published, recorded) = tokio::join!(published, app.calls.create(&record));
+    if let Err(err) = published {
+        body::discard(&app, &message.payload).await;
+        if matches!(recorded, Ok(true)) {
+            // Not queued after all: the record must not say it is.
+            if let Err(err) = app.calls.delete(&message.call_id).await {
+                tracing::error!(call_id = %message.call_id, %err, "record of an unqueued call left behind");
+            }
+        }
+        return Err(ApiError::NotPersisted(err.to_string()));
+    }
+    if let Err(err) = recorded {
         tracing::warn!(call_id = %message.call_id, %err, "call queued but its record was not written");
     }
     metrics::queued(function);

@@ -77,6 +77,7 @@ pub async fn create(State(app): State<App>, body: Result<Bytes, BytesRejection>)
     }
     app.functions.put(&spec).await?;
     tracing::info!(function = %spec.service, runtime = spec.runtime_kind().as_str(), "function deployed");
+    app.function_cache.insert(spec.into());
     Ok(StatusCode::ACCEPTED)
 }
 
@@ -88,6 +89,7 @@ pub async fn update(State(app): State<App>, body: Result<Bytes, BytesRejection>)
     }
     app.functions.put(&spec).await?;
     tracing::info!(function = %spec.service, "function updated");
+    app.function_cache.insert(spec.into());
     Ok(StatusCode::OK)
 }
 
@@ -103,5 +105,6 @@ pub async fn delete(State(app): State<App>, body: Result<Bytes, BytesRejection>)
         return Err(ApiError::UnknownFunction(request.function_name));
     }
     tracing::info!(function = %request.function_name, "function removed");
+    app.function_cache.remove(&request.function_name);
     Ok(StatusCode::OK)
 }

@@ -36,7 +36,7 @@ fn respond(function: &str, outcome: Result<Response, ApiError>) -> Response {
 async fn call(app: App, function: &str, path: Option<&str>, request: Request) -> Result<Response, ApiError> {
     let started = Instant::now();
     let (parts, request_body): (_, Body) = request.into_parts();
-    let spec = app.functions.get(function).await?.ok_or_else(|| ApiError::UnknownFunction(function.to_owned()))?;
+    let spec = app.function_cache.get(function).await?.ok_or_else(|| ApiError::UnknownFunction(function.to_owned()))?;
     body::check_declared_length(&app, &parts.headers)?;
     let call_id = uuid::Uuid::now_v7().to_string();
     let payload = body::intake(&app, &call_id, request_body).await?;

@@ -74,6 +74,11 @@ impl CallStore {
         }
     }
 
+    /// Removes a call's record (of a call that was not queued after all).
+    pub async fn delete(&self, call_id: &str) -> Result<(), StoreError> {
+        self.kv.delete(call_id).await.map_err(StoreError::unavailable)
+    }
+
     /// Writes `record` whatever is there; returns the new revision.
     pub async fn put(&self, record: &CallRecord) -> Result<u64, StoreError> {
         let bytes = serde_json::to_vec(record).expect("a record always serialises");

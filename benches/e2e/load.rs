@@ -1,0 +1,130 @@
+//! HTTP load and the servers it talks to: a no-op upstream function and a callback receiver that notes
+//! when each call's callback arrives.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use axum::{Router, body::Bytes, extract::State, http::HeaderMap, routing::any, routing::post};
+use futures::StreamExt;
+use tokio::sync::Notify;
+
+/// A function that answers 200 at once.
+pub async fn noop_upstream() -> String {
+    let app = Router::new().fallback(any(|| async { "ok" }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    url
+}
+
+#[derive(Clone, Default)]
+struct Arrivals {
+    at: Arc<Mutex<HashMap<String, Instant>>>,
+    changed: Arc<Notify>,
+}
+
+/// Records the arrival time of each call's callback.
+pub struct Receiver {
+    pub url: String,
+    arrivals: Arrivals,
+}
+
+impl Receiver {
+    pub async fn start() -> Self {
+        let arrivals = Arrivals::default();
+        let app = Router::new()
+            .route(
+                "/cb",
+                post(|State(a): State<Arrivals>, headers: HeaderMap, _body: Bytes| async move {
+                    let id = headers.get("x-call-id").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+                    a.at.lock().unwrap().insert(id, Instant::now());
+                    a.changed.notify_waiters();
+                    "ok"
+                }),
+            )
+            .with_state(arrivals.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/cb", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Self { url, arrivals }
+    }
+
+    pub fn count(&self) -> usize {
+        self.arrivals.at.lock().unwrap().len()
+    }
+
+    pub fn arrival(&self, call_id: &str) -> Option<Instant> {
+        self.arrivals.at.lock().unwrap().get(call_id).copied()
+    }
+
+    /// Waits until `n` callbacks arrived in all; returns when the last one did.
+    pub async fn wait_for(&self, n: usize, limit: Duration) -> Instant {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let changed = self.arrivals.changed.notified();
+            {
+                let at = self.arrivals.at.lock().unwrap();
+                if at.len() >= n {
+                    return at.values().max().copied().unwrap();
+                }
+            }
+            if tokio::time::timeout_at(deadline, changed).await.is_err() {
+                panic!("only {} of {n} callbacks arrived within {limit:?}", self.count());
+            }
+        }
+    }
+}
+
+/// One accepted call: its id, when it was posted and when the 202 came back.
+pub struct Accepted {
+    pub call_id: String,
+    pub posted: Instant,
+    pub answered: Instant,
+}
+
+/// Posts `n` async calls with `concurrency` in flight; returns the accepted ones and the seconds taken.
+pub async fn post_many(
+    http: &reqwest::Client,
+    url: &str,
+    n: usize,
+    concurrency: usize,
+    body: Bytes,
+    callback: Option<&str>,
+) -> (Vec<Accepted>, f64) {
+    let started = Instant::now();
+    let accepted: Vec<Accepted> = futures::stream::iter(0..n)
+        .map(|_| post_one(http, url, body.clone(), callback))
+        .buffer_unordered(concurrency)
+        .filter_map(|a| async move { a })
+        .collect()
+        .await;
+    (accepted, started.elapsed().as_secs_f64())
+}
+
+pub async fn post_one(http: &reqwest::Client, url: &str, body: Bytes, callback: Option<&str>) -> Option<Accepted> {
+    let mut request = http.post(url).body(body);
+    if let Some(cb) = callback {
+        request = request.header("X-Callback-Url", cb);
+    }
+    let posted = Instant::now();
+    let response = request.send().await.ok()?;
+    let answered = Instant::now();
+    (response.status() == 202).then(|| Accepted {
+        call_id: response.headers()["x-call-id"].to_str().unwrap().to_owned(),
+        posted,
+        answered,
+    })
+}
+
+/// Percentile (0–100) of `samples`, in milliseconds.
+pub fn percentile(samples: &mut [f64], p: f64) -> f64 {
+    if samples.is_empty() {
+        return f64::NAN;
+    }
+    samples.sort_by(|a, b| a.total_cmp(b));
+    let rank = ((p / 100.0) * (samples.len() - 1) as f64).round() as usize;
+    samples[rank] * 1000.0
+}

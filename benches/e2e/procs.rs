@@ -1,0 +1,128 @@
+//! Processes the benchmark starts (its own nats-server, sluice gateway and worker), stopped by PID on drop.
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn wait_for_port(port: u16) {
+    let start = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(start.elapsed() < Duration::from_secs(60), "nothing listens on {port}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A child process killed when dropped.
+pub struct Proc {
+    child: Child,
+}
+
+impl Proc {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn status_field(&self, field: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
+        status
+            .lines()
+            .find(|l| l.starts_with(field))
+            .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+            .unwrap_or(0)
+            * 1024
+    }
+
+    /// Resident memory now, bytes.
+    pub fn rss(&self) -> u64 {
+        self.status_field("VmRSS:")
+    }
+
+    /// Peak resident memory so far, bytes.
+    pub fn peak_rss(&self) -> u64 {
+        self.status_field("VmHWM:")
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn nats_binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("SLUICE_NATS_SERVER") {
+        return path.into();
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|d| d.join("nats-server"))
+        .find(|p| p.is_file())
+        .expect("nats-server 2.10+ on PATH or in SLUICE_NATS_SERVER (./deploy/test.sh installs one)")
+}
+
+/// `nats-server -js` with file storage under `dir`.
+pub fn nats(dir: &Path) -> (Proc, String) {
+    let port = free_port();
+    let child = Command::new(nats_binary())
+        .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
+        .arg(dir.join("js"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start nats-server");
+    wait_for_port(port);
+    (Proc { child }, format!("nats://127.0.0.1:{port}"))
+}
+
+/// `sluice ARGS`, logging to `dir/NAME.log`.
+pub fn sluice(name: &'static str, args: &[&str], dir: &Path) -> Proc {
+    let log = std::fs::File::create(dir.join(format!("{name}.log"))).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("start sluice");
+    Proc { child }
+}
+
+/// A gateway on a free port; returns it with its base URL once healthy.
+pub async fn gateway(nats_url: &str, dir: &Path) -> (Proc, String) {
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let proc =
+        sluice("gateway", &["gateway", "--nats-url", nats_url, "--listen", &listen, "--max-body", "256MiB"], dir);
+    let base = format!("http://{listen}");
+    let http = reqwest::Client::new();
+    let start = Instant::now();
+    while !http.get(format!("{base}/healthz")).send().await.is_ok_and(|r| r.status() == 200) {
+        assert!(start.elapsed() < Duration::from_secs(60), "gateway did not start");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    (proc, base)
+}
+
+/// A worker with its metrics on a free port; returns it with its metrics URL once it serves.
+pub async fn worker(nats_url: &str, dir: &Path) -> (Proc, String) {
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let proc = sluice("worker", &["worker", "--nats-url", nats_url, "--metrics-listen", &listen], dir);
+    let url = format!("http://{listen}/metrics");
+    let http = reqwest::Client::new();
+    let start = Instant::now();
+    while !http.get(&url).send().await.is_ok_and(|r| r.status() == 200) {
+        assert!(start.elapsed() < Duration::from_secs(60), "worker did not start");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Subscriptions and consumers settle after the metrics listener is up.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    (proc, url)
+}

@@ -1,0 +1,105 @@
+//! The results table, and the JSON file with every figure and its ratio to the baseline.
+
+use std::path::PathBuf;
+
+use crate::{Params, scenarios::Results};
+
+/// (name, value, unit, ratio to baseline, target)
+fn rows(r: &Results) -> Vec<(&'static str, f64, &'static str, Option<f64>, &'static str)> {
+    vec![
+        ("baseline: JetStream publish-with-ack", r.baseline_publish_per_s, "msg/s", None, ""),
+        ("baseline: pull consume + ack", r.baseline_consume_per_s, "msg/s", None, ""),
+        ("baseline: publish then consume", r.baseline_pipeline_per_s, "msg/s", None, ""),
+        (
+            "gateway accept (202)",
+            r.accept_per_s,
+            "calls/s",
+            Some(r.accept_per_s / r.baseline_publish_per_s),
+            ">= 0.50 of publish",
+        ),
+        (
+            "end to end, http no-op",
+            r.e2e_http_per_s,
+            "calls/s",
+            Some(r.e2e_http_per_s / r.baseline_pipeline_per_s),
+            ">= 0.25 of pipeline, >= 2000/s",
+        ),
+        (
+            "end to end, process (cat)",
+            r.e2e_process_per_s,
+            "calls/s",
+            Some(r.e2e_process_per_s / r.baseline_pipeline_per_s),
+            "",
+        ),
+        ("accept latency p50", r.accept_latency_ms.p50, "ms", None, ""),
+        ("accept latency p95", r.accept_latency_ms.p95, "ms", None, ""),
+        ("accept latency p99", r.accept_latency_ms.p99, "ms", None, ""),
+        ("end-to-end latency p50", r.e2e_latency_ms.p50, "ms", None, ""),
+        ("end-to-end latency p95", r.e2e_latency_ms.p95, "ms", None, ""),
+        ("end-to-end latency p99", r.e2e_latency_ms.p99, "ms", None, ""),
+        ("worker overhead per call p50 (bucket bound)", r.worker_overhead_p50_ms, "ms", None, "< 2 ms"),
+        ("worker overhead per call p95 (bucket bound)", r.worker_overhead_p95_ms, "ms", None, ""),
+        ("gateway RSS idle", r.gateway_idle_rss_mb, "MiB", None, "< 50"),
+        ("worker RSS idle", r.worker_idle_rss_mb, "MiB", None, "< 50"),
+        ("gateway peak RSS, whole run", r.gateway_peak_rss_under_load_mb, "MiB", None, ""),
+        ("worker peak RSS, whole run", r.worker_peak_rss_under_load_mb, "MiB", None, ""),
+        ("large body end to end", r.large_body_seconds, "s", None, ""),
+        (
+            "gateway peak RSS, large body",
+            r.gateway_peak_rss_large_body_mb,
+            "MiB",
+            Some(r.gateway_peak_rss_large_body_mb / r.large_body_mb),
+            "< 2 bodies",
+        ),
+        (
+            "worker peak RSS, large body",
+            r.worker_peak_rss_large_body_mb,
+            "MiB",
+            Some(r.worker_peak_rss_large_body_mb / r.large_body_mb),
+            "< 2 bodies",
+        ),
+    ]
+}
+
+pub fn print(p: &Params, r: &Results) {
+    println!();
+    println!(
+        "Sluice end-to-end benchmark: n={} size={} B concurrency={} latency load={}/s{}",
+        p.n,
+        p.size,
+        p.concurrency,
+        p.rate,
+        if p.quick { " (quick)" } else { "" }
+    );
+    println!("{:<46} {:>12} {:<8} {:>8}  target", "measure", "value", "unit", "ratio");
+    for (name, value, unit, ratio, target) in rows(r) {
+        let ratio = ratio.map(|x| format!("{x:.2}")).unwrap_or_default();
+        println!("{name:<46} {value:>12.1} {unit:<8} {ratio:>8}  {target}");
+    }
+}
+
+pub fn write_json(p: &Params, r: &Results) -> std::io::Result<PathBuf> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("benches/results");
+    std::fs::create_dir_all(&dir)?;
+    let date = chrono::Utc::now().format("%Y-%m-%d");
+    let name = if p.quick { format!("{date}-quick.json") } else { format!("{date}.json") };
+    let figures: Vec<serde_json::Value> = rows(r)
+        .into_iter()
+        .map(|(name, value, unit, ratio, target)| {
+            serde_json::json!({"measure": name, "value": value, "unit": unit, "ratio_to_baseline": ratio, "target": target})
+        })
+        .collect();
+    let machine = std::fs::read_to_string("/proc/cpuinfo").ok().and_then(|c| {
+        c.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
+    });
+    let doc = serde_json::json!({
+        "date": chrono::Utc::now().to_rfc3339(),
+        "machine": {"cpu": machine, "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)},
+        "params": p,
+        "figures": figures,
+        "raw": r,
+    });
+    let path = dir.join(name);
+    std::fs::write(&path, serde_json::to_string_pretty(&doc)? + "\n")?;
+    Ok(path)
+}

@@ -1,0 +1,217 @@
+//! The measurements, in order, on one nats-server: baselines first, then Sluice's gateway alone, then
+//! the whole platform.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use serde::Serialize;
+use serde_json::json;
+
+use crate::{
+    Params, baseline,
+    load::{self, Receiver, percentile},
+    procs,
+};
+
+/// Every figure of one run.
+#[derive(Debug, Default, Serialize)]
+pub struct Results {
+    pub baseline_publish_per_s: f64,
+    pub baseline_consume_per_s: f64,
+    /// Publish then consume of the same messages: the raw pipeline Sluice's end to end compares with.
+    pub baseline_pipeline_per_s: f64,
+    pub accept_per_s: f64,
+    pub e2e_http_per_s: f64,
+    pub e2e_process_per_s: f64,
+    pub accept_latency_ms: Latency,
+    pub e2e_latency_ms: Latency,
+    pub latency_offered_per_s: u32,
+    /// Worker's own time per call (queue to ack, minus the function), p50 and p95 in ms.
+    pub worker_overhead_p50_ms: f64,
+    pub worker_overhead_p95_ms: f64,
+    pub gateway_idle_rss_mb: f64,
+    pub worker_idle_rss_mb: f64,
+    pub gateway_peak_rss_under_load_mb: f64,
+    pub worker_peak_rss_under_load_mb: f64,
+    pub large_body_mb: f64,
+    pub large_body_seconds: f64,
+    pub gateway_peak_rss_large_body_mb: f64,
+    pub worker_peak_rss_large_body_mb: f64,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct Latency {
+    pub p50: f64,
+    pub p95: f64,
+    pub p99: f64,
+}
+
+fn mb(bytes: u64) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
+}
+
+async fn deploy(http: &reqwest::Client, base: &str, spec: serde_json::Value) {
+    let r = http.post(format!("{base}/system/functions")).json(&spec).send().await.unwrap();
+    assert!(r.status().is_success(), "deploy {spec}: {}", r.status());
+}
+
+/// A Prometheus histogram's cumulative buckets: (upper bound, count), ascending.
+fn buckets(metrics: &str, name: &str) -> Vec<(f64, f64)> {
+    let mut buckets: Vec<(f64, f64)> = metrics
+        .lines()
+        .filter(|l| l.starts_with(&format!("{name}_bucket{{")))
+        .filter_map(|l| {
+            let le = l.split("le=\"").nth(1)?.split('"').next()?;
+            let le = if le == "+Inf" { f64::INFINITY } else { le.parse().ok()? };
+            Some((le, l.rsplit(' ').next()?.parse().ok()?))
+        })
+        .collect();
+    buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+    buckets
+}
+
+/// The buckets' growth between two scrapes.
+fn bucket_delta(before: &str, after: &str, name: &str) -> Vec<(f64, f64)> {
+    let before = buckets(before, name);
+    buckets(after, name)
+        .into_iter()
+        .map(|(le, count)| (le, count - before.iter().find(|b| b.0 == le).map_or(0.0, |b| b.1)))
+        .collect()
+}
+
+/// A quantile, as the upper bound (ms) of the bucket it falls in.
+fn quantile(buckets: &[(f64, f64)], q: f64) -> f64 {
+    let total = buckets.last().map_or(0.0, |b| b.1);
+    buckets.iter().find(|(_, count)| *count >= q * total).map_or(f64::NAN, |(le, _)| le * 1000.0)
+}
+
+pub async fn run_all(p: &Params) -> Results {
+    let dir = tempfile::tempdir().unwrap();
+    let mut r = Results::default();
+    let (_nats, nats_url) = procs::nats(dir.path());
+    let client = async_nats::connect(&nats_url).await.unwrap();
+    let js = async_nats::jetstream::new(client);
+
+    eprintln!("baseline: JetStream publish-with-ack, {} x {} B, {} in flight", p.n, p.size, p.concurrency);
+    let publish_s = baseline::publish(&js, p.n, p.size, p.concurrency).await;
+    let consume_s = baseline::consume(&js, p.n, p.concurrency).await;
+    r.baseline_publish_per_s = p.n as f64 / publish_s;
+    r.baseline_consume_per_s = p.n as f64 / consume_s;
+    r.baseline_pipeline_per_s = p.n as f64 / (publish_s + consume_s);
+
+    let (gateway, base) = procs::gateway(&nats_url, dir.path()).await;
+    let http = reqwest::Client::builder().pool_max_idle_per_host(p.concurrency).build().unwrap();
+    let upstream = load::noop_upstream().await;
+    let receiver = Receiver::start().await;
+    deploy(&http, &base, json!({"service": "accept-only", "runtime": "http", "upstream": upstream})).await;
+    deploy(&http, &base, json!({"service": "noop", "runtime": "http", "upstream": upstream})).await;
+    deploy(&http, &base, json!({"service": "cat", "envProcess": "cat"})).await;
+    deploy(&http, &base, json!({"service": "count", "envProcess": "wc -c", "async": {"timeout": "5m"}})).await;
+    let body = Bytes::from(vec![b'x'; p.size]);
+
+    eprintln!("sluice: gateway accept rate (no worker running)");
+    r.gateway_idle_rss_mb = mb(gateway.rss());
+    let (accepted, seconds) =
+        post_many_checked(&http, &format!("{base}/async-function/accept-only"), p.n, p.concurrency, body.clone(), None)
+            .await;
+    r.accept_per_s = accepted as f64 / seconds;
+    js.get_stream("SLUICE_INVOCATIONS").await.unwrap().purge().filter("sluice.invoke.accept-only").await.unwrap();
+
+    let (worker, metrics_url) = procs::worker(&nats_url, dir.path()).await;
+    r.worker_idle_rss_mb = mb(worker.rss());
+
+    eprintln!("sluice: a {} MB body end to end", p.large_body >> 20);
+    let large: Bytes = (0..p.large_body).map(|i| (i % 251) as u8).collect::<Vec<u8>>().into();
+    let before = receiver.count();
+    let started = Instant::now();
+    let accepted = load::post_one(&http, &format!("{base}/async-function/count"), large, Some(&receiver.url)).await;
+    assert!(accepted.is_some(), "large body refused");
+    let last = receiver.wait_for(before + 1, Duration::from_secs(600)).await;
+    r.large_body_mb = p.large_body as f64 / (1024.0 * 1024.0);
+    r.large_body_seconds = (last - started).as_secs_f64();
+    // Measured before the throughput loads, so the peaks belong to the large body alone.
+    r.gateway_peak_rss_large_body_mb = mb(gateway.peak_rss());
+    r.worker_peak_rss_large_body_mb = mb(worker.peak_rss());
+
+    eprintln!("sluice: end to end, http no-op function with callbacks");
+    let started = Instant::now();
+    let url = format!("{base}/async-function/noop");
+    let (accepted, _) = post_many_checked(&http, &url, p.n, p.concurrency, body.clone(), Some(&receiver.url)).await;
+    let last = receiver.wait_for(accepted, Duration::from_secs(600)).await;
+    r.e2e_http_per_s = accepted as f64 / (last - started).as_secs_f64();
+
+    eprintln!("sluice: end to end, process function (cat) with callbacks");
+    let n_process = (p.n / 4).max(100);
+    let before = receiver.count();
+    let started = Instant::now();
+    let url = format!("{base}/async-function/cat");
+    let (accepted, _) =
+        post_many_checked(&http, &url, n_process, p.concurrency, body.clone(), Some(&receiver.url)).await;
+    let last = receiver.wait_for(before + accepted, Duration::from_secs(600)).await;
+    r.e2e_process_per_s = accepted as f64 / (last - started).as_secs_f64();
+    r.gateway_peak_rss_under_load_mb = mb(gateway.peak_rss());
+    r.worker_peak_rss_under_load_mb = mb(worker.peak_rss());
+
+    eprintln!("sluice: latency at {} calls/s for {} s", p.rate, p.latency_seconds);
+    r.latency_offered_per_s = p.rate;
+    let before = http.get(&metrics_url).send().await.unwrap().text().await.unwrap();
+    let (accept, e2e) = latency(&http, &base, &receiver, p.rate, p.latency_seconds, body.clone()).await;
+    r.accept_latency_ms = accept;
+    r.e2e_latency_ms = e2e;
+    // The overhead of the calls of the latency run alone: the histogram's growth during it.
+    let after = http.get(&metrics_url).send().await.unwrap().text().await.unwrap();
+    let overhead = bucket_delta(&before, &after, "sluice_queue_overhead_seconds");
+    r.worker_overhead_p50_ms = quantile(&overhead, 0.5);
+    r.worker_overhead_p95_ms = quantile(&overhead, 0.95);
+
+    r
+}
+
+async fn post_many_checked(
+    http: &reqwest::Client,
+    url: &str,
+    n: usize,
+    concurrency: usize,
+    body: Bytes,
+    callback: Option<&str>,
+) -> (usize, f64) {
+    let (accepted, seconds) = load::post_many(http, url, n, concurrency, body, callback).await;
+    assert_eq!(accepted.len(), n, "every call must be accepted");
+    (accepted.len(), seconds)
+}
+
+/// Offers `rate` calls a second for `seconds`; returns accept and end-to-end latency percentiles.
+async fn latency(
+    http: &reqwest::Client,
+    base: &str,
+    receiver: &Receiver,
+    rate: u32,
+    seconds: u64,
+    body: Bytes,
+) -> (Latency, Latency) {
+    let url = format!("{base}/async-function/noop");
+    let total = rate as u64 * seconds;
+    let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / rate as f64));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut tasks = Vec::with_capacity(total as usize);
+    for _ in 0..total {
+        ticker.tick().await;
+        let (http, url, body, cb) = (http.clone(), url.clone(), body.clone(), receiver.url.clone());
+        tasks.push(tokio::spawn(async move { load::post_one(&http, &url, body, Some(&cb)).await }));
+    }
+    let mut accepted = Vec::new();
+    for task in tasks {
+        accepted.extend(task.await.unwrap());
+    }
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while accepted.iter().any(|a| receiver.arrival(&a.call_id).is_none()) {
+        assert!(Instant::now() < deadline, "callbacks missing after the latency run");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut accept: Vec<f64> = accepted.iter().map(|a| (a.answered - a.posted).as_secs_f64()).collect();
+    let mut e2e: Vec<f64> =
+        accepted.iter().map(|a| (receiver.arrival(&a.call_id).unwrap() - a.posted).as_secs_f64()).collect();
+    let summary =
+        |s: &mut Vec<f64>| Latency { p50: percentile(s, 50.0), p95: percentile(s, 95.0), p99: percentile(s, 99.0) };
+    (summary(&mut accept), summary(&mut e2e))
+}
