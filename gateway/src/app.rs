@@ -1,6 +1,6 @@
 //! Shared state of the gateway's handlers.
 
-use std::sync::Arc;
+use std::{ops::Deref, sync::Arc};
 
 use sluice_schemas::{
     store::{CallStore, FunctionStore},
@@ -9,9 +9,20 @@ use sluice_schemas::{
 
 use crate::{GatewayConfig, function_cache::FunctionCache};
 
-/// What every handler can reach; cheap to clone.
+/// What every handler can reach. Cloned for every request, so it is one reference-counted pointer: the
+/// JetStream handles inside carry whole stream configurations and are costly to copy.
 #[derive(Clone)]
-pub struct App {
+pub struct App(Arc<AppState>);
+
+impl Deref for App {
+    type Target = AppState;
+    fn deref(&self) -> &AppState {
+        &self.0
+    }
+}
+
+/// The gateway's shared state.
+pub struct AppState {
     pub cfg: Arc<GatewayConfig>,
     pub topology: Topology,
     pub functions: FunctionStore,
@@ -24,15 +35,17 @@ impl App {
     /// The gateway's state; its function cache follows KV until `stop`.
     pub fn new(cfg: GatewayConfig, topology: Topology, stop: tokio_util::sync::CancellationToken) -> Self {
         let functions = FunctionStore::new(topology.functions.clone());
-        Self {
+        Self(Arc::new(AppState {
             function_cache: FunctionCache::start(functions.clone(), stop),
             functions,
             calls: CallStore::new(topology.calls.clone(), topology.jetstream.clone()),
             cfg: Arc::new(cfg),
             topology,
-        }
+        }))
     }
+}
 
+impl AppState {
     /// Bodies up to this size travel inside the NATS message; larger ones go to the object store.
     /// A quarter of the max payload is left for the headers that carry the request.
     pub fn inline_body_limit(&self) -> usize {
