@@ -11,6 +11,8 @@ say "cargo fmt --check"
 cargo fmt --all -- --check
 say "cargo clippy"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
+say "benchmark harness smoke run (cargo bench --bench e2e -- --quick)"
+cargo bench --bench e2e -- --quick
 say "cargo test"
 cargo test --workspace --all-targets
 cargo test --workspace --doc
