@@ -121,8 +121,6 @@ pub async fn run_all(p: &Params) -> Results {
     let (worker, metrics_url) = procs::worker(&nats_url, dir.path()).await;
     r.worker_idle_rss_mb = mb(worker.rss());
 
-
-
     eprintln!("sluice: end to end, http no-op function with callbacks");
     let started = Instant::now();
     let url = format!("{base}/async-function/noop");
