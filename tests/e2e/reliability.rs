@@ -333,6 +333,25 @@ impl Poster {
 }
 
 #[tokio::test]
+async fn gateway_and_worker_killed_and_restarted_while_posting_lose_nothing() {
+    let mut platform = Platform::start(1, &[], &["--ack-wait", "2s"]).await;
+    platform.deploy(json!({"service": "upper", "envProcess": "tr a-z A-Z"})).await;
+    let poster = Poster::start(&platform, "upper");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    platform.restart_gateway().await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    platform.workers[0].kill();
+    platform.add_worker(&["--ack-wait", "2s"]);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let accepted = poster.stop().await;
+    eprintln!("restarts: {} calls accepted across a gateway and a worker restart", accepted.len());
+    assert!(accepted.len() > 20);
+    all_succeed(&platform, &accepted, Duration::from_secs(120)).await;
+    let stuck = platform.list_calls("status=running").await;
+    assert!(stuck.is_empty(), "no call stays running: {stuck:?}");
+}
+
+#[tokio::test]
 async fn fault_d_cluster_node_lost_while_calls_flow() {
     let nodes = Nats::cluster();
     let mut platform =

@@ -237,6 +237,15 @@ impl Platform {
         platform
     }
 
+    /// Kills the gateway (SIGKILL) and starts a new one on the same address.
+    pub async fn restart_gateway(&mut self) {
+        self.gateway.kill();
+        let listen = self.base.trim_start_matches("http://").to_owned();
+        let args = ["gateway", "--nats-url", &self.nats_url, "--listen", &listen];
+        self.gateway = Sluice::spawn(&args, self.logs.path(), "gateway-restarted");
+        self.wait_healthy().await;
+    }
+
     pub fn add_worker(&mut self, extra: &[&str]) -> usize {
         let url = self.nats_url.clone();
         let mut args = vec!["worker", "--nats-url", &url];
