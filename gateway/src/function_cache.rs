@@ -4,14 +4,11 @@
 use std::{
     collections::HashMap,
     sync::{Arc, RwLock},
-    time::Duration,
 };
 
-use async_nats::jetstream::kv::Operation;
-use futures::StreamExt;
 use sluice_schemas::{
     FunctionSpec,
-    store::{FunctionStore, StoreError},
+    store::{FunctionStore, SpecChange, StoreError},
 };
 use tokio_util::sync::CancellationToken;
 
@@ -50,35 +47,12 @@ impl FunctionCache {
     }
 
     async fn follow(self: Arc<Self>, stop: CancellationToken) {
-        while !stop.is_cancelled() {
-            let mut watch = match self.store.kv().watch_with_history(">").await {
-                Ok(watch) => watch,
-                Err(err) => {
-                    tracing::warn!(%err, "cannot watch function specs; calls read them from KV meanwhile");
-                    tokio::select! { _ = stop.cancelled() => return, _ = tokio::time::sleep(Duration::from_secs(1)) => continue }
-                }
-            };
-            loop {
-                let entry = tokio::select! {
-                    _ = stop.cancelled() => return,
-                    entry = watch.next() => entry,
-                };
-                match entry {
-                    Some(Ok(entry)) if entry.operation == Operation::Put => {
-                        match serde_json::from_slice::<FunctionSpec>(&entry.value) {
-                            Ok(spec) => self.insert(Arc::new(spec)),
-                            Err(err) => tracing::error!(function = %entry.key, %err, "stored spec is invalid"),
-                        }
-                    }
-                    Some(Ok(entry)) => self.remove(&entry.key),
-                    Some(Err(err)) => {
-                        tracing::warn!(%err, "function watch interrupted; resuming");
-                        break;
-                    }
-                    None => break,
-                }
+        let mut changes = self.store.follow(stop);
+        while let Some(change) = changes.recv().await {
+            match change {
+                SpecChange::Deployed(spec) => self.insert(Arc::new(*spec)),
+                SpecChange::Removed(name) => self.remove(&name),
             }
-            // Specs may have changed while the watch was down; it replays them all when it resumes.
         }
     }
 }

@@ -1,12 +1,13 @@
 //! Following KV `sluice_functions`: one consume loop per deployed function, restarted when its spec
 //! changes and stopped when it is removed.
 
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::{collections::HashMap, sync::Arc};
 
-use async_nats::jetstream::kv::Operation;
-use futures::StreamExt;
 use sluice_runtime::Runtime;
-use sluice_schemas::FunctionSpec;
+use sluice_schemas::{
+    FunctionSpec,
+    store::{FunctionStore, SpecChange},
+};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -18,39 +19,15 @@ struct FunctionLoop {
     task: JoinHandle<()>,
 }
 
-/// Watches the function specs until `shutdown`, then stops every consume loop (started calls go on).
+/// Follows the function specs until `shutdown`, then stops every consume loop (started calls go on).
 pub async fn run(worker: Arc<Worker>, shutdown: CancellationToken) -> Result<(), WorkerError> {
     let mut loops: HashMap<String, FunctionLoop> = HashMap::new();
-    let mut first = true;
-    while !shutdown.is_cancelled() {
-        let mut watch = match worker.topology.functions.watch_with_history(">").await {
-            Ok(watch) => watch,
-            Err(err) if first => return Err(WorkerError::Watch(err.to_string())),
-            Err(err) => {
-                tracing::warn!(%err, "function watch failed; retrying");
-                tokio::select! { _ = shutdown.cancelled() => break, _ = tokio::time::sleep(Duration::from_secs(1)) => continue }
-            }
-        };
-        first = false;
-        loop {
-            let entry = tokio::select! {
-                _ = shutdown.cancelled() => break,
-                entry = watch.next() => entry,
-            };
-            match entry {
-                Some(Ok(entry)) if entry.operation == Operation::Put => {
-                    match serde_json::from_slice::<FunctionSpec>(&entry.value) {
-                        Ok(spec) => apply(&worker, &mut loops, spec).await,
-                        Err(err) => tracing::error!(function = %entry.key, %err, "stored spec is invalid; ignored"),
-                    }
-                }
-                Some(Ok(entry)) => remove(&worker, &mut loops, &entry.key),
-                Some(Err(err)) => {
-                    tracing::warn!(%err, "function watch interrupted; resuming");
-                    break;
-                }
-                None => break,
-            }
+    let store = FunctionStore::new(worker.topology.functions.clone());
+    let mut changes = store.follow(shutdown.clone());
+    while let Some(change) = changes.recv().await {
+        match change {
+            SpecChange::Deployed(spec) => apply(&worker, &mut loops, *spec).await,
+            SpecChange::Removed(name) => remove(&worker, &mut loops, &name),
         }
     }
     for (_, l) in loops.drain() {

@@ -1,7 +1,11 @@
 //! Function specs in KV `sluice_functions`, keyed by function name.
 
+use std::time::Duration;
+
 use async_nats::jetstream::kv;
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 use super::StoreError;
 use crate::FunctionSpec;
@@ -65,6 +69,60 @@ impl FunctionStore {
         }
         specs.sort_by(|a, b| a.service.cmp(&b.service));
         Ok(specs)
+    }
+}
+
+/// One change to the deployed functions.
+#[derive(Debug)]
+pub enum SpecChange {
+    Deployed(Box<FunctionSpec>),
+    Removed(String),
+}
+
+impl FunctionStore {
+    /// Every spec as it stands, then each change as it happens, until `stop`. The watch resumes by itself
+    /// after a NATS outage (replaying the current specs, so nothing missed meanwhile is lost).
+    pub fn follow(&self, stop: CancellationToken) -> mpsc::Receiver<SpecChange> {
+        let (changes, received) = mpsc::channel(256);
+        let kv = self.kv.clone();
+        tokio::spawn(async move {
+            while !stop.is_cancelled() {
+                let mut watch = match kv.watch_with_history(">").await {
+                    Ok(watch) => watch,
+                    Err(err) => {
+                        tracing::warn!(%err, "cannot watch function specs; retrying");
+                        tokio::select! { _ = stop.cancelled() => return, _ = tokio::time::sleep(Duration::from_secs(1)) => continue }
+                    }
+                };
+                loop {
+                    let entry = tokio::select! {
+                        _ = stop.cancelled() => return,
+                        entry = watch.next() => entry,
+                    };
+                    let change = match entry {
+                        Some(Ok(entry)) if entry.operation == kv::Operation::Put => {
+                            match decode(&entry.key, &entry.value) {
+                                Ok(spec) => SpecChange::Deployed(Box::new(spec)),
+                                Err(err) => {
+                                    tracing::error!(%err, "stored spec ignored");
+                                    continue;
+                                }
+                            }
+                        }
+                        Some(Ok(entry)) => SpecChange::Removed(entry.key),
+                        Some(Err(err)) => {
+                            tracing::warn!(%err, "function watch interrupted; resuming");
+                            break;
+                        }
+                        None => break,
+                    };
+                    if changes.send(change).await.is_err() {
+                        return; // nobody listens any more
+                    }
+                }
+            }
+        });
+        received
     }
 }
 

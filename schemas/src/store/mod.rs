@@ -4,7 +4,7 @@ pub mod calls;
 mod functions;
 
 pub use calls::CallStore;
-pub use functions::FunctionStore;
+pub use functions::{FunctionStore, SpecChange};
 
 /// A KV operation failed; the caller decides whether that is a 503 or a retry.
 #[derive(Debug, thiserror::Error)]
