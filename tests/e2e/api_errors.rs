@@ -41,7 +41,9 @@ async fn oversized_bodies_are_413_declared_or_streamed() {
     let platform = Platform::start(0, &["--max-body", "2MiB"], &[]).await;
     platform.deploy(json!({"service": "f", "envProcess": "cat"})).await;
     let big = vec![b'x'; 3 * 1024 * 1024];
-    let r = platform.http.post(platform.url("/async-function/f")).body(big.clone()).send().await.unwrap();
+    // Oversized requests use clients of their own: the gateway closes their connections, and a pooled client
+    // could pick such a connection for the next request.
+    let r = reqwest::Client::new().post(platform.url("/async-function/f")).body(big.clone()).send().await.unwrap();
     let (status, error) = error_of(r).await;
     assert_eq!(status, 413);
     assert!(error.contains("2097152"), "{error}");
@@ -50,7 +52,7 @@ async fn oversized_bodies_are_413_declared_or_streamed() {
     let body = reqwest::Body::wrap_stream(futures::stream::iter(chunks));
     // The gateway answers 413 and closes the connection without reading the rest, so the client may see
     // the answer or, still writing, a broken pipe; either way the call is refused.
-    match platform.http.post(platform.url("/async-function/f")).body(body).send().await {
+    match reqwest::Client::new().post(platform.url("/async-function/f")).body(body).send().await {
         Ok(r) => assert_eq!(r.status(), 413),
         Err(err) => assert!(err.is_request(), "{err}"),
     }
@@ -99,8 +101,9 @@ async fn spec_validation_names_the_field() {
         .unwrap();
     assert_eq!(r.status(), 202);
     let huge = format!(r#"{{"service": "big", "envProcess": "{}"}}"#, "x".repeat(2 * 1024 * 1024));
-    // Refused on its declared length; the client may still be writing when the answer comes.
-    match platform.http.post(platform.url("/system/functions")).body(huge).send().await {
+    // Refused on its declared length; the client may still be writing when the answer comes. Its own client,
+    // because the server closes that connection and a pooled client could pick it for the next request.
+    match reqwest::Client::new().post(platform.url("/system/functions")).body(huge).send().await {
         Ok(r) => assert_eq!(error_of(r).await.0, 413),
         Err(err) => assert!(err.is_request(), "{err}"),
     }
