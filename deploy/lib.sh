@@ -57,3 +57,42 @@ ensure_nats_server() {
 ensure_rust() {
   command -v cargo >/dev/null || die "cargo not found: install Rust (https://rustup.rs) first"
 }
+
+# Makes sure a Docker engine answers: installs Debian's docker.io when dockerd is missing and, as root, starts
+# dockerd in the background when none runs (log in .tools/dockerd.log). Its PID goes to SLUICE_DOCKERD_PID
+# so the caller can stop exactly the engine it started.
+ensure_docker() {
+  if docker info >/dev/null 2>&1; then
+    return
+  fi
+  if ! command -v dockerd >/dev/null || ! command -v docker >/dev/null; then
+    [ "$(id -u)" = 0 ] || die "no Docker engine: install docker.io (apt-get install docker.io) and start dockerd"
+    say "installing docker.io (apt)"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io >/dev/null 2>&1 \
+      || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io >/dev/null; } \
+      || die "could not install docker.io"
+  fi
+  [ "$(id -u)" = 0 ] || die "no Docker engine answers and only root can start dockerd here; start it and retry"
+  mkdir -p "$TOOLS"
+  say "starting dockerd (log: $TOOLS/dockerd.log)"
+  dockerd >"$TOOLS/dockerd.log" 2>&1 &
+  export SLUICE_DOCKERD_PID=$!
+  local i
+  for i in $(seq 1 60); do
+    if docker info >/dev/null 2>&1; then
+      return
+    fi
+    kill -0 "$SLUICE_DOCKERD_PID" 2>/dev/null || { tail -20 "$TOOLS/dockerd.log" >&2; die "dockerd exited"; }
+    sleep 0.5
+  done
+  tail -20 "$TOOLS/dockerd.log" >&2
+  die "dockerd did not answer within 30 s"
+}
+
+# Stops the dockerd ensure_docker started, if it started one.
+stop_started_docker() {
+  if [ -n "${SLUICE_DOCKERD_PID:-}" ]; then
+    kill "$SLUICE_DOCKERD_PID" 2>/dev/null || true
+    wait "$SLUICE_DOCKERD_PID" 2>/dev/null || true
+  fi
+}

@@ -1,10 +1,11 @@
 //! `sluice`: runs the platform's components and talks to a running gateway.
 //!
 //! Server commands (`up`, `gateway`, `worker`) parse flags into the crates' configs and wire them together;
-//! client commands (`fn`, `invoke`, `call`) call the gateway's HTTP API. Errors end the process with one
+//! client commands (`fn`, `invoke`, `call`) call the gateway's HTTP API; `build` talks to the local Docker engine. Errors end the process with one
 //! readable line.
 
 mod args;
+mod build;
 mod client;
 mod serve;
 
@@ -37,6 +38,8 @@ enum Command {
     /// List and replay calls that failed for good.
     #[command(subcommand)]
     Dead(client::dead::DeadCommand),
+    /// Make a function image from a local executable, without any registry.
+    Build(build::BuildArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -51,6 +54,7 @@ fn main() -> std::process::ExitCode {
             Command::Invoke(args) => client::invoke::run(args).await,
             Command::Call(cmd) => client::calls::run(cmd).await,
             Command::Dead(cmd) => client::dead::run(cmd).await,
+            Command::Build(args) => build::run(args).await,
         }
     });
     match result {

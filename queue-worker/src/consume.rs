@@ -8,11 +8,11 @@ use async_nats::jetstream::{
     consumer::{AckPolicy, PullConsumer, pull},
 };
 use futures::StreamExt;
-use sluice_schemas::{FunctionSpec, names};
+use sluice_schemas::{FunctionSpec, RuntimeKind, names};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
-use crate::{Worker, execute, lease, metrics};
+use crate::{Worker, execute, lease, metrics, scaling};
 
 /// Most calls taken in one pull once capacity is free.
 const BATCH: usize = 64;
@@ -52,8 +52,18 @@ pub async fn run(worker: Arc<Worker>, spec: Arc<FunctionSpec>, stop: Cancellatio
             }
         }
     };
-    tokio::spawn(sample_pending(consumer.clone(), function.clone(), stop.clone()));
-    let limit = spec.max_inflight().map_or(worker.cfg.max_inflight, |n| n as usize);
+    let limit = match spec.runtime_kind() {
+        RuntimeKind::Docker if worker.runtimes.docker.is_some() => {
+            tokio::spawn(scaling::autoscale(worker.clone(), consumer.clone(), function.clone(), stop.clone()));
+            // maxInflight holds per replica (the runtime enforces it), so the function may run that many
+            // calls on each replica it can scale to.
+            spec.max_inflight().map_or(worker.cfg.max_inflight, |n| (n as usize) * spec.max_replicas() as usize)
+        }
+        _ => {
+            tokio::spawn(sample_pending(consumer.clone(), function.clone(), stop.clone()));
+            spec.max_inflight().map_or(worker.cfg.max_inflight, |n| n as usize)
+        }
+    };
     let function_slots = Arc::new(Semaphore::new(limit));
     loop {
         let function_slot = tokio::select! {

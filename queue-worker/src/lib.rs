@@ -26,6 +26,7 @@ mod outcome;
 mod registry;
 mod results;
 mod retry;
+mod scaling;
 mod sync;
 
 use std::{sync::Arc, time::Duration};
@@ -119,10 +120,12 @@ pub async fn run(
     let cancels = tokio::spawn(cancel::listen(worker.clone(), shutdown.clone()));
     let outbox = tokio::spawn(outbox::dispatch(worker.clone(), shutdown.clone()));
     let sync = tokio::spawn(sync::serve(worker.clone(), shutdown.clone()));
+    let scale = tokio::spawn(scaling::listen(worker.clone(), shutdown.clone()));
     let registry = registry::run(worker.clone(), shutdown.clone()).await;
     let sync = sync.await.unwrap_or_else(|e| Err(WorkerError::Subscribe(e.to_string())));
     let cancels = cancels.await.unwrap_or_else(|e| Err(WorkerError::Subscribe(e.to_string())));
     let _ = outbox.await;
+    let scale = scale.await.unwrap_or_else(|e| Err(WorkerError::Subscribe(e.to_string())));
     worker.tracker.close();
     if tokio::time::timeout(worker.cfg.grace_period, worker.tracker.wait()).await.is_err() {
         tracing::warn!(running = worker.tracker.len(), "grace period over; handing running calls back");
@@ -130,5 +133,5 @@ pub async fn run(
         worker.tracker.wait().await;
     }
     tracing::info!("worker stopped");
-    registry.and(sync).and(cancels)
+    registry.and(sync).and(cancels).and(scale)
 }

@@ -1,7 +1,10 @@
 //! Following KV `sluice_functions`: one consume loop per deployed function, restarted when its spec
 //! changes and stopped when it is removed.
 
-use std::{collections::HashMap, sync::Arc};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+};
 
 use sluice_runtime::Runtime;
 use sluice_schemas::{
@@ -23,11 +26,23 @@ struct FunctionLoop {
 pub async fn run(worker: Arc<Worker>, shutdown: CancellationToken) -> Result<(), WorkerError> {
     let mut loops: HashMap<String, FunctionLoop> = HashMap::new();
     let store = FunctionStore::new(worker.topology.functions.clone());
+    if let Some(docker) = &worker.runtimes.docker {
+        // Containers of functions removed while this worker was down.
+        match store.list().await {
+            Ok(specs) => {
+                let deployed: HashSet<String> = specs.into_iter().map(|s| s.service).collect();
+                if let Err(err) = docker.remove_orphans(&deployed).await {
+                    tracing::warn!(%err, "cannot look for orphan containers");
+                }
+            }
+            Err(err) => tracing::warn!(%err, "cannot list functions; orphan containers stay for now"),
+        }
+    }
     let mut changes = store.follow(shutdown.clone());
     while let Some(change) = changes.recv().await {
         match change {
             SpecChange::Deployed(spec) => apply(&worker, &mut loops, *spec).await,
-            SpecChange::Removed(name) => remove(&worker, &mut loops, &name),
+            SpecChange::Removed(name) => remove(&worker, &mut loops, &name).await,
         }
     }
     for (_, l) in loops.drain() {
@@ -55,10 +70,13 @@ async fn apply(worker: &Arc<Worker>, loops: &mut HashMap<String, FunctionLoop>, 
     loops.insert(spec.service.clone(), FunctionLoop { spec, stop, task });
 }
 
-fn remove(worker: &Worker, loops: &mut HashMap<String, FunctionLoop>, name: &str) {
+async fn remove(worker: &Worker, loops: &mut HashMap<String, FunctionLoop>, name: &str) {
     worker.specs.write().expect("spec map lock").remove(name);
     if let Some(old) = loops.remove(name) {
         old.stop.cancel();
         tracing::info!(function = %name, "function removed; no longer serving it");
+    }
+    if let Some(docker) = &worker.runtimes.docker {
+        docker.remove(name).await;
     }
 }

@@ -57,8 +57,20 @@ impl Runtime for HttpRuntime {
         call: Invocation,
         deadline: Instant,
     ) -> Result<FunctionResponse, RuntimeError> {
-        let started = Instant::now();
         let url = Self::url(spec.upstream.as_deref().unwrap_or_default(), &call);
+        self.forward(url, call, deadline).await
+    }
+}
+
+impl HttpRuntime {
+    /// Sends `call` to `url` and reads the whole response, within `deadline`.
+    pub(crate) async fn forward(
+        &self,
+        url: String,
+        call: Invocation,
+        deadline: Instant,
+    ) -> Result<FunctionResponse, RuntimeError> {
+        let started = Instant::now();
         let body = match call.body {
             Body::Bytes(bytes) => reqwest::Body::from(bytes),
             Body::Reader(reader) => reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::new(reader)),

@@ -2,7 +2,7 @@
 //!
 //! [`Runtime`] is the seam between the queue worker and whatever executes code: a process per call
 //! ([`ProcessRuntime`], the OpenFaaS classic-watchdog contract), an existing HTTP service
-//! ([`HttpRuntime`]), and containers (docker). The trait is not object-safe (it returns `impl Future`), so
+//! ([`HttpRuntime`]), and containers on the local Docker engine ([`DockerRuntime`]). The trait is not object-safe (it returns `impl Future`), so
 //! [`Runtimes`] dispatches on the spec's [`RuntimeKind`] with a plain `match`.
 //!
 //! A function's non-2xx answer is a [`FunctionResponse`], not an error: retry policy weighs status codes
@@ -18,6 +18,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod docker;
 mod http_runtime;
 mod invocation;
 mod process;
@@ -27,6 +28,7 @@ use std::{future::Future, time::Duration};
 use sluice_schemas::{FunctionSpec, RuntimeKind};
 use tokio::time::Instant;
 
+pub use docker::{DockerConfig, DockerRuntime};
 pub use http_runtime::HttpRuntime;
 pub use invocation::{Body, FunctionResponse, Invocation};
 pub use process::ProcessRuntime;
@@ -77,11 +79,22 @@ impl Default for RuntimeConfig {
 pub struct Runtimes {
     pub process: ProcessRuntime,
     pub http: HttpRuntime,
+    /// Absent when the worker runs without a Docker engine.
+    pub docker: Option<DockerRuntime>,
 }
 
 impl Runtimes {
     pub fn new(cfg: RuntimeConfig) -> Self {
-        Self { process: ProcessRuntime::new(cfg.clone()), http: HttpRuntime::new(cfg) }
+        Self { process: ProcessRuntime::new(cfg.clone()), http: HttpRuntime::new(cfg), docker: None }
+    }
+
+    pub fn with_docker(mut self, docker: DockerRuntime) -> Self {
+        self.docker = Some(docker);
+        self
+    }
+
+    fn docker(&self) -> Result<&DockerRuntime, RuntimeError> {
+        self.docker.as_ref().ok_or(RuntimeError::Unsupported("docker"))
     }
 }
 
@@ -90,7 +103,7 @@ impl Runtime for Runtimes {
         match spec.runtime_kind() {
             RuntimeKind::Process => self.process.deploy(spec).await,
             RuntimeKind::Http => self.http.deploy(spec).await,
-            RuntimeKind::Docker => Err(RuntimeError::Unsupported("docker")),
+            RuntimeKind::Docker => self.docker()?.deploy(spec).await,
         }
     }
 
@@ -103,7 +116,7 @@ impl Runtime for Runtimes {
         match spec.runtime_kind() {
             RuntimeKind::Process => self.process.invoke(spec, call, deadline).await,
             RuntimeKind::Http => self.http.invoke(spec, call, deadline).await,
-            RuntimeKind::Docker => Err(RuntimeError::Unsupported("docker")),
+            RuntimeKind::Docker => self.docker()?.invoke(spec, call, deadline).await,
         }
     }
 }

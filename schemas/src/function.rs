@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::HumanDuration;
+use crate::{HumanDuration, quantity};
 
 /// How a function is run by workers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -206,6 +206,15 @@ pub fn is_dns_label(name: &str) -> bool {
         && alnum(&bytes[bytes.len() - 1])
 }
 
+/// Whether `name` can name a secret: it becomes a file name, so letters, digits, `-`, `_` and `.`, not starting
+/// with `.`, at most 253 characters.
+pub fn is_secret_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 253
+        && !name.starts_with('.')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+}
+
 impl FunctionSpec {
     /// The runtime calls go through: explicit, else `docker` with an image, else `process`.
     pub fn runtime_kind(&self) -> RuntimeKind {
@@ -295,12 +304,8 @@ impl FunctionSpec {
                 }
             }
         }
-        if let Some(scale) = &self.scale
-            && let (Some(min), Some(max)) = (scale.min, scale.max)
-            && min > max
-        {
-            return Err(ValidationError::new("scale.min", "must not be greater than scale.max"));
-        }
+        self.validate_resources()?;
+        self.validate_scale()?;
         for (i, trigger) in self.triggers.iter().enumerate() {
             let kinds =
                 [trigger.cron.is_some(), trigger.s3.is_some(), trigger.webhook.is_some(), trigger.event.is_some()];
@@ -312,6 +317,70 @@ impl FunctionSpec {
             }
         }
         Ok(())
+    }
+}
+
+impl FunctionSpec {
+    fn validate_resources(&self) -> Result<(), ValidationError> {
+        for (field, resources) in [("limits", &self.limits), ("requests", &self.requests)] {
+            let Some(resources) = resources else { continue };
+            if let Some(memory) = &resources.memory {
+                quantity::memory_bytes(memory).map_err(|e| ValidationError::new(&format!("{field}.memory"), e))?;
+            }
+            if let Some(cpu) = &resources.cpu {
+                quantity::nano_cpus(cpu).map_err(|e| ValidationError::new(&format!("{field}.cpu"), e))?;
+            }
+        }
+        for secret in &self.secrets {
+            if !is_secret_name(secret) {
+                return Err(ValidationError::new("secrets", format!("{secret:?} is not a secret name")));
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_scale(&self) -> Result<(), ValidationError> {
+        let Some(scale) = &self.scale else { return Ok(()) };
+        if let (Some(min), Some(max)) = (scale.min, scale.max)
+            && min > max
+        {
+            return Err(ValidationError::new("scale.min", "must not be greater than scale.max"));
+        }
+        if scale.max == Some(0) {
+            return Err(ValidationError::new("scale.max", "must be at least 1"));
+        }
+        if scale.target == Some(0) {
+            return Err(ValidationError::new("scale.target", "must be at least 1"));
+        }
+        if scale.idle.is_some() && scale.min.is_some_and(|m| m > 0) {
+            return Err(ValidationError::new("scale.idle", "scaling to zero when idle needs scale.min 0 or unset"));
+        }
+        Ok(())
+    }
+
+    /// Replicas kept when the function is busy or was deployed: `scale.min`, else 1 — or 0 when the
+    /// function scales to zero (`scale.idle`) and sets no minimum.
+    pub fn min_replicas(&self) -> u32 {
+        match &self.scale {
+            Some(ScaleConfig { min: Some(min), .. }) => *min,
+            Some(ScaleConfig { idle: Some(_), .. }) => 0,
+            _ => 1,
+        }
+    }
+
+    /// Most replicas autoscaling starts (default 20, as OpenFaaS).
+    pub fn max_replicas(&self) -> u32 {
+        self.scale.as_ref().and_then(|s| s.max).unwrap_or(20).max(self.min_replicas()).max(1)
+    }
+
+    /// How long a function that scales to zero may stay idle first.
+    pub fn idle_after(&self) -> Option<std::time::Duration> {
+        self.scale.as_ref().and_then(|s| s.idle).map(HumanDuration::get)
+    }
+
+    /// In-flight calls per replica autoscaling aims for: `scale.target`, else `async.maxInflight`, else 10.
+    pub fn target_per_replica(&self) -> u32 {
+        self.scale.as_ref().and_then(|s| s.target).or(self.max_inflight()).unwrap_or(10).max(1)
     }
 }
 
@@ -348,6 +417,9 @@ mod tests {
             (r#"{"service":"a","runtime":"docker"}"#, "image"),
             (r#"{"service":"a","envProcess":"cat","async":{"maxInflight":0}}"#, "async.maxInflight"),
             (r#"{"service":"a","envProcess":"cat","triggers":[{}]}"#, "triggers[0]"),
+            (r#"{"service":"a","image":"x","limits":{"memory":"12Qi"}}"#, "limits.memory"),
+            (r#"{"service":"a","image":"x","limits":{"cpu":"lots"}}"#, "limits.cpu"),
+            (r#"{"service":"a","image":"x","scale":{"min":1,"idle":"1m"}}"#, "scale.idle"),
         ];
         for (json, field) in cases {
             let err = spec(json).validate().unwrap_err();

@@ -28,6 +28,8 @@ pub mod invocation;
 pub mod json_schema;
 pub mod names;
 pub mod payloads;
+pub mod quantity;
+pub mod replicas;
 pub mod store;
 pub mod topology;
 
@@ -39,3 +41,4 @@ pub use function::{
     ValidationError,
 };
 pub use invocation::{DecodeError, InvocationMessage, Payload};
+pub use replicas::{ReplicaReport, ScaleRequest};

@@ -33,6 +33,25 @@ pub const EVENTS_PREFIX: &str = "sluice.events";
 pub const CALLBACKS_PREFIX: &str = "sluice.callbacks";
 /// Subject prefix of cancellation notices (core NATS, to every worker): `sluice.cancel.{call id}`.
 pub const CANCEL_PREFIX: &str = "sluice.cancel";
+/// KV bucket of replica counts, keyed `{function}.{worker}`.
+pub const REPLICAS_BUCKET: &str = "sluice_replicas";
+/// KV bucket of secrets for container functions, keyed by secret name.
+pub const SECRETS_BUCKET: &str = "sluice_secrets";
+/// Core NATS subjects (not stored) on which every docker-running worker takes manual scale requests.
+pub const SCALE_PREFIX: &str = "sluice.scale";
+/// Core NATS subjects on which workers stream a function's container logs to a gateway.
+pub const LOGS_PREFIX: &str = "sluice.logs";
+
+pub fn scale_subject(function: &str) -> String {
+    format!("{SCALE_PREFIX}.{function}")
+}
+pub fn logs_subject(function: &str) -> String {
+    format!("{LOGS_PREFIX}.{function}")
+}
+pub fn replicas_key(function: &str, worker: &str) -> String {
+    format!("{function}.{worker}")
+}
+
 /// Queue group in which workers share synchronous calls.
 pub const SYNC_QUEUE_GROUP: &str = "sluice-workers";
 

@@ -40,6 +40,9 @@ impl Default for TopologyConfig {
     }
 }
 
+/// How long a worker's replica report lives unless renewed: a worker that died stops counting.
+pub const REPLICA_REPORT_TTL: Duration = Duration::from_secs(60);
+
 /// Handles to everything Sluice keeps in JetStream.
 #[derive(Clone)]
 pub struct Topology {
@@ -47,6 +50,10 @@ pub struct Topology {
     pub jetstream: jetstream::Context,
     pub functions: kv::Store,
     pub calls: kv::Store,
+    /// Replica counts each worker reports for its container functions.
+    pub replicas: kv::Store,
+    /// Secret values for container functions; never returned by the API.
+    pub secrets: kv::Store,
     pub payloads: object_store::ObjectStore,
     /// Largest message the server accepts; bodies above it go through the object store.
     pub max_payload: usize,
@@ -148,11 +155,12 @@ pub async fn ensure(client: async_nats::Client, cfg: &TopologyConfig) -> Result<
         async move { jetstream.get_key_value(bucket).await.map_err(|e| create_error(bucket)(e.into())) }
     };
     let (functions, calls) = (reopen(names::FUNCTIONS_BUCKET).await?, reopen(names::CALLS_BUCKET).await?);
+    let (replicas, secrets) = (reopen(names::REPLICAS_BUCKET).await?, reopen(names::SECRETS_BUCKET).await?);
     let payloads = jetstream
         .get_object_store(names::PAYLOADS_BUCKET)
         .await
         .map_err(|e| create_error(names::PAYLOADS_BUCKET)(e.into()))?;
-    Ok(Topology { client, jetstream, functions, calls, payloads, max_payload })
+    Ok(Topology { client, jetstream, functions, calls, replicas, secrets, payloads, max_payload })
 }
 
 /// Creates (or updates) every stream and bucket, concurrently, so a cluster runs their leader elections
@@ -214,6 +222,8 @@ async fn create_all(client: &async_nats::Client, cfg: &TopologyConfig) -> Result
     tokio::try_join!(
         bucket(names::FUNCTIONS_BUCKET, 5, Duration::ZERO),
         bucket(names::CALLS_BUCKET, 1, cfg.calls_ttl),
+        bucket(names::REPLICAS_BUCKET, 1, REPLICA_REPORT_TTL),
+        bucket(names::SECRETS_BUCKET, 1, Duration::ZERO),
         objects
     )?;
     Ok(())

@@ -11,7 +11,7 @@ use anyhow::Context;
 use clap::Args;
 use sluice_gateway::{Credentials, GatewayConfig};
 use sluice_queue_worker::{CallbackConfig, RetryDefaults, WorkerConfig};
-use sluice_runtime::{RuntimeConfig, Runtimes};
+use sluice_runtime::{DockerConfig, DockerRuntime, RuntimeConfig, Runtimes};
 use sluice_schemas::{
     callback_policy::{CallbackPolicy, Rule},
     topology::{self, Topology, TopologyConfig},
@@ -99,6 +99,78 @@ pub struct WorkerOptions {
     /// File holding the callback signing secret.
     #[arg(long, env = "SLUICE_CALLBACK_SECRET_FILE")]
     pub callback_secret_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub docker: DockerOptions,
+}
+
+/// Whether the worker runs container functions on the local Docker engine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum DockerMode {
+    /// Use the engine when one answers; otherwise container functions fail on this worker.
+    Auto,
+    /// Require an engine: refuse to start without one.
+    On,
+    Off,
+}
+
+/// The docker runtime's options.
+#[derive(Args, Clone, Debug)]
+pub struct DockerOptions {
+    #[arg(long = "docker", env = "SLUICE_DOCKER", value_enum, default_value = "auto")]
+    pub docker_mode: DockerMode,
+    /// This worker's name on its containers' labels; workers sharing one engine need different ids.
+    #[arg(long, env = "SLUICE_WORKER_ID", default_value_t = default_worker_id())]
+    pub worker_id: String,
+    /// Bridge network for function containers (created when missing).
+    #[arg(long, env = "SLUICE_DOCKER_NETWORK", default_value = "sluice")]
+    pub docker_network: String,
+    /// Where secret files are written for mounting into containers (default: a private directory under TMPDIR).
+    #[arg(long, env = "SLUICE_SECRETS_DIR")]
+    pub secrets_dir: Option<PathBuf>,
+    /// How long a new container may take to accept connections on port 8080.
+    #[arg(long, env = "SLUICE_READY_TIMEOUT", default_value = "60s", value_parser = args::duration)]
+    pub ready_timeout: Duration,
+    /// Scale-down stabilisation window: replicas are removed only when load stayed low this long.
+    #[arg(long, env = "SLUICE_SCALE_DOWN_WINDOW", default_value = "60s", value_parser = args::duration)]
+    pub scale_down_window: Duration,
+}
+
+fn default_worker_id() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "worker".to_owned())
+}
+
+impl DockerOptions {
+    /// The worker's runtimes, with docker when the options and the engine allow.
+    pub async fn runtimes(&self) -> anyhow::Result<Runtimes> {
+        let runtimes = Runtimes::new(RuntimeConfig::default());
+        if self.docker_mode == DockerMode::Off {
+            return Ok(runtimes);
+        }
+        let secrets_dir = self
+            .secrets_dir
+            .clone()
+            .unwrap_or_else(|| std::env::temp_dir().join(format!("sluice-secrets-{}", self.worker_id)));
+        let cfg = DockerConfig {
+            worker_id: self.worker_id.clone(),
+            network: self.docker_network.clone(),
+            secrets_dir,
+            ready_timeout: self.ready_timeout,
+            scale_down_window: self.scale_down_window,
+            ..Default::default()
+        };
+        match DockerRuntime::connect(cfg, RuntimeConfig::default()).await {
+            Ok(docker) => Ok(runtimes.with_docker(docker)),
+            Err(err) if self.docker_mode == DockerMode::Auto => {
+                tracing::warn!(%err, "no Docker engine: container functions will not run on this worker");
+                Ok(runtimes)
+            }
+            Err(err) => Err(anyhow::Error::new(err).context("--docker on: cannot reach the Docker engine")),
+        }
+    }
 }
 
 /// Which callback URLs are accepted (gateway) and delivered to (worker).
@@ -245,10 +317,15 @@ pub async fn worker(args: WorkerArgs) -> anyhow::Result<()> {
         tokio::spawn(telemetry::serve_metrics(addr, metrics, stop.clone()));
     }
     let cfg = args.worker.config(args.policy.policy())?;
-    run_worker(cfg, topology, stop).await
+    let runtimes = args.worker.docker.runtimes().await?;
+    run_worker(cfg, runtimes, topology, stop).await
 }
 
-pub async fn run_worker(cfg: WorkerConfig, topology: Topology, stop: CancellationToken) -> anyhow::Result<()> {
-    let runtimes = Runtimes::new(RuntimeConfig::default());
+pub async fn run_worker(
+    cfg: WorkerConfig,
+    runtimes: Runtimes,
+    topology: Topology,
+    stop: CancellationToken,
+) -> anyhow::Result<()> {
     sluice_queue_worker::run(cfg, topology, runtimes, stop).await.context("worker failed")
 }

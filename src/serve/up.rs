@@ -73,7 +73,8 @@ async fn serve(
         .with_context(|| format!("listening on {}", gateway_cfg.listen))?;
     tracing::info!(listen = %listener.local_addr()?, nats = %url, "sluice is up");
     let gateway = sluice_gateway::serve(listener, gateway_cfg, topology.clone(), stop.clone());
-    let worker = super::run_worker(worker_cfg, topology, stop.clone());
+    let runtimes = args.worker.docker.runtimes().await?;
+    let worker = super::run_worker(worker_cfg, runtimes, topology, stop.clone());
     let (gateway, worker) = tokio::join!(
         async {
             let r = gateway.await;

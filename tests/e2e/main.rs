@@ -4,6 +4,7 @@
 mod api_errors;
 mod async_calls;
 mod cli;
+mod docker;
 mod fairness;
 mod large_body;
 mod records;

@@ -249,6 +249,11 @@ impl Platform {
     pub fn add_worker(&mut self, extra: &[&str]) -> usize {
         let url = self.nats_url.clone();
         let mut args = vec!["worker", "--nats-url", &url];
+        // Tests share one Docker engine: a worker of its own id per test never touches another's containers.
+        let id = format!("test-{}", uuid::Uuid::now_v7().simple());
+        if !extra.contains(&"--worker-id") {
+            args.extend_from_slice(&["--worker-id", &id]);
+        }
         args.extend_from_slice(extra);
         let index = self.workers.len();
         let worker = Sluice::spawn(&args, self.logs.path(), &format!("worker-{index}"));

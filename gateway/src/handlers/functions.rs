@@ -7,12 +7,12 @@ use axum::{
     http::StatusCode,
 };
 use serde::Deserialize;
-use sluice_schemas::{FunctionSpec, FunctionStatus, RuntimeKind, names};
+use sluice_schemas::{FunctionSpec, FunctionStatus, ReplicaReport, RuntimeKind, names};
 
 use crate::{ApiError, App};
 
 /// Parses a JSON body whatever its `Content-Type` says, so `curl -d` works as well as any client.
-fn parse<T: serde::de::DeserializeOwned>(
+pub(super) fn parse<T: serde::de::DeserializeOwned>(
     body: Result<Bytes, BytesRejection>,
     what: &'static str,
 ) -> Result<T, ApiError> {
@@ -46,14 +46,38 @@ async fn invocation_count(app: &App, function: &str) -> u64 {
     }
 }
 
+/// Desired and available replicas of a container function: the sum of the workers' live reports.
+async fn replicas(app: &App, function: &str) -> (u64, u64) {
+    use futures::StreamExt;
+    let Ok(keys) = app.topology.replicas.keys().await else { return (0, 0) };
+    let prefix = format!("{function}.");
+    let keys: Vec<String> = keys
+        .filter_map(|k| async { k.ok() })
+        .filter(|k| futures::future::ready(k.starts_with(&prefix)))
+        .collect()
+        .await;
+    let fresh_after = chrono::Utc::now() - sluice_schemas::topology::REPLICA_REPORT_TTL;
+    let (mut desired, mut available) = (0, 0);
+    for key in keys {
+        let Ok(Some(value)) = app.topology.replicas.get(&key).await else { continue };
+        if let Ok(report) = serde_json::from_slice::<ReplicaReport>(&value)
+            && report.updated_at > fresh_after
+        {
+            desired += report.desired as u64;
+            available += report.available as u64;
+        }
+    }
+    (desired, available)
+}
+
 async fn status(app: &App, spec: FunctionSpec) -> FunctionStatus {
     // Process and http functions have no replicas of their own: every worker can serve them.
-    let replicas = match spec.runtime_kind() {
-        RuntimeKind::Docker => spec.scale.as_ref().and_then(|s| s.min).unwrap_or(1) as u64,
-        RuntimeKind::Process | RuntimeKind::Http => 1,
+    let (replicas, available_replicas) = match spec.runtime_kind() {
+        RuntimeKind::Docker => replicas(app, &spec.service).await,
+        RuntimeKind::Process | RuntimeKind::Http => (1, 1),
     };
     let invocation_count = invocation_count(app, &spec.service).await;
-    FunctionStatus { spec, replicas, available_replicas: replicas, invocation_count }
+    FunctionStatus { spec, replicas, available_replicas, invocation_count }
 }
 
 pub async fn list(State(app): State<App>) -> Result<Json<Vec<FunctionStatus>>, ApiError> {

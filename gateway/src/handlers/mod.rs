@@ -5,6 +5,7 @@ mod calls;
 mod dead;
 mod functions;
 mod invocation;
+mod scale;
 mod sync_function;
 mod system;
 
@@ -25,6 +26,7 @@ pub fn router(app: App) -> Router {
             get(functions::list).post(functions::create).put(functions::update).delete(functions::delete),
         )
         .route("/system/function/{name}", get(functions::get))
+        .route("/system/scale-function/{name}", post(scale::scale))
         .route("/system/calls", get(calls::list))
         .route("/system/calls/{id}", get(calls::get).delete(calls::cancel))
         .route("/system/dead", get(dead::list))

@@ -1,0 +1,54 @@
+//! `POST /system/scale-function/{name}`: manual scaling of a container function. The gateway has no engine of
+//! its own, so it asks the workers over NATS (`sluice.scale.{name}`) and answers with what one of them did.
+
+use std::time::Duration;
+
+use axum::{
+    Json,
+    body::Bytes,
+    extract::{Path, State, rejection::BytesRejection},
+    http::StatusCode,
+};
+use sluice_schemas::{RuntimeKind, ScaleRequest, names};
+
+use super::functions::parse;
+use crate::{ApiError, App};
+
+/// Scaling up waits for the new containers to be ready; this bounds the wait.
+const SCALE_TIMEOUT: Duration = Duration::from_secs(120);
+
+pub async fn scale(
+    State(app): State<App>,
+    Path(name): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    let request: ScaleRequest = parse(body, "a scale request ({\"replicas\": N})")?;
+    if request.service_name.as_ref().is_some_and(|s| *s != name) {
+        return Err(ApiError::BadQuery(format!(
+            "serviceName {:?} differs from the path's {name:?}",
+            request.service_name
+        )));
+    }
+    let spec = app.function_cache.get(&name).await?.ok_or_else(|| ApiError::UnknownFunction(name.clone()))?;
+    if spec.runtime_kind() != RuntimeKind::Docker {
+        return Err(ApiError::BadQuery(format!(
+            "{name} is a {} function; only container functions have replicas",
+            spec.runtime_kind().as_str()
+        )));
+    }
+    let payload = serde_json::to_vec(&request).expect("requests serialize");
+    let ask = async_nats::Request::new().payload(payload.into()).timeout(Some(SCALE_TIMEOUT));
+    let reply = app
+        .topology
+        .client
+        .send_request(names::scale_subject(&name), ask)
+        .await
+        .map_err(|_| ApiError::NoWorker(name.clone()))?;
+    let answer: serde_json::Value = serde_json::from_slice(&reply.payload)
+        .map_err(|e| ApiError::CallFailed(format!("unreadable answer from a worker: {e}")))?;
+    if let Some(error) = answer.get("error").and_then(|e| e.as_str()) {
+        return Err(ApiError::CallFailed(format!("scaling {name}: {error}")));
+    }
+    tracing::info!(function = %name, replicas = request.replicas, "function scaled");
+    Ok((StatusCode::ACCEPTED, Json(answer)))
+}

@@ -1,0 +1,83 @@
+//! Scaling container functions: a per-function loop that feeds queue depth to the docker runtime's
+//! autoscaler and reports replica counts to KV `sluice_replicas`, and the handler of manual scale requests
+//! (`sluice.scale.{function}`, sent by gateways).
+
+use std::{sync::Arc, time::Duration};
+
+use async_nats::jetstream::consumer::PullConsumer;
+use futures::StreamExt;
+use sluice_runtime::{DockerRuntime, docker::ReplicaCount};
+use sluice_schemas::{ReplicaReport, ScaleRequest, names};
+use tokio_util::sync::CancellationToken;
+
+use crate::{Worker, WorkerError, metrics};
+
+/// How often a container function's load is looked at.
+const TICK: Duration = Duration::from_secs(1);
+/// A report is renewed at least this often, well inside the bucket's TTL.
+const REPORT_EVERY: Duration = Duration::from_secs(10);
+
+async fn report(worker: &Worker, docker: &DockerRuntime, function: &str, count: ReplicaCount) {
+    let report = ReplicaReport { desired: count.desired, available: count.available, updated_at: chrono::Utc::now() };
+    let key = names::replicas_key(function, &docker.config().worker_id);
+    let value = serde_json::to_vec(&report).expect("reports serialize");
+    if let Err(err) = worker.topology.replicas.put(key, value.into()).await {
+        tracing::debug!(%err, function, "replica report not stored");
+    }
+}
+
+/// Autoscales one container function until `stop`, then withdraws this worker's report.
+pub async fn autoscale(worker: Arc<Worker>, mut consumer: PullConsumer, function: String, stop: CancellationToken) {
+    let Some(docker) = worker.runtimes.docker.clone() else { return };
+    let mut every = tokio::time::interval(TICK);
+    let mut last: Option<(ReplicaCount, tokio::time::Instant)> = None;
+    loop {
+        tokio::select! { _ = stop.cancelled() => break, _ = every.tick() => {} }
+        let queued = match consumer.info().await {
+            Ok(info) => {
+                metrics::pending(&function, info.num_pending);
+                info.num_pending
+            }
+            Err(_) => 0,
+        };
+        docker.tick(&function, queued).await;
+        let count = docker.replicas(&function);
+        if last.is_none_or(|(c, at)| c != count || at.elapsed() >= REPORT_EVERY) {
+            report(&worker, &docker, &function, count).await;
+            last = Some((count, tokio::time::Instant::now()));
+        }
+    }
+    let key = names::replicas_key(&function, &docker.config().worker_id);
+    let _ = worker.topology.replicas.delete(key).await;
+}
+
+/// Answers manual scale requests for the container functions this worker runs, until `shutdown`.
+pub async fn listen(worker: Arc<Worker>, shutdown: CancellationToken) -> Result<(), WorkerError> {
+    let Some(docker) = worker.runtimes.docker.clone() else { return Ok(()) };
+    let subject = format!("{}.*", names::SCALE_PREFIX);
+    let mut requests =
+        worker.topology.client.subscribe(subject).await.map_err(|e| WorkerError::Subscribe(e.to_string()))?;
+    loop {
+        let request = tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            r = requests.next() => match r { Some(r) => r, None => return Ok(()) },
+        };
+        let (worker, docker) = (worker.clone(), docker.clone());
+        tokio::spawn(async move {
+            let function = request.subject.as_str().rsplit('.').next().unwrap_or_default().to_owned();
+            let answer = match serde_json::from_slice::<ScaleRequest>(&request.payload) {
+                Err(err) => serde_json::json!({"error": format!("bad scale request: {err}")}),
+                Ok(scale) => match docker.scale(&function, scale.replicas).await {
+                    Ok(count) => {
+                        report(&worker, &docker, &function, count).await;
+                        serde_json::json!({"desired": count.desired, "available": count.available})
+                    }
+                    Err(err) => serde_json::json!({"error": err.to_string()}),
+                },
+            };
+            if let Some(reply) = request.reply {
+                let _ = worker.topology.client.publish(reply, answer.to_string().into()).await;
+            }
+        });
+    }
+}

@@ -1,0 +1,84 @@
+//! `sluice-watchdog`: the HTTP server inside images made by `sluice build`.
+//!
+//! It serves port 8080 (or `$port`) and runs `$fprocess` once per request with the OpenFaaS classic-watchdog
+//! contract — body on stdin, stdout as the response, `Http_*` variables describing the request — through the
+//! same process runtime the worker uses for `process` functions. `exec_timeout` (a duration such as `30s`;
+//! default none beyond an hour) ends a call that runs too long. `GET /_/health` answers 200 once it listens.
+
+use std::{collections::BTreeMap, net::SocketAddr, sync::Arc, time::Duration};
+
+use anyhow::{Context, Result};
+use axum::{
+    Router,
+    body::Body as AxumBody,
+    extract::{Request, State},
+    response::{IntoResponse, Response},
+    routing::get,
+};
+use sluice_runtime::{Body, Invocation, ProcessRuntime, Runtime, RuntimeConfig, RuntimeError};
+use sluice_schemas::FunctionSpec;
+use tokio::time::Instant;
+
+struct Watchdog {
+    runtime: ProcessRuntime,
+    spec: FunctionSpec,
+    timeout: Duration,
+}
+
+async fn call(State(dog): State<Arc<Watchdog>>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let body = match axum::body::to_bytes(body, usize::MAX).await {
+        Ok(b) => b,
+        Err(err) => {
+            return (http::StatusCode::BAD_REQUEST, format!("cannot read the request body: {err}")).into_response();
+        }
+    };
+    let call = Invocation {
+        call_id: parts.headers.get("x-call-id").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned(),
+        method: parts.method,
+        path: parts.uri.path().to_owned(),
+        query: parts.uri.query().unwrap_or_default().to_owned(),
+        headers: parts.headers,
+        body: Body::Bytes(body),
+    };
+    match dog.runtime.invoke(&dog.spec, call, Instant::now() + dog.timeout).await {
+        Ok(r) => {
+            let mut response = Response::new(AxumBody::from(r.body));
+            *response.status_mut() = r.status;
+            *response.headers_mut() = r.headers;
+            response
+        }
+        Err(err @ RuntimeError::Timeout(_)) => (http::StatusCode::GATEWAY_TIMEOUT, err.to_string()).into_response(),
+        Err(err) => (http::StatusCode::INTERNAL_SERVER_ERROR, err.to_string()).into_response(),
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    tracing_subscriber::fmt().with_writer(std::io::stderr).with_target(false).with_ansi(false).init();
+    let fprocess = std::env::var("fprocess").context("set fprocess to the command to run per request")?;
+    let port: u16 = std::env::var("port").ok().and_then(|p| p.parse().ok()).unwrap_or(8080);
+    let timeout = match std::env::var("exec_timeout") {
+        Ok(t) => humantime::parse_duration(&t).with_context(|| format!("exec_timeout {t:?}"))?,
+        Err(_) => Duration::from_secs(3600),
+    };
+    // The function sees the container's environment, as under the OpenFaaS watchdog.
+    let env_vars: BTreeMap<String, String> = std::env::vars().filter(|(k, _)| k != "fprocess").collect();
+    let spec = FunctionSpec {
+        service: "watchdog".into(),
+        env_process: Some(fprocess.clone()),
+        env_vars,
+        ..Default::default()
+    };
+    let dog = Arc::new(Watchdog { runtime: ProcessRuntime::new(RuntimeConfig::default()), spec, timeout });
+    let app = Router::new().route("/_/health", get(|| async { "OK" })).fallback(call).with_state(dog);
+    let listener = tokio::net::TcpListener::bind(SocketAddr::from(([0, 0, 0, 0], port))).await?;
+    tracing::info!(port, %fprocess, "watchdog listening");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async {
+            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM");
+            tokio::select! { _ = tokio::signal::ctrl_c() => {}, _ = term.recv() => {} }
+        })
+        .await?;
+    Ok(())
+}

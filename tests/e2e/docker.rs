@@ -1,0 +1,297 @@
+//! Container functions on the real Docker engine: images made by `sluice build`, deployed, called, rolled,
+//! scaled (by hand, from zero, by load), killed and adopted. These tests need a running engine and fail
+//! without one.
+
+use std::{
+    process::Command,
+    sync::OnceLock,
+    time::{Duration, Instant},
+};
+
+use serde_json::{Value, json};
+
+use crate::support::{CallbackReceiver, Platform};
+
+/// A shell image: `sh` with `cat`, `sleep` and `env`, so each test's function is a one-line `envProcess`.
+const SHELL_IMAGE: &str = "sluice-test/shell:latest";
+
+fn docker(args: &[&str]) -> String {
+    let out = Command::new("docker").args(args).output().expect("the docker CLI is installed");
+    assert!(out.status.success(), "docker {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Builds the test image once per test run, with `sluice build`.
+fn shell_image() -> &'static str {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let which = |name: &str| {
+            let out = Command::new("sh").args(["-c", &format!("command -v {name}")]).output().unwrap();
+            String::from_utf8_lossy(&out.stdout).trim().to_owned()
+        };
+        let files: Vec<String> = ["cat", "sleep", "env"].iter().map(|t| format!("{0}:{0}", which(t))).collect();
+        let mut args = vec!["build".to_owned(), "sh".to_owned(), "-t".to_owned(), SHELL_IMAGE.to_owned()];
+        for f in files {
+            args.extend(["--file".to_owned(), f]);
+        }
+        let out = Command::new(env!("CARGO_BIN_EXE_sluice")).args(&args).output().unwrap();
+        assert!(out.status.success(), "sluice build: {}", String::from_utf8_lossy(&out.stderr));
+    });
+    SHELL_IMAGE
+}
+
+/// Running containers of `function` made by workers of `worker_id`.
+fn containers(worker_id: &str, function: &str) -> Vec<String> {
+    let filter_worker = format!("label=sluice.worker={worker_id}");
+    let filter_function = format!("label=sluice.function={function}");
+    docker(&["ps", "-q", "--no-trunc", "--filter", &filter_worker, "--filter", &filter_function])
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+async fn wait_containers(
+    platform: &Platform,
+    worker_id: &str,
+    function: &str,
+    n: usize,
+    limit: Duration,
+) -> Vec<String> {
+    let start = Instant::now();
+    loop {
+        let found = containers(worker_id, function);
+        if found.len() == n {
+            return found;
+        }
+        let log = platform.workers.last().map(|w| w.log_text()).unwrap_or_default();
+        assert!(start.elapsed() < limit, "{function}: {} containers, expected {n}; worker log:\n{log}", found.len());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn worker_id() -> String {
+    format!("test-{}", uuid::Uuid::now_v7().simple())
+}
+
+/// Removes whatever a test's workers left behind, even when the test failed.
+struct Cleanup(String);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let filter = format!("label=sluice.worker={}", self.0);
+        let ids = Command::new("docker").args(["ps", "-aq", "--filter", &filter]).output().unwrap();
+        for id in String::from_utf8_lossy(&ids.stdout).lines() {
+            let _ = Command::new("docker").args(["rm", "-f", id]).output();
+        }
+    }
+}
+
+async fn sync_call(platform: &Platform, function: &str, body: &str) -> (u16, String) {
+    let r =
+        platform.http.post(platform.url(&format!("/function/{function}"))).body(body.to_owned()).send().await.unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+async fn function_status(platform: &Platform, function: &str) -> Value {
+    platform.http.get(platform.url(&format!("/system/function/{function}"))).send().await.unwrap().json().await.unwrap()
+}
+
+#[tokio::test]
+async fn container_function_deploy_call_scale_roll_and_delete() {
+    let image = shell_image();
+    let id = worker_id();
+    let _cleanup = Cleanup(id.clone());
+    let platform = Platform::start(1, &[], &["--worker-id", &id, "--docker", "on"]).await;
+    let greet = |greeting: &str| {
+        json!({"service": "greet", "image": image, "envVars": {"GREETING": greeting},
+               "envProcess": "sh -c 'printf \"%s:\" \"$GREETING\"; cat'",
+               "limits": {"memory": "64Mi", "cpu": "0.5"}})
+    };
+    platform.deploy(greet("one")).await;
+    wait_containers(&platform, &id, "greet", 1, Duration::from_secs(60)).await;
+
+    // Sync and async (with callback) calls reach the container.
+    let start = Instant::now();
+    let (status, body) = loop {
+        let (status, body) = sync_call(&platform, "greet", "hello").await;
+        if status == 200 || start.elapsed() > Duration::from_secs(30) {
+            break (status, body);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!((status, body.as_str()), (200, "one:hello"));
+    let receiver = CallbackReceiver::start().await;
+    let call = platform.call_async("greet", "async", Some(&receiver.url)).await;
+    let got = receiver.wait_for(1, Duration::from_secs(30)).await;
+    assert_eq!(got[0].body.as_ref(), b"one:async");
+    assert_eq!(got[0].headers["x-call-id"], call.as_str());
+
+    // The limits reached the engine.
+    let container = &containers(&id, "greet")[0];
+    let limits = docker(&["inspect", "-f", "{{.HostConfig.Memory}} {{.HostConfig.NanoCpus}}", container]);
+    assert_eq!(limits.trim(), format!("{} 500000000", 64 << 20));
+
+    // Manual scale: three ready replicas, reported by the API.
+    let r = platform
+        .http
+        .post(platform.url("/system/scale-function/greet"))
+        .json(&json!({"serviceName": "greet", "replicas": 3}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202, "{}", r.text().await.unwrap());
+    let before = wait_containers(&platform, &id, "greet", 3, Duration::from_secs(30)).await;
+    let start = Instant::now();
+    while function_status(&platform, "greet").await["availableReplicas"] != 3 {
+        assert!(start.elapsed() < Duration::from_secs(20), "{}", function_status(&platform, "greet").await);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // Rolling update under load: every call answers, first from the old spec, then from the new.
+    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+    let caller = {
+        let http = platform.http.clone();
+        let url = platform.url("/function/greet");
+        tokio::spawn(async move {
+            let mut answers = Vec::new();
+            while !*stop_rx.borrow_and_update() {
+                let r = http.post(&url).body("x").send().await.unwrap();
+                answers.push((r.status().as_u16(), r.text().await.unwrap()));
+            }
+            answers
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let r = platform.http.put(platform.url("/system/functions")).json(&greet("two")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let start = Instant::now();
+    loop {
+        let now = containers(&id, "greet");
+        if now.len() == 3 && now.iter().all(|c| !before.contains(c)) {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "roll did not finish: {now:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop_tx.send(true).unwrap();
+    let answers = caller.await.unwrap();
+    let failed: Vec<_> = answers.iter().filter(|(s, _)| *s != 200).collect();
+    assert!(failed.is_empty(), "calls failed during the roll: {failed:?}");
+    assert!(answers.iter().any(|(_, b)| b == "one:x") && answers.last().unwrap().1 == "two:x", "{answers:?}");
+
+    // Delete removes every container.
+    let r = platform
+        .http
+        .delete(platform.url("/system/functions"))
+        .json(&json!({"functionName": "greet"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    wait_containers(&platform, &id, "greet", 0, Duration::from_secs(30)).await;
+}
+
+#[tokio::test]
+async fn scales_from_zero_on_an_async_call_and_back_when_idle() {
+    let image = shell_image();
+    let id = worker_id();
+    let _cleanup = Cleanup(id.clone());
+    let metrics_port = crate::support::free_port().to_string();
+    let metrics_addr = format!("127.0.0.1:{metrics_port}");
+    let platform = Platform::start(1, &[], &["--worker-id", &id, "--metrics-listen", &metrics_addr]).await;
+    platform.deploy(json!({"service": "lazy", "image": image, "envProcess": "cat", "scale": {"idle": "3s"}})).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(containers(&id, "lazy").is_empty(), "a function that scales to zero starts with none");
+
+    let receiver = CallbackReceiver::start().await;
+    platform.call_async("lazy", "woke up", Some(&receiver.url)).await;
+    let got = receiver.wait_for(1, Duration::from_secs(60)).await;
+    assert_eq!(got[0].body.as_ref(), b"woke up");
+    assert_eq!(containers(&id, "lazy").len(), 1);
+    let metrics =
+        platform.http.get(format!("http://{metrics_addr}/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(Platform::metric_sum(&metrics, "sluice_cold_start_seconds_count") >= 1.0, "{metrics}");
+
+    // Idle for its `scale.idle`: back to zero.
+    wait_containers(&platform, &id, "lazy", 0, Duration::from_secs(30)).await;
+}
+
+#[tokio::test]
+async fn killed_container_is_retried_and_a_restarted_worker_adopts_its_containers() {
+    let image = shell_image();
+    let id = worker_id();
+    let _cleanup = Cleanup(id.clone());
+    let worker_args = ["--worker-id", id.as_str(), "--retry-min-wait", "200ms", "--retry-max-wait", "500ms"];
+    let mut platform = Platform::start(1, &[], &worker_args).await;
+    platform
+        .deploy(json!({"service": "nap", "image": image, "envProcess": "sh -c 'sleep 3; cat'",
+                       "scale": {"min": 2, "max": 2}, "async": {"maxInflight": 1}}))
+        .await;
+    let first = wait_containers(&platform, &id, "nap", 2, Duration::from_secs(60)).await;
+
+    // One call per replica; kill one replica mid-call.
+    let receiver = CallbackReceiver::start().await;
+    let a = platform.call_async("nap", "a", Some(&receiver.url)).await;
+    let b = platform.call_async("nap", "b", Some(&receiver.url)).await;
+    platform.wait_running(&a).await;
+    platform.wait_running(&b).await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    docker(&["kill", &first[0]]);
+    let got = receiver.wait_for(2, Duration::from_secs(60)).await;
+    let mut bodies: Vec<_> = got.iter().map(|r| String::from_utf8_lossy(&r.body).into_owned()).collect();
+    bodies.sort();
+    assert_eq!(bodies, ["a", "b"]);
+    let mut attempts = Vec::new();
+    for call in [&a, &b] {
+        attempts.push(platform.record(call).await["attempts"].as_u64().unwrap());
+    }
+    attempts.sort();
+    assert_eq!(attempts, [1, 2], "exactly the killed call was retried, once");
+    // The dead replica is replaced.
+    let replaced = wait_containers(&platform, &id, "nap", 2, Duration::from_secs(30)).await;
+    assert!(!replaced.contains(&first[0]));
+
+    // A new worker with the same id adopts the running containers instead of starting new ones.
+    platform.workers[0].kill();
+    platform.add_worker(&worker_args);
+    let start = Instant::now();
+    while platform.workers[1].log_text().matches("replica adopted").count() < 2 {
+        assert!(start.elapsed() < Duration::from_secs(30), "{}", platform.workers[1].log_text());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let c = platform.call_async("nap", "c", Some(&receiver.url)).await;
+    receiver.wait_for(3, Duration::from_secs(30)).await;
+    assert_eq!(platform.record(&c).await["status"], "succeeded");
+    let mut after = containers(&id, "nap");
+    let mut replaced = replaced;
+    after.sort();
+    replaced.sort();
+    assert_eq!(after, replaced, "no container started or lost across the restart");
+}
+
+#[tokio::test]
+async fn autoscales_up_under_a_burst_and_down_when_idle() {
+    let image = shell_image();
+    let id = worker_id();
+    let _cleanup = Cleanup(id.clone());
+    let platform = Platform::start(1, &[], &["--worker-id", &id, "--scale-down-window", "3s"]).await;
+    platform
+        .deploy(json!({"service": "burst", "image": image, "envProcess": "sh -c 'sleep 2; cat'",
+                       "scale": {"min": 1, "max": 4, "target": 1}, "async": {"maxInflight": 1}}))
+        .await;
+    wait_containers(&platform, &id, "burst", 1, Duration::from_secs(60)).await;
+    let receiver = CallbackReceiver::start().await;
+    for _ in 0..12 {
+        platform.call_async("burst", "x", Some(&receiver.url)).await;
+    }
+    let start = Instant::now();
+    let mut peak = 0;
+    while receiver.received().len() < 12 {
+        peak = peak.max(containers(&id, "burst").len());
+        assert!(start.elapsed() < Duration::from_secs(90), "only {} of 12 done", receiver.received().len());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(peak, 4, "the burst scales to scale.max");
+    wait_containers(&platform, &id, "burst", 1, Duration::from_secs(30)).await;
+}
