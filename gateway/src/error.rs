@@ -49,15 +49,21 @@ pub enum ApiError {
     SyncTimeout { function: String, seconds: u64 },
     #[error("function call failed: {0}")]
     CallFailed(String),
+    #[error("secret {0:?} already exists; use PUT /system/secrets to change it")]
+    SecretExists(String),
+    #[error("secret {0:?} not found")]
+    UnknownSecret(String),
 }
 
 impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::UnknownFunction(_) | Self::UnknownCall(_) => StatusCode::NOT_FOUND,
-            Self::FunctionExists(_) | Self::CallIdTaken { .. } | Self::CallFinished { .. } | Self::NotDead(_) => {
-                StatusCode::CONFLICT
-            }
+            Self::UnknownFunction(_) | Self::UnknownCall(_) | Self::UnknownSecret(_) => StatusCode::NOT_FOUND,
+            Self::FunctionExists(_)
+            | Self::SecretExists(_)
+            | Self::CallIdTaken { .. }
+            | Self::CallFinished { .. }
+            | Self::NotDead(_) => StatusCode::CONFLICT,
             Self::InvalidSpec(_)
             | Self::BadJson { .. }
             | Self::BadCallbackUrl { .. }

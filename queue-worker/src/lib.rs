@@ -20,6 +20,7 @@ mod consume;
 mod dead;
 mod execute;
 mod lease;
+mod logs;
 mod metrics;
 mod outbox;
 mod outcome;
@@ -27,6 +28,7 @@ mod registry;
 mod results;
 mod retry;
 mod scaling;
+mod secrets;
 mod sync;
 
 use std::{sync::Arc, time::Duration};
@@ -121,11 +123,14 @@ pub async fn run(
     let outbox = tokio::spawn(outbox::dispatch(worker.clone(), shutdown.clone()));
     let sync = tokio::spawn(sync::serve(worker.clone(), shutdown.clone()));
     let scale = tokio::spawn(scaling::listen(worker.clone(), shutdown.clone()));
+    tokio::spawn(secrets::follow(worker.clone(), shutdown.clone()));
+    let logs = tokio::spawn(logs::listen(worker.clone(), shutdown.clone()));
     let registry = registry::run(worker.clone(), shutdown.clone()).await;
     let sync = sync.await.unwrap_or_else(|e| Err(WorkerError::Subscribe(e.to_string())));
     let cancels = cancels.await.unwrap_or_else(|e| Err(WorkerError::Subscribe(e.to_string())));
     let _ = outbox.await;
     let scale = scale.await.unwrap_or_else(|e| Err(WorkerError::Subscribe(e.to_string())));
+    let logs = logs.await.unwrap_or_else(|e| Err(WorkerError::Subscribe(e.to_string())));
     worker.tracker.close();
     if tokio::time::timeout(worker.cfg.grace_period, worker.tracker.wait()).await.is_err() {
         tracing::warn!(running = worker.tracker.len(), "grace period over; handing running calls back");
@@ -133,5 +138,5 @@ pub async fn run(
         worker.tracker.wait().await;
     }
     tracing::info!("worker stopped");
-    registry.and(sync).and(cancels).and(scale)
+    registry.and(sync).and(cancels).and(scale).and(logs)
 }

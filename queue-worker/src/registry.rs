@@ -14,7 +14,7 @@ use sluice_schemas::{
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::{Worker, WorkerError, consume};
+use crate::{Worker, WorkerError, consume, secrets};
 
 struct FunctionLoop {
     spec: Arc<FunctionSpec>,
@@ -56,6 +56,9 @@ async fn apply(worker: &Arc<Worker>, loops: &mut HashMap<String, FunctionLoop>, 
     if loops.get(&spec.service).is_some_and(|l| *l.spec == spec) {
         return;
     }
+    if let Err(err) = secrets::materialize(worker, &spec).await {
+        tracing::warn!(function = %spec.service, %err, "function secrets not available");
+    }
     if let Err(err) = worker.runtimes.deploy(&spec).await {
         tracing::warn!(function = %spec.service, %err, "function is not ready on this worker");
     }
@@ -78,5 +81,6 @@ async fn remove(worker: &Worker, loops: &mut HashMap<String, FunctionLoop>, name
     }
     if let Some(docker) = &worker.runtimes.docker {
         docker.remove(name).await;
+        secrets::forget(worker, name);
     }
 }

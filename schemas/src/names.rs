@@ -131,6 +131,8 @@ pub mod wire {
     pub const REPLAY_OF: &str = "Sluice-Replay-Of";
     /// On an outbox callback: where it goes.
     pub const CALLBACK_TARGET: &str = "Sluice-Callback-Target";
+    /// On log stream markers from a worker: `begin` or `end`.
+    pub const LOGS_MARKER: &str = "Sluice-Logs";
 }
 
 /// HTTP headers of the public API and the callback contract.

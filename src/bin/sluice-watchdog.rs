@@ -41,7 +41,15 @@ async fn call(State(dog): State<Arc<Watchdog>>, request: Request) -> Response {
         headers: parts.headers,
         body: Body::Bytes(body),
     };
-    match dog.runtime.invoke(&dog.spec, call, Instant::now() + dog.timeout).await {
+    let (started, method, path) = (Instant::now(), call.method.clone(), call.path.clone());
+    let result = dog.runtime.invoke(&dog.spec, call, started + dog.timeout).await;
+    let status = result.as_ref().map_or(0, |r| r.status.as_u16());
+    let seconds = started.elapsed().as_secs_f64();
+    match &result {
+        Ok(_) => tracing::info!(%method, path, status, seconds, "call"),
+        Err(err) => tracing::warn!(%method, path, seconds, %err, "call failed"),
+    }
+    match result {
         Ok(r) => {
             let mut response = Response::new(AxumBody::from(r.body));
             *response.status_mut() = r.status;

@@ -1,4 +1,4 @@
-//! `sluice fn deploy|list|get|rm`.
+//! `sluice fn deploy|list|get|logs|scale|rm`.
 
 use std::{collections::BTreeMap, path::PathBuf, time::Duration};
 
@@ -25,6 +25,28 @@ pub enum FnCommand {
     /// Show one function's spec and status as JSON.
     Get {
         name: String,
+        #[command(flatten)]
+        gateway: GatewayClientArgs,
+    },
+    /// Show a container function's logs.
+    Logs {
+        name: String,
+        /// Keep printing new lines.
+        #[arg(short = 'f', long)]
+        follow: bool,
+        /// Only lines since this time (RFC 3339) or this long ago (`10m`).
+        #[arg(long)]
+        since: Option<String>,
+        /// Only the last N lines of each container.
+        #[arg(long)]
+        tail: Option<u32>,
+        #[command(flatten)]
+        gateway: GatewayClientArgs,
+    },
+    /// Set a container function's replicas now (autoscaling resumes after its window).
+    Scale {
+        name: String,
+        replicas: u32,
         #[command(flatten)]
         gateway: GatewayClientArgs,
     },
@@ -116,6 +138,12 @@ pub async fn run(cmd: FnCommand) -> anyhow::Result<()> {
                 gateway.send(gateway.request(Method::GET, &format!("/system/function/{name}"))).await?.json().await?;
             println!("{}", serde_json::to_string_pretty(&status)?);
             Ok(())
+        }
+        FnCommand::Logs { name, follow, since, tail, gateway } => {
+            super::logs::logs(&Gateway::new(gateway), &name, follow, since, tail).await
+        }
+        FnCommand::Scale { name, replicas, gateway } => {
+            super::logs::scale(&Gateway::new(gateway), &name, replicas).await
         }
         FnCommand::Rm { name, gateway } => {
             let gateway = Gateway::new(gateway);

@@ -4,6 +4,7 @@ pub mod calls;
 pub mod dead;
 pub mod functions;
 pub mod invoke;
+mod logs;
 pub mod spec_file;
 
 use anyhow::{Context, bail};

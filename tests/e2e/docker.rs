@@ -244,7 +244,7 @@ async fn killed_container_is_retried_and_a_restarted_worker_adopts_its_container
     assert_eq!(bodies, ["a", "b"]);
     let mut attempts = Vec::new();
     for call in [&a, &b] {
-        attempts.push(platform.record(call).await["attempts"].as_u64().unwrap());
+        attempts.push(platform.wait_final(call, Duration::from_secs(10)).await["attempts"].as_u64().unwrap());
     }
     attempts.sort();
     assert_eq!(attempts, [1, 2], "exactly the killed call was retried, once");
@@ -262,7 +262,7 @@ async fn killed_container_is_retried_and_a_restarted_worker_adopts_its_container
     }
     let c = platform.call_async("nap", "c", Some(&receiver.url)).await;
     receiver.wait_for(3, Duration::from_secs(30)).await;
-    assert_eq!(platform.record(&c).await["status"], "succeeded");
+    assert_eq!(platform.wait_final(&c, Duration::from_secs(10)).await["status"], "succeeded");
     let mut after = containers(&id, "nap");
     let mut replaced = replaced;
     after.sort();
@@ -294,4 +294,72 @@ async fn autoscales_up_under_a_burst_and_down_when_idle() {
     }
     assert_eq!(peak, 4, "the burst scales to scale.max");
     wait_containers(&platform, &id, "burst", 1, Duration::from_secs(30)).await;
+}
+
+#[tokio::test]
+async fn secrets_reach_only_their_function_and_logs_stream() {
+    let image = shell_image();
+    let id = worker_id();
+    let _cleanup = Cleanup(id.clone());
+    let platform = Platform::start(1, &[], &["--worker-id", &id]).await;
+    let secrets = platform.url("/system/secrets");
+    let r = platform.http.post(&secrets).json(&json!({"name": "api-key", "value": "s3cr3t-one"})).send().await.unwrap();
+    assert_eq!(r.status(), 201);
+    let r = platform.http.post(&secrets).json(&json!({"name": "api-key", "value": "x"})).send().await.unwrap();
+    assert_eq!(r.status(), 409);
+    let r = platform.http.post(&secrets).json(&json!({"name": "../etc", "value": "x"})).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    let listed = platform.http.get(&secrets).send().await.unwrap().text().await.unwrap();
+    assert_eq!(listed, r#"[{"name":"api-key"}]"#, "names only, never values");
+
+    let reader = |name: &str, secrets: Value| {
+        json!({"service": name, "image": image, "secrets": secrets,
+               "envProcess": "sh -c 'cat /var/openfaas/secrets/api-key'"})
+    };
+    let r =
+        platform.http.post(platform.url("/system/functions")).json(&reader("x", json!(["nope"]))).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("secrets"));
+    platform.deploy(reader("holder", json!(["api-key"]))).await;
+    platform.deploy(reader("other", json!([]))).await;
+    wait_containers(&platform, &id, "holder", 1, Duration::from_secs(60)).await;
+    wait_containers(&platform, &id, "other", 1, Duration::from_secs(60)).await;
+    assert_eq!(sync_call(&platform, "holder", "").await, (200, "s3cr3t-one".to_owned()));
+    let (status, _) = sync_call(&platform, "other", "").await;
+    assert_eq!(status, 500, "a function without the secret cannot read it");
+
+    // A changed secret reaches the running function.
+    let r = platform.http.put(&secrets).json(&json!({"name": "api-key", "value": "s3cr3t-two"})).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let start = Instant::now();
+    while sync_call(&platform, "holder", "").await.1 != "s3cr3t-two" {
+        assert!(start.elapsed() < Duration::from_secs(10), "secret update not seen");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // Logs: the container's lines, through gateway and worker.
+    let logs = platform.url("/system/logs?name=holder&tail=50");
+    let r = platform.http.get(&logs).send().await.unwrap();
+    assert_eq!(r.headers()["content-type"], "application/x-ndjson");
+    let text = r.text().await.unwrap();
+    let lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert!(lines.iter().any(|l| l["text"].as_str().unwrap().contains("watchdog listening")), "{text}");
+    assert!(lines.iter().all(|l| l["name"] == "holder" && !l["timestamp"].as_str().unwrap().is_empty()), "{text}");
+    let calls = lines.iter().filter(|l| l["text"].as_str().unwrap().contains(" call")).count();
+    assert!(calls >= 2, "{text}");
+    let r = platform.http.get(platform.url("/system/logs?name=ghost")).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+
+    // Following: a new call's line arrives on the open stream.
+    let mut follow =
+        platform.http.get(platform.url("/system/logs?name=holder&follow=true&tail=0")).send().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    sync_call(&platform, "holder", "").await;
+    let chunk = tokio::time::timeout(Duration::from_secs(10), follow.chunk()).await.expect("a followed line").unwrap();
+    assert!(String::from_utf8_lossy(&chunk.unwrap()).contains(" call"));
+    drop(follow);
+
+    for log in [platform.gateway.log_text(), platform.workers[0].log_text()] {
+        assert!(!log.contains("s3cr3t"), "a secret value was logged");
+    }
 }

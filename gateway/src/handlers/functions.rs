@@ -93,9 +93,21 @@ pub async fn get(State(app): State<App>, Path(name): Path<String>) -> Result<Jso
     Ok(Json(status(&app, spec).await))
 }
 
+/// The spec's own checks, plus: the secrets it names exist.
+async fn validate(app: &App, spec: &FunctionSpec) -> Result<(), ApiError> {
+    spec.validate()?;
+    if let Some(missing) = super::secrets::first_missing(app, &spec.secrets).await? {
+        return Err(ApiError::InvalidSpec(sluice_schemas::ValidationError {
+            field: "secrets".into(),
+            message: format!("secret {missing:?} does not exist; create it with POST /system/secrets"),
+        }));
+    }
+    Ok(())
+}
+
 pub async fn create(State(app): State<App>, body: Result<Bytes, BytesRejection>) -> Result<StatusCode, ApiError> {
     let spec: FunctionSpec = parse(body, "a function spec")?;
-    spec.validate()?;
+    validate(&app, &spec).await?;
     if app.functions.get(&spec.service).await?.is_some() {
         return Err(ApiError::FunctionExists(spec.service));
     }
@@ -107,7 +119,7 @@ pub async fn create(State(app): State<App>, body: Result<Bytes, BytesRejection>)
 
 pub async fn update(State(app): State<App>, body: Result<Bytes, BytesRejection>) -> Result<StatusCode, ApiError> {
     let spec: FunctionSpec = parse(body, "a function spec")?;
-    spec.validate()?;
+    validate(&app, &spec).await?;
     if app.functions.get(&spec.service).await?.is_none() {
         return Err(ApiError::UnknownFunction(spec.service));
     }

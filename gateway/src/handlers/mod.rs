@@ -5,7 +5,9 @@ mod calls;
 mod dead;
 mod functions;
 mod invocation;
+mod logs;
 mod scale;
+mod secrets;
 mod sync_function;
 mod system;
 
@@ -27,6 +29,8 @@ pub fn router(app: App) -> Router {
         )
         .route("/system/function/{name}", get(functions::get))
         .route("/system/scale-function/{name}", post(scale::scale))
+        .route("/system/logs", get(logs::logs))
+        .route("/system/secrets", get(secrets::list).post(secrets::create).put(secrets::update).delete(secrets::delete))
         .route("/system/calls", get(calls::list))
         .route("/system/calls/{id}", get(calls::get).delete(calls::cancel))
         .route("/system/dead", get(dead::list))

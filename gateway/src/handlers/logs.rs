@@ -1,0 +1,110 @@
+//! `GET /system/logs?name=&follow=&since=&tail=`: a container function's logs as newline-delimited JSON
+//! (OpenFaaS `logs.Message` lines). The workers that run its containers stream the lines over NATS; the
+//! gateway merges them and, while following, answers their liveness pings until the client goes away.
+
+use std::time::Duration;
+
+use axum::{
+    body::Body,
+    extract::{Query, State},
+    http::{StatusCode, header},
+    response::Response,
+};
+use futures::StreamExt;
+use serde::Deserialize;
+use sluice_schemas::names;
+
+use crate::{ApiError, App};
+
+/// How long the gateway waits for any worker to answer a request.
+const ANSWER_WITHIN: Duration = Duration::from_millis(1500);
+
+#[derive(Deserialize)]
+pub struct LogParams {
+    name: String,
+    #[serde(default)]
+    follow: bool,
+    /// RFC 3339 time or a duration back from now (`10m`).
+    #[serde(default)]
+    since: Option<String>,
+    #[serde(default)]
+    tail: Option<u32>,
+}
+
+fn since_unix(text: &str) -> Result<i64, ApiError> {
+    if let Ok(at) = chrono::DateTime::parse_from_rfc3339(text) {
+        return Ok(at.timestamp());
+    }
+    let back = humantime::parse_duration(text)
+        .map_err(|_| ApiError::BadQuery(format!("since {text:?}: give an RFC 3339 time or a duration like 10m")))?;
+    Ok(chrono::Utc::now().timestamp() - back.as_secs() as i64)
+}
+
+pub async fn logs(State(app): State<App>, Query(params): Query<LogParams>) -> Result<Response, ApiError> {
+    if app.function_cache.get(&params.name).await?.is_none() {
+        return Err(ApiError::UnknownFunction(params.name));
+    }
+    let since = params.since.as_deref().map(since_unix).transpose()?;
+    let query = serde_json::json!({"follow": params.follow, "since": since, "tail": params.tail});
+    let client = app.topology.client.clone();
+    let inbox = client.new_inbox();
+    let unavailable = |e: String| ApiError::NotPersisted(format!("asking workers for logs: {e}"));
+    let mut lines = client.subscribe(inbox.clone()).await.map_err(|e| unavailable(e.to_string()))?;
+    let mut pings = client.subscribe(format!("{inbox}.alive")).await.map_err(|e| unavailable(e.to_string()))?;
+    client
+        .publish_with_reply(names::logs_subject(&params.name), inbox, query.to_string().into())
+        .await
+        .map_err(|e| unavailable(e.to_string()))?;
+
+    let (out, mut body) = tokio::sync::mpsc::channel::<Vec<u8>>(64);
+    tokio::spawn(async move {
+        let started = tokio::time::Instant::now();
+        let (mut begun, mut ended) = (0u32, 0u32);
+        loop {
+            let wait = if params.follow || begun > ended {
+                Duration::from_secs(3600)
+            } else {
+                ANSWER_WITHIN.saturating_sub(started.elapsed())
+            };
+            tokio::select! {
+                message = lines.next() => {
+                    let Some(message) = message else { break };
+                    match message.headers.as_ref().and_then(|h| h.get(names::wire::LOGS_MARKER)).map(|v| v.as_str()) {
+                        Some("begin") => begun += 1,
+                        Some(_) => {
+                            ended += 1;
+                            if !params.follow && ended >= begun && started.elapsed() >= ANSWER_WITHIN {
+                                break;
+                            }
+                        }
+                        None => {
+                            let mut line = message.payload.to_vec();
+                            line.push(b'\n');
+                            if out.send(line).await.is_err() {
+                                break; // the client went away
+                            }
+                        }
+                    }
+                }
+                ping = pings.next() => {
+                    if let Some(reply) = ping.and_then(|p| p.reply) {
+                        let _ = client.publish(reply, "".into()).await;
+                    }
+                }
+                _ = tokio::time::sleep(wait) => {
+                    if !params.follow && ended >= begun {
+                        break;
+                    }
+                }
+                _ = out.closed(), if params.follow => break,
+            }
+        }
+    });
+    Ok(Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "application/x-ndjson")
+        .body(Body::from_stream(futures::stream::poll_fn(move |cx| {
+            body.poll_recv(cx).map(|line| line.map(Ok::<_, std::io::Error>))
+        })))
+        .expect("a valid response"))
+}

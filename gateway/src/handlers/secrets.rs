@@ -1,0 +1,111 @@
+//! `/system/secrets`: secrets for container functions (OpenFaaS `Secret` JSON), kept in KV `sluice_secrets`.
+//! Values go in and never come out: listing shows names only, and nothing here logs a value.
+
+use axum::{
+    Json,
+    body::Bytes,
+    extract::{State, rejection::BytesRejection},
+    http::StatusCode,
+};
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+use sluice_schemas::function::is_secret_name;
+
+use super::functions::parse;
+use crate::{ApiError, App};
+
+/// A secret as posted: `value` (text) or `rawValue` (base64 bytes), as OpenFaaS takes them.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretBody {
+    name: String,
+    #[serde(default)]
+    value: Option<String>,
+    #[serde(default)]
+    raw_value: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct SecretName {
+    name: String,
+}
+
+fn store_error(err: impl std::fmt::Display) -> ApiError {
+    ApiError::NotPersisted(format!("secret store: {err}"))
+}
+
+impl SecretBody {
+    fn checked(self) -> Result<(String, Vec<u8>), ApiError> {
+        if !is_secret_name(&self.name) {
+            return Err(ApiError::BadQuery(format!(
+                "secret name {:?}: use letters, digits, '-', '_' and '.', not starting with '.'",
+                self.name
+            )));
+        }
+        let value = match (self.value, self.raw_value) {
+            (Some(text), None) => text.into_bytes(),
+            (None, Some(raw)) => base64::engine::general_purpose::STANDARD
+                .decode(raw.trim())
+                .map_err(|e| ApiError::BadQuery(format!("rawValue is not base64: {e}")))?,
+            _ => return Err(ApiError::BadQuery("give exactly one of value and rawValue".into())),
+        };
+        Ok((self.name, value))
+    }
+}
+
+async fn exists(app: &App, name: &str) -> Result<bool, ApiError> {
+    Ok(app.topology.secrets.get(name).await.map_err(store_error)?.is_some())
+}
+
+pub async fn list(State(app): State<App>) -> Result<Json<Vec<SecretName>>, ApiError> {
+    use futures::StreamExt;
+    let keys = app.topology.secrets.keys().await.map_err(store_error)?;
+    let mut names: Vec<String> = keys.filter_map(|k| async { k.ok() }).collect().await;
+    names.sort();
+    Ok(Json(names.into_iter().map(|name| SecretName { name }).collect()))
+}
+
+pub async fn create(State(app): State<App>, body: Result<Bytes, BytesRejection>) -> Result<StatusCode, ApiError> {
+    let (name, value) = parse::<SecretBody>(body, "a secret ({\"name\": ..., \"value\": ...})")?.checked()?;
+    if exists(&app, &name).await? {
+        return Err(ApiError::SecretExists(name));
+    }
+    app.topology.secrets.put(&name, value.into()).await.map_err(store_error)?;
+    tracing::info!(secret = %name, "secret created");
+    Ok(StatusCode::CREATED)
+}
+
+pub async fn update(State(app): State<App>, body: Result<Bytes, BytesRejection>) -> Result<StatusCode, ApiError> {
+    let (name, value) = parse::<SecretBody>(body, "a secret ({\"name\": ..., \"value\": ...})")?.checked()?;
+    if !exists(&app, &name).await? {
+        return Err(ApiError::UnknownSecret(name));
+    }
+    app.topology.secrets.put(&name, value.into()).await.map_err(store_error)?;
+    tracing::info!(secret = %name, "secret updated");
+    Ok(StatusCode::OK)
+}
+
+#[derive(Deserialize)]
+pub struct DeleteSecret {
+    name: String,
+}
+
+pub async fn delete(State(app): State<App>, body: Result<Bytes, BytesRejection>) -> Result<StatusCode, ApiError> {
+    let DeleteSecret { name } = parse(body, "a secret to delete ({\"name\": ...})")?;
+    if !exists(&app, &name).await? {
+        return Err(ApiError::UnknownSecret(name));
+    }
+    app.topology.secrets.delete(&name).await.map_err(store_error)?;
+    tracing::info!(secret = %name, "secret removed");
+    Ok(StatusCode::OK)
+}
+
+/// The first secret `secrets` names that is not in the store, if any (checked at deploy).
+pub async fn first_missing(app: &App, secrets: &[String]) -> Result<Option<String>, ApiError> {
+    for name in secrets {
+        if !exists(app, name).await? {
+            return Ok(Some(name.clone()));
+        }
+    }
+    Ok(None)
+}
