@@ -53,8 +53,9 @@ fn is_executable(path: &Path) -> bool {
 
 /// The Dockerfile of a function image.
 fn dockerfile(fprocess: &str, source: &str) -> String {
-    let fprocess = serde_json::to_string(fprocess).expect("strings serialize");
-    let source = serde_json::to_string(source).expect("strings serialize");
+    // Quoted, and with `$` escaped: the engine expands variables in ENV and LABEL at build time.
+    let quote = |text: &str| serde_json::to_string(text).expect("strings serialize").replace('$', "\\$");
+    let (fprocess, source) = (quote(fprocess), quote(source));
     format!(
         "FROM scratch\nCOPY rootfs/ /\nENV PATH=/usr/local/bin:/usr/bin:/bin fprocess={fprocess}\n\
          LABEL sluice.built-from={source}\nEXPOSE 8080\nCMD [\"{WATCHDOG_PATH}\"]\n"
@@ -115,5 +116,6 @@ mod tests {
         let d = dockerfile("sh -c \"echo hi\"", "/bin/sh");
         assert!(d.contains(r#"fprocess="sh -c \"echo hi\"""#), "{d}");
         assert!(d.starts_with("FROM scratch\n"));
+        assert!(dockerfile("echo $HOME", "/bin/sh").contains(r#"fprocess="echo \$HOME""#));
     }
 }

@@ -363,3 +363,53 @@ async fn secrets_reach_only_their_function_and_logs_stream() {
         assert!(!log.contains("s3cr3t"), "a secret value was logged");
     }
 }
+
+#[tokio::test]
+async fn colourise_turns_a_grayscale_image_into_colour_with_the_same_brightness() {
+    let examples = std::path::Path::new(env!("CARGO_BIN_EXE_sluice")).parent().unwrap().join("examples");
+    let exe = examples.join("colourise");
+    assert!(exe.is_file(), "{} is built by cargo test", exe.display());
+    let tag = "sluice-test/colourise:latest";
+    let out =
+        Command::new(env!("CARGO_BIN_EXE_sluice")).args(["build", exe.to_str().unwrap(), "-t", tag]).output().unwrap();
+    assert!(out.status.success(), "sluice build: {}", String::from_utf8_lossy(&out.stderr));
+    let id = worker_id();
+    let _cleanup = Cleanup(id.clone());
+    let platform = Platform::start(1, &[], &["--worker-id", &id]).await;
+    platform.deploy(json!({"service": "colourise", "image": tag})).await;
+    wait_containers(&platform, &id, "colourise", 1, Duration::from_secs(60)).await;
+
+    // A horizontal gray ramp, as PNG.
+    let gray = image::GrayImage::from_fn(256, 16, |x, _| image::Luma([x as u8]));
+    let mut png = std::io::Cursor::new(Vec::new());
+    gray.write_to(&mut png, image::ImageFormat::Png).unwrap();
+    let receiver = CallbackReceiver::start().await;
+    let r = platform
+        .http
+        .post(platform.url("/async-function/colourise"))
+        .header("X-Callback-Url", &receiver.url)
+        .header("Content-Type", "image/png")
+        .body(png.into_inner())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let got = receiver.wait_for(1, Duration::from_secs(60)).await;
+    assert_eq!(got[0].headers["x-function-status"], "200");
+    let colour = image::load_from_memory(&got[0].body).expect("a valid image").to_rgb8();
+    assert_eq!(colour.dimensions(), (256, 16));
+    let mut coloured = 0;
+    for (x, _, pixel) in colour.enumerate_pixels() {
+        let [r, g, b] = pixel.0.map(f32::from);
+        let luminance = 0.299 * r + 0.587 * g + 0.114 * b;
+        assert!((luminance - x as f32).abs() <= 3.0, "brightness kept at x={x}: {luminance}");
+        if (r - g).abs().max((g - b).abs()) > 12.0 {
+            coloured += 1;
+        }
+    }
+    assert!(coloured > 256 * 16 / 2, "most pixels carry colour: {coloured}");
+
+    let (status, body) = sync_call(&platform, "colourise", "not an image").await;
+    assert_eq!(status, 500);
+    assert!(body.contains("not a PNG or JPEG"), "{body}");
+}
