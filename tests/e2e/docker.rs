@@ -413,3 +413,44 @@ async fn colourise_turns_a_grayscale_image_into_colour_with_the_same_brightness(
     assert_eq!(status, 500);
     assert!(body.contains("not a PNG or JPEG"), "{body}");
 }
+
+#[tokio::test]
+async fn read_only_root_and_the_cli_for_scale_and_logs() {
+    let image = shell_image();
+    let id = worker_id();
+    let _cleanup = Cleanup(id.clone());
+    let platform = Platform::start(1, &[], &["--worker-id", &id]).await;
+    platform
+        .deploy(json!({"service": "ro", "image": image, "readOnlyRootFilesystem": true,
+                       "envProcess": "sh -c '(echo x > /probe && echo root-writable) || echo root-read-only; echo scratch > /tmp/t && cat /tmp/t'"}))
+        .await;
+    wait_containers(&platform, &id, "ro", 1, Duration::from_secs(60)).await;
+    let (status, body) = sync_call(&platform, "ro", "").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body, "root-read-only\nscratch\n");
+
+    let cli = async |args: &[&str]| {
+        let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .args(args)
+            .env("SLUICE_GATEWAY", &platform.base)
+            .output()
+            .await
+            .unwrap();
+        assert!(out.status.success(), "sluice {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let scaled = cli(&["fn", "scale", "ro", "2"]).await;
+    assert!(scaled.contains("2 desired, 2 available"), "{scaled}");
+    assert_eq!(containers(&id, "ro").len(), 2);
+    let logs = cli(&["fn", "logs", "ro", "--tail", "20"]).await;
+    assert_eq!(logs.matches("watchdog listening").count(), 2, "one start line per replica:\n{logs}");
+    // The API's count follows the worker's report.
+    let start = Instant::now();
+    while function_status(&platform, "ro").await["availableReplicas"] != 2 {
+        assert!(start.elapsed() < Duration::from_secs(20));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let listed = cli(&["fn", "list"]).await;
+    let row = listed.lines().find(|l| l.starts_with("ro ")).unwrap_or_default().to_owned();
+    assert!(row.split_whitespace().nth(3) == Some("2"), "replicas column: {listed}");
+}
