@@ -96,3 +96,13 @@ stop_started_docker() {
     wait "$SLUICE_DOCKERD_PID" 2>/dev/null || true
   fi
 }
+
+# The Python CloudEvents SDK, which the tests use as an independent CloudEvents client.
+ensure_python_cloudevents() {
+  if python3 -c 'import cloudevents.v1.http, cloudevents.v1.conversion' 2>/dev/null; then
+    return
+  fi
+  say "installing the Python CloudEvents SDK (PyPI cloudevents)"
+  pip_install "cloudevents==2.2.0" || die "could not install the cloudevents package from PyPI"
+  python3 -c 'import cloudevents.v1.http' || die "the cloudevents package does not import"
+}

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Runs every check and test: formatting, clippy, unit tests and end-to-end tests against real servers.
-# Installs and starts what the tests need when it is missing: a nats-server >= 2.10, and a Docker engine
-# (Debian's docker.io; dockerd started here, and stopped again at the end, when none runs).
+# Installs and starts what the tests need when it is missing: a nats-server >= 2.10, a Docker engine (Debian's
+# docker.io; dockerd started here, and stopped again at the end, when none runs), and the Python CloudEvents SDK.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 ensure_rust
 ensure_nats_server
 ensure_docker
 trap stop_started_docker EXIT
+ensure_python_cloudevents
 cd "$SLUICE_ROOT"
 say "nats-server: $SLUICE_NATS_SERVER ($(nats_version_of "$SLUICE_NATS_SERVER"))"
 say "docker engine: $(docker version --format '{{.Server.Version}}')"

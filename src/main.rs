@@ -27,6 +27,14 @@ enum Command {
     Gateway(serve::GatewayArgs),
     /// Run a queue worker alone.
     Worker(serve::WorkerArgs),
+    /// Run an event connector alone (router, cron, webhook, or all).
+    Connector(serve::connector::ConnectorArgs),
+    /// Re-route stored events.
+    #[command(subcommand)]
+    Events(client::events::EventsCommand),
+    /// Cron schedules of functions.
+    #[command(subcommand)]
+    Cron(client::events::CronCommand),
     /// Deploy, list and remove functions.
     #[command(subcommand)]
     Fn(client::functions::FnCommand),
@@ -50,6 +58,9 @@ fn main() -> std::process::ExitCode {
             Command::Up(args) => serve::up::run(args).await,
             Command::Gateway(args) => serve::gateway(args).await,
             Command::Worker(args) => serve::worker(args).await,
+            Command::Connector(args) => serve::connector::run(args).await,
+            Command::Events(cmd) => client::events::run_events(cmd).await,
+            Command::Cron(cmd) => client::events::run_cron(cmd).await,
             Command::Fn(cmd) => client::functions::run(cmd).await,
             Command::Invoke(args) => client::invoke::run(args).await,
             Command::Call(cmd) => client::calls::run(cmd).await,

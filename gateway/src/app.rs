@@ -3,11 +3,11 @@
 use std::{ops::Deref, sync::Arc};
 
 use sluice_schemas::{
-    store::{CallStore, FunctionStore},
+    store::{CallStore, FunctionCache, FunctionStore},
     topology::Topology,
 };
 
-use crate::{GatewayConfig, function_cache::FunctionCache};
+use crate::GatewayConfig;
 
 /// What every handler can reach. Cloned for every request, so it is one reference-counted pointer: the
 /// JetStream handles inside carry whole stream configurations and are costly to copy.

@@ -17,7 +17,6 @@ mod app;
 mod auth;
 mod body;
 mod error;
-mod function_cache;
 mod handlers;
 mod metrics;
 

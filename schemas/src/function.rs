@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::{HumanDuration, quantity};
+use crate::{HumanDuration, quantity, schedule::Schedule};
 
 /// How a function is run by workers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -118,6 +118,9 @@ pub struct Trigger {
     /// IANA time zone of `cron`; UTC when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timezone: Option<String>,
+    /// Ticks of `cron` missed while no connector ran that are fired on start (the latest ones); 0 skips them.
+    #[serde(rename = "catchUp", default, skip_serializing_if = "Option::is_none")]
+    pub catch_up: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub s3: Option<S3Trigger>,
     /// Name of the webhook (`POST /hooks/{name}`).
@@ -315,6 +318,25 @@ impl FunctionSpec {
                     "a trigger has exactly one of cron, s3, webhook or event",
                 ));
             }
+            if let Some(cron) = &trigger.cron {
+                Schedule::parse(cron, trigger.timezone.as_deref())
+                    .map_err(|e| ValidationError::new(&format!("triggers[{i}].cron"), e))?;
+            }
+            if trigger.catch_up.is_some_and(|n| n > 100) {
+                return Err(ValidationError::new(&format!("triggers[{i}].catchUp"), "at most 100 missed ticks"));
+            }
+            if let Some(event) = &trigger.event
+                && event.event_type.is_none()
+                && event.source.is_none()
+            {
+                return Err(ValidationError::new(&format!("triggers[{i}].event"), "give type, source or both"));
+            }
+            if trigger.timezone.is_some() && trigger.cron.is_none() {
+                return Err(ValidationError::new(&format!("triggers[{i}].timezone"), "a time zone needs cron"));
+            }
+        }
+        if let Some(schedule) = self.annotations.get("schedule") {
+            Schedule::parse(schedule, None).map_err(|e| ValidationError::new("annotations.schedule", e))?;
         }
         Ok(())
     }
@@ -420,6 +442,8 @@ mod tests {
             (r#"{"service":"a","image":"x","limits":{"memory":"12Qi"}}"#, "limits.memory"),
             (r#"{"service":"a","image":"x","limits":{"cpu":"lots"}}"#, "limits.cpu"),
             (r#"{"service":"a","image":"x","scale":{"min":1,"idle":"1m"}}"#, "scale.idle"),
+            (r#"{"service":"a","envProcess":"cat","triggers":[{"cron":"* * *"}]}"#, "triggers[0].cron"),
+            (r#"{"service":"a","envProcess":"cat","annotations":{"schedule":"bad"}}"#, "annotations.schedule"),
         ];
         for (json, field) in cases {
             let err = spec(json).validate().unwrap_err();

@@ -23,6 +23,7 @@ pub mod callback;
 pub mod callback_policy;
 pub mod dead;
 pub mod duration;
+pub mod event;
 pub mod function;
 pub mod invocation;
 pub mod json_schema;
@@ -30,12 +31,14 @@ pub mod names;
 pub mod payloads;
 pub mod quantity;
 pub mod replicas;
+pub mod schedule;
 pub mod store;
 pub mod topology;
 
 pub use call::{CallRecord, CallStatus, CallbackDelivery, CallbackState};
 pub use dead::DeadLetter;
 pub use duration::HumanDuration;
+pub use event::EventMessage;
 pub use function::{
     AsyncConfig, FunctionSpec, FunctionStatus, Resources, RetryPolicy, RuntimeKind, ScaleConfig, Trigger,
     ValidationError,

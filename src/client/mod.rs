@@ -2,6 +2,7 @@
 
 pub mod calls;
 pub mod dead;
+pub mod events;
 pub mod functions;
 pub mod invoke;
 mod logs;

@@ -1,5 +1,6 @@
 //! Server commands: options, wiring and lifecycle of gateway and worker processes.
 
+pub mod connector;
 pub mod nats_server;
 mod shutdown;
 mod telemetry;

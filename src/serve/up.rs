@@ -1,4 +1,5 @@
-//! `sluice up`: gateway and queue worker in one process, with a local nats-server unless one is given.
+//! `sluice up`: gateway, queue worker, event router and cron connector in one process, with a local nats-server
+//! unless one is given.
 
 use std::path::PathBuf;
 
@@ -74,6 +75,7 @@ async fn serve(
     tracing::info!(listen = %listener.local_addr()?, nats = %url, "sluice is up");
     let gateway = sluice_gateway::serve(listener, gateway_cfg, topology.clone(), stop.clone());
     let runtimes = args.worker.docker.runtimes().await?;
+    let connectors = super::connector::spawn_background(&topology, &stop);
     let worker = super::run_worker(worker_cfg, runtimes, topology, stop.clone());
     let (gateway, worker) = tokio::join!(
         async {
@@ -83,6 +85,9 @@ async fn serve(
         },
         worker
     );
+    for task in connectors {
+        let _ = task.await;
+    }
     gateway.context("gateway failed")?;
     worker
 }

@@ -5,6 +5,7 @@ mod api_errors;
 mod async_calls;
 mod cli;
 mod docker;
+mod events;
 mod fairness;
 mod large_body;
 mod records;

@@ -3,6 +3,7 @@
 mod async_function;
 mod calls;
 mod dead;
+mod events;
 mod functions;
 mod invocation;
 mod logs;
@@ -30,6 +31,7 @@ pub fn router(app: App) -> Router {
         .route("/system/function/{name}", get(functions::get))
         .route("/system/scale-function/{name}", post(scale::scale))
         .route("/system/logs", get(logs::logs))
+        .route("/system/events/replay", post(events::replay))
         .route("/system/secrets", get(secrets::list).post(secrets::create).put(secrets::update).delete(secrets::delete))
         .route("/system/calls", get(calls::list))
         .route("/system/calls/{id}", get(calls::get).delete(calls::cancel))
@@ -44,13 +46,21 @@ pub fn router(app: App) -> Router {
         .route("/function/{name}/{*path}", any(sync_function::invoke_with_path))
         // Call bodies are limited and streamed by the invocation handlers themselves.
         .layer(axum::extract::DefaultBodyLimit::disable());
+    let connector_state =
+        sluice_connectors::ConnectorState { topology: app.topology.clone(), max_body: app.inline_body_limit() };
+    let mut ingress = sluice_connectors::http::ingress_routes(connector_state.clone());
     if app.cfg.protect_invocations {
         invocations = invocations.route_layer(middleware::from_fn_with_state(app.clone(), auth::require));
+        ingress = ingress.route_layer(middleware::from_fn_with_state(app.clone(), auth::require));
     }
+    // Webhooks authenticate themselves (HMAC), as their senders cannot log in.
+    let hooks = sluice_connectors::http::hook_routes(connector_state);
     Router::new()
         .route("/healthz", get(system::healthz))
         .route("/metrics", get(system::metrics))
         .merge(system)
         .merge(invocations)
         .with_state(app)
+        .merge(ingress)
+        .merge(hooks)
 }

@@ -1,9 +1,11 @@
 //! Typed access to Sluice's KV buckets, shared by the gateway, workers and connectors.
 
 pub mod calls;
+mod function_cache;
 mod functions;
 
 pub use calls::CallStore;
+pub use function_cache::FunctionCache;
 pub use functions::{FunctionStore, SpecChange};
 
 /// A KV operation failed; the caller decides whether that is a 503 or a retry.

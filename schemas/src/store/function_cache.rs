@@ -1,15 +1,13 @@
-//! Function specs as the invocation routes need them: kept in memory from a KV watch, so accepting a call
-//! costs no KV read. A miss (a function deployed through another gateway a moment ago) falls back to KV.
+//! Function specs kept in memory from a KV watch, so the hot paths (accepting a call, routing an event) cost no
+//! KV read. A miss (a function deployed through another process a moment ago) falls back to KV.
 
 use std::{
     collections::HashMap,
     sync::{Arc, RwLock},
 };
 
-use sluice_schemas::{
-    FunctionSpec,
-    store::{FunctionStore, SpecChange, StoreError},
-};
+use super::{FunctionStore, SpecChange, StoreError};
+use crate::FunctionSpec;
 use tokio_util::sync::CancellationToken;
 
 /// Specs by function name, following KV `sluice_functions`.
@@ -37,7 +35,12 @@ impl FunctionCache {
         Ok(found)
     }
 
-    /// Takes a change made through this gateway at once, ahead of the watch.
+    /// Every spec known now.
+    pub fn all(&self) -> Vec<Arc<FunctionSpec>> {
+        self.specs.read().expect("function cache lock").values().cloned().collect()
+    }
+
+    /// Takes a change made through this process at once, ahead of the watch.
     pub fn insert(&self, spec: Arc<FunctionSpec>) {
         self.specs.write().expect("function cache lock").insert(spec.service.clone(), spec);
     }

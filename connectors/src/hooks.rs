@@ -1,0 +1,118 @@
+//! `POST /hooks/{name}`: any system's webhook becomes a CloudEvent (`source` `/hooks/{name}`).
+//!
+//! When a secret named `webhook-{name}` exists (`/system/secrets`), every request must be signed with it:
+//! GitHub's `X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of the body>`, or the generic
+//! `X-Sluice-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">` (the callbacks' scheme; `t` within
+//! five minutes). A missing or wrong signature is a 401 and nothing is stored. GitHub's `X-GitHub-Event` becomes
+//! the type `com.github.<event>` and `X-GitHub-Delivery` the event id, so a redelivered hook runs once.
+
+use axum::{
+    body::Body,
+    extract::{Path, State},
+    http::HeaderMap,
+    response::Response,
+};
+use hmac::{Hmac, KeyInit, Mac};
+use sha2::Sha256;
+use sluice_schemas::{EventMessage, event::subject_token, names};
+use subtle::ConstantTimeEq;
+
+use crate::{
+    http::{ConnectorError, ConnectorState, accept, read_body},
+    metrics, triggers,
+};
+
+/// `type` of webhook events without a more specific one.
+pub const WEBHOOK_TYPE: &str = "sluice.webhook.received";
+/// How far a generic signature's timestamp may be from now.
+const TOLERANCE_SECONDS: i64 = 300;
+
+fn mac(secret: &[u8]) -> Hmac<Sha256> {
+    Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes keys of any length")
+}
+
+fn equal_hex(expected: &[u8], given: &str) -> bool {
+    hex::decode(given.trim()).is_ok_and(|given| given.ct_eq(expected).into())
+}
+
+/// Checks the request's signature against `secret`.
+fn verify(secret: &[u8], headers: &HeaderMap, body: &[u8]) -> Result<(), &'static str> {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    if let Some(github) = header("x-hub-signature-256") {
+        let given = github.strip_prefix("sha256=").ok_or("X-Hub-Signature-256 must start with sha256=")?;
+        let expected = mac(secret).chain_update(body).finalize().into_bytes();
+        return if equal_hex(&expected, given) { Ok(()) } else { Err("X-Hub-Signature-256 does not match") };
+    }
+    let generic = header("x-sluice-signature").ok_or("the webhook requires a signature")?;
+    let (mut t, mut v1) = (None, None);
+    for part in generic.split(',') {
+        match part.trim().split_once('=') {
+            Some(("t", value)) => t = value.parse::<i64>().ok(),
+            Some(("v1", value)) => v1 = Some(value),
+            _ => {}
+        }
+    }
+    let (t, v1) = t.zip(v1).ok_or("X-Sluice-Signature must be t=<unix seconds>,v1=<hex>")?;
+    if (chrono::Utc::now().timestamp() - t).abs() > TOLERANCE_SECONDS {
+        return Err("X-Sluice-Signature is too old or from the future");
+    }
+    let expected = mac(secret).chain_update(t.to_string().as_bytes()).chain_update(b".").chain_update(body).finalize();
+    if equal_hex(&expected.into_bytes(), v1) { Ok(()) } else { Err("X-Sluice-Signature does not match") }
+}
+
+pub async fn receive(
+    State(state): State<ConnectorState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ConnectorError> {
+    let body = read_body(body, state.max_body).await.inspect_err(|_| metrics::rejected("webhook", "body"))?;
+    let secret = state
+        .topology
+        .secrets
+        .get(format!("webhook-{name}"))
+        .await
+        .map_err(|e| ConnectorError::NotStored(format!("reading the webhook secret: {e}")))?;
+    if let Some(secret) = secret
+        && let Err(why) = verify(&secret, &headers, &body)
+    {
+        metrics::rejected("webhook", "signature");
+        tracing::warn!(hook = %name, why, "webhook refused");
+        return Err(ConnectorError::Unauthorized(why.to_owned()));
+    }
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let mut event = EventMessage::new(triggers::webhook_source(&name), WEBHOOK_TYPE, body);
+    if let Some(kind) = header("x-github-event") {
+        event.event_type = format!("com.github.{kind}");
+    }
+    if let Some(id) = header("x-github-delivery").or_else(|| header("x-request-id")) {
+        event.id = id;
+    }
+    event.content_type = header("content-type");
+    let subject = format!("{}.hooks.{}", names::EVENTS_PREFIX, subject_token(&name));
+    accept(&state, "webhook", subject, event).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn github_and_generic_signatures() {
+        let body = br#"{"ref":"main"}"#;
+        let mut headers = HeaderMap::new();
+        let good = hex::encode(mac(b"s").chain_update(body).finalize().into_bytes());
+        headers.insert("x-hub-signature-256", format!("sha256={good}").parse().unwrap());
+        assert!(verify(b"s", &headers, body).is_ok());
+        assert!(verify(b"other", &headers, body).is_err());
+
+        let t = chrono::Utc::now().timestamp();
+        let v1 =
+            hex::encode(mac(b"s").chain_update(format!("{t}.").as_bytes()).chain_update(body).finalize().into_bytes());
+        let mut generic = HeaderMap::new();
+        generic.insert("x-sluice-signature", format!("t={t},v1={v1}").parse().unwrap());
+        assert!(verify(b"s", &generic, body).is_ok());
+        assert!(verify(b"s", &generic, b"tampered").is_err());
+        assert!(verify(b"s", &HeaderMap::new(), body).is_err());
+    }
+}

@@ -1,0 +1,96 @@
+//! The connectors' HTTP side, served on the gateway's listener: webhooks (`POST /hooks/{name}`), the
+//! CloudEvents ingress (`POST /events`), and the S3 notification endpoints. Each request becomes a CloudEvent
+//! stored in `SLUICE_EVENTS` before the answer (202), so an accepted event is never lost.
+
+use axum::{
+    Json, Router,
+    http::StatusCode,
+    response::{IntoResponse, Response},
+    routing::post,
+};
+use serde_json::json;
+use sluice_schemas::{EventMessage, topology::Topology};
+
+use crate::{hooks, ingress, metrics, router};
+
+/// Shared by the connector routes.
+#[derive(Clone)]
+pub struct ConnectorState {
+    pub topology: Topology,
+    /// Largest body accepted: an event must fit in one NATS message.
+    pub max_body: usize,
+}
+
+/// A refused request: a 4xx (or 503) with `{"error": "..."}`.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectorError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("body is larger than the limit of {0} bytes")]
+    TooLarge(usize),
+    #[error("event not stored, try again: {0}")]
+    NotStored(String),
+}
+
+impl IntoResponse for ConnectorError {
+    fn into_response(self) -> Response {
+        let status = match self {
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::NotStored(_) => StatusCode::SERVICE_UNAVAILABLE,
+        };
+        (status, Json(json!({"error": self.to_string()}))).into_response()
+    }
+}
+
+/// Reads a body up to `limit` bytes.
+pub async fn read_body(body: axum::body::Body, limit: usize) -> Result<bytes::Bytes, ConnectorError> {
+    axum::body::to_bytes(body, limit).await.map_err(|e| {
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+        while let Some(err) = cause {
+            if err.is::<http_body_util::LengthLimitError>() {
+                return ConnectorError::TooLarge(limit);
+            }
+            cause = err.source();
+        }
+        ConnectorError::BadRequest(format!("cannot read the body: {e}"))
+    })
+}
+
+/// Stores `event` under `subject`; answers 202 with its id.
+pub async fn accept(
+    state: &ConnectorState,
+    connector: &'static str,
+    subject: String,
+    event: EventMessage,
+) -> Result<Response, ConnectorError> {
+    router::publish(&state.topology, subject, &event).await.map_err(|e| ConnectorError::NotStored(e.to_string()))?;
+    metrics::accepted(connector);
+    tracing::debug!(connector, id = %event.id, source = %event.source, "event accepted");
+    Ok((StatusCode::ACCEPTED, Json(json!({"id": event.id, "source": event.source, "type": event.event_type})))
+        .into_response())
+}
+
+/// Webhook routes (`/hooks/{name}`), ready to merge into the gateway's router.
+pub fn hook_routes(state: ConnectorState) -> Router {
+    Router::new()
+        .route("/hooks/{name}", post(hooks::receive))
+        .layer(axum::extract::DefaultBodyLimit::disable())
+        .with_state(state)
+}
+
+/// Event ingress routes (`/events` and the S3 notification endpoints).
+pub fn ingress_routes(state: ConnectorState) -> Router {
+    Router::new()
+        .route("/events", post(ingress::receive))
+        .layer(axum::extract::DefaultBodyLimit::disable())
+        .with_state(state)
+}
+
+/// Every connector route, for a connector serving HTTP alone.
+pub fn routes(state: ConnectorState) -> Router {
+    hook_routes(state.clone()).merge(ingress_routes(state))
+}

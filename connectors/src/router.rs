@@ -1,0 +1,207 @@
+//! The router: takes every event off `SLUICE_EVENTS` (one durable consumer shared by all routers, so each event
+//! is routed once) and queues one call per function whose triggers match. The call id comes from the event and
+//! the function, so a redelivered or replayed event never queues the same call twice. Unmatched events are
+//! counted and stay in the stream for `sluice events replay`.
+
+use std::{sync::Arc, time::Duration};
+
+use async_nats::jetstream::{
+    AckKind,
+    consumer::{AckPolicy, DeliverPolicy, pull},
+};
+use bytes::Bytes;
+use futures::StreamExt;
+use sluice_schemas::{
+    CallRecord, EventMessage, InvocationMessage, Payload, names,
+    store::{CallStore, FunctionCache, FunctionStore},
+    topology::Topology,
+};
+use tokio_util::sync::CancellationToken;
+
+use crate::{metrics, triggers};
+
+/// The durable consumer every router shares.
+pub const ROUTER_CONSUMER: &str = "router";
+/// `ce-source` of calls the router queues.
+pub const ROUTER_SOURCE: &str = "/sluice/router";
+
+/// Routing failed for now; the event is tried again.
+#[derive(Debug, thiserror::Error)]
+#[error("routing failed: {0}")]
+pub struct RouteError(String);
+
+/// What routing needs: where to publish and which functions exist.
+#[derive(Clone)]
+pub struct Routes {
+    topology: Topology,
+    functions: Arc<FunctionCache>,
+    calls: CallStore,
+}
+
+impl Routes {
+    /// Routes that follow the function specs until `stop`.
+    pub fn start(topology: Topology, stop: CancellationToken) -> Self {
+        let functions = FunctionCache::start(FunctionStore::new(topology.functions.clone()), stop);
+        Self::new(topology, functions)
+    }
+
+    /// Routes over a function cache the caller keeps.
+    pub fn new(topology: Topology, functions: Arc<FunctionCache>) -> Self {
+        let calls = CallStore::new(topology.calls.clone(), topology.jetstream.clone());
+        Self { topology, functions, calls }
+    }
+
+    /// Queues the calls `event` makes (only to `only` when given); returns how many functions matched.
+    pub async fn route(&self, event: &EventMessage, only: Option<&str>) -> Result<usize, RouteError> {
+        let targets: Vec<_> = self
+            .functions
+            .all()
+            .into_iter()
+            .filter(|spec| only.is_none_or(|f| f == spec.service))
+            .filter(|spec| triggers::matches(spec, event))
+            .collect();
+        for spec in &targets {
+            self.queue(event, &spec.service).await?;
+        }
+        if targets.is_empty() {
+            metrics::unmatched(&event.source);
+        }
+        Ok(targets.len())
+    }
+
+    async fn queue(&self, event: &EventMessage, function: &str) -> Result<(), RouteError> {
+        let call_id = event.call_id_for(function);
+        // Past JetStream's duplicate window the record is what says the call was queued already.
+        if self.calls.get(&call_id).await.map_err(|e| RouteError(e.to_string()))?.is_some() {
+            return Ok(());
+        }
+        let message = InvocationMessage {
+            call_id,
+            function: function.to_owned(),
+            source: ROUTER_SOURCE.to_owned(),
+            time: chrono::Utc::now(),
+            method: http::Method::POST,
+            path: String::new(),
+            query: String::new(),
+            headers: event.http_headers(),
+            callback_url: None,
+            payload: Payload::Inline(event.data.clone()),
+        };
+        let (headers, body) = message.to_nats(names::CE_TYPE_REQUESTED);
+        let record = CallRecord::queued(&message.call_id, function, message.time);
+        self.calls.create(&record).await.map_err(|e| RouteError(e.to_string()))?;
+        let ack = self
+            .topology
+            .jetstream
+            .publish_with_headers(names::invoke_subject(function), headers, body)
+            .await
+            .map_err(|e| RouteError(e.to_string()))?;
+        ack.await.map_err(|e| RouteError(e.to_string()))?;
+        metrics::routed(function);
+        tracing::debug!(call_id = %message.call_id, function, event = %event.id, "event routed");
+        Ok(())
+    }
+
+    /// Re-routes the events stored since `since` (to `only` when given): for events that matched nothing
+    /// when they arrived. Returns (events read, calls queued or already queued).
+    pub async fn replay(
+        &self,
+        since: chrono::DateTime<chrono::Utc>,
+        only: Option<&str>,
+    ) -> Result<(u64, u64), RouteError> {
+        let err = |e: &dyn std::fmt::Display| RouteError(e.to_string());
+        let stream = self.topology.jetstream.get_stream(names::EVENTS_STREAM).await.map_err(|e| err(&e))?;
+        let consumer = stream
+            .create_consumer(pull::OrderedConfig {
+                deliver_policy: DeliverPolicy::ByStartTime {
+                    start_time: time::OffsetDateTime::from_unix_timestamp(since.timestamp()).map_err(|e| err(&e))?,
+                },
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| err(&e))?;
+        let mut pending = consumer.cached_info().num_pending;
+        let mut messages = consumer.messages().await.map_err(|e| err(&e))?;
+        let (mut events, mut calls) = (0u64, 0u64);
+        while pending > 0 {
+            let Some(message) = tokio::time::timeout(Duration::from_secs(5), messages.next()).await.ok().flatten()
+            else {
+                break;
+            };
+            let message = message.map_err(|e| err(&e))?;
+            pending = message.info().map(|i| i.pending).unwrap_or(0);
+            let headers = message.headers.clone().unwrap_or_default();
+            let Ok(event) = EventMessage::from_nats(&headers, message.payload.clone()) else { continue };
+            events += 1;
+            calls += self.route(&event, only).await? as u64;
+        }
+        Ok((events, calls))
+    }
+}
+
+/// Routes events until `shutdown`.
+pub async fn run(routes: Routes, shutdown: CancellationToken) -> Result<(), RouteError> {
+    let stream = loop {
+        match routes.topology.jetstream.get_stream_no_info(names::EVENTS_STREAM).await {
+            Ok(s) => break s,
+            Err(err) => {
+                tracing::warn!(%err, "cannot open the events stream; retrying");
+                tokio::select! { _ = shutdown.cancelled() => return Ok(()), _ = tokio::time::sleep(Duration::from_secs(1)) => {} }
+            }
+        }
+    };
+    let consumer = stream
+        .create_consumer(pull::Config {
+            durable_name: Some(ROUTER_CONSUMER.to_owned()),
+            ack_policy: AckPolicy::Explicit,
+            ack_wait: Duration::from_secs(30),
+            deliver_policy: DeliverPolicy::New,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| RouteError(e.to_string()))?;
+    let mut messages = consumer.messages().await.map_err(|e| RouteError(e.to_string()))?;
+    tracing::info!("router started");
+    loop {
+        let message = tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            m = messages.next() => m,
+        };
+        let Some(message) = message else { return Ok(()) };
+        let message = match message {
+            Ok(m) => m,
+            Err(err) => {
+                tracing::warn!(%err, "event delivery interrupted");
+                continue;
+            }
+        };
+        let headers = message.headers.clone().unwrap_or_default();
+        let event = match EventMessage::from_nats(&headers, message.payload.clone()) {
+            Ok(event) => event,
+            Err(err) => {
+                tracing::warn!(%err, subject = %message.subject, "not a CloudEvent; left in the stream unrouted");
+                let _ = message.ack().await;
+                continue;
+            }
+        };
+        metrics::received(&event.source);
+        match routes.route(&event, None).await {
+            Ok(_) => {
+                let _ = message.ack().await;
+            }
+            Err(err) => {
+                tracing::warn!(%err, event = %event.id, "routing failed; the event comes back");
+                let _ = message.ack_with(AckKind::Nak(Some(Duration::from_secs(1)))).await;
+            }
+        }
+    }
+}
+
+/// Publishes `event` on `subject` in `SLUICE_EVENTS` and waits for JetStream to store it.
+pub async fn publish(topology: &Topology, subject: String, event: &EventMessage) -> Result<(), RouteError> {
+    let (headers, data): (_, Bytes) = event.to_nats();
+    let ack =
+        topology.jetstream.publish_with_headers(subject, headers, data).await.map_err(|e| RouteError(e.to_string()))?;
+    ack.await.map_err(|e| RouteError(e.to_string()))?;
+    Ok(())
+}

@@ -1,0 +1,116 @@
+//! Which functions an event invokes: each function's `triggers`, plus the OpenFaaS annotations `topic` and
+//! `schedule`, matched against the event's CloudEvent attributes (and, for S3 events, its data).
+
+use sluice_schemas::{EventMessage, FunctionSpec, function::S3Trigger};
+
+/// CloudEvent `type` of S3/MinIO object events: `…created` / `…removed`.
+pub const S3_TYPE_PREFIX: &str = "sluice.s3.object.";
+/// CloudEvent `type` of cron ticks.
+pub const CRON_TYPE: &str = "sluice.cron.tick";
+
+/// `source` of a webhook's events.
+pub fn webhook_source(name: &str) -> String {
+    format!("/hooks/{name}")
+}
+
+/// `source` of one cron trigger's ticks; `trigger` is the index in `triggers`, or `schedule` for the annotation.
+pub fn cron_source(function: &str, trigger: &str) -> String {
+    format!("/sluice/cron/{function}/{trigger}")
+}
+
+/// `s3:ObjectCreated:*` matches `s3:ObjectCreated:Put`; without `*` the names must be equal.
+fn event_name_matches(pattern: &str, name: &str) -> bool {
+    match pattern.strip_suffix('*') {
+        Some(prefix) => name.starts_with(prefix),
+        None => pattern == name,
+    }
+}
+
+fn s3_matches(trigger: &S3Trigger, event: &EventMessage) -> bool {
+    if !event.event_type.starts_with(S3_TYPE_PREFIX) {
+        return false;
+    }
+    let Ok(data) = serde_json::from_slice::<serde_json::Value>(&event.data) else { return false };
+    let field = |name: &str| data.get(name).and_then(|v| v.as_str()).unwrap_or_default().to_owned();
+    let (bucket, key, name) = (field("bucket"), field("key"), field("eventName"));
+    bucket == trigger.bucket
+        && trigger.prefix.as_deref().is_none_or(|p| key.starts_with(p))
+        && trigger.suffix.as_deref().is_none_or(|s| key.ends_with(s))
+        && (trigger.events.is_empty() || trigger.events.iter().any(|p| event_name_matches(p, &name)))
+}
+
+/// Whether `event` invokes `spec`.
+pub fn matches(spec: &FunctionSpec, event: &EventMessage) -> bool {
+    let by_trigger = spec.triggers.iter().enumerate().any(|(i, trigger)| {
+        if trigger.cron.is_some() {
+            return event.source == cron_source(&spec.service, &i.to_string());
+        }
+        if let Some(hook) = &trigger.webhook {
+            return event.source == webhook_source(hook);
+        }
+        if let Some(s3) = &trigger.s3 {
+            return s3_matches(s3, event);
+        }
+        if let Some(attrs) = &trigger.event {
+            return attrs.event_type.as_deref().is_none_or(|t| t == event.event_type)
+                && attrs.source.as_deref().is_none_or(|s| s == event.source);
+        }
+        false
+    });
+    let by_schedule =
+        spec.annotations.contains_key("schedule") && event.source == cron_source(&spec.service, "schedule");
+    // OpenFaaS connectors deliver a topic to every function listing it; here a topic is an event type or a
+    // webhook name.
+    let by_topic = spec.annotations.get("topic").is_some_and(|topics| {
+        topics
+            .split(',')
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .any(|topic| topic == event.event_type || event.source == webhook_source(topic))
+    });
+    by_trigger || by_schedule || by_topic
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(json: &str) -> FunctionSpec {
+        serde_json::from_str(json).unwrap()
+    }
+
+    fn s3_event(bucket: &str, key: &str, name: &str) -> EventMessage {
+        let data = serde_json::json!({"bucket": bucket, "key": key, "eventName": name});
+        EventMessage::new(format!("/s3/{bucket}"), "sluice.s3.object.created", data.to_string())
+    }
+
+    #[test]
+    fn s3_filters() {
+        let f = spec(
+            r#"{"service":"f","envProcess":"cat","triggers":[{"s3":{"bucket":"in","prefix":"videos/",
+                "suffix":".mp4","events":["s3:ObjectCreated:*"]}}]}"#,
+        );
+        assert!(matches(&f, &s3_event("in", "videos/a b+c.mp4", "s3:ObjectCreated:Put")));
+        assert!(!matches(&f, &s3_event("in", "videos/a.mov", "s3:ObjectCreated:Put")));
+        assert!(!matches(&f, &s3_event("in", "photos/a.mp4", "s3:ObjectCreated:Put")));
+        assert!(!matches(&f, &s3_event("out", "videos/a.mp4", "s3:ObjectCreated:Put")));
+        assert!(!matches(&f, &s3_event("in", "videos/a.mp4", "s3:ObjectRemoved:Delete")));
+    }
+
+    #[test]
+    fn webhooks_events_cron_and_annotations() {
+        let f = spec(
+            r#"{"service":"f","envProcess":"cat","annotations":{"topic":"orders, com.example.paid","schedule":"@hourly"},
+                "triggers":[{"webhook":"github"},{"event":{"type":"com.example.shipped"}},{"cron":"@daily"}]}"#,
+        );
+        assert!(matches(&f, &EventMessage::new("/hooks/github", "com.github.push", "")));
+        assert!(!matches(&f, &EventMessage::new("/hooks/gitlab", "x", "")));
+        assert!(matches(&f, &EventMessage::new("/anything", "com.example.shipped", "")));
+        assert!(matches(&f, &EventMessage::new("/sluice/cron/f/2", CRON_TYPE, "")));
+        assert!(!matches(&f, &EventMessage::new("/sluice/cron/g/2", CRON_TYPE, "")));
+        assert!(matches(&f, &EventMessage::new("/sluice/cron/f/schedule", CRON_TYPE, "")));
+        assert!(matches(&f, &EventMessage::new("/hooks/orders", "x", "")));
+        assert!(matches(&f, &EventMessage::new("/elsewhere", "com.example.paid", "")));
+        assert!(!matches(&f, &EventMessage::new("/elsewhere", "com.example.unpaid", "")));
+    }
+}

@@ -1,0 +1,93 @@
+//! `sluice connector router|cron|webhook|all`: the event parts on their own. Any number of each can run against
+//! one NATS: routers share one durable consumer, cron replicas publish each tick once between them, and webhook
+//! servers are stateless.
+
+use std::net::SocketAddr;
+
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use sluice_schemas::topology::Topology;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use super::{NatsArgs, shutdown, telemetry};
+use crate::args::LogArgs;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ConnectorKind {
+    /// Turns events into calls of the functions whose triggers match.
+    Router,
+    /// Fires cron triggers and `schedule` annotations.
+    Cron,
+    /// Serves `/hooks/{name}` and `/events` over HTTP.
+    Webhook,
+    /// All of them in one process.
+    All,
+}
+
+#[derive(Args, Clone, Debug)]
+pub struct ConnectorArgs {
+    pub kind: ConnectorKind,
+    #[command(flatten)]
+    pub nats: NatsArgs,
+    /// Address the HTTP connectors listen on.
+    #[arg(long, env = "SLUICE_LISTEN", default_value = "127.0.0.1:8081")]
+    pub listen: SocketAddr,
+    #[command(flatten)]
+    pub log: LogArgs,
+}
+
+/// The router and cron connector as background tasks until `stop` (as `sluice up` runs them).
+pub fn spawn_background(topology: &Topology, stop: &CancellationToken) -> Vec<JoinHandle<()>> {
+    let routes = sluice_connectors::Routes::start(topology.clone(), stop.child_token());
+    let stop_router = stop.clone();
+    let router = tokio::spawn(async move {
+        if let Err(err) = sluice_connectors::router::run(routes, stop_router).await {
+            tracing::error!(%err, "event router stopped");
+        }
+    });
+    let cron = tokio::spawn(sluice_connectors::cron::run(topology.clone(), stop.clone()));
+    vec![router, cron]
+}
+
+pub async fn run(args: ConnectorArgs) -> anyhow::Result<()> {
+    telemetry::init(&args.log);
+    let _metrics = telemetry::metrics_recorder()?;
+    let url = args.nats.nats_url.as_deref().context("--nats-url (or SLUICE_NATS_URL) is required")?;
+    let topology = args.nats.topology(url, "sluice-connector").await?;
+    let stop = shutdown::on_signal();
+    let mut tasks = Vec::new();
+    if matches!(args.kind, ConnectorKind::Router | ConnectorKind::All) {
+        let routes = sluice_connectors::Routes::start(topology.clone(), stop.child_token());
+        let stop = stop.clone();
+        tasks.push(tokio::spawn(async move {
+            if let Err(err) = sluice_connectors::router::run(routes, stop).await {
+                tracing::error!(%err, "event router stopped");
+            }
+        }));
+    }
+    if matches!(args.kind, ConnectorKind::Cron | ConnectorKind::All) {
+        tasks.push(tokio::spawn(sluice_connectors::cron::run(topology.clone(), stop.clone())));
+    }
+    if matches!(args.kind, ConnectorKind::Webhook | ConnectorKind::All) {
+        let state =
+            sluice_connectors::ConnectorState { max_body: topology.max_payload / 4 * 3, topology: topology.clone() };
+        let app = sluice_connectors::routes(state).route("/healthz", axum::routing::get(|| async { "OK" }));
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("listening on {}", args.listen))?;
+        tracing::info!(listen = %listener.local_addr()?, "webhook connector listening");
+        let stop = stop.clone();
+        tasks.push(tokio::spawn(async move {
+            let served = axum::serve(listener, app).with_graceful_shutdown(async move { stop.cancelled().await }).await;
+            if let Err(err) = served {
+                tracing::error!(%err, "webhook connector failed");
+            }
+        }));
+    }
+    tracing::info!(kind = ?args.kind, "connector ready");
+    for task in tasks {
+        let _ = task.await;
+    }
+    Ok(())
+}

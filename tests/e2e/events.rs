@@ -1,0 +1,272 @@
+//! Events into calls, for real: webhooks (HMAC), the CloudEvents ingress (curl-style requests and the Python
+//! CloudEvents SDK), cron with two connector replicas, and the router's once-per-event guarantee and replay.
+//! Functions are process functions that append what they receive to a file the test reads.
+
+use std::{
+    path::{Path, PathBuf},
+    time::{Duration, Instant},
+};
+
+use hmac::{Hmac, KeyInit, Mac};
+use serde_json::json;
+use sha2::Sha256;
+
+use crate::support::{Platform, Sluice};
+
+/// A platform plus the router (and `cron` more connector processes running only cron).
+struct EventPlatform {
+    platform: Platform,
+    _connectors: Vec<Sluice>,
+    dir: tempfile::TempDir,
+}
+
+impl EventPlatform {
+    async fn start(cron_replicas: usize) -> Self {
+        let platform = Platform::start(1, &[], &[]).await;
+        let mut connectors = Vec::new();
+        let url = platform.nats_url.clone();
+        let router = Sluice::spawn(&["connector", "router", "--nats-url", &url], platform.logs.path(), "router");
+        connectors.push(router);
+        for i in 0..cron_replicas {
+            connectors.push(Sluice::spawn(
+                &["connector", "cron", "--nats-url", &url],
+                platform.logs.path(),
+                &format!("cron-{i}"),
+            ));
+        }
+        let start = Instant::now();
+        while !connectors.iter().all(|c| c.log_text().contains("connector ready")) {
+            assert!(start.elapsed() < Duration::from_secs(30), "connectors not ready");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Self { platform, _connectors: connectors, dir: tempfile::tempdir().unwrap() }
+    }
+
+    /// A function that appends `$Http_Ce_Type|$Http_Ce_Source|$Http_Ce_Id|<body>` as one line to a file.
+    async fn deploy_recorder(&self, name: &str, extra: serde_json::Value) -> PathBuf {
+        let out = self.dir.path().join(format!("{name}.log"));
+        let script = format!(
+            "printf '%s|%s|%s|%s\\n' \"$Http_Ce_Type\" \"$Http_Ce_Source\" \"$Http_Ce_Id\" \"$(cat)\" >> {}",
+            out.display()
+        );
+        let mut spec = json!({"service": name, "envProcess": format!("sh -c '{}'", script.replace('\'', "'\\''"))});
+        for (k, v) in extra.as_object().unwrap() {
+            spec[k] = v.clone();
+        }
+        self.platform.deploy(spec).await;
+        // The router and cron connector learn of the function through their KV watch.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        out
+    }
+}
+
+fn lines(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path).unwrap_or_default().lines().map(str::to_owned).collect()
+}
+
+async fn wait_lines(path: &Path, n: usize, limit: Duration) -> Vec<String> {
+    let start = Instant::now();
+    loop {
+        let found = lines(path);
+        if found.len() >= n {
+            return found;
+        }
+        assert!(start.elapsed() < limit, "{} of {n} invocations: {found:?}", found.len());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn github_signature(secret: &str, body: &str) -> String {
+    let mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap().chain_update(body.as_bytes());
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+#[tokio::test]
+async fn webhooks_with_hmac_invoke_matching_functions_once_per_delivery() {
+    let events = EventPlatform::start(0).await;
+    let p = &events.platform;
+    let r = p
+        .http
+        .post(p.url("/system/secrets"))
+        .json(&json!({"name": "webhook-github", "value": "hook-key"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let out = events.deploy_recorder("on-push", json!({"triggers": [{"webhook": "github"}]})).await;
+
+    let body = r#"{"ref":"refs/heads/main"}"#;
+    let send = |signature: Option<String>, delivery: &str| {
+        let mut request = p
+            .http
+            .post(p.url("/hooks/github"))
+            .header("X-GitHub-Event", "push")
+            .header("X-GitHub-Delivery", delivery)
+            .header("Content-Type", "application/json")
+            .body(body);
+        if let Some(s) = signature {
+            request = request.header("X-Hub-Signature-256", s);
+        }
+        request.send()
+    };
+    let r = send(Some(github_signature("hook-key", body)), "d-1").await.unwrap();
+    assert_eq!(r.status(), 202, "{}", r.text().await.unwrap());
+    // GitHub redelivers with the same delivery id: the function runs once.
+    assert_eq!(send(Some(github_signature("hook-key", body)), "d-1").await.unwrap().status(), 202);
+    let bad = send(Some(github_signature("wrong-key", body)), "d-2").await.unwrap();
+    assert_eq!(bad.status(), 401);
+    assert!(bad.json::<serde_json::Value>().await.unwrap()["error"].as_str().unwrap().contains("does not match"));
+    assert_eq!(send(None, "d-3").await.unwrap().status(), 401);
+
+    let got = wait_lines(&out, 1, Duration::from_secs(20)).await;
+    assert_eq!(got[0], format!("com.github.push|/hooks/github|d-1|{body}"));
+    // A hook without a secret needs no signature; one that nobody listens to is kept, not routed.
+    let r = p.http.post(p.url("/hooks/nobody")).body("x").send().await.unwrap();
+    assert_eq!(r.status(), 202);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(lines(&out).len(), 1, "the redelivery and the refused hooks ran nothing");
+}
+
+#[tokio::test]
+async fn cloudevents_ingress_binary_structured_and_the_python_sdk() {
+    let events = EventPlatform::start(0).await;
+    let p = &events.platform;
+    let out = events.deploy_recorder("on-order", json!({"triggers": [{"event": {"type": "com.example.order"}}]})).await;
+
+    // Binary mode, as curl would send it.
+    let r = p
+        .http
+        .post(p.url("/events"))
+        .header("ce-specversion", "1.0")
+        .header("ce-id", "b-1")
+        .header("ce-source", "/shop")
+        .header("ce-type", "com.example.order")
+        .header("Content-Type", "text/plain")
+        .body("binary order")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202, "{}", r.text().await.unwrap());
+    // Structured mode.
+    let structured = json!({"specversion": "1.0", "id": "s-1", "source": "/shop", "type": "com.example.order",
+                            "datacontenttype": "text/plain", "data": "structured order"});
+    let r = p
+        .http
+        .post(p.url("/events"))
+        .header("Content-Type", "application/cloudevents+json")
+        .body(structured.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    // The same event again (same source and id) is one event.
+    let r = p
+        .http
+        .post(p.url("/events"))
+        .header("Content-Type", "application/cloudevents+json")
+        .body(structured.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    // Not a CloudEvent: a 400 that says so.
+    let r = p.http.post(p.url("/events")).header("ce-id", "x").body("?").send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.json::<serde_json::Value>().await.unwrap()["error"].as_str().unwrap().contains("CloudEvent"));
+
+    // The Python CloudEvents SDK, in both modes.
+    let script = r#"
+import sys, urllib.request
+from cloudevents.v1.http import CloudEvent
+from cloudevents.v1.conversion import to_binary, to_structured
+for i, convert in enumerate((to_binary, to_structured)):
+    event = CloudEvent({"type": "com.example.order", "source": "/python", "id": f"py-{i}"}, {"from": "sdk"})
+    headers, body = convert(event)
+    request = urllib.request.Request(sys.argv[1], data=body, headers=headers, method="POST")
+    assert urllib.request.urlopen(request).status == 202
+"#;
+    let python =
+        tokio::process::Command::new("python3").args(["-c", script, &p.url("/events")]).output().await.unwrap();
+    assert!(python.status.success(), "python CloudEvents SDK: {}", String::from_utf8_lossy(&python.stderr));
+
+    let mut got = wait_lines(&out, 4, Duration::from_secs(20)).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    got = if lines(&out).len() > got.len() { lines(&out) } else { got };
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            "com.example.order|/python|py-0|{\"from\": \"sdk\"}",
+            // Structured mode carries JSON data as JSON, which arrives re-encoded.
+            "com.example.order|/python|py-1|{\"from\":\"sdk\"}",
+            "com.example.order|/shop|b-1|binary order",
+            "com.example.order|/shop|s-1|structured order",
+        ]
+    );
+}
+
+#[tokio::test]
+async fn one_second_cron_with_two_connector_replicas_fires_once_per_tick() {
+    let events = EventPlatform::start(2).await;
+    let p = &events.platform;
+    let out = events.deploy_recorder("ticker", json!({"triggers": [{"cron": "* * * * * *"}]})).await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let r = p.http.delete(p.url("/system/functions")).json(&json!({"functionName": "ticker"})).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let got = lines(&out);
+    let mut ids: Vec<&str> = got.iter().map(|l| l.split('|').nth(2).unwrap()).collect();
+    let all = ids.len();
+    ids.sort();
+    ids.dedup();
+    assert!(ids.len() >= 3, "ticks fired: {got:?}");
+    assert_eq!(ids.len(), all, "a tick fired twice: {got:?}");
+    assert!(got.iter().all(|l| l.starts_with("sluice.cron.tick|/sluice/cron/ticker/0|")), "{got:?}");
+    // Consecutive ticks are a second apart.
+    let times: Vec<chrono::DateTime<chrono::Utc>> = ids.iter().map(|t| t.parse().unwrap()).collect();
+    assert!(times.windows(2).all(|w| (w[1] - w[0]).num_milliseconds() == 1000), "{ids:?}");
+
+    // Invalid expressions are refused at deploy.
+    let bad = json!({"service": "bad-cron", "envProcess": "cat", "triggers": [{"cron": "61 * * * *"}]});
+    let r = p.http.post(p.url("/system/functions")).json(&bad).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("triggers[0].cron"));
+}
+
+#[tokio::test]
+async fn unmatched_events_are_kept_and_replayed_once() {
+    let events = EventPlatform::start(0).await;
+    let p = &events.platform;
+    let r = p
+        .http
+        .post(p.url("/events"))
+        .header("ce-specversion", "1.0")
+        .header("ce-id", "early-1")
+        .header("ce-source", "/legacy")
+        .header("ce-type", "com.example.late")
+        .body("waited")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let out = events.deploy_recorder("late", json!({"triggers": [{"event": {"source": "/legacy"}}]})).await;
+    let replay = || async {
+        let r = p
+            .http
+            .post(p.url("/system/events/replay"))
+            .json(&json!({"since": "5m", "function": "late"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        r.json::<serde_json::Value>().await.unwrap()
+    };
+    let first = replay().await;
+    assert!(first["events"].as_u64().unwrap() >= 1, "{first}");
+    let got = wait_lines(&out, 1, Duration::from_secs(20)).await;
+    assert_eq!(got, ["com.example.late|/legacy|early-1|waited"]);
+    replay().await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(lines(&out).len(), 1, "a replayed event does not run twice");
+}
