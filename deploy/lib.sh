@@ -106,3 +106,16 @@ ensure_python_cloudevents() {
   pip_install "cloudevents==2.2.0" || die "could not install the cloudevents package from PyPI"
   python3 -c 'import cloudevents.v1.http' || die "the cloudevents package does not import"
 }
+
+# An S3 server with bucket notifications for the tests: moto (PyPI moto[server]), which brings boto3.
+ensure_moto() {
+  if command -v moto_server >/dev/null && python3 -c 'import boto3, moto' 2>/dev/null; then
+    return
+  fi
+  say "installing moto[server] (PyPI)"
+  pip_install "moto[server]==5.2.1" || die "could not install moto[server] from PyPI"
+  local bin
+  bin="$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')"
+  export PATH="$bin:$PATH"
+  command -v moto_server >/dev/null || die "moto_server is not on PATH after installing moto[server]"
+}

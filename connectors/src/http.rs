@@ -11,7 +11,7 @@ use axum::{
 use serde_json::json;
 use sluice_schemas::{EventMessage, topology::Topology};
 
-use crate::{hooks, ingress, metrics, router};
+use crate::{hooks, ingress, metrics, router, s3};
 
 /// Shared by the connector routes.
 #[derive(Clone)]
@@ -74,15 +74,18 @@ pub async fn accept(
         .into_response())
 }
 
-/// Webhook routes (`/hooks/{name}`), ready to merge into the gateway's router.
-pub fn hook_routes(state: ConnectorState) -> Router {
+/// Routes whose senders authenticate with signatures or tokens of their own rather than the gateway's
+/// credentials: webhooks (`/hooks/{name}`) and S3 notifications (`/connectors/s3/…`).
+pub fn webhook_routes(state: ConnectorState) -> Router {
     Router::new()
         .route("/hooks/{name}", post(hooks::receive))
+        .route("/connectors/s3/minio", post(s3::http::minio).head(s3::http::minio_probe))
+        .route("/connectors/s3/sns", post(s3::http::sns))
         .layer(axum::extract::DefaultBodyLimit::disable())
         .with_state(state)
 }
 
-/// Event ingress routes (`/events` and the S3 notification endpoints).
+/// The CloudEvents ingress (`/events`), protected like invocations.
 pub fn ingress_routes(state: ConnectorState) -> Router {
     Router::new()
         .route("/events", post(ingress::receive))
@@ -92,5 +95,5 @@ pub fn ingress_routes(state: ConnectorState) -> Router {
 
 /// Every connector route, for a connector serving HTTP alone.
 pub fn routes(state: ConnectorState) -> Router {
-    hook_routes(state.clone()).merge(ingress_routes(state))
+    webhook_routes(state.clone()).merge(ingress_routes(state))
 }

@@ -11,6 +11,7 @@ pub mod http;
 mod ingress;
 pub mod metrics;
 pub mod router;
+pub mod s3;
 pub mod triggers;
 
 pub use http::{ConnectorState, routes};

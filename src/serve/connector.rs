@@ -1,4 +1,4 @@
-//! `sluice connector router|cron|webhook|all`: the event parts on their own. Any number of each can run against
+//! `sluice connector router|cron|webhook|s3|all`: the event parts on their own. Any number of each can run against
 //! one NATS: routers share one durable consumer, cron replicas publish each tick once between them, and webhook
 //! servers are stateless.
 
@@ -19,8 +19,10 @@ pub enum ConnectorKind {
     Router,
     /// Fires cron triggers and `schedule` annotations.
     Cron,
-    /// Serves `/hooks/{name}` and `/events` over HTTP.
+    /// Serves `/hooks/{name}`, `/events` and the S3 endpoints over HTTP.
     Webhook,
+    /// Serves the S3 notification endpoints over HTTP and consumes `--s3-nats-subject` when given.
+    S3,
     /// All of them in one process.
     All,
 }
@@ -33,6 +35,9 @@ pub struct ConnectorArgs {
     /// Address the HTTP connectors listen on.
     #[arg(long, env = "SLUICE_LISTEN", default_value = "127.0.0.1:8081")]
     pub listen: SocketAddr,
+    /// NATS subject MinIO's NATS target publishes object events on (s3 and all).
+    #[arg(long, env = "SLUICE_S3_NATS_SUBJECT")]
+    pub s3_nats_subject: Option<String>,
     #[command(flatten)]
     pub log: LogArgs,
 }
@@ -69,7 +74,15 @@ pub async fn run(args: ConnectorArgs) -> anyhow::Result<()> {
     if matches!(args.kind, ConnectorKind::Cron | ConnectorKind::All) {
         tasks.push(tokio::spawn(sluice_connectors::cron::run(topology.clone(), stop.clone())));
     }
-    if matches!(args.kind, ConnectorKind::Webhook | ConnectorKind::All) {
+    if let (ConnectorKind::S3 | ConnectorKind::All, Some(subject)) = (args.kind, args.s3_nats_subject.clone()) {
+        let (topology, stop) = (topology.clone(), stop.clone());
+        tasks.push(tokio::spawn(async move {
+            if let Err(err) = sluice_connectors::s3::nats::run(topology, subject, stop).await {
+                tracing::error!(%err, "MinIO NATS consumer stopped");
+            }
+        }));
+    }
+    if matches!(args.kind, ConnectorKind::Webhook | ConnectorKind::S3 | ConnectorKind::All) {
         let state =
             sluice_connectors::ConnectorState { max_body: topology.max_payload / 4 * 3, topology: topology.clone() };
         let app = sluice_connectors::routes(state).route("/healthz", axum::routing::get(|| async { "OK" }));

@@ -14,14 +14,14 @@ use sha2::Sha256;
 use crate::support::{Platform, Sluice};
 
 /// A platform plus the router (and `cron` more connector processes running only cron).
-struct EventPlatform {
-    platform: Platform,
-    _connectors: Vec<Sluice>,
+pub struct EventPlatform {
+    pub platform: Platform,
+    pub connectors: Vec<Sluice>,
     dir: tempfile::TempDir,
 }
 
 impl EventPlatform {
-    async fn start(cron_replicas: usize) -> Self {
+    pub async fn start(cron_replicas: usize) -> Self {
         let platform = Platform::start(1, &[], &[]).await;
         let mut connectors = Vec::new();
         let url = platform.nats_url.clone();
@@ -39,11 +39,11 @@ impl EventPlatform {
             assert!(start.elapsed() < Duration::from_secs(30), "connectors not ready");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        Self { platform, _connectors: connectors, dir: tempfile::tempdir().unwrap() }
+        Self { platform, connectors, dir: tempfile::tempdir().unwrap() }
     }
 
     /// A function that appends `$Http_Ce_Type|$Http_Ce_Source|$Http_Ce_Id|<body>` as one line to a file.
-    async fn deploy_recorder(&self, name: &str, extra: serde_json::Value) -> PathBuf {
+    pub async fn deploy_recorder(&self, name: &str, extra: serde_json::Value) -> PathBuf {
         let out = self.dir.path().join(format!("{name}.log"));
         let script = format!(
             "printf '%s|%s|%s|%s\\n' \"$Http_Ce_Type\" \"$Http_Ce_Source\" \"$Http_Ce_Id\" \"$(cat)\" >> {}",
@@ -60,11 +60,11 @@ impl EventPlatform {
     }
 }
 
-fn lines(path: &Path) -> Vec<String> {
+pub fn lines(path: &Path) -> Vec<String> {
     std::fs::read_to_string(path).unwrap_or_default().lines().map(str::to_owned).collect()
 }
 
-async fn wait_lines(path: &Path, n: usize, limit: Duration) -> Vec<String> {
+pub async fn wait_lines(path: &Path, n: usize, limit: Duration) -> Vec<String> {
     let start = Instant::now();
     loop {
         let found = lines(path);

@@ -10,6 +10,7 @@ mod fairness;
 mod large_body;
 mod records;
 mod reliability;
+mod s3;
 mod security;
 mod support;
 mod sync_calls;

@@ -53,8 +53,8 @@ pub fn router(app: App) -> Router {
         invocations = invocations.route_layer(middleware::from_fn_with_state(app.clone(), auth::require));
         ingress = ingress.route_layer(middleware::from_fn_with_state(app.clone(), auth::require));
     }
-    // Webhooks authenticate themselves (HMAC), as their senders cannot log in.
-    let hooks = sluice_connectors::http::hook_routes(connector_state);
+    // Webhooks and S3 notifications authenticate themselves (HMAC, tokens): their senders cannot log in.
+    let hooks = sluice_connectors::http::webhook_routes(connector_state);
     Router::new()
         .route("/healthz", get(system::healthz))
         .route("/metrics", get(system::metrics))
