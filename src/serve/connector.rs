@@ -21,7 +21,8 @@ pub enum ConnectorKind {
     Cron,
     /// Serves `/hooks/{name}`, `/events` and the S3 endpoints over HTTP.
     Webhook,
-    /// Serves the S3 notification endpoints over HTTP and consumes `--s3-nats-subject` when given.
+    /// Serves the S3 notification endpoints over HTTP, consumes `--s3-nats-subject` and polls
+    /// (`--s3-poll-interval`) when given.
     S3,
     /// All of them in one process.
     All,
@@ -38,6 +39,15 @@ pub struct ConnectorArgs {
     /// NATS subject MinIO's NATS target publishes object events on (s3 and all).
     #[arg(long, env = "SLUICE_S3_NATS_SUBJECT")]
     pub s3_nats_subject: Option<String>,
+    /// Poll the buckets named by S3 triggers every this long (s3 and all); off unless given.
+    #[arg(long, env = "SLUICE_S3_POLL_INTERVAL", value_parser = crate::args::duration)]
+    pub s3_poll_interval: Option<std::time::Duration>,
+    /// S3 API endpoint to poll (AWS's when absent), e.g. http://127.0.0.1:9000 for MinIO.
+    #[arg(long, env = "SLUICE_S3_ENDPOINT")]
+    pub s3_endpoint: Option<String>,
+    /// Address buckets path-style (endpoint/bucket/key), as MinIO and most S3-compatible stores want.
+    #[arg(long, env = "SLUICE_S3_PATH_STYLE")]
+    pub s3_path_style: bool,
     #[command(flatten)]
     pub log: LogArgs,
 }
@@ -79,6 +89,19 @@ pub async fn run(args: ConnectorArgs) -> anyhow::Result<()> {
         tasks.push(tokio::spawn(async move {
             if let Err(err) = sluice_connectors::s3::nats::run(topology, subject, stop).await {
                 tracing::error!(%err, "MinIO NATS consumer stopped");
+            }
+        }));
+    }
+    if let (ConnectorKind::S3 | ConnectorKind::All, Some(interval)) = (args.kind, args.s3_poll_interval) {
+        let cfg = sluice_connectors::s3::poll::PollConfig {
+            endpoint: args.s3_endpoint.clone(),
+            path_style: args.s3_path_style,
+            interval,
+        };
+        let (topology, stop) = (topology.clone(), stop.clone());
+        tasks.push(tokio::spawn(async move {
+            if let Err(err) = sluice_connectors::s3::poll::run(topology, cfg, stop).await {
+                tracing::error!(%err, "S3 poller stopped");
             }
         }));
     }

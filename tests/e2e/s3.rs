@@ -228,3 +228,54 @@ async fn minio_webhook_and_nats_notifications_with_tricky_keys() {
     assert_eq!(keys, ["2026/café au lait+1.png", "from nats/日本.png"]);
     assert_eq!(data_of(&got[0])["contentType"], "image/png");
 }
+
+#[tokio::test]
+async fn the_poller_finds_each_new_object_once_across_a_restart() {
+    let moto = Moto::start().await;
+    moto.boto3("s3 = boto3.client('s3', **kw)\ns3.create_bucket(Bucket='polled')\n", &[]).await;
+    let events = EventPlatform::start(0).await;
+    let out =
+        events.deploy_recorder("ingest", json!({"triggers": [{"s3": {"bucket": "polled", "prefix": "in/"}}]})).await;
+    let url = events.platform.nats_url.clone();
+    let poller = |name: &str| {
+        let listen = format!("127.0.0.1:{}", free_port());
+        Sluice::spawn_env(
+            &[
+                "connector",
+                "s3",
+                "--nats-url",
+                &url,
+                "--listen",
+                &listen,
+                "--s3-poll-interval",
+                "300ms",
+                "--s3-endpoint",
+                &moto.url,
+                "--s3-path-style",
+            ],
+            &[("AWS_ACCESS_KEY_ID", "test"), ("AWS_SECRET_ACCESS_KEY", "test"), ("AWS_REGION", "us-east-1")],
+            events.platform.logs.path(),
+            name,
+        )
+    };
+    let moto = &moto;
+    let put = async |key: &str| {
+        let script =
+            format!("s3 = boto3.client('s3', **kw)\ns3.put_object(Bucket='polled', Key={key:?}, Body=b'data')\n");
+        moto.boto3(&script, &[]).await
+    };
+    let mut first = poller("poller-1");
+    put("in/a b+c.bin").await;
+    put("elsewhere/ignored.bin").await;
+    let got = wait_lines(&out, 1, Duration::from_secs(30)).await;
+    assert_eq!(data_of(&got[0])["key"], "in/a b+c.bin");
+
+    // A restarted poller remembers what it announced and finds only what is new.
+    first.kill();
+    let second = poller("poller-2");
+    put("in/second.bin").await;
+    wait_lines(&out, 2, Duration::from_secs(30)).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let keys: Vec<String> = lines(&out).iter().map(|l| data_of(l)["key"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(keys, ["in/a b+c.bin", "in/second.bin"], "{}", second.log_text());
+}

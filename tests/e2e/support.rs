@@ -129,9 +129,15 @@ pub struct Sluice {
 
 impl Sluice {
     pub fn spawn(args: &[&str], log_dir: &Path, name: &str) -> Self {
+        Self::spawn_env(args, &[], log_dir, name)
+    }
+
+    /// Like [`Sluice::spawn`], with extra environment variables.
+    pub fn spawn_env(args: &[&str], env: &[(&str, &str)], log_dir: &Path, name: &str) -> Self {
         let log = log_dir.join(format!("{name}.log"));
         let child = Command::new(env!("CARGO_BIN_EXE_sluice"))
             .args(args)
+            .envs(env.iter().copied())
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())

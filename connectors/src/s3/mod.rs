@@ -3,4 +3,5 @@
 
 pub mod http;
 pub mod nats;
+pub mod poll;
 pub mod records;
