@@ -58,10 +58,10 @@ impl Routes {
             .all()
             .into_iter()
             .filter(|spec| only.is_none_or(|f| f == spec.service))
-            .filter(|spec| triggers::matches(spec, event))
+            .filter_map(|spec| triggers::matching(&spec, event).map(|m| (spec, m)))
             .collect();
-        for spec in &targets {
-            self.queue(event, &spec.service).await?;
+        for (spec, matched) in &targets {
+            self.queue(event, &spec.service, matched.callback_url.clone()).await?;
         }
         if targets.is_empty() {
             metrics::unmatched(&event.source);
@@ -69,7 +69,12 @@ impl Routes {
         Ok(targets.len())
     }
 
-    async fn queue(&self, event: &EventMessage, function: &str) -> Result<(), RouteError> {
+    async fn queue(
+        &self,
+        event: &EventMessage,
+        function: &str,
+        callback_url: Option<String>,
+    ) -> Result<(), RouteError> {
         let call_id = event.call_id_for(function);
         // Past JetStream's duplicate window the record is what says the call was queued already.
         if self.calls.get(&call_id).await.map_err(|e| RouteError(e.to_string()))?.is_some() {
@@ -84,11 +89,12 @@ impl Routes {
             path: String::new(),
             query: String::new(),
             headers: event.http_headers(),
-            callback_url: None,
+            callback_url,
             payload: Payload::Inline(event.data.clone()),
         };
         let (headers, body) = message.to_nats(names::CE_TYPE_REQUESTED);
-        let record = CallRecord::queued(&message.call_id, function, message.time);
+        let mut record = CallRecord::queued(&message.call_id, function, message.time);
+        record.callback_url = message.callback_url.clone();
         self.calls.create(&record).await.map_err(|e| RouteError(e.to_string()))?;
         let ack = self
             .topology

@@ -39,9 +39,16 @@ fn s3_matches(trigger: &S3Trigger, event: &EventMessage) -> bool {
         && (trigger.events.is_empty() || trigger.events.iter().any(|p| event_name_matches(p, &name)))
 }
 
-/// Whether `event` invokes `spec`.
-pub fn matches(spec: &FunctionSpec, event: &EventMessage) -> bool {
-    let by_trigger = spec.triggers.iter().enumerate().any(|(i, trigger)| {
+/// How an event reaches a function.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Match {
+    /// The matching trigger's `callbackUrl`.
+    pub callback_url: Option<String>,
+}
+
+/// The first trigger of `spec` that `event` matches, if any.
+pub fn matching(spec: &FunctionSpec, event: &EventMessage) -> Option<Match> {
+    let by_trigger = spec.triggers.iter().enumerate().find(|(i, trigger)| {
         if trigger.cron.is_some() {
             return event.source == cron_source(&spec.service, &i.to_string());
         }
@@ -57,6 +64,9 @@ pub fn matches(spec: &FunctionSpec, event: &EventMessage) -> bool {
         }
         false
     });
+    if let Some((_, trigger)) = by_trigger {
+        return Some(Match { callback_url: trigger.callback_url.clone() });
+    }
     let by_schedule =
         spec.annotations.contains_key("schedule") && event.source == cron_source(&spec.service, "schedule");
     // OpenFaaS connectors deliver a topic to every function listing it; here a topic is an event type or a
@@ -68,7 +78,12 @@ pub fn matches(spec: &FunctionSpec, event: &EventMessage) -> bool {
             .filter(|t| !t.is_empty())
             .any(|topic| topic == event.event_type || event.source == webhook_source(topic))
     });
-    by_trigger || by_schedule || by_topic
+    (by_schedule || by_topic).then(Match::default)
+}
+
+/// Whether `event` invokes `spec`.
+pub fn matches(spec: &FunctionSpec, event: &EventMessage) -> bool {
+    matching(spec, event).is_some()
 }
 
 #[cfg(test)]

@@ -128,6 +128,9 @@ pub struct Trigger {
     pub webhook: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub event: Option<EventTrigger>,
+    /// Where the outcome of each call this trigger makes is POSTed (the callback contract of async calls).
+    #[serde(rename = "callbackUrl", default, skip_serializing_if = "Option::is_none")]
+    pub callback_url: Option<String>,
 }
 
 /// A function as deployed: OpenFaaS `FunctionDeployment` fields plus Sluice's own.

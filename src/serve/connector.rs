@@ -36,10 +36,22 @@ pub struct ConnectorArgs {
     /// Address the HTTP connectors listen on.
     #[arg(long, env = "SLUICE_LISTEN", default_value = "127.0.0.1:8081")]
     pub listen: SocketAddr,
-    /// NATS subject MinIO's NATS target publishes object events on (s3 and all).
+    #[command(flatten)]
+    pub s3: S3Options,
+    /// Serve /metrics for this connector on this address.
+    #[arg(long, env = "SLUICE_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+    #[command(flatten)]
+    pub log: LogArgs,
+}
+
+/// How S3 events are taken in besides the HTTP endpoints: MinIO's NATS target and polling.
+#[derive(Args, Clone, Debug)]
+pub struct S3Options {
+    /// NATS subject MinIO's NATS target publishes object events on.
     #[arg(long, env = "SLUICE_S3_NATS_SUBJECT")]
     pub s3_nats_subject: Option<String>,
-    /// Poll the buckets named by S3 triggers every this long (s3 and all); off unless given.
+    /// Poll the buckets named by S3 triggers every this long; off unless given.
     #[arg(long, env = "SLUICE_S3_POLL_INTERVAL", value_parser = crate::args::duration)]
     pub s3_poll_interval: Option<std::time::Duration>,
     /// S3 API endpoint to poll (AWS's when absent), e.g. http://127.0.0.1:9000 for MinIO.
@@ -48,8 +60,35 @@ pub struct ConnectorArgs {
     /// Address buckets path-style (endpoint/bucket/key), as MinIO and most S3-compatible stores want.
     #[arg(long, env = "SLUICE_S3_PATH_STYLE")]
     pub s3_path_style: bool,
-    #[command(flatten)]
-    pub log: LogArgs,
+}
+
+impl S3Options {
+    /// The NATS consumer and the poller, for those configured, until `stop`.
+    pub fn spawn(&self, topology: &Topology, stop: &CancellationToken) -> Vec<JoinHandle<()>> {
+        let mut tasks = Vec::new();
+        if let Some(subject) = self.s3_nats_subject.clone() {
+            let (topology, stop) = (topology.clone(), stop.clone());
+            tasks.push(tokio::spawn(async move {
+                if let Err(err) = sluice_connectors::s3::nats::run(topology, subject, stop).await {
+                    tracing::error!(%err, "MinIO NATS consumer stopped");
+                }
+            }));
+        }
+        if let Some(interval) = self.s3_poll_interval {
+            let cfg = sluice_connectors::s3::poll::PollConfig {
+                endpoint: self.s3_endpoint.clone(),
+                path_style: self.s3_path_style,
+                interval,
+            };
+            let (topology, stop) = (topology.clone(), stop.clone());
+            tasks.push(tokio::spawn(async move {
+                if let Err(err) = sluice_connectors::s3::poll::run(topology, cfg, stop).await {
+                    tracing::error!(%err, "S3 poller stopped");
+                }
+            }));
+        }
+        tasks
+    }
 }
 
 /// The router and cron connector as background tasks until `stop` (as `sluice up` runs them).
@@ -67,10 +106,13 @@ pub fn spawn_background(topology: &Topology, stop: &CancellationToken) -> Vec<Jo
 
 pub async fn run(args: ConnectorArgs) -> anyhow::Result<()> {
     telemetry::init(&args.log);
-    let _metrics = telemetry::metrics_recorder()?;
+    let metrics = telemetry::metrics_recorder()?;
     let url = args.nats.nats_url.as_deref().context("--nats-url (or SLUICE_NATS_URL) is required")?;
     let topology = args.nats.topology(url, "sluice-connector").await?;
     let stop = shutdown::on_signal();
+    if let Some(addr) = args.metrics_listen {
+        tokio::spawn(telemetry::serve_metrics(addr, metrics, stop.clone()));
+    }
     let mut tasks = Vec::new();
     if matches!(args.kind, ConnectorKind::Router | ConnectorKind::All) {
         let routes = sluice_connectors::Routes::start(topology.clone(), stop.child_token());
@@ -84,26 +126,8 @@ pub async fn run(args: ConnectorArgs) -> anyhow::Result<()> {
     if matches!(args.kind, ConnectorKind::Cron | ConnectorKind::All) {
         tasks.push(tokio::spawn(sluice_connectors::cron::run(topology.clone(), stop.clone())));
     }
-    if let (ConnectorKind::S3 | ConnectorKind::All, Some(subject)) = (args.kind, args.s3_nats_subject.clone()) {
-        let (topology, stop) = (topology.clone(), stop.clone());
-        tasks.push(tokio::spawn(async move {
-            if let Err(err) = sluice_connectors::s3::nats::run(topology, subject, stop).await {
-                tracing::error!(%err, "MinIO NATS consumer stopped");
-            }
-        }));
-    }
-    if let (ConnectorKind::S3 | ConnectorKind::All, Some(interval)) = (args.kind, args.s3_poll_interval) {
-        let cfg = sluice_connectors::s3::poll::PollConfig {
-            endpoint: args.s3_endpoint.clone(),
-            path_style: args.s3_path_style,
-            interval,
-        };
-        let (topology, stop) = (topology.clone(), stop.clone());
-        tasks.push(tokio::spawn(async move {
-            if let Err(err) = sluice_connectors::s3::poll::run(topology, cfg, stop).await {
-                tracing::error!(%err, "S3 poller stopped");
-            }
-        }));
+    if matches!(args.kind, ConnectorKind::S3 | ConnectorKind::All) {
+        tasks.extend(args.s3.spawn(&topology, &stop));
     }
     if matches!(args.kind, ConnectorKind::Webhook | ConnectorKind::S3 | ConnectorKind::All) {
         let state =

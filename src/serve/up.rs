@@ -1,5 +1,5 @@
-//! `sluice up`: gateway, queue worker, event router and cron connector in one process, with a local nats-server
-//! unless one is given.
+//! `sluice up`: gateway, queue worker and every connector (router, cron, webhooks, S3) in one process, with a
+//! local nats-server unless one is given.
 
 use std::path::PathBuf;
 
@@ -28,6 +28,8 @@ pub struct UpArgs {
     pub worker: WorkerOptions,
     #[command(flatten)]
     pub policy: CallbackPolicyArgs,
+    #[command(flatten)]
+    pub s3: super::connector::S3Options,
     #[command(flatten)]
     pub log: LogArgs,
 }
@@ -75,7 +77,8 @@ async fn serve(
     tracing::info!(listen = %listener.local_addr()?, nats = %url, "sluice is up");
     let gateway = sluice_gateway::serve(listener, gateway_cfg, topology.clone(), stop.clone());
     let runtimes = args.worker.docker.runtimes().await?;
-    let connectors = super::connector::spawn_background(&topology, &stop);
+    let mut connectors = super::connector::spawn_background(&topology, &stop);
+    connectors.extend(args.s3.spawn(&topology, &stop));
     let worker = super::run_worker(worker_cfg, runtimes, topology, stop.clone());
     let (gateway, worker) = tokio::join!(
         async {

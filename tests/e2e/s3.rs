@@ -279,3 +279,58 @@ async fn the_poller_finds_each_new_object_once_across_a_restart() {
     let keys: Vec<String> = lines(&out).iter().map(|l| data_of(l)["key"].as_str().unwrap().to_owned()).collect();
     assert_eq!(keys, ["in/a b+c.bin", "in/second.bin"], "{}", second.log_text());
 }
+
+#[tokio::test]
+async fn an_image_uploaded_to_a_bucket_is_colourised_into_another_and_called_back() {
+    let moto = Moto::start().await;
+    let events = EventPlatform::start(0).await;
+    let p = &events.platform;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let colourise = std::path::Path::new(env!("CARGO_BIN_EXE_sluice")).parent().unwrap().join("examples/colourise");
+    assert!(colourise.is_file(), "{} is built by cargo test", colourise.display());
+    let python = String::from_utf8(
+        Command::new("python3").args(["-c", "import sys; print(sys.executable)"]).output().unwrap().stdout,
+    )
+    .unwrap();
+    let receiver = crate::support::CallbackReceiver::start().await;
+    let spec = json!({
+        "service": "s3-colourise",
+        "envProcess": format!("{} {}", python.trim(), root.join("examples/s3-colourise.py").display()),
+        "envVars": {"OUTPUT_BUCKET": "photos-out", "S3_ENDPOINT": moto.url, "COLOURISE": colourise,
+                    "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_REGION": "us-east-1"},
+        "async": {"timeout": "60s"},
+        "triggers": [{"s3": {"bucket": "photos-in", "suffix": ".png"}, "callbackUrl": receiver.url}]
+    });
+    p.deploy(spec).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let gray = image::GrayImage::from_fn(64, 8, |x, _| image::Luma([(x * 4) as u8]));
+    let input = dir.path().join("gray.png");
+    gray.save(&input).unwrap();
+    let script = r#"
+s3 = boto3.client('s3', **kw); sns = boto3.client('sns', **kw)
+for b in ('photos-in', 'photos-out'):
+    s3.create_bucket(Bucket=b)
+topic = sns.create_topic(Name='photos')['TopicArn']
+sns.subscribe(TopicArn=topic, Protocol='http', Endpoint=sys.argv[2])
+s3.put_bucket_notification_configuration(Bucket='photos-in', NotificationConfiguration={'TopicConfigurations': [
+    {'TopicArn': topic, 'Events': ['s3:ObjectCreated:*']}]})
+s3.put_object(Bucket='photos-in', Key='family/grandma 1952.png', Body=open(sys.argv[3], 'rb').read())
+"#;
+    moto.boto3(script, &[&p.url("/connectors/s3/sns"), input.to_str().unwrap()]).await;
+
+    let got = receiver.wait_for(1, Duration::from_secs(60)).await;
+    assert_eq!(got[0].headers["x-function-status"], "200", "{}", String::from_utf8_lossy(&got[0].body));
+    let answer: Value = serde_json::from_slice(&got[0].body).unwrap();
+    assert_eq!(answer["bucket"], "photos-out");
+    assert_eq!(answer["key"], "family/grandma 1952.colour.png");
+
+    let output = dir.path().join("colour.png");
+    let fetch = "s3 = boto3.client('s3', **kw)\nopen(sys.argv[2], 'wb').write(s3.get_object(Bucket='photos-out', Key='family/grandma 1952.colour.png')['Body'].read())\n";
+    moto.boto3(fetch, &[output.to_str().unwrap()]).await;
+    let colour = image::open(&output).unwrap().to_rgb8();
+    assert_eq!(colour.dimensions(), (64, 8));
+    let coloured = colour.pixels().filter(|p| p.0.iter().max().unwrap() - p.0.iter().min().unwrap() > 12).count();
+    assert!(coloured > 64 * 8 / 2, "the result is in colour: {coloured} coloured pixels");
+}

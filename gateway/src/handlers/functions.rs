@@ -96,6 +96,14 @@ pub async fn get(State(app): State<App>, Path(name): Path<String>) -> Result<Jso
 /// The spec's own checks, plus: the secrets it names exist.
 async fn validate(app: &App, spec: &FunctionSpec) -> Result<(), ApiError> {
     spec.validate()?;
+    for (i, url) in spec.triggers.iter().enumerate().filter_map(|(i, t)| Some((i, t.callback_url.as_deref()?))) {
+        app.cfg.callback_policy.check(url).await.map_err(|denied| {
+            ApiError::InvalidSpec(sluice_schemas::ValidationError {
+                field: format!("triggers[{i}].callbackUrl"),
+                message: format!("{url:?}: {}", denied.0),
+            })
+        })?;
+    }
     if let Some(missing) = super::secrets::first_missing(app, &spec.secrets).await? {
         return Err(ApiError::InvalidSpec(sluice_schemas::ValidationError {
             field: "secrets".into(),
