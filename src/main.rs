@@ -22,7 +22,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run gateway and queue worker in one process (starting a local nats-server unless --nats-url is given).
-    Up(serve::up::UpArgs),
+    Up(Box<serve::up::UpArgs>),
     /// Run the HTTP gateway alone.
     Gateway(serve::GatewayArgs),
     /// Run a queue worker alone.
@@ -55,7 +55,7 @@ fn main() -> std::process::ExitCode {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Up(args) => serve::up::run(args).await,
+            Command::Up(args) => serve::up::run(*args).await,
             Command::Gateway(args) => serve::gateway(args).await,
             Command::Worker(args) => serve::worker(args).await,
             Command::Connector(args) => serve::connector::run(args).await,
