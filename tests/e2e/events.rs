@@ -270,3 +270,45 @@ async fn unmatched_events_are_kept_and_replayed_once() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(lines(&out).len(), 1, "a replayed event does not run twice");
 }
+
+#[tokio::test]
+async fn cron_catches_up_the_last_missed_ticks_and_the_cli_shows_the_next() {
+    let mut events = EventPlatform::start(1).await;
+    let out = events.deploy_recorder("catcher", json!({"triggers": [{"cron": "* * * * * *", "catchUp": 2}]})).await;
+    wait_lines(&out, 2, Duration::from_secs(10)).await;
+    // The only cron connector goes down for about four seconds.
+    events.connectors[1].kill();
+    let parse = |lines: &[String]| -> Vec<chrono::DateTime<chrono::Utc>> {
+        lines.iter().map(|l| l.split('|').nth(2).unwrap().parse().unwrap()).collect()
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let last_before = *parse(&lines(&out)).iter().max().unwrap();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let restart_at = chrono::Utc::now();
+    let url = events.platform.nats_url.clone();
+    let restarted =
+        Sluice::spawn(&["connector", "cron", "--nats-url", &url], events.platform.logs.path(), "cron-again");
+    let start = Instant::now();
+    while !restarted.log_text().contains("cron caught up") {
+        assert!(start.elapsed() < Duration::from_secs(20), "{}", restarted.log_text());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let ticks = parse(&lines(&out));
+    // Only catching up can have fired ticks scheduled while no connector ran: at most catchUp of them, the
+    // latest ones, so the earlier missed ticks are skipped.
+    let during: Vec<_> = ticks.iter().filter(|t| **t > last_before && **t < restart_at).collect();
+    assert!((1..=2).contains(&during.len()), "missed ticks fired: {during:?} of {ticks:?}");
+    assert!(*during[0] > last_before + chrono::Duration::seconds(1), "the earlier missed ticks are skipped: {ticks:?}");
+    events.connectors.push(restarted);
+
+    let next = tokio::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["cron", "next", "catcher", "-n", "3"])
+        .env("SLUICE_GATEWAY", &events.platform.base)
+        .output()
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&next.stdout);
+    assert!(next.status.success(), "{}", String::from_utf8_lossy(&next.stderr));
+    assert_eq!(text.lines().filter(|l| l.trim_start().starts_with("20")).count(), 3, "{text}");
+}
