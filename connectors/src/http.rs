@@ -60,6 +60,19 @@ pub async fn read_body(body: axum::body::Body, limit: usize) -> Result<bytes::By
     })
 }
 
+/// Stores `event` under `subject` in `SLUICE_EVENTS`, counted for `connector`.
+pub async fn store(
+    state: &ConnectorState,
+    connector: &'static str,
+    subject: String,
+    event: &EventMessage,
+) -> Result<(), ConnectorError> {
+    router::publish(&state.topology, subject, event).await.map_err(|e| ConnectorError::NotStored(e.to_string()))?;
+    metrics::accepted(connector);
+    tracing::debug!(connector, id = %event.id, source = %event.source, "event accepted");
+    Ok(())
+}
+
 /// Stores `event` under `subject`; answers 202 with its id.
 pub async fn accept(
     state: &ConnectorState,
@@ -67,9 +80,7 @@ pub async fn accept(
     subject: String,
     event: EventMessage,
 ) -> Result<Response, ConnectorError> {
-    router::publish(&state.topology, subject, &event).await.map_err(|e| ConnectorError::NotStored(e.to_string()))?;
-    metrics::accepted(connector);
-    tracing::debug!(connector, id = %event.id, source = %event.source, "event accepted");
+    store(state, connector, subject, &event).await?;
     Ok((StatusCode::ACCEPTED, Json(json!({"id": event.id, "source": event.source, "type": event.event_type})))
         .into_response())
 }

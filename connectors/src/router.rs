@@ -75,13 +75,8 @@ impl Routes {
         function: &str,
         callback_url: Option<String>,
     ) -> Result<(), RouteError> {
-        let call_id = event.call_id_for(function);
-        // Past JetStream's duplicate window the record is what says the call was queued already.
-        if self.calls.get(&call_id).await.map_err(|e| RouteError(e.to_string()))?.is_some() {
-            return Ok(());
-        }
         let message = InvocationMessage {
-            call_id,
+            call_id: event.call_id_for(function),
             function: function.to_owned(),
             source: ROUTER_SOURCE.to_owned(),
             time: chrono::Utc::now(),
@@ -92,17 +87,24 @@ impl Routes {
             callback_url,
             payload: Payload::Inline(event.data.clone()),
         };
-        let (headers, body) = message.to_nats(names::CE_TYPE_REQUESTED);
         let mut record = CallRecord::queued(&message.call_id, function, message.time);
         record.callback_url = message.callback_url.clone();
-        self.calls.create(&record).await.map_err(|e| RouteError(e.to_string()))?;
-        let ack = self
-            .topology
-            .jetstream
-            .publish_with_headers(names::invoke_subject(function), headers, body)
-            .await
-            .map_err(|e| RouteError(e.to_string()))?;
-        ack.await.map_err(|e| RouteError(e.to_string()))?;
+        // The record is the claim: past JetStream's duplicate window it is what says this event already
+        // queued this call.
+        if !self.calls.create(&record).await.map_err(|e| RouteError(e.to_string()))? {
+            return Ok(());
+        }
+        let (headers, body) = message.to_nats(names::CE_TYPE_REQUESTED);
+        let published = async {
+            self.topology.jetstream.publish_with_headers(names::invoke_subject(function), headers, body).await?.await
+        };
+        if let Err(err) = published.await {
+            // Not queued after all: drop the claim, so the event's next delivery queues the call.
+            if let Err(err) = self.calls.delete(&message.call_id).await {
+                tracing::error!(call_id = %message.call_id, %err, "claim of an unqueued call left behind");
+            }
+            return Err(RouteError(err.to_string()));
+        }
         metrics::routed(function);
         tracing::debug!(call_id = %message.call_id, function, event = %event.id, "event routed");
         Ok(())

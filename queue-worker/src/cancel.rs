@@ -6,11 +6,10 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use futures::StreamExt;
 use sluice_schemas::names;
 use tokio_util::sync::CancellationToken;
 
-use crate::{Worker, WorkerError};
+use crate::{Worker, WorkerError, notices};
 
 /// The calls running on this worker, by call id.
 #[derive(Default)]
@@ -51,19 +50,10 @@ impl Running {
 
 /// Listens for cancellations until `shutdown`.
 pub async fn listen(worker: Arc<Worker>, shutdown: CancellationToken) -> Result<(), WorkerError> {
-    let subject = format!("{}.*", names::CANCEL_PREFIX);
-    let mut notices =
-        worker.topology.client.subscribe(subject).await.map_err(|e| WorkerError::Subscribe(e.to_string()))?;
-    loop {
-        let notice = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            notice = notices.next() => notice,
-        };
-        let Some(notice) = notice else { break };
-        let call_id = notice.subject.as_str().rsplit('.').next().unwrap_or_default();
-        if worker.running.cancel(call_id) {
+    notices::each(&worker, names::CANCEL_PREFIX, &shutdown, |call_id, _| {
+        if worker.running.cancel(&call_id) {
             tracing::info!(call_id, "cancelling running call");
         }
-    }
-    Ok(())
+    })
+    .await
 }

@@ -22,6 +22,7 @@ mod execute;
 mod lease;
 mod logs;
 mod metrics;
+mod notices;
 mod outbox;
 mod outcome;
 mod registry;

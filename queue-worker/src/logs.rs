@@ -10,7 +10,7 @@ use sluice_runtime::docker::logs::LogQuery;
 use sluice_schemas::names;
 use tokio_util::sync::CancellationToken;
 
-use crate::{Worker, WorkerError};
+use crate::{Worker, WorkerError, notices};
 
 /// How often a follower checks that its reader is still there.
 const PING_EVERY: Duration = Duration::from_secs(2);
@@ -24,16 +24,8 @@ fn marker(kind: &'static str) -> HeaderMap {
 /// Answers log requests for container functions this worker runs, until `shutdown`.
 pub async fn listen(worker: Arc<Worker>, shutdown: CancellationToken) -> Result<(), WorkerError> {
     let Some(docker) = worker.runtimes.docker.clone() else { return Ok(()) };
-    let subject = format!("{}.*", names::LOGS_PREFIX);
-    let mut requests =
-        worker.topology.client.subscribe(subject).await.map_err(|e| WorkerError::Subscribe(e.to_string()))?;
-    loop {
-        let request = tokio::select! {
-            _ = shutdown.cancelled() => return Ok(()),
-            r = requests.next() => match r { Some(r) => r, None => return Ok(()) },
-        };
-        let Some(reply) = request.reply.clone() else { continue };
-        let function = request.subject.as_str().rsplit('.').next().unwrap_or_default().to_owned();
+    notices::each(&worker, names::LOGS_PREFIX, &shutdown, |function, request| {
+        let Some(reply) = request.reply.clone() else { return };
         let query: LogQuery = serde_json::from_slice(&request.payload).unwrap_or_default();
         let (client, docker, stop) = (worker.topology.client.clone(), docker.clone(), shutdown.clone());
         tokio::spawn(async move {
@@ -64,5 +56,6 @@ pub async fn listen(worker: Arc<Worker>, shutdown: CancellationToken) -> Result<
             }
             let _ = client.publish_with_headers(reply, marker("end"), "".into()).await;
         });
-    }
+    })
+    .await
 }

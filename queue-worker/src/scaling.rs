@@ -5,12 +5,11 @@
 use std::{sync::Arc, time::Duration};
 
 use async_nats::jetstream::consumer::PullConsumer;
-use futures::StreamExt;
 use sluice_runtime::{DockerRuntime, docker::ReplicaCount};
 use sluice_schemas::{ReplicaReport, ScaleRequest, names};
 use tokio_util::sync::CancellationToken;
 
-use crate::{Worker, WorkerError, metrics};
+use crate::{Worker, WorkerError, metrics, notices};
 
 /// How often a container function's load is looked at.
 const TICK: Duration = Duration::from_secs(1);
@@ -54,17 +53,9 @@ pub async fn autoscale(worker: Arc<Worker>, mut consumer: PullConsumer, function
 /// Answers manual scale requests for the container functions this worker runs, until `shutdown`.
 pub async fn listen(worker: Arc<Worker>, shutdown: CancellationToken) -> Result<(), WorkerError> {
     let Some(docker) = worker.runtimes.docker.clone() else { return Ok(()) };
-    let subject = format!("{}.*", names::SCALE_PREFIX);
-    let mut requests =
-        worker.topology.client.subscribe(subject).await.map_err(|e| WorkerError::Subscribe(e.to_string()))?;
-    loop {
-        let request = tokio::select! {
-            _ = shutdown.cancelled() => return Ok(()),
-            r = requests.next() => match r { Some(r) => r, None => return Ok(()) },
-        };
+    notices::each(&worker, names::SCALE_PREFIX, &shutdown, |function, request| {
         let (worker, docker) = (worker.clone(), docker.clone());
         tokio::spawn(async move {
-            let function = request.subject.as_str().rsplit('.').next().unwrap_or_default().to_owned();
             let answer = match serde_json::from_slice::<ScaleRequest>(&request.payload) {
                 Err(err) => serde_json::json!({"error": format!("bad scale request: {err}")}),
                 Ok(scale) => match docker.scale(&function, scale.replicas).await {
@@ -79,5 +70,6 @@ pub async fn listen(worker: Arc<Worker>, shutdown: CancellationToken) -> Result<
                 let _ = worker.topology.client.publish(reply, answer.to_string().into()).await;
             }
         });
-    }
+    })
+    .await
 }

@@ -91,17 +91,23 @@ impl S3Options {
     }
 }
 
-/// The router and cron connector as background tasks until `stop` (as `sluice up` runs them).
-pub fn spawn_background(topology: &Topology, stop: &CancellationToken) -> Vec<JoinHandle<()>> {
+fn spawn_router(topology: &Topology, stop: &CancellationToken) -> JoinHandle<()> {
     let routes = sluice_connectors::Routes::start(topology.clone(), stop.child_token());
-    let stop_router = stop.clone();
-    let router = tokio::spawn(async move {
-        if let Err(err) = sluice_connectors::router::run(routes, stop_router).await {
+    let stop = stop.clone();
+    tokio::spawn(async move {
+        if let Err(err) = sluice_connectors::router::run(routes, stop).await {
             tracing::error!(%err, "event router stopped");
         }
-    });
-    let cron = tokio::spawn(sluice_connectors::cron::run(topology.clone(), stop.clone()));
-    vec![router, cron]
+    })
+}
+
+fn spawn_cron(topology: &Topology, stop: &CancellationToken) -> JoinHandle<()> {
+    tokio::spawn(sluice_connectors::cron::run(topology.clone(), stop.clone()))
+}
+
+/// The router and cron connector as background tasks until `stop` (as `sluice up` runs them).
+pub fn spawn_background(topology: &Topology, stop: &CancellationToken) -> Vec<JoinHandle<()>> {
+    vec![spawn_router(topology, stop), spawn_cron(topology, stop)]
 }
 
 pub async fn run(args: ConnectorArgs) -> anyhow::Result<()> {
@@ -115,16 +121,10 @@ pub async fn run(args: ConnectorArgs) -> anyhow::Result<()> {
     }
     let mut tasks = Vec::new();
     if matches!(args.kind, ConnectorKind::Router | ConnectorKind::All) {
-        let routes = sluice_connectors::Routes::start(topology.clone(), stop.child_token());
-        let stop = stop.clone();
-        tasks.push(tokio::spawn(async move {
-            if let Err(err) = sluice_connectors::router::run(routes, stop).await {
-                tracing::error!(%err, "event router stopped");
-            }
-        }));
+        tasks.push(spawn_router(&topology, &stop));
     }
     if matches!(args.kind, ConnectorKind::Cron | ConnectorKind::All) {
-        tasks.push(tokio::spawn(sluice_connectors::cron::run(topology.clone(), stop.clone())));
+        tasks.push(spawn_cron(&topology, &stop));
     }
     if matches!(args.kind, ConnectorKind::S3 | ConnectorKind::All) {
         tasks.extend(args.s3.spawn(&topology, &stop));

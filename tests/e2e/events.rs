@@ -34,10 +34,8 @@ impl EventPlatform {
                 &format!("cron-{i}"),
             ));
         }
-        let start = Instant::now();
-        while !connectors.iter().all(|c| c.log_text().contains("connector ready")) {
-            assert!(start.elapsed() < Duration::from_secs(30), "connectors not ready");
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        for connector in &connectors {
+            connector.wait_for_log("connector ready", Duration::from_secs(30)).await;
         }
         Self { platform, connectors, dir: tempfile::tempdir().unwrap() }
     }
@@ -150,25 +148,18 @@ async fn cloudevents_ingress_binary_structured_and_the_python_sdk() {
     // Structured mode.
     let structured = json!({"specversion": "1.0", "id": "s-1", "source": "/shop", "type": "com.example.order",
                             "datacontenttype": "text/plain", "data": "structured order"});
-    let r = p
-        .http
-        .post(p.url("/events"))
-        .header("Content-Type", "application/cloudevents+json")
-        .body(structured.to_string())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 202);
-    // The same event again (same source and id) is one event.
-    let r = p
-        .http
-        .post(p.url("/events"))
-        .header("Content-Type", "application/cloudevents+json")
-        .body(structured.to_string())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 202);
+    // Sent twice: the same event (same source and id) is one event.
+    for _ in 0..2 {
+        let r = p
+            .http
+            .post(p.url("/events"))
+            .header("Content-Type", "application/cloudevents+json")
+            .body(structured.to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 202);
+    }
     // Not a CloudEvent: a 400 that says so.
     let r = p.http.post(p.url("/events")).header("ce-id", "x").body("?").send().await.unwrap();
     assert_eq!(r.status(), 400);
@@ -288,11 +279,7 @@ async fn cron_catches_up_the_last_missed_ticks_and_the_cli_shows_the_next() {
     let url = events.platform.nats_url.clone();
     let restarted =
         Sluice::spawn(&["connector", "cron", "--nats-url", &url], events.platform.logs.path(), "cron-again");
-    let start = Instant::now();
-    while !restarted.log_text().contains("cron caught up") {
-        assert!(start.elapsed() < Duration::from_secs(20), "{}", restarted.log_text());
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    restarted.wait_for_log("cron caught up", Duration::from_secs(20)).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let ticks = parse(&lines(&out));
     // Only catching up can have fired ticks scheduled while no connector ran: at most catchUp of them, the

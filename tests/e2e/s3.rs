@@ -174,11 +174,7 @@ async fn minio_webhook_and_nats_notifications_with_tricky_keys() {
         events.platform.logs.path(),
         "s3-connector",
     );
-    let start = Instant::now();
-    while !s3.log_text().contains("connector ready") {
-        assert!(start.elapsed() < Duration::from_secs(30), "{}", s3.log_text());
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    s3.wait_for_log("connector ready", Duration::from_secs(30)).await;
     events.connectors.push(s3);
     let p = &events.platform;
     let out = events

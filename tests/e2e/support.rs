@@ -188,6 +188,15 @@ impl Sluice {
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
+
+    /// Waits until the log says `needle`; panics with the log after `limit`.
+    pub async fn wait_for_log(&self, needle: &str, limit: Duration) {
+        let start = Instant::now();
+        while !self.log_text().contains(needle) {
+            assert!(start.elapsed() < limit, "no {needle:?} in the log:\n{}", self.log_text());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
 }
 
 impl Drop for Sluice {

@@ -21,8 +21,8 @@ use subtle::ConstantTimeEq;
 
 use super::records::{self, Notification};
 use crate::{
-    http::{ConnectorError, ConnectorState, read_body},
-    metrics, router,
+    http::{ConnectorError, ConnectorState, read_body, store},
+    metrics,
 };
 
 /// Name of the secret that S3 notification requests must present, when it exists.
@@ -50,10 +50,7 @@ async fn accept_records(state: &ConnectorState, notification: Notification) -> R
     let mut ids = Vec::new();
     for record in &notification.records {
         let event = records::to_event(record);
-        router::publish(&state.topology, records::subject(&record.s3.bucket.name), &event)
-            .await
-            .map_err(|e| ConnectorError::NotStored(e.to_string()))?;
-        metrics::accepted("s3");
+        store(state, "s3", records::subject(&record.s3.bucket.name), &event).await?;
         ids.push(event.id);
     }
     Ok((StatusCode::ACCEPTED, Json(json!({"events": ids}))).into_response())

@@ -1,5 +1,7 @@
 //! `/system/functions` and `/system/function/{name}`: function specs in KV, OpenFaaS JSON shapes.
 
+use std::collections::HashMap;
+
 use axum::{
     Json,
     body::Bytes,
@@ -46,34 +48,35 @@ async fn invocation_count(app: &App, function: &str) -> u64 {
     }
 }
 
-/// Desired and available replicas of a container function: the sum of the workers' live reports.
-async fn replicas(app: &App, function: &str) -> (u64, u64) {
+/// Desired and available replicas of container functions (of `only`, when given), by function: the sums of
+/// the workers' live reports, read in one pass over KV `sluice_replicas` (keyed `{function}.{worker}`).
+async fn replica_counts(app: &App, only: Option<&str>) -> HashMap<String, (u64, u64)> {
     use futures::StreamExt;
-    let Ok(keys) = app.topology.replicas.keys().await else { return (0, 0) };
-    let prefix = format!("{function}.");
-    let keys: Vec<String> = keys
-        .filter_map(|k| async { k.ok() })
-        .filter(|k| futures::future::ready(k.starts_with(&prefix)))
-        .collect()
-        .await;
+    let mut counts = HashMap::new();
+    let Ok(keys) = app.topology.replicas.keys().await else { return counts };
+    let keys: Vec<String> = keys.filter_map(|k| async { k.ok() }).collect().await;
     let fresh_after = chrono::Utc::now() - sluice_schemas::topology::REPLICA_REPORT_TTL;
-    let (mut desired, mut available) = (0, 0);
     for key in keys {
+        let Some((function, _worker)) = key.split_once('.') else { continue };
+        if only.is_some_and(|f| f != function) {
+            continue;
+        }
         let Ok(Some(value)) = app.topology.replicas.get(&key).await else { continue };
         if let Ok(report) = serde_json::from_slice::<ReplicaReport>(&value)
             && report.updated_at > fresh_after
         {
-            desired += report.desired as u64;
-            available += report.available as u64;
+            let (desired, available) = counts.entry(function.to_owned()).or_insert((0, 0));
+            *desired += report.desired as u64;
+            *available += report.available as u64;
         }
     }
-    (desired, available)
+    counts
 }
 
-async fn status(app: &App, spec: FunctionSpec) -> FunctionStatus {
+async fn status(app: &App, spec: FunctionSpec, replicas: &HashMap<String, (u64, u64)>) -> FunctionStatus {
     // Process and http functions have no replicas of their own: every worker can serve them.
     let (replicas, available_replicas) = match spec.runtime_kind() {
-        RuntimeKind::Docker => replicas(app, &spec.service).await,
+        RuntimeKind::Docker => replicas.get(&spec.service).copied().unwrap_or((0, 0)),
         RuntimeKind::Process | RuntimeKind::Http => (1, 1),
     };
     let invocation_count = invocation_count(app, &spec.service).await;
@@ -81,16 +84,18 @@ async fn status(app: &App, spec: FunctionSpec) -> FunctionStatus {
 }
 
 pub async fn list(State(app): State<App>) -> Result<Json<Vec<FunctionStatus>>, ApiError> {
+    let replicas = replica_counts(&app, None).await;
     let mut out = Vec::new();
     for spec in app.functions.list().await? {
-        out.push(status(&app, spec).await);
+        out.push(status(&app, spec, &replicas).await);
     }
     Ok(Json(out))
 }
 
 pub async fn get(State(app): State<App>, Path(name): Path<String>) -> Result<Json<FunctionStatus>, ApiError> {
     let spec = app.functions.get(&name).await?.ok_or(ApiError::UnknownFunction(name))?;
-    Ok(Json(status(&app, spec).await))
+    let replicas = replica_counts(&app, Some(&spec.service)).await;
+    Ok(Json(status(&app, spec, &replicas).await))
 }
 
 /// The spec's own checks, plus: the secrets it names exist.

@@ -388,7 +388,7 @@ impl Runtime for DockerRuntime {
         *f.spec.write().expect("spec lock") = Arc::new(spec.clone());
         f.pool.set_max_per_replica(spec.max_inflight().unwrap_or(u32::MAX));
         let hash = spec_hash(spec);
-        let mut stale = if new { self.adopt(&f, spec).await? } else { Vec::new() };
+        let stale = if new { self.adopt(&f, spec).await? } else { Vec::new() };
         let outdated: Vec<String> =
             f.pool.replicas().iter().filter(|r| r.spec_hash != hash).map(|r| r.id.clone()).collect();
         let current = f.pool.len() as u32 - outdated.len() as u32;
@@ -404,7 +404,7 @@ impl Runtime for DockerRuntime {
             tracing::info!(function = %spec.service, replicas = outdated.len(), "rolling update: retiring old replicas");
             self.retire(&f, outdated);
         }
-        for id in stale.drain(..) {
+        for id in stale {
             self.inner.engine.remove(&id).await;
         }
         Ok(())

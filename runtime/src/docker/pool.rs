@@ -37,7 +37,7 @@ pub struct Lease {
 impl Drop for Lease {
     fn drop(&mut self) {
         self.replica.inflight.fetch_sub(1, Ordering::Relaxed);
-        self.pool.last_used.lock().expect("pool lock").clone_from(&Instant::now());
+        *self.pool.last_used.lock().expect("pool lock") = Instant::now();
         self.pool.changed.notify_waiters();
     }
 }
