@@ -18,6 +18,9 @@ use crate::{Worker, execute, lease, metrics, scaling};
 const BATCH: usize = 64;
 /// How long one long-poll for a call waits on an idle queue.
 const POLL: Duration = Duration::from_secs(5);
+/// How long an immediate fetch may go unanswered. Its request or answer can be lost when the server
+/// restarts, and the client then waits for ever: the consume loop would stall with calls queued.
+const FETCH_LIMIT: Duration = Duration::from_secs(5);
 
 /// The call slots one running call holds; released when the call ends.
 pub struct Slots {
@@ -110,7 +113,8 @@ async fn take_more(
         };
         let Ok(mut batch) = consumer.fetch().max_messages(n).messages().await else { return };
         let mut taken = 0;
-        while let Some(Ok(message)) = batch.next().await {
+        // Calls of an abandoned fetch that arrive later are redelivered when their ack wait ends.
+        while let Ok(Some(Ok(message))) = tokio::time::timeout(FETCH_LIMIT, batch.next()).await {
             taken += 1;
             let slots = Slots {
                 _function: function_slot.split(1).expect("one slot per call taken"),

@@ -2,23 +2,31 @@
 //!
 //! 1. The call record decides whether the call runs at all: a cancelled call, or one already finished (a
 //!    redelivery after its outcome was stored), is acked without running; one older than `async.maxAge`
-//!    fails without running. The `running` record is written only if nobody changed the record meanwhile.
-//! 2. The call runs with its lease kept; a cancellation stops it.
+//!    fails without running.
+//! 2. The call runs with its lease kept; a cancellation stops it. The record says `running` once the call
+//!    has run for [`MARK_RUNNING_AFTER`]: most calls end sooner and go from `queued` straight to their
+//!    outcome, one record write fewer per call.
 //! 3. A failure worth retrying is handed back with a delay (nak), holding no slot while it waits.
-//! 4. A final outcome is published (`SLUICE_RESULTS`), dead-lettered if it failed, called back (once inline;
-//!    the outbox retries), recorded, and only then acked. A crash before the ack means the call runs again:
+//! 4. A final outcome is published (`SLUICE_RESULTS`), dead-lettered if it failed and called back (once
+//!    inline; the outbox retries) — these three at once — then recorded, and only then acked. A crash before the ack means the call runs again:
 //!    at-least-once, never an ack with the outcome lost.
 
-use std::{future::Future, sync::Arc, time::Duration};
+use std::{
+    future::Future,
+    pin::{Pin, pin},
+    sync::Arc,
+    time::Duration,
+};
 
 use async_nats::jetstream::{AckKind, Message};
 use chrono::Utc;
-use sluice_runtime::{Body, Invocation, Runtime};
+use sluice_runtime::{Body, FunctionResponse, Invocation, Runtime, RuntimeError};
 use sluice_schemas::{
     CallRecord, CallStatus, CallbackDelivery, CallbackState, FunctionSpec, InvocationMessage, Payload,
     callback::{CallbackFacts, CallbackMessage, contract_headers},
     names::{self, http_headers as h},
 };
+use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::{
@@ -27,12 +35,16 @@ use crate::{
     consume::hand_back,
     dead, lease, metrics, outbox,
     outcome::Outcome,
+    record::{self, Start, Written},
     results::{self, Completion},
     retry::{Decision, RetrySettings},
 };
 
 /// Attempts at storing an outcome before the call is left to be redelivered.
 const STORE_ATTEMPTS: u32 = 5;
+
+/// How long a call runs before its record is marked `running`.
+pub const MARK_RUNNING_AFTER: Duration = Duration::from_millis(100);
 
 /// Runs `message`'s call to its recorded outcome.
 pub async fn run(worker: &Arc<Worker>, spec: &FunctionSpec, message: Message) {
@@ -60,21 +72,13 @@ struct Run<'a> {
     attempt: u32,
 }
 
-/// Where the record stood when this attempt began.
-enum Start {
-    /// Run it; the record is `running` at this revision.
-    Run(CallRecord, u64),
-    /// Cancelled or already finished: ack, nothing to do.
-    Skip(&'static str),
-    /// Too old to start.
-    Expired(CallRecord, u64),
-}
-
 impl Run<'_> {
     async fn execute(&self) {
         let clock = std::time::Instant::now();
         let settings = RetrySettings::resolve(self.spec, &self.worker.cfg.retry);
-        let start = match self.start(&settings).await {
+        // Registered before the record is read, so a cancellation landing meanwhile is not missed.
+        let registration = self.worker.running.register(&self.call.call_id);
+        let start = match record::start(&self.worker.calls, self.call, self.attempt, &settings).await {
             Ok(start) => start,
             Err(err) => {
                 tracing::warn!(%err, "call record unavailable; the call is retried shortly");
@@ -82,7 +86,7 @@ impl Run<'_> {
                 return;
             }
         };
-        let (record, revision) = match start {
+        let (mut record, mut revision) = match start {
             Start::Skip(why) => {
                 tracing::info!(why, "call not run");
                 let _ = self.message.double_ack().await;
@@ -96,7 +100,7 @@ impl Run<'_> {
             Start::Run(record, revision) => (record, revision),
         };
         metrics::inflight(&self.call.function, 1.0);
-        let ran = self.invoke(settings.attempts).await;
+        let ran = self.invoke(&mut record, &mut revision, &registration.token, settings.attempts).await;
         metrics::inflight(&self.call.function, -1.0);
         let Some((outcome, seconds)) = ran else { return };
         tracing::info!(status = outcome.status, seconds, "attempt finished");
@@ -108,47 +112,14 @@ impl Run<'_> {
         metrics::overhead(clock.elapsed().as_secs_f64() - seconds);
     }
 
-    /// Reads the record and, unless the call must not run, marks it running.
-    async fn start(&self, settings: &RetrySettings) -> Result<Start, sluice_schemas::store::StoreError> {
-        let calls = &self.worker.calls;
-        for _ in 0..STORE_ATTEMPTS {
-            let existing = calls.entry(&self.call.call_id).await?;
-            let mut record = match &existing {
-                Some((record, _)) if record.status == CallStatus::Cancelled => return Ok(Start::Skip("cancelled")),
-                Some((record, _)) if record.status.is_final() => return Ok(Start::Skip("already finished")),
-                Some((record, _)) => record.clone(),
-                None => {
-                    let mut fresh = CallRecord::queued(&self.call.call_id, &self.call.function, self.call.time);
-                    fresh.callback_url = self.call.callback_url.clone();
-                    fresh
-                }
-            };
-            if settings.expired(self.call.time, Utc::now()) {
-                let revision = match existing {
-                    Some((_, revision)) => revision,
-                    None => calls.put(&record).await?,
-                };
-                return Ok(Start::Expired(record, revision));
-            }
-            record.status = CallStatus::Running;
-            record.attempts = self.attempt;
-            record.started_at = Some(Utc::now());
-            let written = match existing {
-                Some((_, revision)) => calls.update(&record, revision).await?,
-                None => match calls.create(&record).await? {
-                    true => calls.entry(&record.call_id).await?.map(|(_, revision)| revision),
-                    false => None, // the gateway's `queued` record landed first; read it again
-                },
-            };
-            if let Some(revision) = written {
-                return Ok(Start::Run(record, revision));
-            }
-        }
-        Err(sluice_schemas::store::StoreError::Unavailable("call record keeps changing".into()))
-    }
-
     /// Runs the function; `None` when the attempt was cancelled or abandoned (already acked or handed back).
-    async fn invoke(&self, max_attempts: u32) -> Option<(Outcome, f64)> {
+    async fn invoke(
+        &self,
+        record: &mut CallRecord,
+        revision: &mut u64,
+        cancelled: &CancellationToken,
+        max_attempts: u32,
+    ) -> Option<(Outcome, f64)> {
         let invocation = match self.invocation(max_attempts).await {
             Ok(invocation) => invocation,
             Err(err) => {
@@ -157,26 +128,67 @@ impl Run<'_> {
                 return None;
             }
         };
-        let registration = self.worker.running.register(&self.call.call_id);
+        if cancelled.is_cancelled() {
+            tracing::info!("call cancelled before it started");
+            let _ = self.message.double_ack().await;
+            return None;
+        }
         let timeout = self.spec.timeout().unwrap_or(self.worker.cfg.default_timeout);
         let clock = std::time::Instant::now();
         let deadline = tokio::time::Instant::now() + timeout;
-        let result = tokio::select! {
-            result = self.worker.runtimes.invoke(self.spec, invocation, deadline) => result,
-            _ = lease::keep(self.message, self.worker.cfg.ack_wait) => unreachable!("lease keeping never ends"),
-            _ = registration.token.cancelled() => {
+        let call = pin!(self.worker.runtimes.invoke(self.spec, invocation, deadline));
+        let result = self.run_marked(call, record, revision, cancelled).await;
+        let result = match result {
+            Ran::Finished(result) => result,
+            Ran::Cancelled => {
                 // The gateway recorded the cancellation and sent its callback.
                 tracing::info!("call cancelled while running");
                 let _ = self.message.double_ack().await;
                 return None;
             }
-            _ = self.worker.abandon.cancelled() => {
+            Ran::Superseded => {
+                tracing::info!("call cancelled or finished elsewhere while running");
+                let _ = self.message.double_ack().await;
+                return None;
+            }
+            Ran::Abandoned => {
                 tracing::warn!("worker stopping; call handed back to the queue");
                 hand_back(self.message).await;
                 return None;
             }
         };
         Some((Outcome::from_result(result), clock.elapsed().as_secs_f64()))
+    }
+
+    /// Drives a call to its end, keeping its lease, and marks its record running once it has run for
+    /// [`MARK_RUNNING_AFTER`]. The mark is awaited whole (the call runs on meanwhile): a write dropped halfway
+    /// could land unseen and leave the revision held here stale.
+    async fn run_marked(
+        &self,
+        mut call: Pin<&mut impl Future<Output = Result<FunctionResponse, RuntimeError>>>,
+        record: &mut CallRecord,
+        revision: &mut u64,
+        cancelled: &CancellationToken,
+    ) -> Ran {
+        let mut lease = pin!(lease::keep(self.message, self.worker.cfg.ack_wait));
+        let mut mark_after = pin!(tokio::time::sleep(MARK_RUNNING_AFTER));
+        let mut marked = false;
+        loop {
+            tokio::select! {
+                result = &mut call => return Ran::Finished(result),
+                _ = &mut mark_after, if !marked => {
+                    marked = true;
+                    match record::mark_running(&self.worker.calls, record, revision).await {
+                        Ok(true) => {}
+                        Ok(false) => return Ran::Superseded,
+                        Err(err) => tracing::warn!(%err, "could not mark the call running; it runs on"),
+                    }
+                }
+                _ = &mut lease => unreachable!("lease keeping never ends"),
+                _ = cancelled.cancelled() => return Ran::Cancelled,
+                _ = self.worker.abandon.cancelled() => return Ran::Abandoned,
+            }
+        }
     }
 
     /// The runtime's view of the call, its body streamed from the object store when it was claim-checked.
@@ -200,17 +212,17 @@ impl Run<'_> {
         })
     }
 
-    async fn retry_later(&self, mut record: CallRecord, revision: u64, outcome: &Outcome, wait: Duration) {
+    async fn retry_later(&self, mut record: CallRecord, mut revision: u64, outcome: &Outcome, wait: Duration) {
         record.status = CallStatus::Queued;
         record.function_status = Some(outcome.status);
         record.error = outcome.error.clone();
-        match self.worker.calls.update(&record, revision).await {
-            Ok(None) => {
-                tracing::info!("call cancelled meanwhile; not retried");
+        match record::write_over(&self.worker.calls, &mut record, &mut revision).await {
+            Ok(Written::Stored) => {}
+            Ok(written) => {
+                tracing::info!(?written, "call cancelled or finished elsewhere meanwhile; not retried");
                 let _ = self.message.double_ack().await;
                 return;
             }
-            Ok(Some(_)) => {}
             Err(err) => tracing::warn!(%err, "could not record the failed attempt"),
         }
         tracing::info!(?wait, error = outcome.error.as_deref().unwrap_or(""), "attempt failed; retrying later");
@@ -238,7 +250,7 @@ impl Run<'_> {
     async fn report(
         &self,
         mut record: CallRecord,
-        revision: u64,
+        mut revision: u64,
         outcome: &Outcome,
         max_attempts: u32,
         seconds: f64,
@@ -251,35 +263,43 @@ impl Run<'_> {
             duration: Duration::from_secs_f64(seconds),
             outcome,
         };
-        let result_body = persist("completion event", || results::publish(worker, &completion)).await?;
-        if !outcome.succeeded() {
+        let started = record.started_at.unwrap_or_else(Utc::now);
+        let callback_headers =
+            call.callback_url.as_ref().map(|_| self.callback_headers(outcome, max_attempts, started, seconds));
+        // The event, the dead letter and the first callback try do not depend on each other.
+        let published = persist("completion event", || results::publish(worker, &completion));
+        let dead_lettered = async {
+            if outcome.succeeded() {
+                return Ok(None);
+            }
             let original = self.message.headers.clone().unwrap_or_default();
-            let seq = persist("dead letter", || {
-                dead::publish(
-                    worker,
-                    &call.function,
-                    &call.call_id,
-                    &original,
-                    self.message.payload.clone(),
-                    outcome,
-                    self.attempt,
-                )
-            })
-            .await?;
-            record.dead_letter = Some(seq);
-        }
-        if let Some(url) = &call.callback_url {
-            let started = record.started_at.unwrap_or_else(Utc::now);
-            record.callback = Some(self.call_back(url, outcome, &result_body, max_attempts, started, seconds).await?);
+            let write = || {
+                let (payload, original) = (self.message.payload.clone(), &original);
+                dead::publish(worker, &call.function, &call.call_id, original, payload, outcome, self.attempt)
+            };
+            persist("dead letter", write).await.map(Some)
+        };
+        let first_try = async {
+            match (&call.callback_url, &callback_headers) {
+                (Some(url), Some(headers)) => Some(worker.callbacks.send(url, headers, outcome.body.clone()).await),
+                _ => None,
+            }
+        };
+        let (stored_body, dead_letter, first_try) = tokio::join!(published, dead_lettered, first_try);
+        let stored_body = stored_body?;
+        record.dead_letter = dead_letter?;
+        if let (Some(url), Some(headers), Some(delivery)) = (&call.callback_url, callback_headers, first_try) {
+            record.callback = Some(self.settle_callback(url, headers, delivery, &stored_body).await?);
         }
         record.status = if outcome.succeeded() { CallStatus::Succeeded } else { CallStatus::Failed };
         record.function_status = Some(outcome.status);
         record.finished_at = Some(Utc::now());
         record.error = outcome.error.clone();
-        match self.worker.calls.update(&record, revision).await {
-            Ok(Some(_)) => {}
-            // Cancelled while finishing: the cancellation stands, and its callback went out too.
-            Ok(None) => tracing::warn!("call cancelled as it finished; the cancellation is kept"),
+        match record::write_over(&self.worker.calls, &mut record, &mut revision).await {
+            Ok(Written::Stored) => {}
+            // The cancellation's callback went out too.
+            Ok(Written::Cancelled) => tracing::warn!("call cancelled as it finished; the cancellation is kept"),
+            Ok(Written::FinishedElsewhere) => tracing::info!("another delivery recorded the call's outcome first"),
             Err(err) => return Err(format!("call record: {err}")),
         }
         if outcome.succeeded()
@@ -291,18 +311,16 @@ impl Run<'_> {
         Ok(())
     }
 
-    /// Delivers the callback once inline; when that fails, queues it in the durable outbox.
-    async fn call_back(
+    /// The callback contract's headers for this attempt's outcome.
+    fn callback_headers(
         &self,
-        url: &str,
         outcome: &Outcome,
-        stored_body: &Payload,
         max_attempts: u32,
         started: chrono::DateTime<Utc>,
         seconds: f64,
-    ) -> Result<CallbackState, String> {
+    ) -> http::HeaderMap {
         let ce_type = if outcome.succeeded() { names::CE_TYPE_COMPLETED } else { names::CE_TYPE_FAILED };
-        let headers = contract_headers(&CallbackFacts {
+        contract_headers(&CallbackFacts {
             call_id: &self.call.call_id,
             function: &self.call.function,
             ce_type,
@@ -312,8 +330,18 @@ impl Run<'_> {
             attempt: self.attempt,
             max_attempts,
             content_type: outcome.content_type(),
-        });
-        let error = match self.worker.callbacks.send(url, &headers, outcome.body.clone()).await {
+        })
+    }
+
+    /// What the inline callback try came to; a retryable failure queues the callback in the durable outbox.
+    async fn settle_callback(
+        &self,
+        url: &str,
+        headers: http::HeaderMap,
+        first_try: Result<(), DeliveryError>,
+        stored_body: &Payload,
+    ) -> Result<CallbackState, String> {
+        let error = match first_try {
             Ok(()) => return Ok(CallbackState { state: CallbackDelivery::Delivered, attempts: 1, last_error: None }),
             Err(DeliveryError::Refused(error)) => {
                 tracing::error!(%error, "callback refused");
@@ -332,6 +360,17 @@ impl Run<'_> {
         persist("callback outbox", || outbox::enqueue(self.worker, &message)).await?;
         Ok(CallbackState { state: CallbackDelivery::Pending, attempts: 1, last_error: Some(error) })
     }
+}
+
+/// How a running call ended.
+enum Ran {
+    Finished(Result<FunctionResponse, RuntimeError>),
+    /// Cancelled by request.
+    Cancelled,
+    /// Cancelled, or finished by another delivery, as the record showed when it was to be marked running.
+    Superseded,
+    /// The worker is stopping.
+    Abandoned,
 }
 
 /// Retries a JetStream write a few times with a short backoff.

@@ -25,6 +25,7 @@ mod metrics;
 mod notices;
 mod outbox;
 mod outcome;
+mod record;
 mod registry;
 mod results;
 mod retry;

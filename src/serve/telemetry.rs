@@ -24,7 +24,10 @@ pub fn init(args: &LogArgs) {
 pub fn metrics_recorder() -> anyhow::Result<PrometheusHandle> {
     let buckets = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0, 3600.0];
     // The worker's own time per call is a few milliseconds; it needs finer buckets.
-    let overhead = [0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0];
+    let overhead = [
+        0.00025, 0.0005, 0.00075, 0.001, 0.00125, 0.0015, 0.00175, 0.002, 0.0025, 0.003, 0.004, 0.005, 0.0075, 0.01,
+        0.02, 0.05, 0.1, 0.25, 1.0,
+    ];
     let handle = PrometheusBuilder::new()
         .set_buckets(&buckets)?
         .set_buckets_for_metric(Matcher::Full("sluice_queue_overhead_seconds".into()), &overhead)?

@@ -346,9 +346,58 @@ impl Platform {
             if matches!(record["status"].as_str(), Some("succeeded" | "failed" | "cancelled")) {
                 return record;
             }
-            assert!(start.elapsed() < limit, "call {call_id} not final after {limit:?}: {record}");
+            if start.elapsed() > limit {
+                let queue = self.queue_state(record["function"].as_str().unwrap_or_default(), call_id).await;
+                panic!(
+                    "call {call_id} not final after {limit:?}: {record}\n{queue}\nlogs:\n{}",
+                    self.log_lines(call_id)
+                );
+            }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// The function's queue as JetStream sees it, and where the call's message is in it, for failure reports.
+    pub async fn queue_state(&self, function: &str, call_id: &str) -> String {
+        use futures::StreamExt;
+        let Ok(client) = async_nats::connect(&self.nats_url).await else { return "nats unreachable".into() };
+        let js = async_nats::jetstream::new(client);
+        let Ok(mut stream) = js.get_stream(sluice_schemas::names::INVOCATIONS_STREAM).await else {
+            return "no invocation stream".into();
+        };
+        let stream_state = stream.info().await.map(|i| format!("{:?}", i.state)).unwrap_or_default();
+        let consumer_name = sluice_schemas::names::invoke_consumer(function);
+        let consumer = match stream.get_consumer::<async_nats::jetstream::consumer::pull::Config>(&consumer_name).await
+        {
+            Ok(mut c) => c.info().await.map(|i| format!("{i:?}")).unwrap_or_default(),
+            Err(err) => err.to_string(),
+        };
+        let mut found = Vec::new();
+        let reader = stream
+            .create_consumer(async_nats::jetstream::consumer::pull::OrderedConfig {
+                filter_subject: sluice_schemas::names::invoke_subject(function),
+                ..Default::default()
+            })
+            .await;
+        if let Ok(reader) = reader
+            && let Ok(mut messages) = reader.messages().await
+        {
+            while let Ok(Some(Ok(message))) = tokio::time::timeout(Duration::from_secs(1), messages.next()).await {
+                let id = message.headers.as_ref().and_then(|h| h.get("Nats-Msg-Id")).map(|v| v.to_string());
+                let info = message.info().map(|i| i.stream_sequence).unwrap_or_default();
+                if message.headers.as_ref().is_some_and(|h| format!("{h:?}").contains(call_id)) {
+                    found.push(format!("seq {info} id {id:?}"));
+                }
+            }
+        }
+        format!("stream: {stream_state}\nconsumer: {consumer}\ncall's messages: {found:?}")
+    }
+
+    /// The lines of the gateway's and workers' logs that mention `needle`.
+    pub fn log_lines(&self, needle: &str) -> String {
+        let processes = std::iter::once(&self.gateway).chain(&self.workers);
+        let texts: Vec<String> = processes.map(Sluice::log_text).collect();
+        texts.iter().flat_map(|t| t.lines()).filter(|l| l.contains(needle)).collect::<Vec<_>>().join("\n")
     }
 
     /// The gateway's or a worker's `/metrics` value of a sample line starting with `prefix`, summed.

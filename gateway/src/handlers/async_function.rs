@@ -61,7 +61,7 @@ async fn enqueue(app: App, function: &str, path: Option<&str>, request: Request)
         app.topology.jetstream.publish_with_headers(names::invoke_subject(function), headers, bytes).await?.await
     };
     // The record is written alongside, not after, to spend one round trip rather than two. It only creates:
-    // a worker that took the call already has written `running`.
+    // a worker that took the call before the record landed has written one already.
     let mut record = CallRecord::queued(&message.call_id, function, message.time);
     record.callback_url = message.callback_url.clone();
     let (published, recorded) = tokio::join!(published, app.calls.create(&record));
