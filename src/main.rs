@@ -4,6 +4,7 @@
 //! client commands (`fn`, `invoke`, `call`) call the gateway's HTTP API; `build` talks to the local Docker engine. Errors end the process with one
 //! readable line.
 
+mod allocator;
 mod args;
 mod build;
 mod client;

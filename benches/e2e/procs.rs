@@ -43,10 +43,25 @@ impl Proc {
         self.status_field("VmRSS:")
     }
 
+    /// CPU time (user + system) the process has used so far, seconds.
+    pub fn cpu_seconds(&self) -> f64 {
+        cpu_seconds(&format!("/proc/{}/stat", self.pid()))
+    }
+
     /// Peak resident memory so far, bytes.
     pub fn peak_rss(&self) -> u64 {
         self.status_field("VmHWM:")
     }
+}
+
+/// User plus system time from a `/proc/…/stat` file, seconds (clock ticks are 1/100 s on Linux).
+pub fn cpu_seconds(stat_path: &str) -> f64 {
+    let stat = std::fs::read_to_string(stat_path).unwrap_or_default();
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> =
+        stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().collect()).unwrap_or_default();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
 }
 
 impl Drop for Proc {

@@ -6,6 +6,7 @@ use crate::{Params, scenarios::Results};
 
 /// (name, value, unit, ratio to baseline, target)
 fn rows(r: &Results) -> Vec<(&'static str, f64, &'static str, Option<f64>, &'static str)> {
+    let c = &r.cpu_us;
     vec![
         ("baseline: JetStream publish-with-ack", r.baseline_publish_per_s, "msg/s", None, ""),
         ("baseline: pull consume + ack", r.baseline_consume_per_s, "msg/s", None, ""),
@@ -39,6 +40,26 @@ fn rows(r: &Results) -> Vec<(&'static str, f64, &'static str, Option<f64>, &'sta
         ("end-to-end latency p99", r.e2e_latency_ms.p99, "ms", None, ""),
         ("worker overhead per call p50 (bucket bound)", r.worker_overhead_p50_ms, "ms", None, "< 2 ms"),
         ("worker overhead per call p95 (bucket bound)", r.worker_overhead_p95_ms, "ms", None, ""),
+        ("CPU: nats-server per baseline publish", c.nats_per_baseline_publish, "us", None, ""),
+        ("CPU: nats-server per baseline publish+consume", c.nats_per_baseline_pipeline, "us", None, ""),
+        ("CPU: gateway per accept", c.gateway_per_accept, "us", None, ""),
+        (
+            "CPU: nats-server per accept",
+            c.nats_per_accept,
+            "us",
+            Some(c.nats_per_accept / c.nats_per_baseline_publish),
+            "(x publish)",
+        ),
+        ("CPU: worker per e2e call", c.worker_per_e2e_call, "us", None, ""),
+        ("CPU: gateway per e2e call", c.gateway_per_e2e_call, "us", None, ""),
+        (
+            "CPU: nats-server per e2e call",
+            c.nats_per_e2e_call,
+            "us",
+            Some(c.nats_per_e2e_call / c.nats_per_baseline_pipeline),
+            "(x pipeline)",
+        ),
+        ("CPU: harness per e2e call", c.harness_per_e2e_call, "us", None, ""),
         ("gateway RSS idle", r.gateway_idle_rss_mb, "MiB", None, "< 50"),
         ("worker RSS idle", r.worker_idle_rss_mb, "MiB", None, "< 50"),
         ("gateway peak RSS, whole run", r.gateway_peak_rss_under_load_mb, "MiB", None, ""),

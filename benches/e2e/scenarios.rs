@@ -29,6 +29,8 @@ pub struct Results {
     /// Worker's own time per call (queue to ack, minus the function), p50 and p95 in ms.
     pub worker_overhead_p50_ms: f64,
     pub worker_overhead_p95_ms: f64,
+    /// CPU time per message or call, µs, by process and phase.
+    pub cpu_us: CpuPerCall,
     pub gateway_idle_rss_mb: f64,
     pub worker_idle_rss_mb: f64,
     pub gateway_peak_rss_under_load_mb: f64,
@@ -37,6 +39,43 @@ pub struct Results {
     pub large_body_seconds: f64,
     pub gateway_peak_rss_large_body_mb: f64,
     pub worker_peak_rss_large_body_mb: f64,
+}
+
+/// CPU time per message or call (µs): what each part costs, whatever the machine's speed at the moment.
+#[derive(Debug, Default, Serialize)]
+pub struct CpuPerCall {
+    /// nats-server per message of the publish baseline.
+    pub nats_per_baseline_publish: f64,
+    /// nats-server per message of the publish-then-consume baseline.
+    pub nats_per_baseline_pipeline: f64,
+    pub gateway_per_accept: f64,
+    pub nats_per_accept: f64,
+    pub gateway_per_e2e_call: f64,
+    pub worker_per_e2e_call: f64,
+    pub nats_per_e2e_call: f64,
+    /// Load generator, no-op function and callback receiver together.
+    pub harness_per_e2e_call: f64,
+}
+
+/// CPU seconds of a set of processes, read at the start and end of a phase.
+struct CpuMeter<'a> {
+    procs: Vec<&'a procs::Proc>,
+    start: Vec<f64>,
+}
+
+impl<'a> CpuMeter<'a> {
+    fn start(procs: Vec<&'a procs::Proc>) -> Self {
+        let mut start: Vec<f64> = procs.iter().map(|p| p.cpu_seconds()).collect();
+        start.push(procs::cpu_seconds("/proc/self/stat"));
+        Self { procs, start }
+    }
+
+    /// µs per call for each process, then for the harness itself, over `calls`.
+    fn per_call(&self, calls: usize) -> Vec<f64> {
+        let mut now: Vec<f64> = self.procs.iter().map(|p| p.cpu_seconds()).collect();
+        now.push(procs::cpu_seconds("/proc/self/stat"));
+        now.iter().zip(&self.start).map(|(b, a)| (b - a) * 1e6 / calls as f64).collect()
+    }
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -88,13 +127,16 @@ fn quantile(buckets: &[(f64, f64)], q: f64) -> f64 {
 pub async fn run_all(p: &Params) -> Results {
     let dir = tempfile::tempdir().unwrap();
     let mut r = Results::default();
-    let (_nats, nats_url) = procs::nats(dir.path());
+    let (nats, nats_url) = procs::nats(dir.path());
     let client = async_nats::connect(&nats_url).await.unwrap();
     let js = async_nats::jetstream::new(client);
 
     eprintln!("baseline: JetStream publish-with-ack, {} x {} B, {} in flight", p.n, p.size, p.concurrency);
+    let meter = CpuMeter::start(vec![&nats]);
     let publish_s = baseline::publish(&js, p.n, p.size, p.concurrency).await;
+    r.cpu_us.nats_per_baseline_publish = meter.per_call(p.n)[0];
     let consume_s = baseline::consume(&js, p.n, p.concurrency).await;
+    r.cpu_us.nats_per_baseline_pipeline = meter.per_call(p.n)[0];
     r.baseline_publish_per_s = p.n as f64 / publish_s;
     r.baseline_consume_per_s = p.n as f64 / consume_s;
     r.baseline_pipeline_per_s = p.n as f64 / (publish_s + consume_s);
@@ -112,21 +154,30 @@ pub async fn run_all(p: &Params) -> Results {
 
     eprintln!("sluice: gateway accept rate (no worker running)");
     r.gateway_idle_rss_mb = mb(gateway.rss());
+    let meter = CpuMeter::start(vec![&gateway, &nats]);
     let seconds =
         load::post_many(&http, &format!("{base}/async-function/accept-only"), p.n, p.concurrency, body.clone(), None)
             .await;
     r.accept_per_s = p.n as f64 / seconds;
+    let cpu = meter.per_call(p.n);
+    (r.cpu_us.gateway_per_accept, r.cpu_us.nats_per_accept) = (cpu[0], cpu[1]);
     js.get_stream("SLUICE_INVOCATIONS").await.unwrap().purge().filter("sluice.invoke.accept-only").await.unwrap();
 
     let (worker, metrics_url) = procs::worker(&nats_url, dir.path()).await;
     r.worker_idle_rss_mb = mb(worker.rss());
 
     eprintln!("sluice: end to end, http no-op function with callbacks");
+    let meter = CpuMeter::start(vec![&gateway, &worker, &nats]);
     let started = Instant::now();
     let url = format!("{base}/async-function/noop");
     load::post_many(&http, &url, p.n, p.concurrency, body.clone(), Some(&receiver.url)).await;
     let last = receiver.wait_for(p.n, Duration::from_secs(600)).await;
     r.e2e_http_per_s = p.n as f64 / (last - started).as_secs_f64();
+    let cpu = meter.per_call(p.n);
+    r.cpu_us.gateway_per_e2e_call = cpu[0];
+    r.cpu_us.worker_per_e2e_call = cpu[1];
+    r.cpu_us.nats_per_e2e_call = cpu[2];
+    r.cpu_us.harness_per_e2e_call = cpu[3];
 
     eprintln!("sluice: end to end, process function (cat) with callbacks");
     let n_process = (p.n / 4).max(100);
