@@ -82,18 +82,50 @@ fn nats_binary() -> PathBuf {
         .expect("nats-server 2.10+ on PATH or in SLUICE_NATS_SERVER (./deploy/test.sh installs one)")
 }
 
-/// `nats-server -js` with file storage under `dir`.
-pub fn nats(dir: &Path) -> (Proc, String) {
+/// The nats-server the benchmark runs: its client URL and its monitoring endpoint.
+pub struct Nats {
+    pub proc: Proc,
+    pub url: String,
+    monitor: String,
+}
+
+impl Nats {
+    /// Messages each named client connection has sent the server so far (publishes, requests, acks),
+    /// from the server's `/connz`; unnamed connections count as `""`.
+    pub async fn sent_by_client(&self) -> std::collections::HashMap<String, u64> {
+        let connz: serde_json::Value = reqwest::get(format!("{}/connz?limit=1024", self.monitor))
+            .await
+            .expect("nats-server monitoring answers")
+            .json()
+            .await
+            .expect("connz is JSON");
+        let mut sent = std::collections::HashMap::new();
+        for conn in connz["connections"].as_array().into_iter().flatten() {
+            let name = conn["name"].as_str().unwrap_or_default().to_owned();
+            *sent.entry(name).or_default() += conn["in_msgs"].as_u64().unwrap_or(0);
+        }
+        sent
+    }
+}
+
+/// `nats-server -js` with file storage under `dir`, and its monitoring port open.
+pub fn nats(dir: &Path) -> Nats {
     let port = free_port();
+    let monitor_port = free_port();
     let child = Command::new(nats_binary())
-        .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
+        .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-m", &monitor_port.to_string(), "-sd"])
         .arg(dir.join("js"))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .expect("start nats-server");
     wait_for_port(port);
-    (Proc { child }, format!("nats://127.0.0.1:{port}"))
+    wait_for_port(monitor_port);
+    Nats {
+        proc: Proc { child },
+        url: format!("nats://127.0.0.1:{port}"),
+        monitor: format!("http://127.0.0.1:{monitor_port}"),
+    }
 }
 
 /// `sluice ARGS`, logging to `dir/NAME.log`.

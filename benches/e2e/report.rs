@@ -7,6 +7,7 @@ use crate::{Params, scenarios::Results};
 /// (name, value, unit, ratio to baseline, target)
 fn rows(r: &Results) -> Vec<(&'static str, f64, &'static str, Option<f64>, &'static str)> {
     let c = &r.cpu_us;
+    let m = &r.nats_messages;
     vec![
         ("baseline: JetStream publish-with-ack", r.baseline_publish_per_s, "msg/s", None, ""),
         ("baseline: pull consume + ack", r.baseline_consume_per_s, "msg/s", None, ""),
@@ -60,6 +61,9 @@ fn rows(r: &Results) -> Vec<(&'static str, f64, &'static str, Option<f64>, &'sta
             "(x pipeline)",
         ),
         ("CPU: harness per e2e call", c.harness_per_e2e_call, "us", None, ""),
+        ("NATS messages sent: baseline per message", m.baseline_per_pipeline_message, "msgs", None, "publish, ack"),
+        ("NATS messages sent: gateway per accept", m.gateway_per_accept, "msgs", None, ""),
+        ("NATS messages sent: worker per e2e call", m.worker_per_e2e_call, "msgs", None, ""),
         ("gateway RSS idle", r.gateway_idle_rss_mb, "MiB", None, "< 50"),
         ("worker RSS idle", r.worker_idle_rss_mb, "MiB", None, "< 50"),
         ("gateway peak RSS, whole run", r.gateway_peak_rss_under_load_mb, "MiB", None, ""),

@@ -31,6 +31,8 @@ pub struct Results {
     pub worker_overhead_p95_ms: f64,
     /// CPU time per message or call, µs, by process and phase.
     pub cpu_us: CpuPerCall,
+    /// Messages sent to nats-server per message or call, by client and phase.
+    pub nats_messages: MessagesPerCall,
     pub gateway_idle_rss_mb: f64,
     pub worker_idle_rss_mb: f64,
     pub gateway_peak_rss_under_load_mb: f64,
@@ -55,6 +57,27 @@ pub struct CpuPerCall {
     pub nats_per_e2e_call: f64,
     /// Load generator, no-op function and callback receiver together.
     pub harness_per_e2e_call: f64,
+}
+
+/// What each client sends nats-server per message or call (publishes, KV writes and reads, pull requests,
+/// acks): the server's work counted in operations rather than time.
+#[derive(Debug, Default, Serialize)]
+pub struct MessagesPerCall {
+    /// The baseline client per message of publish then consume (a publish and an ack).
+    pub baseline_per_pipeline_message: f64,
+    pub gateway_per_accept: f64,
+    pub worker_per_e2e_call: f64,
+}
+
+/// The change in one client's sent messages between two `/connz` readings, per call.
+fn sent_per_call(
+    before: &std::collections::HashMap<String, u64>,
+    after: &std::collections::HashMap<String, u64>,
+    client: &str,
+    calls: usize,
+) -> f64 {
+    let count = |m: &std::collections::HashMap<String, u64>| m.get(client).copied().unwrap_or(0);
+    count(after).saturating_sub(count(before)) as f64 / calls as f64
 }
 
 /// CPU seconds of a set of processes, read at the start and end of a phase.
@@ -127,16 +150,20 @@ fn quantile(buckets: &[(f64, f64)], q: f64) -> f64 {
 pub async fn run_all(p: &Params) -> Results {
     let dir = tempfile::tempdir().unwrap();
     let mut r = Results::default();
-    let (nats, nats_url) = procs::nats(dir.path());
+    let server = procs::nats(dir.path());
+    let (nats, nats_url) = (&server.proc, server.url.clone());
     let client = async_nats::connect(&nats_url).await.unwrap();
     let js = async_nats::jetstream::new(client);
 
     eprintln!("baseline: JetStream publish-with-ack, {} x {} B, {} in flight", p.n, p.size, p.concurrency);
-    let meter = CpuMeter::start(vec![&nats]);
+    let meter = CpuMeter::start(vec![nats]);
+    let sent_before = server.sent_by_client().await;
     let publish_s = baseline::publish(&js, p.n, p.size, p.concurrency).await;
     r.cpu_us.nats_per_baseline_publish = meter.per_call(p.n)[0];
     let consume_s = baseline::consume(&js, p.n, p.concurrency).await;
     r.cpu_us.nats_per_baseline_pipeline = meter.per_call(p.n)[0];
+    r.nats_messages.baseline_per_pipeline_message =
+        sent_per_call(&sent_before, &server.sent_by_client().await, "", p.n);
     r.baseline_publish_per_s = p.n as f64 / publish_s;
     r.baseline_consume_per_s = p.n as f64 / consume_s;
     r.baseline_pipeline_per_s = p.n as f64 / (publish_s + consume_s);
@@ -154,20 +181,24 @@ pub async fn run_all(p: &Params) -> Results {
 
     eprintln!("sluice: gateway accept rate (no worker running)");
     r.gateway_idle_rss_mb = mb(gateway.rss());
-    let meter = CpuMeter::start(vec![&gateway, &nats]);
+    let meter = CpuMeter::start(vec![&gateway, nats]);
+    let sent_before = server.sent_by_client().await;
     let seconds =
         load::post_many(&http, &format!("{base}/async-function/accept-only"), p.n, p.concurrency, body.clone(), None)
             .await;
     r.accept_per_s = p.n as f64 / seconds;
     let cpu = meter.per_call(p.n);
     (r.cpu_us.gateway_per_accept, r.cpu_us.nats_per_accept) = (cpu[0], cpu[1]);
+    r.nats_messages.gateway_per_accept =
+        sent_per_call(&sent_before, &server.sent_by_client().await, "sluice-gateway", p.n);
     js.get_stream("SLUICE_INVOCATIONS").await.unwrap().purge().filter("sluice.invoke.accept-only").await.unwrap();
 
     let (worker, metrics_url) = procs::worker(&nats_url, dir.path()).await;
     r.worker_idle_rss_mb = mb(worker.rss());
 
     eprintln!("sluice: end to end, http no-op function with callbacks");
-    let meter = CpuMeter::start(vec![&gateway, &worker, &nats]);
+    let meter = CpuMeter::start(vec![&gateway, &worker, nats]);
+    let sent_before = server.sent_by_client().await;
     let started = Instant::now();
     let url = format!("{base}/async-function/noop");
     load::post_many(&http, &url, p.n, p.concurrency, body.clone(), Some(&receiver.url)).await;
@@ -178,6 +209,8 @@ pub async fn run_all(p: &Params) -> Results {
     r.cpu_us.worker_per_e2e_call = cpu[1];
     r.cpu_us.nats_per_e2e_call = cpu[2];
     r.cpu_us.harness_per_e2e_call = cpu[3];
+    r.nats_messages.worker_per_e2e_call =
+        sent_per_call(&sent_before, &server.sent_by_client().await, "sluice-worker", p.n);
 
     eprintln!("sluice: end to end, process function (cat) with callbacks");
     let n_process = (p.n / 4).max(100);

@@ -66,7 +66,7 @@ pub async fn receive(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ConnectorError> {
-    let body = read_body(body, state.max_body).await.inspect_err(|_| metrics::rejected("webhook", "body"))?;
+    let body = read_body(&headers, body, state.max_body).await.inspect_err(|_| metrics::rejected("webhook", "body"))?;
     let secret = state
         .topology
         .secrets

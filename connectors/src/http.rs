@@ -46,8 +46,20 @@ impl IntoResponse for ConnectorError {
     }
 }
 
-/// Reads a body up to `limit` bytes.
-pub async fn read_body(body: axum::body::Body, limit: usize) -> Result<bytes::Bytes, ConnectorError> {
+/// Reads a body up to `limit` bytes. A declared `Content-Length` over the limit is refused before any of the
+/// body is read, so the sender gets its 413 rather than a connection closed under it mid-write.
+pub async fn read_body(
+    headers: &axum::http::HeaderMap,
+    body: axum::body::Body,
+    limit: usize,
+) -> Result<bytes::Bytes, ConnectorError> {
+    let declared = headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limit as u64) {
+        return Err(ConnectorError::TooLarge(limit));
+    }
     axum::body::to_bytes(body, limit).await.map_err(|e| {
         let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&e);
         while let Some(err) = cause {

@@ -35,7 +35,7 @@ pub async fn receive(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ConnectorError> {
-    let body = read_body(body, state.max_body).await.inspect_err(|_| metrics::rejected("ingress", "body"))?;
+    let body = read_body(&headers, body, state.max_body).await.inspect_err(|_| metrics::rejected("ingress", "body"))?;
     let event = cloudevents::binding::http::to_event(&headers, body.to_vec()).map_err(|e| {
         metrics::rejected("ingress", "not a CloudEvent");
         ConnectorError::BadRequest(format!("not a CloudEvent (binary or structured mode): {e}"))

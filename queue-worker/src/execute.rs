@@ -139,7 +139,16 @@ impl Run<'_> {
         let call = pin!(self.worker.runtimes.invoke(self.spec, invocation, deadline));
         let result = self.run_marked(call, record, revision, cancelled).await;
         let result = match result {
-            Ran::Finished(result) => result,
+            Ran::Finished(result) => {
+                if let Ok(response) = &result
+                    && !response.stderr.is_empty()
+                {
+                    // A process function's diagnostics; the worker's log is the only place they can go.
+                    let text = String::from_utf8_lossy(&response.stderr);
+                    tracing::info!("function wrote to stderr: {}", text.trim_end());
+                }
+                result
+            }
             Ran::Cancelled => {
                 // The gateway recorded the cancellation and sent its callback.
                 tracing::info!("call cancelled while running");

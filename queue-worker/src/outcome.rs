@@ -80,6 +80,7 @@ mod tests {
             status: http::StatusCode::INTERNAL_SERVER_ERROR,
             headers: http::HeaderMap::new(),
             body: Bytes::from_static(b"disk full\n"),
+            stderr: Bytes::new(),
         };
         let outcome = Outcome::from_result(Ok(response));
         assert_eq!(outcome.status, 500);

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 use sluice_schemas::FunctionSpec;
 use tokio::time::Instant;
@@ -92,7 +92,7 @@ impl HttpRuntime {
                 }
                 body.extend_from_slice(&chunk);
             }
-            Ok(FunctionResponse { status, headers, body: body.freeze() })
+            Ok(FunctionResponse { status, headers, body: body.freeze(), stderr: Bytes::new() })
         };
         tokio::time::timeout_at(deadline, exchange)
             .await

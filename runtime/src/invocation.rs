@@ -53,6 +53,9 @@ pub struct FunctionResponse {
     pub status: http::StatusCode,
     pub headers: http::HeaderMap,
     pub body: Bytes,
+    /// What a process function wrote to stderr (empty for other runtimes), for its logs: a failed call
+    /// carries it in its body as well.
+    pub stderr: Bytes,
 }
 
 impl FunctionResponse {

@@ -170,7 +170,7 @@ impl Runtime for ProcessRuntime {
         if over {
             return Err(RuntimeError::Backend(format!("function wrote more than {limit} bytes to stdout").into()));
         }
-        let (stderr, _) = err.unwrap_or_default();
+        let stderr = bytes::Bytes::from(err.unwrap_or_default().0);
         let status = status.map_err(|e| RuntimeError::Backend(Box::new(e)))?;
         let mut headers = http::HeaderMap::new();
         let content_type = spec.env_vars.get("content_type").map(String::as_str).unwrap_or("text/plain");
@@ -178,16 +178,17 @@ impl Runtime for ProcessRuntime {
             headers.insert(http::header::CONTENT_TYPE, v);
         }
         if status.success() {
-            return Ok(FunctionResponse { status: http::StatusCode::OK, headers, body: stdout.into() });
+            return Ok(FunctionResponse { status: http::StatusCode::OK, headers, body: stdout.into(), stderr });
         }
         let mut message = format!("{status}");
-        let stderr = String::from_utf8_lossy(&stderr);
-        if !stderr.trim().is_empty() {
+        let text = String::from_utf8_lossy(&stderr);
+        if !text.trim().is_empty() {
             message.push_str(": ");
-            message.push_str(stderr.trim());
+            message.push_str(text.trim());
         }
         headers.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("text/plain"));
-        Ok(FunctionResponse { status: http::StatusCode::INTERNAL_SERVER_ERROR, headers, body: message.into() })
+        let status = http::StatusCode::INTERNAL_SERVER_ERROR;
+        Ok(FunctionResponse { status, headers, body: message.into(), stderr })
     }
 }
 
@@ -220,6 +221,13 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn stderr_of_a_successful_call_is_kept_apart_from_its_body() {
+        let cmd = "sh -c 'echo progress 50% >&2; echo done'";
+        let r = run(cmd, Invocation::post("c", ""), Duration::from_secs(10)).await.unwrap();
+        assert_eq!((r.status.as_u16(), &r.body[..], &r.stderr[..]), (200, &b"done\n"[..], &b"progress 50%\n"[..]));
+    }
+
+    #[tokio::test]
     async fn request_is_described_in_the_environment() {
         let mut call = Invocation::post("c", "");
         call.path = "/a/b".into();
@@ -237,6 +245,7 @@ mod tests {
         assert_eq!(r.status, 500);
         let text = String::from_utf8_lossy(&r.body);
         assert!(text.contains("broken") && text.contains('3'), "{text}");
+        assert_eq!(&r.stderr[..], b"broken\n");
     }
 
     #[tokio::test]

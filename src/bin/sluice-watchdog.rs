@@ -4,6 +4,7 @@
 //! contract — body on stdin, stdout as the response, `Http_*` variables describing the request — through the
 //! same process runtime the worker uses for `process` functions. `exec_timeout` (a duration such as `30s`;
 //! default none beyond an hour) ends a call that runs too long. `GET /_/health` answers 200 once it listens.
+//! What the function writes to stderr goes to the container log, one `stderr:` line per line.
 
 use std::{collections::BTreeMap, net::SocketAddr, sync::Arc, time::Duration};
 
@@ -46,7 +47,13 @@ async fn call(State(dog): State<Arc<Watchdog>>, request: Request) -> Response {
     let status = result.as_ref().map_or(0, |r| r.status.as_u16());
     let seconds = started.elapsed().as_secs_f64();
     match &result {
-        Ok(_) => tracing::info!(%method, path, status, seconds, "call"),
+        Ok(response) => {
+            // The container log is where a function's own diagnostics belong, as under the classic watchdog.
+            for line in String::from_utf8_lossy(&response.stderr).lines().filter(|l| !l.trim().is_empty()) {
+                tracing::info!("stderr: {line}");
+            }
+            tracing::info!(%method, path, status, seconds, "call");
+        }
         Err(err) => tracing::warn!(%method, path, seconds, %err, "call failed"),
     }
     match result {

@@ -54,7 +54,7 @@ async fn async_call_delivers_callback_with_every_contract_header() {
 async fn request_reaches_the_function_unchanged() {
     let platform = Platform::start(1, &[], &[]).await;
     let receiver = CallbackReceiver::start().await;
-    let script = r#"sh -c 'printf "%s|%s|%s|%s|%s|" "$Http_Method" "$Http_Path" "$Http_Query" "$Http_X_Custom" "$Http_Content_Type"; cat'"#;
+    let script = r#"sh -c 'echo seen-by-the-log >&2; printf "%s|%s|%s|%s|%s|" "$Http_Method" "$Http_Path" "$Http_Query" "$Http_X_Custom" "$Http_Content_Type"; cat'"#;
     platform.deploy(json!({"service": "echo-env", "envProcess": script})).await;
     let r = platform
         .http
@@ -69,6 +69,8 @@ async fn request_reaches_the_function_unchanged() {
     assert_eq!(r.status(), 202);
     let got = receiver.wait_for(1, Duration::from_secs(30)).await;
     assert_eq!(String::from_utf8_lossy(&got[0].body), r#"POST|/a/b|q=1&r=two|kept|application/json|{"k":1}"#);
+    // The function's stderr is not part of its answer, but its log lines are kept in the worker's log.
+    platform.workers[0].wait_for_log("function wrote to stderr: seen-by-the-log", Duration::from_secs(10)).await;
 }
 
 #[tokio::test]

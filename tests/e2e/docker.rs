@@ -314,7 +314,7 @@ async fn secrets_reach_only_their_function_and_logs_stream() {
 
     let reader = |name: &str, secrets: Value| {
         json!({"service": name, "image": image, "secrets": secrets,
-               "envProcess": "sh -c 'cat /var/openfaas/secrets/api-key'"})
+               "envProcess": "sh -c 'echo reading-the-key >&2; cat /var/openfaas/secrets/api-key'"})
     };
     let r =
         platform.http.post(platform.url("/system/functions")).json(&reader("x", json!(["nope"]))).send().await.unwrap();
@@ -347,16 +347,23 @@ async fn secrets_reach_only_their_function_and_logs_stream() {
     assert!(lines.iter().all(|l| l["name"] == "holder" && !l["timestamp"].as_str().unwrap().is_empty()), "{text}");
     let calls = lines.iter().filter(|l| l["text"].as_str().unwrap().contains(" call")).count();
     assert!(calls >= 2, "{text}");
+    // A successful call's stderr is in the container log too.
+    assert!(lines.iter().any(|l| l["text"].as_str().unwrap().contains("stderr: reading-the-key")), "{text}");
     let r = platform.http.get(platform.url("/system/logs?name=ghost")).send().await.unwrap();
     assert_eq!(r.status(), 404);
 
-    // Following: a new call's line arrives on the open stream.
+    // Following: a new call's lines (its stderr, then the watchdog's line) arrive on the open stream.
     let mut follow =
         platform.http.get(platform.url("/system/logs?name=holder&follow=true&tail=0")).send().await.unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
     sync_call(&platform, "holder", "").await;
-    let chunk = tokio::time::timeout(Duration::from_secs(10), follow.chunk()).await.expect("a followed line").unwrap();
-    assert!(String::from_utf8_lossy(&chunk.unwrap()).contains(" call"));
+    let mut followed = String::new();
+    while !followed.contains(" call") {
+        let chunk = tokio::time::timeout(Duration::from_secs(10), follow.chunk()).await;
+        let chunk = chunk.unwrap_or_else(|_| panic!("no call line followed; so far: {followed}")).unwrap();
+        followed.push_str(&String::from_utf8_lossy(&chunk.expect("the stream stays open")));
+    }
+    assert!(followed.contains("stderr: reading-the-key"), "{followed}");
     drop(follow);
 
     for log in [platform.gateway.log_text(), platform.workers[0].log_text()] {

@@ -125,6 +125,78 @@ async fn webhooks_with_hmac_invoke_matching_functions_once_per_delivery() {
     assert_eq!(lines(&out).len(), 1, "the redelivery and the refused hooks ran nothing");
 }
 
+fn sluice_signature(secret: &str, t: i64, body: &str) -> String {
+    let mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap().chain_update(format!("{t}.{body}").as_bytes());
+    format!("t={t},v1={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+#[tokio::test]
+async fn generic_signed_webhooks_refuse_stale_tampered_and_oversized_deliveries() {
+    let events = EventPlatform::start(0).await;
+    let p = &events.platform;
+    let r = p
+        .http
+        .post(p.url("/system/secrets"))
+        .json(&json!({"name": "webhook-deploys", "value": "deploy-key"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let out = events.deploy_recorder("on-deploy", json!({"triggers": [{"webhook": "deploys"}]})).await;
+
+    let send = |signature: String, request_id: &str, body: String| {
+        p.http
+            .post(p.url("/hooks/deploys"))
+            .header("X-Request-Id", request_id)
+            .header("X-Sluice-Signature", signature)
+            .body(body)
+            .send()
+    };
+    let error_of = |r: reqwest::Response| async move {
+        let status = r.status().as_u16();
+        (status, r.json::<serde_json::Value>().await.unwrap()["error"].as_str().unwrap().to_owned())
+    };
+    let now = chrono::Utc::now().timestamp();
+    let body = "release 42".to_owned();
+    let r = send(sluice_signature("deploy-key", now, &body), "req-1", body.clone()).await.unwrap();
+    assert_eq!(r.status(), 202, "{}", r.text().await.unwrap());
+
+    let tampered = send(sluice_signature("deploy-key", now, &body), "req-2", "release 43".into()).await.unwrap();
+    let (status, error) = error_of(tampered).await;
+    assert_eq!((status, error.contains("does not match")), (401, true), "{error}");
+    let stale = send(sluice_signature("deploy-key", now - 3600, &body), "req-3", body.clone()).await.unwrap();
+    let (status, error) = error_of(stale).await;
+    assert_eq!((status, error.contains("too old")), (401, true), "{error}");
+    let malformed = send("v1=abc".into(), "req-4", body.clone()).await.unwrap();
+    assert_eq!(error_of(malformed).await.0, 401);
+
+    // Over the limit for an event (three quarters of the NATS max payload): refused whole, signed or not.
+    // Its own client: the server closes that connection, and a pooled client could pick it up again.
+    let huge = "x".repeat(2 * 1024 * 1024);
+    let r = reqwest::Client::new()
+        .post(p.url("/hooks/deploys"))
+        .header("X-Request-Id", "req-5")
+        .header("X-Sluice-Signature", sluice_signature("deploy-key", now, &huge))
+        .body(huge)
+        .send()
+        .await
+        .unwrap();
+    let (status, error) = error_of(r).await;
+    assert_eq!(status, 413, "{error}");
+    assert!(error.contains("bytes"), "the error names the limit: {error}");
+
+    // The accepted delivery ran once, untouched by the refusals after it; a fresh one still gets in.
+    let got = wait_lines(&out, 1, Duration::from_secs(20)).await;
+    assert_eq!(got[0], format!("sluice.webhook.received|/hooks/deploys|req-1|{body}"));
+    let later = chrono::Utc::now().timestamp();
+    let r = send(sluice_signature("deploy-key", later, "release 44"), "req-6", "release 44".into()).await.unwrap();
+    assert_eq!(r.status(), 202);
+    let got = wait_lines(&out, 2, Duration::from_secs(20)).await;
+    assert_eq!(got[1], "sluice.webhook.received|/hooks/deploys|req-6|release 44");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(lines(&out).len(), 2, "refused deliveries ran nothing");
+}
+
 #[tokio::test]
 async fn cloudevents_ingress_binary_structured_and_the_python_sdk() {
     let events = EventPlatform::start(0).await;

@@ -75,7 +75,7 @@ pub async fn minio(
 ) -> Result<Response, ConnectorError> {
     let bearer = headers.get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
     check_token(&state, bearer).await?;
-    let body = read_body(body, state.max_body).await?;
+    let body = read_body(&headers, body, state.max_body).await?;
     accept_records(&state, parse_records(&body)?).await
 }
 
@@ -94,10 +94,11 @@ struct SnsMessage {
 pub async fn sns(
     State(state): State<ConnectorState>,
     Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ConnectorError> {
     check_token(&state, query.get("token").map(String::as_str)).await?;
-    let body = read_body(body, state.max_body).await?;
+    let body = read_body(&headers, body, state.max_body).await?;
     let message: SnsMessage = serde_json::from_slice(&body).map_err(|e| {
         metrics::rejected("s3", "malformed");
         ConnectorError::BadRequest(format!("not an SNS message: {e}"))
