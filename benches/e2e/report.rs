@@ -42,6 +42,7 @@ fn rows(r: &Results) -> Vec<(&'static str, f64, &'static str, Option<f64>, &'sta
         ("worker overhead per call p50 (bucket bound)", r.worker_overhead_p50_ms, "ms", None, "< 2 ms"),
         ("worker overhead per call p95 (bucket bound)", r.worker_overhead_p95_ms, "ms", None, ""),
         ("CPU: nats-server per baseline publish", c.nats_per_baseline_publish, "us", None, ""),
+        ("CPU: baseline client per publish", c.harness_per_baseline_publish, "us", None, ""),
         ("CPU: nats-server per baseline publish+consume", c.nats_per_baseline_pipeline, "us", None, ""),
         ("CPU: gateway per accept", c.gateway_per_accept, "us", None, ""),
         (
@@ -51,6 +52,7 @@ fn rows(r: &Results) -> Vec<(&'static str, f64, &'static str, Option<f64>, &'sta
             Some(c.nats_per_accept / c.nats_per_baseline_publish),
             "(x publish)",
         ),
+        ("CPU: harness per accept", c.harness_per_accept, "us", None, ""),
         ("CPU: worker per e2e call", c.worker_per_e2e_call, "us", None, ""),
         ("CPU: gateway per e2e call", c.gateway_per_e2e_call, "us", None, ""),
         (

@@ -48,10 +48,14 @@ pub struct Results {
 pub struct CpuPerCall {
     /// nats-server per message of the publish baseline.
     pub nats_per_baseline_publish: f64,
+    /// The baseline's own async-nats client per message published.
+    pub harness_per_baseline_publish: f64,
     /// nats-server per message of the publish-then-consume baseline.
     pub nats_per_baseline_pipeline: f64,
     pub gateway_per_accept: f64,
     pub nats_per_accept: f64,
+    /// The load generator's HTTP client per accepted call: it shares the two cores with the rest.
+    pub harness_per_accept: f64,
     pub gateway_per_e2e_call: f64,
     pub worker_per_e2e_call: f64,
     pub nats_per_e2e_call: f64,
@@ -159,7 +163,8 @@ pub async fn run_all(p: &Params) -> Results {
     let meter = CpuMeter::start(vec![nats]);
     let sent_before = server.sent_by_client().await;
     let publish_s = baseline::publish(&js, p.n, p.size, p.concurrency).await;
-    r.cpu_us.nats_per_baseline_publish = meter.per_call(p.n)[0];
+    let cpu = meter.per_call(p.n);
+    (r.cpu_us.nats_per_baseline_publish, r.cpu_us.harness_per_baseline_publish) = (cpu[0], cpu[1]);
     let consume_s = baseline::consume(&js, p.n, p.concurrency).await;
     r.cpu_us.nats_per_baseline_pipeline = meter.per_call(p.n)[0];
     r.nats_messages.baseline_per_pipeline_message =
@@ -188,7 +193,7 @@ pub async fn run_all(p: &Params) -> Results {
             .await;
     r.accept_per_s = p.n as f64 / seconds;
     let cpu = meter.per_call(p.n);
-    (r.cpu_us.gateway_per_accept, r.cpu_us.nats_per_accept) = (cpu[0], cpu[1]);
+    (r.cpu_us.gateway_per_accept, r.cpu_us.nats_per_accept, r.cpu_us.harness_per_accept) = (cpu[0], cpu[1], cpu[2]);
     r.nats_messages.gateway_per_accept =
         sent_per_call(&sent_before, &server.sent_by_client().await, "sluice-gateway", p.n);
     js.get_stream("SLUICE_INVOCATIONS").await.unwrap().purge().filter("sluice.invoke.accept-only").await.unwrap();
