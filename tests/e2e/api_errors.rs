@@ -4,13 +4,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::support::Platform;
-
-async fn error_of(response: reqwest::Response) -> (u16, String) {
-    let status = response.status().as_u16();
-    let body: Value = response.json().await.expect("error bodies are JSON");
-    (status, body["error"].as_str().expect("an error field").to_owned())
-}
+use crate::support::{Platform, error_of};
 
 #[tokio::test]
 async fn unknown_function_bad_callback_and_bad_call_id() {

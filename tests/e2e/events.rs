@@ -11,7 +11,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use serde_json::json;
 use sha2::Sha256;
 
-use crate::support::{Platform, Sluice};
+use crate::support::{Platform, Sluice, error_of};
 
 /// A platform plus the router (and `cron` more connector processes running only cron).
 pub struct EventPlatform {
@@ -83,14 +83,7 @@ fn github_signature(secret: &str, body: &str) -> String {
 async fn webhooks_with_hmac_invoke_matching_functions_once_per_delivery() {
     let events = EventPlatform::start(0).await;
     let p = &events.platform;
-    let r = p
-        .http
-        .post(p.url("/system/secrets"))
-        .json(&json!({"name": "webhook-github", "value": "hook-key"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
+    p.create_secret("webhook-github", "hook-key").await;
     let out = events.deploy_recorder("on-push", json!({"triggers": [{"webhook": "github"}]})).await;
 
     let body = r#"{"ref":"refs/heads/main"}"#;
@@ -134,14 +127,7 @@ fn sluice_signature(secret: &str, t: i64, body: &str) -> String {
 async fn generic_signed_webhooks_refuse_stale_tampered_and_oversized_deliveries() {
     let events = EventPlatform::start(0).await;
     let p = &events.platform;
-    let r = p
-        .http
-        .post(p.url("/system/secrets"))
-        .json(&json!({"name": "webhook-deploys", "value": "deploy-key"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
+    p.create_secret("webhook-deploys", "deploy-key").await;
     let out = events.deploy_recorder("on-deploy", json!({"triggers": [{"webhook": "deploys"}]})).await;
 
     let send = |signature: String, request_id: &str, body: String| {
@@ -151,10 +137,6 @@ async fn generic_signed_webhooks_refuse_stale_tampered_and_oversized_deliveries(
             .header("X-Sluice-Signature", signature)
             .body(body)
             .send()
-    };
-    let error_of = |r: reqwest::Response| async move {
-        let status = r.status().as_u16();
-        (status, r.json::<serde_json::Value>().await.unwrap()["error"].as_str().unwrap().to_owned())
     };
     let now = chrono::Utc::now().timestamp();
     let body = "release 42".to_owned();

@@ -71,14 +71,7 @@ async fn s3_uploads_reach_functions_through_sns_with_decoded_keys() {
     let moto = Moto::start().await;
     let events = EventPlatform::start(0).await;
     let p = &events.platform;
-    let r = p
-        .http
-        .post(p.url("/system/secrets"))
-        .json(&json!({"name": "connector-s3-token", "value": "tok"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
+    p.create_secret("connector-s3-token", "tok").await;
     let out = events
         .deploy_recorder(
             "transcode",
@@ -184,14 +177,7 @@ async fn minio_webhook_and_nats_notifications_with_tricky_keys() {
                                                       "events": ["s3:ObjectCreated:*"]}}]}),
         )
         .await;
-    let r = p
-        .http
-        .post(p.url("/system/secrets"))
-        .json(&json!({"name": "connector-s3-token", "value": "minio-tok"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
+    p.create_secret("connector-s3-token", "minio-tok").await;
     let minio = p.url("/connectors/s3/minio");
     assert_eq!(p.http.head(&minio).send().await.unwrap().status(), 200, "MinIO's probe");
 

@@ -219,6 +219,13 @@ pub struct Platform {
     pub logs: tempfile::TempDir,
 }
 
+/// The status and the `error` of a JSON error answer.
+pub async fn error_of(response: reqwest::Response) -> (u16, String) {
+    let status = response.status().as_u16();
+    let body: Value = response.json().await.expect("error bodies are JSON");
+    (status, body["error"].as_str().expect("an error field").to_owned())
+}
+
 impl Platform {
     /// Gateway plus `workers` workers; `extra_gateway` and `extra_worker` are appended to their flags.
     pub async fn start(workers: usize, extra_gateway: &[&str], extra_worker: &[&str]) -> Self {
@@ -307,6 +314,13 @@ impl Platform {
     pub async fn deploy(&self, spec: Value) {
         let r = self.http.post(self.url("/system/functions")).json(&spec).send().await.unwrap();
         assert_eq!(r.status(), 202, "deploy {spec}: {}", r.text().await.unwrap());
+    }
+
+    /// Stores a new secret.
+    pub async fn create_secret(&self, name: &str, value: &str) {
+        let secret = serde_json::json!({"name": name, "value": value});
+        let r = self.http.post(self.url("/system/secrets")).json(&secret).send().await.unwrap();
+        assert_eq!(r.status(), 201, "secret {name}: {}", r.text().await.unwrap());
     }
 
     /// Queues a call; returns its id.
