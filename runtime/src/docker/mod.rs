@@ -38,6 +38,9 @@ use crate::{FunctionResponse, HttpRuntime, Invocation, Runtime, RuntimeConfig, R
 /// Metric: seconds from a call finding no replica to the new replica being ready.
 pub const COLD_START_SECONDS: &str = "sluice_cold_start_seconds";
 
+/// How long a replica whose request failed may take to accept connections again before it is removed.
+const RECHECK_WITHIN: Duration = Duration::from_secs(5);
+
 /// How the docker runtime manages containers.
 #[derive(Clone, Debug)]
 pub struct DockerConfig {
@@ -356,16 +359,19 @@ impl DockerRuntime {
     }
 
     /// After a failed request: the replica leaves rotation at once, so a retry goes elsewhere, and comes
-    /// back only if its container still runs.
+    /// back only if its container still accepts connections. Asking the engine whether it runs is not
+    /// enough: a container whose process was just killed still shows as running for a moment, and a retry
+    /// sent back to it would fail again.
     fn check_replica(&self, f: Arc<Function>, replica: Arc<Replica>) {
         let Some(replica) = f.pool.take_out(&replica.id) else { return };
         let engine = self.inner.engine.clone();
         tokio::spawn(async move {
-            if engine.is_running(&replica.id).await {
-                f.pool.add(replica);
-            } else {
-                tracing::warn!(container = %short(&replica.id), "replica is not running; removing it");
-                engine.remove(&replica.id).await;
+            match engine.wait_ready(&replica.id, RECHECK_WITHIN).await {
+                Ok(_) => f.pool.add(replica),
+                Err(err) => {
+                    tracing::warn!(container = %short(&replica.id), %err, "replica no longer serves; removing it");
+                    engine.remove(&replica.id).await;
+                }
             }
         });
     }
