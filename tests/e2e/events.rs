@@ -74,9 +74,14 @@ pub async fn wait_lines(path: &Path, n: usize, limit: Duration) -> Vec<String> {
     }
 }
 
+/// Hex HMAC-SHA256 of `message` under `secret`, as both webhook signature schemes use it.
+fn hmac_hex(secret: &str, message: &str) -> String {
+    let mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap().chain_update(message.as_bytes());
+    hex::encode(mac.finalize().into_bytes())
+}
+
 fn github_signature(secret: &str, body: &str) -> String {
-    let mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap().chain_update(body.as_bytes());
-    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+    format!("sha256={}", hmac_hex(secret, body))
 }
 
 #[tokio::test]
@@ -119,8 +124,7 @@ async fn webhooks_with_hmac_invoke_matching_functions_once_per_delivery() {
 }
 
 fn sluice_signature(secret: &str, t: i64, body: &str) -> String {
-    let mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap().chain_update(format!("{t}.{body}").as_bytes());
-    format!("t={t},v1={}", hex::encode(mac.finalize().into_bytes()))
+    format!("t={t},v1={}", hmac_hex(secret, &format!("{t}.{body}")))
 }
 
 #[tokio::test]
