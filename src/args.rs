@@ -18,6 +18,18 @@ pub struct GatewayClientArgs {
     pub user: Option<String>,
     #[arg(long, env = "SLUICE_PASSWORD", hide_env_values = true, global = true)]
     pub password: Option<String>,
+    /// Data directory of a local `sluice up`/`gateway`, whose generated admin password is used when no
+    /// credentials are given and the gateway is on this machine.
+    #[arg(long, env = "SLUICE_DATA_DIR", default_value_os_t = default_data_dir(), global = true, hide = true)]
+    pub data_dir: std::path::PathBuf,
+}
+
+/// Where server state lives by default (`sluice up`'s nats-server store, the generated admin password).
+pub fn default_data_dir() -> std::path::PathBuf {
+    std::env::var_os("HOME")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from("."))
+        .join(".local/share/sluice")
 }
 
 /// Logging of server commands.

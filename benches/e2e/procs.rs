@@ -134,6 +134,9 @@ pub fn sluice(name: &'static str, args: &[&str], dir: &Path) -> Proc {
     let child = Command::new(env!("CARGO_BIN_EXE_sluice"))
         .args(args)
         .env("RUST_LOG", "warn")
+        // The load's callback receiver and no-op function are on loopback, which the default policy denies.
+        .env("SLUICE_CALLBACK_ALLOW", "127.0.0.0/8")
+        .env("SLUICE_DATA_DIR", dir)
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()
@@ -146,7 +149,13 @@ pub async fn gateway(nats_url: &str, dir: &Path) -> (Proc, String) {
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
     let proc =
-        sluice("gateway", &["gateway", "--nats-url", nats_url, "--listen", &listen, "--max-body", "256MiB"], dir);
+        // A loopback-only gateway of the benchmark's own: measured without the admin API's credentials, which
+        // invocation routes do not check anyway.
+        sluice(
+            "gateway",
+            &["gateway", "--nats-url", nats_url, "--listen", &listen, "--max-body", "256MiB", "--insecure-no-auth"],
+            dir,
+        );
     let base = format!("http://{listen}");
     let http = reqwest::Client::new();
     let start = Instant::now();

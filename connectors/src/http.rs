@@ -19,6 +19,8 @@ pub struct ConnectorState {
     pub topology: Topology,
     /// Largest body accepted: an event must fit in one NATS message.
     pub max_body: usize,
+    /// Where SNS subscription confirmations may go.
+    pub sns: std::sync::Arc<s3::http::SnsConfirmer>,
 }
 
 /// A refused request: a 4xx (or 503) with `{"error": "..."}`.
@@ -28,6 +30,10 @@ pub enum ConnectorError {
     BadRequest(String),
     #[error("{0}")]
     Unauthorized(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    Upstream(String),
     #[error("body is larger than the limit of {0} bytes")]
     TooLarge(usize),
     #[error("event not stored, try again: {0}")]
@@ -39,6 +45,8 @@ impl IntoResponse for ConnectorError {
         let status = match self {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::Upstream(_) => StatusCode::BAD_GATEWAY,
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::NotStored(_) => StatusCode::SERVICE_UNAVAILABLE,
         };
@@ -108,15 +116,10 @@ pub fn webhook_routes(state: ConnectorState) -> Router {
         .with_state(state)
 }
 
-/// The CloudEvents ingress (`/events`), protected like invocations.
+/// The CloudEvents ingress (`/events`); whoever serves it puts it behind credentials.
 pub fn ingress_routes(state: ConnectorState) -> Router {
     Router::new()
         .route("/events", post(ingress::receive))
         .layer(axum::extract::DefaultBodyLimit::disable())
         .with_state(state)
-}
-
-/// Every connector route, for a connector serving HTTP alone.
-pub fn routes(state: ConnectorState) -> Router {
-    webhook_routes(state.clone()).merge(ingress_routes(state))
 }

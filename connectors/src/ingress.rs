@@ -7,7 +7,7 @@ use sluice_schemas::{EventMessage, event::subject_token, names};
 
 use crate::{
     http::{ConnectorError, ConnectorState, accept, read_body},
-    metrics,
+    metrics, triggers,
 };
 
 /// Converts the SDK's event into the wire shape of `SLUICE_EVENTS`.
@@ -41,6 +41,10 @@ pub async fn receive(
         ConnectorError::BadRequest(format!("not a CloudEvent (binary or structured mode): {e}"))
     })?;
     let event = from_sdk(event);
+    if let Some(reason) = triggers::impersonation(&event) {
+        metrics::rejected("ingress", "reserved");
+        return Err(ConnectorError::Forbidden(reason));
+    }
     let subject = format!("{}.ingress.{}", names::EVENTS_PREFIX, subject_token(&event.event_type));
     accept(&state, "ingress", subject, event).await
 }

@@ -14,5 +14,5 @@ pub mod router;
 pub mod s3;
 pub mod triggers;
 
-pub use http::{ConnectorState, routes};
+pub use http::ConnectorState;
 pub use router::Routes;

@@ -140,6 +140,9 @@ impl Routes {
             pending = message.info().map(|i| i.pending).unwrap_or(0);
             let headers = message.headers.clone().unwrap_or_default();
             let Ok(event) = EventMessage::from_nats(&headers, message.payload.clone()) else { continue };
+            if triggers::forged(&message.subject, &event) {
+                continue;
+            }
             events += 1;
             calls += self.route(&event, only).await? as u64;
         }
@@ -193,6 +196,11 @@ pub async fn run(routes: Routes, shutdown: CancellationToken) -> Result<(), Rout
             }
         };
         metrics::received(&event.source);
+        if triggers::forged(&message.subject, &event) {
+            tracing::warn!(event = %event.id, source = %event.source, "event from the ingress impersonates a connector; not routed");
+            let _ = message.ack().await;
+            continue;
+        }
         match routes.route(&event, None).await {
             Ok(_) => {
                 let _ = message.ack().await;

@@ -18,6 +18,35 @@ pub fn cron_source(function: &str, trigger: &str) -> String {
     format!("/sluice/cron/{function}/{trigger}")
 }
 
+/// Source prefixes that only Sluice's own connectors publish: webhooks, cron and S3 notifications.
+pub const RESERVED_SOURCES: &[&str] = &["/hooks/", "/sluice/", "s3://"];
+/// Event types that only Sluice's own connectors publish.
+pub const RESERVED_TYPE_PREFIX: &str = "sluice.";
+
+/// Why an event posted to the CloudEvents ingress may not be taken: it would pass for a webhook delivery, a
+/// cron tick or an S3 notification, run their functions with a forged body and, sharing their ids, pre-empt
+/// the real event in JetStream's duplicate window.
+pub fn impersonation(event: &EventMessage) -> Option<String> {
+    if let Some(prefix) = RESERVED_SOURCES.iter().find(|p| event.source.starts_with(**p)) {
+        return Some(format!(
+            "source {:?} is reserved: sources starting with {prefix:?} belong to Sluice's connectors",
+            event.source
+        ));
+    }
+    event.event_type.starts_with(RESERVED_TYPE_PREFIX).then(|| {
+        format!(
+            "type {:?} is reserved: types starting with {RESERVED_TYPE_PREFIX:?} belong to Sluice",
+            event.event_type
+        )
+    })
+}
+
+/// Whether an event stored on `subject` came through the CloudEvents ingress while impersonating a connector
+/// (stored before the ingress refused such events); the router never runs those.
+pub fn forged(subject: &str, event: &EventMessage) -> bool {
+    subject.starts_with(&format!("{}.ingress.", sluice_schemas::names::EVENTS_PREFIX)) && impersonation(event).is_some()
+}
+
 /// `s3:ObjectCreated:*` matches `s3:ObjectCreated:Put`; without `*` the names must be equal.
 fn event_name_matches(pattern: &str, name: &str) -> bool {
     match pattern.strip_suffix('*') {
@@ -110,6 +139,19 @@ mod tests {
         assert!(!matches(&f, &s3_event("in", "photos/a.mp4", "s3:ObjectCreated:Put")));
         assert!(!matches(&f, &s3_event("out", "videos/a.mp4", "s3:ObjectCreated:Put")));
         assert!(!matches(&f, &s3_event("in", "videos/a.mp4", "s3:ObjectRemoved:Delete")));
+    }
+
+    #[test]
+    fn connector_namespaces_are_reserved() {
+        for (source, kind) in
+            [("/hooks/gh", "x"), ("/sluice/cron/f/0", "x"), ("s3://in", "x"), ("/mine", "sluice.s3.object.created")]
+        {
+            let event = EventMessage::new(source, kind, "");
+            assert!(impersonation(&event).is_some(), "{source} {kind}");
+            assert!(forged("sluice.events.ingress.x", &event));
+            assert!(!forged("sluice.events.hooks.gh", &event), "the connectors' own subjects are theirs");
+        }
+        assert!(impersonation(&EventMessage::new("/python", "com.example.order", "")).is_none());
     }
 
     #[test]

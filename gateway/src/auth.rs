@@ -1,85 +1,57 @@
-//! Authentication of `/system/*` (and, when asked, invocation routes): basic auth like OpenFaaS, or bearer
-//! tokens. Secrets are compared in constant time.
+//! Guards for admin routes: `/system/*`, `/metrics`, the CloudEvents ingress and, when asked, invocations.
+
+use std::sync::Arc;
 
 use axum::{
+    Router,
     extract::{Request, State},
-    http::header::AUTHORIZATION,
-    middleware::Next,
+    middleware::{self, Next},
     response::Response,
 };
-use base64::Engine;
-use subtle::ConstantTimeEq;
+use sluice_schemas::credentials::{Credentials, OUTBOUND_MARKER};
 
-use crate::{ApiError, App};
+use crate::ApiError;
 
-/// Accepted credentials; a request needs to match one of them.
-#[derive(Clone, Default)]
-pub struct Credentials {
-    /// User and password for `Authorization: Basic`.
-    pub basic: Option<(String, String)>,
-    /// Tokens for `Authorization: Bearer`.
-    pub tokens: Vec<String>,
-}
+/// What a guarded route accepts. `None` admits anyone (only with `--insecure-no-auth`), but never a request
+/// Sluice itself makes on a caller's behalf.
+#[derive(Clone, Debug)]
+pub struct Guard(Option<Arc<Credentials>>);
 
-impl std::fmt::Debug for Credentials {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Credentials")
-            .field("basic_user", &self.basic.as_ref().map(|(u, _)| u))
-            .field("tokens", &self.tokens.len())
-            .finish()
-    }
-}
-
-fn same(a: &[u8], b: &[u8]) -> bool {
-    a.ct_eq(b).into()
-}
-
-impl Credentials {
-    pub fn is_empty(&self) -> bool {
-        self.basic.is_none() && self.tokens.is_empty()
+impl Guard {
+    pub fn new(credentials: Option<Credentials>) -> Self {
+        Self(credentials.filter(|c| !c.is_empty()).map(Arc::new))
     }
 
-    /// Whether an `Authorization` header value matches.
-    pub fn accepts(&self, authorization: &str) -> bool {
-        if let Some(token) = authorization.strip_prefix("Bearer ") {
-            // Every token is compared, so timing does not reveal which one matched.
-            return self.tokens.iter().fold(false, |ok, t| same(t.as_bytes(), token.trim().as_bytes()) | ok);
+    /// Admits what this guard admits, and these extra bearer tokens.
+    pub fn with_tokens(&self, tokens: &[String]) -> Self {
+        match &self.0 {
+            Some(c) if !tokens.is_empty() => Self(Some(Arc::new((**c).clone().with_tokens(tokens.iter().cloned())))),
+            _ => self.clone(),
         }
-        let (Some(encoded), Some((user, password))) = (authorization.strip_prefix("Basic "), &self.basic) else {
-            return false;
-        };
-        let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(encoded.trim()) else {
-            return false;
-        };
-        let Some(colon) = decoded.iter().position(|b| *b == b':') else { return false };
-        same(&decoded[..colon], user.as_bytes()) & same(&decoded[colon + 1..], password.as_bytes())
+    }
+
+    /// Whether anyone may pass.
+    pub fn is_open(&self) -> bool {
+        self.0.is_none()
+    }
+
+    fn admits(&self, headers: &axum::http::HeaderMap) -> bool {
+        match &self.0 {
+            Some(credentials) => credentials.admits(headers),
+            None => !headers.contains_key(OUTBOUND_MARKER),
+        }
+    }
+
+    /// `router` with every route behind this guard.
+    pub fn protect<S: Clone + Send + Sync + 'static>(&self, router: Router<S>) -> Router<S> {
+        router.route_layer(middleware::from_fn_with_state(self.clone(), require))
     }
 }
 
-/// Middleware: 401 unless the request carries accepted credentials (when any are configured).
-pub async fn require(State(app): State<App>, request: Request, next: Next) -> Result<Response, ApiError> {
-    if let Some(credentials) = app.cfg.credentials.as_ref().filter(|c| !c.is_empty()) {
-        let header = request.headers().get(AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or("");
-        if !credentials.accepts(header) {
-            return Err(ApiError::Unauthorized);
-        }
+/// Middleware: 401 unless the guard admits the request.
+async fn require(State(guard): State<Guard>, request: Request, next: Next) -> Result<Response, ApiError> {
+    if !guard.admits(request.headers()) {
+        return Err(ApiError::Unauthorized);
     }
     Ok(next.run(request).await)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn basic_and_bearer() {
-        let creds = Credentials { basic: Some(("admin".into(), "s3cret".into())), tokens: vec!["tok".into()] };
-        let basic = |s: &str| format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(s));
-        assert!(creds.accepts(&basic("admin:s3cret")));
-        assert!(!creds.accepts(&basic("admin:wrong")));
-        assert!(!creds.accepts(&basic("admins3cret")));
-        assert!(creds.accepts("Bearer tok"));
-        assert!(!creds.accepts("Bearer other"));
-        assert!(!creds.accepts(""));
-    }
 }

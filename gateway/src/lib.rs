@@ -26,8 +26,9 @@ use sluice_schemas::topology::Topology;
 use tokio_util::sync::CancellationToken;
 
 pub use app::App;
-pub use auth::Credentials;
+pub use auth::Guard;
 pub use error::ApiError;
+pub use sluice_schemas::credentials::Credentials;
 
 /// How the gateway listens and what it accepts.
 #[derive(Clone, Debug)]
@@ -35,14 +36,23 @@ pub struct GatewayConfig {
     pub listen: SocketAddr,
     /// Largest request body accepted; larger ones get a 413.
     pub max_body_bytes: usize,
-    /// Credentials that `/system/*` requires; none configured means open.
+    /// Credentials that `/system/*`, `/metrics` and `/events` require; `None` means open, which only
+    /// `--insecure-no-auth` asks for.
     pub credentials: Option<Credentials>,
     /// Whether invocation routes require the credentials too.
     pub protect_invocations: bool,
+    /// Bearer tokens accepted on `/metrics` besides the admin credentials (for Prometheus).
+    pub metrics_tokens: Vec<String>,
+    /// Bearer tokens accepted on `/events` besides the admin credentials (for event producers).
+    pub events_tokens: Vec<String>,
+    /// Whether `/events` takes events from anyone (`--insecure-open-events`).
+    pub open_events: bool,
     /// How long a synchronous call may take when its function sets no timeout.
     pub sync_timeout: Duration,
-    /// Which callback URLs calls may name.
-    pub callback_policy: sluice_schemas::callback_policy::CallbackPolicy,
+    /// Which callback URLs calls may name (and where any request made on a caller's behalf may go).
+    pub callback_policy: sluice_schemas::outbound::OutboundPolicy,
+    /// Hosts SNS subscription confirmations may visit besides AWS's SNS endpoints.
+    pub sns_subscribe_hosts: Vec<sluice_schemas::outbound::Rule>,
     /// Renders `/metrics`; absent when the process installed no Prometheus recorder.
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
 }
@@ -54,8 +64,12 @@ impl Default for GatewayConfig {
             max_body_bytes: 128 * 1024 * 1024,
             credentials: None,
             protect_invocations: false,
+            metrics_tokens: Vec::new(),
+            events_tokens: Vec::new(),
+            open_events: false,
             sync_timeout: Duration::from_secs(60),
             callback_policy: Default::default(),
+            sns_subscribe_hosts: Vec::new(),
             metrics: None,
         }
     }

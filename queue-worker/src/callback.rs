@@ -5,7 +5,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
-use sluice_schemas::{callback_policy::CallbackPolicy, names::http_headers as h};
+use sluice_schemas::{names::http_headers as h, outbound::OutboundPolicy};
 
 use crate::metrics;
 
@@ -22,7 +22,7 @@ pub struct CallbackConfig {
     pub min_wait: Duration,
     pub max_wait: Duration,
     /// Which URLs may receive callbacks.
-    pub policy: CallbackPolicy,
+    pub policy: OutboundPolicy,
     /// Outbox deliveries this worker makes at once.
     pub concurrency: usize,
 }
@@ -35,7 +35,7 @@ impl Default for CallbackConfig {
             expiry: Duration::from_secs(24 * 3600),
             min_wait: Duration::from_secs(1),
             max_wait: Duration::from_secs(300),
-            policy: CallbackPolicy::default(),
+            policy: OutboundPolicy::default(),
             concurrency: 32,
         }
     }
@@ -69,11 +69,11 @@ pub struct Callbacks {
 
 impl Callbacks {
     pub fn new(cfg: CallbackConfig) -> Self {
-        let client = reqwest::Client::builder()
-            .timeout(cfg.timeout)
+        let client = cfg
+            .policy
+            .client(cfg.timeout)
             .pool_max_idle_per_host(64)
             .tcp_nodelay(true)
-            .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("the HTTP client's settings are valid");
         Self { client, cfg }
@@ -81,11 +81,15 @@ impl Callbacks {
 
     /// One delivery of a callback with the contract `headers` and `body`.
     pub async fn send(&self, url: &str, headers: &http::HeaderMap, body: Bytes) -> Result<(), DeliveryError> {
-        if let Err(denied) = self.cfg.policy.check(url).await {
-            metrics::callback("refused");
-            return Err(DeliveryError::Refused(format!("callback URL refused: {denied}")));
-        }
-        let mut request = self.client.post(url).headers(headers.clone());
+        // Checked here for a clear refusal; the client's resolver enforces it again at connect time.
+        let checked = match self.cfg.policy.check(url).await {
+            Ok(checked) => checked,
+            Err(denied) => {
+                metrics::callback("refused");
+                return Err(DeliveryError::Refused(format!("callback URL refused: {denied}")));
+            }
+        };
+        let mut request = self.client.post(checked.url).headers(headers.clone());
         if let Some(secret) = &self.cfg.secret {
             request = request.header(h::SIGNATURE, signature(secret, chrono::Utc::now().timestamp(), &body));
         }

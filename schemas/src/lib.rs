@@ -20,7 +20,7 @@
 
 pub mod call;
 pub mod callback;
-pub mod callback_policy;
+pub mod credentials;
 pub mod dead;
 pub mod duration;
 pub mod event;
@@ -28,6 +28,7 @@ pub mod function;
 pub mod invocation;
 pub mod json_schema;
 pub mod names;
+pub mod outbound;
 pub mod payloads;
 pub mod quantity;
 pub mod replicas;

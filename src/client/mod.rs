@@ -20,7 +20,10 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    pub fn new(args: GatewayClientArgs) -> Self {
+    pub fn new(mut args: GatewayClientArgs) -> Self {
+        if args.token.is_none() && args.user.is_none() {
+            args.token = crate::serve::auth::local_admin_password(&args.gateway, &args.data_dir);
+        }
         Self { http: reqwest::Client::new(), args }
     }
 

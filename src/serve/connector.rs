@@ -38,6 +38,13 @@ pub struct ConnectorArgs {
     pub listen: SocketAddr,
     #[command(flatten)]
     pub s3: S3Options,
+    #[command(flatten)]
+    pub auth: super::auth::AuthOptions,
+    #[command(flatten)]
+    pub policy: super::CallbackPolicyArgs,
+    /// Where the generated admin password is kept (when no credentials are given).
+    #[arg(long, env = "SLUICE_DATA_DIR", default_value_os_t = crate::args::default_data_dir())]
+    pub data_dir: std::path::PathBuf,
     /// Serve /metrics for this connector on this address.
     #[arg(long, env = "SLUICE_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
@@ -115,9 +122,16 @@ pub async fn run(args: ConnectorArgs) -> anyhow::Result<()> {
     let metrics = telemetry::metrics_recorder()?;
     let url = args.nats.nats_url.as_deref().context("--nats-url (or SLUICE_NATS_URL) is required")?;
     let topology = args.nats.topology(url, "sluice-connector").await?;
+    let serves_http = matches!(args.kind, ConnectorKind::Webhook | ConnectorKind::S3 | ConnectorKind::All);
+    // Only what serves HTTP needs credentials: a router or cron alone never generates any.
+    let access = if serves_http || args.metrics_listen.is_some() {
+        args.auth.access(&args.data_dir)?
+    } else {
+        super::auth::Access::default()
+    };
     let stop = shutdown::on_signal();
     if let Some(addr) = args.metrics_listen {
-        tokio::spawn(telemetry::serve_metrics(addr, metrics, stop.clone()));
+        tokio::spawn(telemetry::serve_metrics(addr, metrics, access.metrics_guard(), stop.clone()));
     }
     let mut tasks = Vec::new();
     if matches!(args.kind, ConnectorKind::Router | ConnectorKind::All) {
@@ -129,10 +143,19 @@ pub async fn run(args: ConnectorArgs) -> anyhow::Result<()> {
     if matches!(args.kind, ConnectorKind::S3 | ConnectorKind::All) {
         tasks.extend(args.s3.spawn(&topology, &stop));
     }
-    if matches!(args.kind, ConnectorKind::Webhook | ConnectorKind::S3 | ConnectorKind::All) {
-        let state =
-            sluice_connectors::ConnectorState { max_body: topology.max_payload / 4 * 3, topology: topology.clone() };
-        let app = sluice_connectors::routes(state).route("/healthz", axum::routing::get(|| async { "OK" }));
+    if serves_http {
+        let state = sluice_connectors::ConnectorState {
+            max_body: topology.max_payload / 4 * 3,
+            topology: topology.clone(),
+            sns: std::sync::Arc::new(sluice_connectors::s3::http::SnsConfirmer::new(
+                args.policy.policy(),
+                args.policy.sns_subscribe_host.clone(),
+            )),
+        };
+        let ingress = access.events_guard().protect(sluice_connectors::http::ingress_routes(state.clone()));
+        let app = sluice_connectors::http::webhook_routes(state)
+            .merge(ingress)
+            .route("/healthz", axum::routing::get(|| async { "OK" }));
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("listening on {}", args.listen))?;

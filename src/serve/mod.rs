@@ -1,5 +1,6 @@
 //! Server commands: options, wiring and lifecycle of gateway and worker processes.
 
+pub mod auth;
 pub mod connector;
 pub mod nats_server;
 mod shutdown;
@@ -14,7 +15,7 @@ use sluice_gateway::{Credentials, GatewayConfig};
 use sluice_queue_worker::{CallbackConfig, RetryDefaults, WorkerConfig};
 use sluice_runtime::{DockerConfig, DockerRuntime, RuntimeConfig, Runtimes};
 use sluice_schemas::{
-    callback_policy::{CallbackPolicy, Rule},
+    outbound::{OutboundPolicy, Rule},
     topology::{self, Topology, TopologyConfig},
 };
 use tokio_util::sync::CancellationToken;
@@ -47,15 +48,8 @@ pub struct GatewayOptions {
     /// Timeout of synchronous calls whose function sets none.
     #[arg(long, env = "SLUICE_SYNC_TIMEOUT", default_value = "60s", value_parser = args::duration)]
     pub sync_timeout: Duration,
-    /// Basic-auth user required on /system/* (with --basic-auth-password-file).
-    #[arg(long, env = "SLUICE_BASIC_AUTH_USER")]
-    pub basic_auth_user: Option<String>,
-    /// File holding the basic-auth password.
-    #[arg(long, env = "SLUICE_BASIC_AUTH_PASSWORD_FILE")]
-    pub basic_auth_password_file: Option<PathBuf>,
-    /// File holding bearer tokens accepted on /system/*, one per line.
-    #[arg(long, env = "SLUICE_TOKEN_FILE")]
-    pub token_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub auth: auth::AuthOptions,
     /// Require the credentials on /function and /async-function too.
     #[arg(long, env = "SLUICE_PROTECT_INVOCATIONS")]
     pub protect_invocations: bool,
@@ -180,14 +174,18 @@ pub struct CallbackPolicyArgs {
     /// Only these hosts and networks may receive callbacks (comma-separated CIDRs, IPs, host names, *.domain).
     #[arg(long, env = "SLUICE_CALLBACK_ALLOW", value_delimiter = ',')]
     pub callback_allow: Vec<Rule>,
-    /// Never these (added to the default denial of link-local and cloud metadata addresses).
+    /// Never these (added to the default denial of this host, link-local and cloud metadata addresses).
     #[arg(long, env = "SLUICE_CALLBACK_DENY", value_delimiter = ',')]
     pub callback_deny: Vec<Rule>,
+    /// Hosts an SNS SubscribeURL may name besides https://sns.<region>.amazonaws.com (still under the
+    /// callback policy).
+    #[arg(long, env = "SLUICE_SNS_SUBSCRIBE_HOST", value_delimiter = ',')]
+    pub sns_subscribe_host: Vec<Rule>,
 }
 
 impl CallbackPolicyArgs {
-    pub fn policy(&self) -> CallbackPolicy {
-        CallbackPolicy::new(self.callback_allow.clone(), self.callback_deny.clone())
+    pub fn policy(&self) -> OutboundPolicy {
+        OutboundPolicy::new(self.callback_allow.clone(), self.callback_deny.clone())
     }
 }
 
@@ -195,6 +193,9 @@ impl CallbackPolicyArgs {
 pub struct GatewayArgs {
     #[command(flatten)]
     pub nats: NatsArgs,
+    /// Where the generated admin password is kept (when no credentials are given).
+    #[arg(long, env = "SLUICE_DATA_DIR", default_value_os_t = args::default_data_dir())]
+    pub data_dir: PathBuf,
     #[command(flatten)]
     pub gateway: GatewayOptions,
     #[command(flatten)]
@@ -214,6 +215,9 @@ pub struct WorkerArgs {
     /// Serve /metrics for this worker on this address.
     #[arg(long, env = "SLUICE_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
+    /// File holding bearer tokens /metrics requires, one per line (open without it).
+    #[arg(long, env = "SLUICE_METRICS_TOKEN_FILE")]
+    pub metrics_token_file: Option<PathBuf>,
     #[command(flatten)]
     pub log: LogArgs,
 }
@@ -234,39 +238,32 @@ impl GatewayOptions {
     pub fn config(
         &self,
         metrics: metrics_exporter_prometheus::PrometheusHandle,
-        callback_policy: CallbackPolicy,
+        policy: &CallbackPolicyArgs,
+        data_dir: &std::path::Path,
     ) -> anyhow::Result<GatewayConfig> {
-        let read =
-            |path: &PathBuf| std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()));
-        let mut credentials = Credentials::default();
-        if let Some(user) = &self.basic_auth_user {
-            let file =
-                self.basic_auth_password_file.as_ref().context("--basic-auth-user needs --basic-auth-password-file")?;
-            credentials.basic = Some((user.clone(), read(file)?.trim_end_matches(['\r', '\n']).to_owned()));
-        }
-        if let Some(file) = &self.token_file {
-            credentials.tokens =
-                read(file)?.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_owned).collect();
-            anyhow::ensure!(!credentials.tokens.is_empty(), "token file {} holds no token", file.display());
-        }
+        let access = self.auth.access(data_dir)?;
         anyhow::ensure!(
-            !self.protect_invocations || !credentials.is_empty(),
-            "--protect-invocations needs credentials (--basic-auth-user or --token-file)"
+            !self.protect_invocations || access.admin.is_some(),
+            "--protect-invocations contradicts --insecure-no-auth"
         );
         Ok(GatewayConfig {
             listen: self.listen,
             max_body_bytes: self.max_body,
-            credentials: (!credentials.is_empty()).then_some(credentials),
+            credentials: access.admin,
             protect_invocations: self.protect_invocations,
+            metrics_tokens: access.metrics_tokens,
+            events_tokens: access.events_tokens,
+            open_events: access.open_events,
             sync_timeout: self.sync_timeout,
-            callback_policy,
+            callback_policy: policy.policy(),
+            sns_subscribe_hosts: policy.sns_subscribe_host.clone(),
             metrics: Some(metrics),
         })
     }
 }
 
 impl WorkerOptions {
-    pub fn config(&self, policy: CallbackPolicy) -> anyhow::Result<WorkerConfig> {
+    pub fn config(&self, policy: OutboundPolicy) -> anyhow::Result<WorkerConfig> {
         let secret = match (&self.callback_secret, &self.callback_secret_file) {
             (Some(secret), _) => Some(secret.as_bytes().to_vec()),
             (None, Some(file)) => {
@@ -302,7 +299,7 @@ impl WorkerOptions {
 pub async fn gateway(args: GatewayArgs) -> anyhow::Result<()> {
     telemetry::init(&args.log);
     let metrics = telemetry::metrics_recorder()?;
-    let cfg = args.gateway.config(metrics, args.policy.policy())?;
+    let cfg = args.gateway.config(metrics, &args.policy, &args.data_dir)?;
     let topology = args.nats.topology(args.nats.required_url()?, "sluice-gateway").await?;
     let stop = shutdown::on_signal();
     sluice_gateway::run(cfg, topology, stop).await.context("gateway failed")
@@ -315,7 +312,13 @@ pub async fn worker(args: WorkerArgs) -> anyhow::Result<()> {
     let topology = args.nats.topology(args.nats.required_url()?, "sluice-worker").await?;
     let stop = shutdown::on_signal();
     if let Some(addr) = args.metrics_listen {
-        tokio::spawn(telemetry::serve_metrics(addr, metrics, stop.clone()));
+        let guard = match &args.metrics_token_file {
+            Some(file) => {
+                sluice_gateway::Guard::new(Some(Credentials { basic: None, tokens: auth::token_file(file)? }))
+            }
+            None => sluice_gateway::Guard::new(None),
+        };
+        tokio::spawn(telemetry::serve_metrics(addr, metrics, guard, stop.clone()));
     }
     let cfg = args.worker.config(args.policy.policy())?;
     let runtimes = args.worker.docker.runtimes().await?;

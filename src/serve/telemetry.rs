@@ -7,6 +7,8 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::{EnvFilter, fmt};
 
+use sluice_gateway::Guard;
+
 use crate::args::LogArgs;
 
 /// Installs the global subscriber; `RUST_LOG` refines the default `info` level.
@@ -35,9 +37,9 @@ pub fn metrics_recorder() -> anyhow::Result<PrometheusHandle> {
     Ok(handle)
 }
 
-/// Serves `/metrics` alone (for a worker without a gateway).
-pub async fn serve_metrics(addr: SocketAddr, handle: PrometheusHandle, stop: CancellationToken) {
-    let app = Router::new().route("/metrics", get(move || async move { handle.render() }));
+/// Serves `/metrics` alone (for a worker or connector without a gateway), behind `guard`.
+pub async fn serve_metrics(addr: SocketAddr, handle: PrometheusHandle, guard: Guard, stop: CancellationToken) {
+    let app = guard.protect(Router::new().route("/metrics", get(move || async move { handle.render() })));
     match tokio::net::TcpListener::bind(addr).await {
         Ok(listener) => {
             tracing::info!(listen = %addr, "metrics listening");

@@ -17,7 +17,7 @@ pub struct UpArgs {
     #[command(flatten)]
     pub nats: NatsArgs,
     /// Where the embedded nats-server keeps its data.
-    #[arg(long, env = "SLUICE_DATA_DIR", default_value_os_t = default_data_dir())]
+    #[arg(long, env = "SLUICE_DATA_DIR", default_value_os_t = crate::args::default_data_dir())]
     pub data_dir: PathBuf,
     /// Function spec files (JSON or YAML) to deploy at start.
     #[arg(long = "deploy", value_name = "FILE")]
@@ -34,14 +34,10 @@ pub struct UpArgs {
     pub log: LogArgs,
 }
 
-fn default_data_dir() -> PathBuf {
-    std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(".")).join(".local/share/sluice")
-}
-
 pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     telemetry::init(&args.log);
     let metrics = telemetry::metrics_recorder()?;
-    let gateway_cfg = args.gateway.config(metrics, args.policy.policy())?;
+    let gateway_cfg = args.gateway.config(metrics, &args.policy, &args.data_dir)?;
     let worker_cfg = args.worker.config(args.policy.policy())?;
     let specs = args.deploy.iter().map(|f| spec_file::read(f)).collect::<anyhow::Result<Vec<_>>>()?;
     let embedded = match &args.nats.nats_url {

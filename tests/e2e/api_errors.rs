@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::support::{Platform, error_of};
+use crate::support::{Platform, admin_client, error_of};
 
 #[tokio::test]
 async fn unknown_function_bad_callback_and_bad_call_id() {
@@ -97,7 +97,7 @@ async fn spec_validation_names_the_field() {
     let huge = format!(r#"{{"service": "big", "envProcess": "{}"}}"#, "x".repeat(2 * 1024 * 1024));
     // Refused on its declared length; the client may still be writing when the answer comes. Its own client,
     // because the server closes that connection and a pooled client could pick it for the next request.
-    match reqwest::Client::new().post(platform.url("/system/functions")).body(huge).send().await {
+    match admin_client(&platform.admin_password).post(platform.url("/system/functions")).body(huge).send().await {
         Ok(r) => assert_eq!(error_of(r).await.0, 413),
         Err(err) => assert!(err.is_request(), "{err}"),
     }

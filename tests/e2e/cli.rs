@@ -9,9 +9,9 @@ use crate::support::Platform;
 /// Runs `sluice ARGS` against the platform; returns (success, stdout, stderr).
 async fn sluice(platform: &Platform, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
     use tokio::io::AsyncWriteExt;
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+    let mut child = platform
+        .cli()
         .args(args)
-        .env("SLUICE_GATEWAY", &platform.base)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())

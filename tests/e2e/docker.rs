@@ -437,12 +437,7 @@ async fn read_only_root_and_the_cli_for_scale_and_logs() {
     assert_eq!(body, "root-read-only\nscratch\n");
 
     let cli = async |args: &[&str]| {
-        let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
-            .args(args)
-            .env("SLUICE_GATEWAY", &platform.base)
-            .output()
-            .await
-            .unwrap();
+        let out = platform.cli().args(args).output().await.unwrap();
         assert!(out.status.success(), "sluice {args:?}: {}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8_lossy(&out.stdout).into_owned()
     };

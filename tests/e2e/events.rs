@@ -22,7 +22,12 @@ pub struct EventPlatform {
 
 impl EventPlatform {
     pub async fn start(cron_replicas: usize) -> Self {
-        let platform = Platform::start(1, &[], &[]).await;
+        Self::start_with(cron_replicas, &[]).await
+    }
+
+    /// Like [`EventPlatform::start`], with extra gateway flags.
+    pub async fn start_with(cron_replicas: usize, extra_gateway: &[&str]) -> Self {
+        let platform = Platform::start(1, extra_gateway, &[]).await;
         let mut connectors = Vec::new();
         let url = platform.nats_url.clone();
         let router = Sluice::spawn(&["connector", "router", "--nats-url", &url], platform.logs.path(), "router");
@@ -231,11 +236,15 @@ from cloudevents.v1.conversion import to_binary, to_structured
 for i, convert in enumerate((to_binary, to_structured)):
     event = CloudEvent({"type": "com.example.order", "source": "/python", "id": f"py-{i}"}, {"from": "sdk"})
     headers, body = convert(event)
+    headers["Authorization"] = "Bearer " + sys.argv[2]
     request = urllib.request.Request(sys.argv[1], data=body, headers=headers, method="POST")
     assert urllib.request.urlopen(request).status == 202
 "#;
-    let python =
-        tokio::process::Command::new("python3").args(["-c", script, &p.url("/events")]).output().await.unwrap();
+    let python = tokio::process::Command::new("python3")
+        .args(["-c", script, &p.url("/events"), &p.admin_password])
+        .output()
+        .await
+        .unwrap();
     assert!(python.status.success(), "python CloudEvents SDK: {}", String::from_utf8_lossy(&python.stderr));
 
     let mut got = wait_lines(&out, 4, Duration::from_secs(20)).await;
@@ -347,12 +356,7 @@ async fn cron_catches_up_the_last_missed_ticks_and_the_cli_shows_the_next() {
     assert!(*during[0] > last_before + chrono::Duration::seconds(1), "the earlier missed ticks are skipped: {ticks:?}");
     events.connectors.push(restarted);
 
-    let next = tokio::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .args(["cron", "next", "catcher", "-n", "3"])
-        .env("SLUICE_GATEWAY", &events.platform.base)
-        .output()
-        .await
-        .unwrap();
+    let next = events.platform.cli().args(["cron", "next", "catcher", "-n", "3"]).output().await.unwrap();
     let text = String::from_utf8_lossy(&next.stdout);
     assert!(next.status.success(), "{}", String::from_utf8_lossy(&next.stderr));
     assert_eq!(text.lines().filter(|l| l.trim_start().starts_with("20")).count(), 3, "{text}");

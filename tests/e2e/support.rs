@@ -135,10 +135,20 @@ impl Sluice {
     /// Like [`Sluice::spawn`], with extra environment variables.
     pub fn spawn_env(args: &[&str], env: &[(&str, &str)], log_dir: &Path, name: &str) -> Self {
         let log = log_dir.join(format!("{name}.log"));
-        let child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_sluice"));
+        command
+            // The generated admin password of gateways and connectors goes next to the logs.
+            .env("SLUICE_DATA_DIR", log_dir)
+            // Callback receivers and other test servers are on loopback, which the default policy denies; a
+            // test of the default passes SLUICE_CALLBACK_ALLOW empty.
+            .env("SLUICE_CALLBACK_ALLOW", "127.0.0.0/8")
+            .envs(env.iter().copied().filter(|(_, value)| !value.is_empty()))
+            .env("RUST_LOG", "info");
+        for (name, _) in env.iter().filter(|(_, value)| value.is_empty()) {
+            command.env_remove(name);
+        }
+        let child = command
             .args(args)
-            .envs(env.iter().copied())
-            .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
@@ -215,8 +225,18 @@ pub struct Platform {
     pub gateway: Sluice,
     pub workers: Vec<Sluice>,
     pub base: String,
+    /// A client that sends the gateway's generated admin password on every request.
     pub http: reqwest::Client,
+    /// The generated admin password (user `admin`, or a bearer token).
+    pub admin_password: String,
     pub logs: tempfile::TempDir,
+}
+
+/// A client sending `password` as a bearer token on every request (unless a request sets its own).
+pub fn admin_client(password: &str) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(reqwest::header::AUTHORIZATION, format!("Bearer {password}").parse().unwrap());
+    reqwest::Client::builder().default_headers(headers).build().unwrap()
 }
 
 /// The status and the `error` of a JSON error answer.
@@ -250,13 +270,27 @@ impl Platform {
             workers: Vec::new(),
             base: format!("http://{listen}"),
             http: reqwest::Client::new(),
+            admin_password: String::new(),
             logs,
         };
         for _ in 0..workers {
             platform.add_worker(extra_worker);
         }
         platform.wait_healthy().await;
+        platform.admin_password = std::fs::read_to_string(platform.logs.path().join("admin-password"))
+            .map(|p| p.trim().to_owned())
+            .unwrap_or_default();
+        if !platform.admin_password.is_empty() {
+            platform.http = admin_client(&platform.admin_password);
+        }
         platform
+    }
+
+    /// `sluice ARGS` as a client of this platform (it finds the generated admin password by itself).
+    pub fn cli(&self) -> tokio::process::Command {
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_sluice"));
+        command.env("SLUICE_GATEWAY", &self.base).env("SLUICE_DATA_DIR", self.logs.path());
+        command
     }
 
     /// Kills the gateway (SIGKILL) and starts a new one on the same address.

@@ -2,9 +2,14 @@
 //! and AWS S3 → SNS → HTTPS subscriptions (`POST /connectors/s3/sns`, confirming `SubscriptionConfirmation`s and
 //! unwrapping `Notification`s).
 //!
-//! With a secret named `connector-s3-token` (`/system/secrets`), MinIO must send it as
-//! `Authorization: Bearer <token>` (MinIO's `MINIO_NOTIFY_WEBHOOK_AUTH_TOKEN`) and SNS subscriptions must carry it
-//! in the endpoint URL (`…/connectors/s3/sns?token=<token>`); other requests get a 401.
+//! Both need the secret `connector-s3-token` (`/system/secrets`): MinIO sends it as `Authorization: Bearer <token>`
+//! (MinIO's `MINIO_NOTIFY_WEBHOOK_AUTH_TOKEN`), SNS subscriptions carry it in the endpoint URL
+//! (`…/connectors/s3/sns?token=<token>`). Without the secret the endpoints answer 403, so nobody can forge
+//! object events; a wrong or missing token gets a 401.
+//!
+//! A `SubscribeURL` is visited only when its host is an SNS endpoint (`sns.<region>.amazonaws.com[.cn]`, over
+//! https) or one the operator allowed (`--sns-subscribe-host`), under the outbound URL policy, without
+//! following redirects; the sender learns only whether it worked.
 
 use std::collections::HashMap;
 
@@ -17,6 +22,8 @@ use axum::{
 };
 use serde::Deserialize;
 use serde_json::json;
+use sluice_schemas::outbound::{OutboundPolicy, Rule, canonical};
+use std::time::Duration;
 use subtle::ConstantTimeEq;
 
 use super::records::{self, Notification};
@@ -28,6 +35,65 @@ use crate::{
 /// Name of the secret that S3 notification requests must present, when it exists.
 pub const TOKEN_SECRET: &str = "connector-s3-token";
 
+/// Confirms SNS subscriptions: which hosts may be visited, under which outbound policy.
+pub struct SnsConfirmer {
+    policy: OutboundPolicy,
+    /// Hosts allowed besides AWS's SNS endpoints.
+    hosts: Vec<Rule>,
+    client: reqwest::Client,
+}
+
+impl SnsConfirmer {
+    pub fn new(policy: OutboundPolicy, hosts: Vec<Rule>) -> Self {
+        let client = policy.client(Duration::from_secs(10)).build().expect("the HTTP client's settings are valid");
+        Self { policy, hosts, client }
+    }
+
+    /// Whether `url` may be visited to confirm a subscription.
+    fn allowed(&self, url: &url::Url) -> bool {
+        let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
+        let aws = url.scheme() == "https" && is_sns_endpoint(&host);
+        let ip = host.trim_matches(['[', ']']).parse().ok().map(canonical);
+        let by_rule =
+            self.hosts.iter().any(|rule| rule.matches_host(&host) || ip.is_some_and(|ip| rule.matches_ip(ip)));
+        aws || by_rule
+    }
+
+    /// Visits `url`; the error says nothing of the remote answer, which goes to the log only.
+    async fn confirm(&self, url: &str) -> Result<(), ConnectorError> {
+        let checked = self
+            .policy
+            .check_syntax(url)
+            .map_err(|e| ConnectorError::Forbidden(format!("SubscribeURL refused: {e}")))?;
+        if !self.allowed(&checked.url) {
+            return Err(ConnectorError::Forbidden(
+                "SubscribeURL refused: its host is not an SNS endpoint (https://sns.<region>.amazonaws.com) \
+                 nor allowed by --sns-subscribe-host"
+                    .into(),
+            ));
+        }
+        self.policy.check(url).await.map_err(|e| ConnectorError::Forbidden(format!("SubscribeURL refused: {e}")))?;
+        match self.client.get(checked.url).send().await {
+            Ok(response) if response.status().is_success() => Ok(()),
+            Ok(response) => {
+                tracing::warn!(status = %response.status(), "SNS subscription confirmation refused by the remote end");
+                Err(ConnectorError::Upstream("the subscription could not be confirmed".into()))
+            }
+            Err(err) => {
+                tracing::warn!(%err, "SNS subscription confirmation failed");
+                Err(ConnectorError::Upstream("the subscription could not be confirmed".into()))
+            }
+        }
+    }
+}
+
+/// `sns.<region>.amazonaws.com` or `sns.<region>.amazonaws.com.cn`.
+fn is_sns_endpoint(host: &str) -> bool {
+    let rest = host.strip_suffix(".amazonaws.com").or_else(|| host.strip_suffix(".amazonaws.com.cn"));
+    let Some(region) = rest.and_then(|r| r.strip_prefix("sns.")) else { return false };
+    !region.is_empty() && region.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
 async fn check_token(state: &ConnectorState, given: Option<&str>) -> Result<(), ConnectorError> {
     let expected = state
         .topology
@@ -36,7 +102,13 @@ async fn check_token(state: &ConnectorState, given: Option<&str>) -> Result<(), 
         .await
         .map_err(|e| ConnectorError::NotStored(format!("reading the connector token: {e}")))?;
     match expected {
-        None => Ok(()),
+        None => {
+            metrics::rejected("s3", "no token configured");
+            Err(ConnectorError::Forbidden(format!(
+                "S3 notifications are refused until the secret {TOKEN_SECRET:?} is set; send it as a bearer token \
+                 (MinIO) or as ?token= in the subscription URL (SNS)"
+            )))
+        }
         Some(expected) if given.is_some_and(|g| bool::from(g.as_bytes().ct_eq(&expected))) => Ok(()),
         Some(_) => {
             metrics::rejected("s3", "token");
@@ -79,6 +151,19 @@ pub async fn minio(
     accept_records(&state, parse_records(&body)?).await
 }
 
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn sns_endpoints() {
+        assert!(super::is_sns_endpoint("sns.us-east-1.amazonaws.com"));
+        assert!(super::is_sns_endpoint("sns.cn-north-1.amazonaws.com.cn"));
+        assert!(!super::is_sns_endpoint("evil.com"));
+        assert!(!super::is_sns_endpoint("sns..amazonaws.com"));
+        assert!(!super::is_sns_endpoint("bucket.s3.amazonaws.com"));
+        assert!(!super::is_sns_endpoint("sns.us-east-1.amazonaws.com.evil.com"));
+    }
+}
+
 #[derive(Deserialize)]
 struct SnsMessage {
     #[serde(rename = "Type")]
@@ -108,8 +193,7 @@ pub async fn sns(
             let url = message
                 .subscribe_url
                 .ok_or_else(|| ConnectorError::BadRequest("SubscriptionConfirmation without SubscribeURL".into()))?;
-            let confirmed = reqwest::get(&url).await.and_then(|r| r.error_for_status());
-            confirmed.map_err(|e| ConnectorError::BadRequest(format!("confirming the subscription failed: {e}")))?;
+            state.sns.confirm(&url).await?;
             tracing::info!(topic = %message.topic_arn, "SNS subscription confirmed");
             Ok((StatusCode::OK, Json(json!({"confirmed": message.topic_arn}))).into_response())
         }

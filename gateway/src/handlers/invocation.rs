@@ -2,7 +2,7 @@
 
 use axum::http::{HeaderMap, request::Parts};
 use chrono::Utc;
-use sluice_schemas::{InvocationMessage, Payload, callback_policy::CallbackPolicy, names, store};
+use sluice_schemas::{InvocationMessage, Payload, names, outbound::OutboundPolicy, store};
 
 use crate::ApiError;
 
@@ -22,7 +22,7 @@ pub fn call_id(headers: &HeaderMap) -> Result<(String, bool), ApiError> {
 
 /// The `X-Callback-Url`, if any, checked against the callback policy (http(s) only, no metadata or
 /// link-local addresses, allow and deny lists): a denied URL is refused here and never requested.
-pub async fn callback_url(headers: &HeaderMap, policy: &CallbackPolicy) -> Result<Option<String>, ApiError> {
+pub async fn callback_url(headers: &HeaderMap, policy: &OutboundPolicy) -> Result<Option<String>, ApiError> {
     let Some(value) = headers.get(names::http_headers::CALLBACK_URL) else { return Ok(None) };
     let bad = |url: &str, reason: String| ApiError::BadCallbackUrl { url: url.to_owned(), reason };
     let text = value.to_str().map_err(|_| bad("<non-ASCII>", "not valid text".into()))?.trim();
@@ -65,9 +65,9 @@ mod tests {
 
     #[tokio::test]
     async fn callback_urls() {
-        let policy = CallbackPolicy::default();
+        let policy = OutboundPolicy::default();
         assert!(callback_url(&HeaderMap::new(), &policy).await.unwrap().is_none());
-        assert!(callback_url(&headers("x-callback-url", "http://127.0.0.1:9/cb"), &policy).await.unwrap().is_some());
+        assert!(callback_url(&headers("x-callback-url", "http://10.0.0.9:9/cb"), &policy).await.unwrap().is_some());
         for bad in ["ftp://x/y", "not a url", "/relative", "http://", "http://169.254.169.254/latest"] {
             let err = callback_url(&headers("x-callback-url", bad), &policy).await.unwrap_err();
             assert!(matches!(err, ApiError::BadCallbackUrl { .. }), "{bad}: {err}");

@@ -13,16 +13,17 @@ mod sync_function;
 mod system;
 
 use axum::{
-    Router, middleware,
+    Router,
     routing::{any, get, post},
 };
 
-use crate::{App, auth};
+use crate::{App, Guard};
 
 /// Largest function spec or other `/system` request body.
 pub(crate) const SPEC_BODY_LIMIT: usize = 1024 * 1024;
 
 pub fn router(app: App) -> Router {
+    let admin = Guard::new(app.cfg.credentials.clone());
     let system = Router::new()
         .route(
             "/system/functions",
@@ -36,9 +37,11 @@ pub fn router(app: App) -> Router {
         .route("/system/calls", get(calls::list))
         .route("/system/calls/{id}", get(calls::get).delete(calls::cancel))
         .route("/system/dead", get(dead::list))
-        .route("/system/dead/{id}/replay", post(dead::replay))
-        .route_layer(middleware::from_fn_with_state(app.clone(), auth::require))
-        .layer(axum::extract::DefaultBodyLimit::max(SPEC_BODY_LIMIT));
+        .route("/system/dead/{id}/replay", post(dead::replay));
+    let system = admin.protect(system).layer(axum::extract::DefaultBodyLimit::max(SPEC_BODY_LIMIT));
+    // Prometheus may scrape with a token of its own.
+    let metrics =
+        admin.with_tokens(&app.cfg.metrics_tokens).protect(Router::new().route("/metrics", get(system::metrics)));
     let mut invocations = Router::new()
         .route("/async-function/{name}", post(async_function::invoke))
         .route("/async-function/{name}/{*path}", post(async_function::invoke_with_path))
@@ -46,19 +49,27 @@ pub fn router(app: App) -> Router {
         .route("/function/{name}/{*path}", any(sync_function::invoke_with_path))
         // Call bodies are limited and streamed by the invocation handlers themselves.
         .layer(axum::extract::DefaultBodyLimit::disable());
-    let connector_state =
-        sluice_connectors::ConnectorState { topology: app.topology.clone(), max_body: app.inline_body_limit() };
+    let connector_state = sluice_connectors::ConnectorState {
+        topology: app.topology.clone(),
+        max_body: app.inline_body_limit(),
+        sns: std::sync::Arc::new(sluice_connectors::s3::http::SnsConfirmer::new(
+            app.cfg.callback_policy.clone(),
+            app.cfg.sns_subscribe_hosts.clone(),
+        )),
+    };
     let mut ingress = sluice_connectors::http::ingress_routes(connector_state.clone());
+    if !app.cfg.open_events {
+        ingress = admin.with_tokens(&app.cfg.events_tokens).protect(ingress);
+    }
     if app.cfg.protect_invocations {
-        invocations = invocations.route_layer(middleware::from_fn_with_state(app.clone(), auth::require));
-        ingress = ingress.route_layer(middleware::from_fn_with_state(app.clone(), auth::require));
+        invocations = admin.protect(invocations);
     }
     // Webhooks and S3 notifications authenticate themselves (HMAC, tokens): their senders cannot log in.
     let hooks = sluice_connectors::http::webhook_routes(connector_state);
     Router::new()
         .route("/healthz", get(system::healthz))
-        .route("/metrics", get(system::metrics))
         .merge(system)
+        .merge(metrics)
         .merge(invocations)
         .with_state(app)
         .merge(ingress)
