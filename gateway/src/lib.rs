@@ -18,6 +18,7 @@ mod auth;
 mod body;
 mod error;
 mod handlers;
+pub mod listen;
 mod metrics;
 
 use std::{net::SocketAddr, time::Duration};
@@ -53,6 +54,8 @@ pub struct GatewayConfig {
     pub callback_policy: sluice_schemas::outbound::OutboundPolicy,
     /// Hosts SNS subscription confirmations may visit besides AWS's SNS endpoints.
     pub sns_subscribe_hosts: Vec<sluice_schemas::outbound::Rule>,
+    /// Timeouts and the connection cap of the listener.
+    pub limits: listen::ListenLimits,
     /// Renders `/metrics`; absent when the process installed no Prometheus recorder.
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
 }
@@ -70,6 +73,7 @@ impl Default for GatewayConfig {
             sync_timeout: Duration::from_secs(60),
             callback_policy: Default::default(),
             sns_subscribe_hosts: Vec::new(),
+            limits: Default::default(),
             metrics: None,
         }
     }
@@ -90,10 +94,9 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let cache_stop = shutdown.child_token();
+    let limits = cfg.limits;
     let app = App::new(cfg, topology, cache_stop.clone());
-    let served = axum::serve(listener, handlers::router(app))
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await;
+    let served = listen::serve(listener, handlers::router(app), limits, shutdown).await;
     cache_stop.cancel();
     served
 }

@@ -42,6 +42,8 @@ pub struct ConnectorArgs {
     pub auth: super::auth::AuthOptions,
     #[command(flatten)]
     pub policy: super::CallbackPolicyArgs,
+    #[command(flatten)]
+    pub listen_limits: super::ListenOptions,
     /// Where the generated admin password is kept (when no credentials are given).
     #[arg(long, env = "SLUICE_DATA_DIR", default_value_os_t = crate::args::default_data_dir())]
     pub data_dir: std::path::PathBuf,
@@ -161,8 +163,9 @@ pub async fn run(args: ConnectorArgs) -> anyhow::Result<()> {
             .with_context(|| format!("listening on {}", args.listen))?;
         tracing::info!(listen = %listener.local_addr()?, "webhook connector listening");
         let stop = stop.clone();
+        let limits = args.listen_limits.limits();
         tasks.push(tokio::spawn(async move {
-            let served = axum::serve(listener, app).with_graceful_shutdown(async move { stop.cancelled().await }).await;
+            let served = sluice_gateway::listen::serve(listener, app, limits, stop).await;
             if let Err(err) = served {
                 tracing::error!(%err, "webhook connector failed");
             }

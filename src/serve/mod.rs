@@ -50,9 +50,25 @@ pub struct GatewayOptions {
     pub sync_timeout: Duration,
     #[command(flatten)]
     pub auth: auth::AuthOptions,
+    #[command(flatten)]
+    pub listen_limits: ListenOptions,
     /// Require the credentials on /function and /async-function too.
     #[arg(long, env = "SLUICE_PROTECT_INVOCATIONS")]
     pub protect_invocations: bool,
+}
+
+/// Bounds of an HTTP listener.
+#[derive(Args, Clone, Debug)]
+pub struct ListenOptions {
+    /// Time a client has to send a request's headers (also the idle time allowed between requests).
+    #[arg(long, env = "SLUICE_HEADER_TIMEOUT", default_value = "10s", value_parser = args::duration)]
+    pub header_timeout: Duration,
+    /// Longest pause allowed while a request body is being sent.
+    #[arg(long, env = "SLUICE_BODY_TIMEOUT", default_value = "30s", value_parser = args::duration)]
+    pub body_timeout: Duration,
+    /// Connections served at once; more are answered 503 and closed.
+    #[arg(long, env = "SLUICE_MAX_CONNECTIONS", default_value_t = 4096)]
+    pub max_connections: usize,
 }
 
 /// Queue worker options.
@@ -234,6 +250,28 @@ impl NatsArgs {
     }
 }
 
+impl ListenOptions {
+    /// The listener's bounds, the connection cap kept under what the open-file limit allows.
+    pub fn limits(&self) -> sluice_gateway::listen::ListenLimits {
+        let open_files = sluice_gateway::listen::raise_open_files_limit();
+        // Each connection is a descriptor; NATS, containers' logs and files need some too.
+        let affordable = usize::try_from(open_files.saturating_sub(256) / 2).unwrap_or(usize::MAX).max(16);
+        if self.max_connections > affordable {
+            tracing::warn!(
+                max_connections = self.max_connections,
+                open_files,
+                "the open-file limit allows only {affordable} connections; raise it (ulimit -n) to serve more"
+            );
+        }
+        sluice_gateway::listen::ListenLimits {
+            header_timeout: self.header_timeout,
+            body_timeout: self.body_timeout,
+            max_connections: self.max_connections.min(affordable),
+            ..Default::default()
+        }
+    }
+}
+
 impl GatewayOptions {
     pub fn config(
         &self,
@@ -257,6 +295,7 @@ impl GatewayOptions {
             sync_timeout: self.sync_timeout,
             callback_policy: policy.policy(),
             sns_subscribe_hosts: policy.sns_subscribe_host.clone(),
+            limits: self.listen_limits.limits(),
             metrics: Some(metrics),
         })
     }

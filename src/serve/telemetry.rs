@@ -43,7 +43,8 @@ pub async fn serve_metrics(addr: SocketAddr, handle: PrometheusHandle, guard: Gu
     match tokio::net::TcpListener::bind(addr).await {
         Ok(listener) => {
             tracing::info!(listen = %addr, "metrics listening");
-            let _ = axum::serve(listener, app).with_graceful_shutdown(async move { stop.cancelled().await }).await;
+            let limits = sluice_gateway::listen::ListenLimits { max_connections: 64, ..Default::default() };
+            let _ = sluice_gateway::listen::serve(listener, app, limits, stop).await;
         }
         Err(err) => tracing::error!(%err, listen = %addr, "cannot serve metrics"),
     }

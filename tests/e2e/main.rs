@@ -8,6 +8,7 @@ mod docker;
 mod events;
 mod fairness;
 mod large_body;
+mod limits;
 mod records;
 mod reliability;
 mod s3;

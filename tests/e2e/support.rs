@@ -236,7 +236,13 @@ pub struct Platform {
 pub fn admin_client(password: &str) -> reqwest::Client {
     let mut headers = reqwest::header::HeaderMap::new();
     headers.insert(reqwest::header::AUTHORIZATION, format!("Bearer {password}").parse().unwrap());
-    reqwest::Client::builder().default_headers(headers).build().unwrap()
+    client_with(headers)
+}
+
+/// A client that drops idle connections well before the gateway closes them (10 s without a request), so a
+/// request never races a closing connection.
+pub fn client_with(headers: reqwest::header::HeaderMap) -> reqwest::Client {
+    reqwest::Client::builder().default_headers(headers).pool_idle_timeout(Duration::from_secs(4)).build().unwrap()
 }
 
 /// The status and the `error` of a JSON error answer.
@@ -269,7 +275,7 @@ impl Platform {
             gateway,
             workers: Vec::new(),
             base: format!("http://{listen}"),
-            http: reqwest::Client::new(),
+            http: client_with(Default::default()),
             admin_password: String::new(),
             logs,
         };
