@@ -28,7 +28,8 @@ pub struct Slots {
     _worker: OwnedSemaphorePermit,
 }
 
-async fn consumer(worker: &Worker, function: &str) -> Result<PullConsumer, async_nats::Error> {
+/// The function's durable consumer, created when missing.
+pub async fn consumer(worker: &Worker, function: &str) -> Result<PullConsumer, async_nats::Error> {
     let stream = worker.topology.jetstream.get_stream_no_info(names::INVOCATIONS_STREAM).await?;
     let name = names::invoke_consumer(function);
     Ok(stream

@@ -63,6 +63,37 @@ pub async fn run(worker: &Arc<Worker>, spec: &FunctionSpec, message: Message) {
     run.execute().instrument(span).await;
 }
 
+/// Ends `message`'s call as failed without running it, with `status` and `reason` (its function was
+/// deleted): recorded, dead-lettered and called back like any final failure.
+pub async fn fail_unrun(worker: &Arc<Worker>, spec: &FunctionSpec, message: Message, status: u16, reason: &str) {
+    let headers = message.headers.clone().unwrap_or_default();
+    let Ok(call) = InvocationMessage::from_nats(&headers, message.payload.clone()) else {
+        let _ = message.ack_with(AckKind::Term).await;
+        return;
+    };
+    let attempt = message.info().map(|i| i.delivered.max(1) as u32).unwrap_or(1);
+    let span = tracing::info_span!("call", call_id = %call.call_id, function = %call.function, attempt);
+    let run = Run { worker, spec, message: &message, call: &call, attempt };
+    async {
+        let settings = RetrySettings::resolve(spec, &worker.cfg.retry);
+        match record::start(&worker.calls, &call, attempt, &settings).await {
+            Ok(Start::Run(record, revision) | Start::Expired(record, revision)) => {
+                tracing::info!(reason, "call ended without running");
+                run.finish(record, revision, Outcome::failure(status, reason.to_owned()), settings.attempts, 0.0).await;
+            }
+            Ok(Start::Skip(_)) => {
+                let _ = message.double_ack().await;
+            }
+            Err(err) => {
+                tracing::warn!(%err, "call record unavailable; the call is ended later");
+                let _ = message.ack_with(AckKind::Nak(Some(Duration::from_secs(1)))).await;
+            }
+        }
+    }
+    .instrument(span)
+    .await;
+}
+
 /// One attempt at one call.
 struct Run<'a> {
     worker: &'a Arc<Worker>,

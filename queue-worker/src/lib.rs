@@ -18,6 +18,7 @@ mod callback;
 mod cancel;
 mod consume;
 mod dead;
+mod deleted;
 mod execute;
 mod lease;
 mod logs;

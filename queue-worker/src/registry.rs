@@ -14,7 +14,7 @@ use sluice_schemas::{
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::{Worker, WorkerError, consume, secrets};
+use crate::{Worker, WorkerError, consume, deleted, secrets};
 
 struct FunctionLoop {
     spec: Arc<FunctionSpec>,
@@ -42,7 +42,7 @@ pub async fn run(worker: Arc<Worker>, shutdown: CancellationToken) -> Result<(),
     while let Some(change) = changes.recv().await {
         match change {
             SpecChange::Deployed(spec) => apply(&worker, &mut loops, *spec).await,
-            SpecChange::Removed(name) => remove(&worker, &mut loops, &name).await,
+            SpecChange::Removed(name) => remove(&worker, &mut loops, &name, &shutdown).await,
         }
     }
     for (_, l) in loops.drain() {
@@ -73,11 +73,17 @@ async fn apply(worker: &Arc<Worker>, loops: &mut HashMap<String, FunctionLoop>, 
     loops.insert(spec.service.clone(), FunctionLoop { spec, stop, task });
 }
 
-async fn remove(worker: &Worker, loops: &mut HashMap<String, FunctionLoop>, name: &str) {
+async fn remove(
+    worker: &Arc<Worker>,
+    loops: &mut HashMap<String, FunctionLoop>,
+    name: &str,
+    shutdown: &CancellationToken,
+) {
     worker.specs.write().expect("spec map lock").remove(name);
     if let Some(old) = loops.remove(name) {
         old.stop.cancel();
         tracing::info!(function = %name, "function removed; no longer serving it");
+        worker.tracker.spawn(deleted::drain(worker.clone(), old.spec, shutdown.clone()));
     }
     if let Some(docker) = &worker.runtimes.docker {
         docker.remove(name).await;

@@ -59,6 +59,10 @@ pub enum RuntimeError {
     Unsupported(&'static str),
     #[error("request body could not be read: {0}")]
     Body(#[source] std::io::Error),
+    /// A bug met while running the call; it counts as a failed attempt rather than taking the worker's
+    /// task (and the call, redelivered forever) down with it.
+    #[error("the worker failed while running the call: {0}")]
+    Crashed(String),
 }
 
 /// Settings shared by the runtimes.
@@ -113,10 +117,23 @@ impl Runtime for Runtimes {
         call: Invocation,
         deadline: Instant,
     ) -> Result<FunctionResponse, RuntimeError> {
-        match spec.runtime_kind() {
-            RuntimeKind::Process => self.process.invoke(spec, call, deadline).await,
-            RuntimeKind::Http => self.http.invoke(spec, call, deadline).await,
-            RuntimeKind::Docker => self.docker()?.invoke(spec, call, deadline).await,
-        }
+        use futures::FutureExt;
+        let run = async {
+            match spec.runtime_kind() {
+                RuntimeKind::Process => self.process.invoke(spec, call, deadline).await,
+                RuntimeKind::Http => self.http.invoke(spec, call, deadline).await,
+                RuntimeKind::Docker => self.docker()?.invoke(spec, call, deadline).await,
+            }
+        };
+        // The runtimes hold nothing a panic could leave half-updated for the next call to see.
+        std::panic::AssertUnwindSafe(run).catch_unwind().await.unwrap_or_else(|panic| {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "panic".to_owned());
+            tracing::error!(function = %spec.service, what, "a call's runtime panicked");
+            Err(RuntimeError::Crashed(what))
+        })
     }
 }

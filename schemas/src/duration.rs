@@ -5,7 +5,20 @@ use std::{fmt, str::FromStr, time::Duration};
 use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-/// A [`Duration`] that reads and writes as a human string (`"30s"`, `"1h 30m"`).
+/// The longest duration a spec may name: a year. Longer ones are refused when parsed, so no later
+/// arithmetic on a deadline can overflow.
+pub const MAX: Duration = Duration::from_secs(366 * 24 * 3600);
+
+/// Why a duration string is refused.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum DurationError {
+    #[error("{0}")]
+    Syntax(#[from] humantime::DurationError),
+    #[error("longer than the maximum of 366 days")]
+    TooLong,
+}
+
+/// A [`Duration`] that reads and writes as a human string (`"30s"`, `"1h 30m"`), at most [`MAX`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct HumanDuration(pub Duration);
 
@@ -22,9 +35,13 @@ impl From<Duration> for HumanDuration {
 }
 
 impl FromStr for HumanDuration {
-    type Err = humantime::DurationError;
+    type Err = DurationError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        humantime::parse_duration(s.trim()).map(Self)
+        let duration = humantime::parse_duration(s.trim())?;
+        if duration > MAX {
+            return Err(DurationError::TooLong);
+        }
+        Ok(Self(duration))
     }
 }
 
@@ -58,7 +75,7 @@ impl JsonSchema for HumanDuration {
     fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
         schemars::json_schema!({
             "type": "string",
-            "description": "A duration such as \"200ms\", \"30s\", \"5m\" or \"2h\".",
+            "description": "A duration such as \"200ms\", \"30s\", \"5m\" or \"2h\"; at most 366 days.",
             "examples": ["30s"]
         })
     }
@@ -75,6 +92,15 @@ mod tests {
         assert_eq!(serde_json::to_string(&d).unwrap(), "\"1h 30m\"");
         let ms: HumanDuration = "200ms".parse().unwrap();
         assert_eq!(ms.get(), Duration::from_millis(200));
+    }
+
+    #[test]
+    fn absurd_durations_are_refused_not_overflowed() {
+        for text in ["\"300000000000y\"", "\"18446744073709551615s\"", "\"367d\""] {
+            let err = serde_json::from_str::<HumanDuration>(text).unwrap_err();
+            assert!(err.to_string().contains("invalid duration"), "{text}: {err}");
+        }
+        assert!("366d".parse::<HumanDuration>().is_ok());
     }
 
     #[test]

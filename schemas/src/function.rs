@@ -266,6 +266,8 @@ impl FunctionSpec {
                 if self.image.is_some() {
                     return Err(ValidationError::new("image", "an image is only used by the docker runtime"));
                 }
+                shell_words::split(command)
+                    .map_err(|e| ValidationError::new("envProcess", format!("cannot be split into words: {e}")))?;
             }
             RuntimeKind::Http => {
                 let upstream = self.upstream.as_deref().unwrap_or("");
@@ -281,10 +283,16 @@ impl FunctionSpec {
         if self.runtime_kind() != RuntimeKind::Http && self.upstream.is_some() {
             return Err(ValidationError::new("upstream", "upstream is only used by the http runtime"));
         }
-        for key in self.env_vars.keys() {
+        for (key, value) in &self.env_vars {
             if key.is_empty() || key.contains('=') || key.contains('\0') {
                 return Err(ValidationError::new("envVars", format!("invalid variable name {key:?}")));
             }
+            if value.contains('\0') {
+                return Err(ValidationError::new(&format!("envVars.{key}"), "a value cannot hold a NUL character"));
+            }
+        }
+        if self.env_process.as_deref().is_some_and(|p| p.contains('\0')) {
+            return Err(ValidationError::new("envProcess", "cannot hold a NUL character"));
         }
         if let Some(cfg) = &self.async_config {
             if cfg.max_inflight == Some(0) {
@@ -292,6 +300,9 @@ impl FunctionSpec {
             }
             if cfg.timeout.is_some_and(|t| t.get().is_zero()) {
                 return Err(ValidationError::new("async.timeout", "must be longer than zero"));
+            }
+            if cfg.max_age.is_some_and(|t| t.get().is_zero()) {
+                return Err(ValidationError::new("async.maxAge", "must be longer than zero"));
             }
             if let Some(retry) = &cfg.retry {
                 if retry.attempts == Some(0) {

@@ -40,6 +40,9 @@ pub fn nano_cpus(text: &str) -> Result<u64, String> {
     if !nanos.is_finite() || nanos < 1e7 {
         return Err(format!("{text:?} is below the 0.01 CPU a container can be given"));
     }
+    if nanos > 1024e9 {
+        return Err(format!("{text:?} is more than the 1024 CPUs a container can be given"));
+    }
     Ok(nanos as u64)
 }
 

@@ -20,8 +20,11 @@ impl Schedule {
     pub fn parse(expression: &str, timezone: Option<&str>) -> Result<Self, String> {
         let expression = expression.trim();
         if let Some(every) = expression.strip_prefix("@every") {
-            let every = humantime::parse_duration(every.trim())
-                .map_err(|e| format!("@every needs a duration such as 5m or 30s: {e}"))?;
+            let every = every
+                .trim()
+                .parse::<crate::HumanDuration>()
+                .map_err(|e| format!("@every needs a duration such as 5m or 30s: {e}"))?
+                .get();
             if every < Duration::from_secs(1) {
                 return Err("@every must be at least 1s".into());
             }
@@ -36,7 +39,11 @@ impl Schedule {
             return Err(format!("{expression:?} has {fields} fields; cron takes 5 (minutes) or 6 (with seconds)"));
         }
         let cron = CronParser::new().parse(expression).map_err(|e| format!("{expression:?}: {e}"))?;
-        Ok(Self::Cron { cron: Box::new(cron), zone })
+        let schedule = Self::Cron { cron: Box::new(cron), zone };
+        if schedule.next_after(Utc::now()).is_none() {
+            return Err(format!("{expression:?} never fires"));
+        }
+        Ok(schedule)
     }
 
     /// The first tick strictly after `after`.

@@ -369,3 +369,37 @@ async fn fault_d_cluster_node_lost_while_calls_flow() {
     let r = platform.http.post(platform.url("/function/upper")).body("still here").send().await.unwrap();
     assert_eq!(r.text().await.unwrap(), "STILL HERE");
 }
+
+#[tokio::test]
+async fn deleting_a_function_ends_its_queued_calls_as_failed() {
+    let platform = Platform::start(1, &[], &[]).await;
+    let receiver = CallbackReceiver::start().await;
+    platform.deploy(json!({"service": "doomed-queue", "envProcess": "sleep 2", "async": {"maxInflight": 1}})).await;
+    let mut ids = Vec::new();
+    for _ in 0..12 {
+        ids.push(platform.call_async("doomed-queue", "", Some(&receiver.url)).await);
+    }
+    platform.wait_running(&ids[0]).await;
+    let r = platform
+        .http
+        .delete(platform.url("/system/functions"))
+        .json(&json!({"functionName": "doomed-queue"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    let mut failed = 0;
+    for id in &ids {
+        let record = platform.wait_final(id, Duration::from_secs(60)).await;
+        if record["status"] == "failed" {
+            failed += 1;
+            assert_eq!(record["functionStatus"], 410, "{record}");
+            assert!(record["error"].as_str().unwrap().contains("deleted"), "{record}");
+            assert!(record["deadLetter"].is_u64(), "{record}");
+        }
+    }
+    assert!(failed >= 10, "only {failed} of the 11 calls still queued ended as failed");
+    let callbacks = receiver.wait_for(12, Duration::from_secs(30)).await;
+    let gone = callbacks.iter().filter(|c| c.headers["x-function-status"] == "410").count();
+    assert_eq!(gone, failed);
+}
