@@ -36,12 +36,18 @@ fn equal_hex(expected: &[u8], given: &str) -> bool {
 }
 
 /// Checks the request's signature against `secret`.
-fn verify(secret: &[u8], headers: &HeaderMap, body: &[u8]) -> Result<(), &'static str> {
+/// Checks the signature; returns the delivery id it vouches for: a hash of the signed body (GitHub signs only
+/// the body) or of the timestamped signature (which changes with every genuine delivery).
+fn verify(secret: &[u8], headers: &HeaderMap, body: &[u8]) -> Result<String, &'static str> {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     if let Some(github) = header("x-hub-signature-256") {
         let given = github.strip_prefix("sha256=").ok_or("X-Hub-Signature-256 must start with sha256=")?;
         let expected = mac(secret).chain_update(body).finalize().into_bytes();
-        return if equal_hex(&expected, given) { Ok(()) } else { Err("X-Hub-Signature-256 does not match") };
+        return if equal_hex(&expected, given) {
+            Ok(format!("sha256-{}", hex::encode(&<Sha256 as sha2::Digest>::digest(body)[..16])))
+        } else {
+            Err("X-Hub-Signature-256 does not match")
+        };
     }
     let generic = header("x-sluice-signature").ok_or("the webhook requires a signature")?;
     let (mut t, mut v1) = (None, None);
@@ -53,11 +59,15 @@ fn verify(secret: &[u8], headers: &HeaderMap, body: &[u8]) -> Result<(), &'stati
         }
     }
     let (t, v1) = t.zip(v1).ok_or("X-Sluice-Signature must be t=<unix seconds>,v1=<hex>")?;
-    if (chrono::Utc::now().timestamp() - t).abs() > TOLERANCE_SECONDS {
+    if chrono::Utc::now().timestamp().abs_diff(t) > TOLERANCE_SECONDS as u64 {
         return Err("X-Sluice-Signature is too old or from the future");
     }
     let expected = mac(secret).chain_update(t.to_string().as_bytes()).chain_update(b".").chain_update(body).finalize();
-    if equal_hex(&expected.into_bytes(), v1) { Ok(()) } else { Err("X-Sluice-Signature does not match") }
+    if equal_hex(&expected.into_bytes(), v1) {
+        Ok(format!("sig-{}", hex::encode(&<Sha256 as sha2::Digest>::digest(generic.as_bytes())[..16])))
+    } else {
+        Err("X-Sluice-Signature does not match")
+    }
 }
 
 pub async fn receive(
@@ -66,6 +76,13 @@ pub async fn receive(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ConnectorError> {
+    if !names::is_key_safe(&name, names::MAX_HOOK_NAME) {
+        metrics::rejected("webhook", "name");
+        return Err(ConnectorError::BadRequest(format!(
+            "invalid webhook name: use 1-{} letters, digits, '-', '_' or '.'",
+            names::MAX_HOOK_NAME
+        )));
+    }
     let body = read_body(&headers, body, state.max_body).await.inspect_err(|_| metrics::rejected("webhook", "body"))?;
     let secret = state
         .topology
@@ -73,19 +90,25 @@ pub async fn receive(
         .get(format!("webhook-{name}"))
         .await
         .map_err(|e| ConnectorError::NotStored(format!("reading the webhook secret: {e}")))?;
-    if let Some(secret) = secret
-        && let Err(why) = verify(&secret, &headers, &body)
-    {
-        metrics::rejected("webhook", "signature");
-        tracing::warn!(hook = %name, why, "webhook refused");
-        return Err(ConnectorError::Unauthorized(why.to_owned()));
-    }
+    let signed_id = match &secret {
+        Some(secret) => match verify(secret, &headers, &body) {
+            Ok(id) => Some(id),
+            Err(why) => {
+                metrics::rejected("webhook", "signature");
+                tracing::warn!(hook = %name, why, "webhook refused");
+                return Err(ConnectorError::Unauthorized(why.to_owned()));
+            }
+        },
+        None => None,
+    };
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
     let mut event = EventMessage::new(triggers::webhook_source(&name), WEBHOOK_TYPE, body);
     if let Some(kind) = header("x-github-event") {
         event.event_type = format!("com.github.{kind}");
     }
-    if let Some(id) = header("x-github-delivery").or_else(|| header("x-request-id")) {
+    // A signed delivery's id comes from what the signature covers: the delivery id headers are not signed, so
+    // a replayed body with a new one would otherwise run again.
+    if let Some(id) = signed_id.or_else(|| header("x-github-delivery").or_else(|| header("x-request-id"))) {
         event.id = id;
     }
     event.content_type = header("content-type");

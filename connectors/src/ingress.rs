@@ -41,6 +41,13 @@ pub async fn receive(
         ConnectorError::BadRequest(format!("not a CloudEvent (binary or structured mode): {e}"))
     })?;
     let event = from_sdk(event);
+    if event.event_type.len() > names::MAX_EVENT_TYPE {
+        metrics::rejected("ingress", "type");
+        return Err(ConnectorError::BadRequest(format!(
+            "the event type is longer than {} bytes",
+            names::MAX_EVENT_TYPE
+        )));
+    }
     if let Some(reason) = triggers::impersonation(&event) {
         metrics::rejected("ingress", "reserved");
         return Err(ConnectorError::Forbidden(reason));

@@ -37,6 +37,8 @@ pub enum ApiError {
     BodyTooLarge { limit: usize },
     #[error("request body could not be read: {0}")]
     BodyRead(String),
+    #[error("request headers are larger than the limit of {limit} bytes")]
+    HeadersTooLarge { limit: usize },
     #[error("authentication required")]
     Unauthorized,
     #[error("call was not persisted, try again: {0}")]
@@ -71,6 +73,7 @@ impl ApiError {
             | Self::BadQuery(_)
             | Self::BodyRead(_) => StatusCode::BAD_REQUEST,
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::HeadersTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::NotPersisted(_) | Self::Store(_) | Self::NoWorker(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::SyncTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,

@@ -95,9 +95,6 @@ impl ProcessRuntime {
             .env_clear()
             .envs(INHERITED_ENV.iter().filter_map(|k| std::env::var_os(k).map(|v| (*k, v))))
             .envs(&spec.env_vars)
-            .env("Http_Method", call.method.as_str())
-            .env("Http_Path", &call.path)
-            .env("Http_Query", &call.query)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -108,6 +105,8 @@ impl ProcessRuntime {
                 cmd.env(watchdog_env_name(name.as_str()), value);
             }
         }
+        // After the caller's headers: a `Method`, `Path` or `Query` header must not pass for the real request.
+        cmd.env("Http_Method", call.method.as_str()).env("Http_Path", &call.path).env("Http_Query", &call.query);
         Ok(cmd)
     }
 }

@@ -215,10 +215,7 @@ pub fn is_dns_label(name: &str) -> bool {
 /// Whether `name` can name a secret: it becomes a file name, so letters, digits, `-`, `_` and `.`, not starting
 /// with `.`, at most 253 characters.
 pub fn is_secret_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 253
-        && !name.starts_with('.')
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    crate::names::is_key_safe(name, 253) && !name.contains('=')
 }
 
 impl FunctionSpec {

@@ -147,3 +147,21 @@ pub mod http_headers {
     pub const MAX_ATTEMPTS: &str = "X-Sluice-Max-Attempts";
     pub const SIGNATURE: &str = "X-Sluice-Signature";
 }
+
+/// Whether `name` can be a KV key or one subject token: 1 to `max` letters, digits, `-`, `_`, `=` and `.`,
+/// neither starting nor ending with `.` and without `..` (an empty token). Names that become keys or subjects
+/// (call ids, secret and webhook names) are checked with it at the edge, so none reaches NATS malformed or
+/// long enough to break a connection's control line.
+pub fn is_key_safe(name: &str, max: usize) -> bool {
+    !name.is_empty()
+        && name.len() <= max
+        && !name.starts_with('.')
+        && !name.ends_with('.')
+        && !name.contains("..")
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'=' | b'.'))
+}
+
+/// Longest webhook name (`/hooks/{name}`).
+pub const MAX_HOOK_NAME: usize = 128;
+/// Longest CloudEvent `type`, which becomes a subject token.
+pub const MAX_EVENT_TYPE: usize = 256;

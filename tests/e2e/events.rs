@@ -112,15 +112,19 @@ async fn webhooks_with_hmac_invoke_matching_functions_once_per_delivery() {
     };
     let r = send(Some(github_signature("hook-key", body)), "d-1").await.unwrap();
     assert_eq!(r.status(), 202, "{}", r.text().await.unwrap());
-    // GitHub redelivers with the same delivery id: the function runs once.
+    // GitHub redelivers with the same delivery id: the function runs once. The delivery id is not signed, so
+    // a replay of the signed body with a new or no delivery id is the same event too.
     assert_eq!(send(Some(github_signature("hook-key", body)), "d-1").await.unwrap().status(), 202);
+    assert_eq!(send(Some(github_signature("hook-key", body)), "d-replayed").await.unwrap().status(), 202);
     let bad = send(Some(github_signature("wrong-key", body)), "d-2").await.unwrap();
     assert_eq!(bad.status(), 401);
     assert!(bad.json::<serde_json::Value>().await.unwrap()["error"].as_str().unwrap().contains("does not match"));
     assert_eq!(send(None, "d-3").await.unwrap().status(), 401);
 
     let got = wait_lines(&out, 1, Duration::from_secs(20)).await;
-    assert_eq!(got[0], format!("com.github.push|/hooks/github|d-1|{body}"));
+    let fields: Vec<&str> = got[0].splitn(4, '|').collect();
+    assert_eq!((fields[0], fields[1], fields[3]), ("com.github.push", "/hooks/github", body), "{}", got[0]);
+    assert!(fields[2].starts_with("sha256-"), "the event id comes from the signed body: {}", got[0]);
     // A hook without a secret needs no signature; one that nobody listens to is kept, not routed.
     let r = p.http.post(p.url("/hooks/nobody")).body("x").send().await.unwrap();
     assert_eq!(r.status(), 202);
@@ -151,6 +155,9 @@ async fn generic_signed_webhooks_refuse_stale_tampered_and_oversized_deliveries(
     let body = "release 42".to_owned();
     let r = send(sluice_signature("deploy-key", now, &body), "req-1", body.clone()).await.unwrap();
     assert_eq!(r.status(), 202, "{}", r.text().await.unwrap());
+    // Replayed within the signature's tolerance under another request id: the same event.
+    let replay = send(sluice_signature("deploy-key", now, &body), "req-1-again", body.clone()).await.unwrap();
+    assert_eq!(replay.status(), 202);
 
     let tampered = send(sluice_signature("deploy-key", now, &body), "req-2", "release 43".into()).await.unwrap();
     let (status, error) = error_of(tampered).await;
@@ -178,12 +185,15 @@ async fn generic_signed_webhooks_refuse_stale_tampered_and_oversized_deliveries(
 
     // The accepted delivery ran once, untouched by the refusals after it; a fresh one still gets in.
     let got = wait_lines(&out, 1, Duration::from_secs(20)).await;
-    assert_eq!(got[0], format!("sluice.webhook.received|/hooks/deploys|req-1|{body}"));
+    let fields: Vec<&str> = got[0].splitn(4, '|').collect();
+    assert_eq!((fields[0], fields[1], fields[3]), ("sluice.webhook.received", "/hooks/deploys", body.as_str()));
+    assert!(fields[2].starts_with("sig-"), "the event id comes from the signature: {}", got[0]);
     let later = chrono::Utc::now().timestamp();
     let r = send(sluice_signature("deploy-key", later, "release 44"), "req-6", "release 44".into()).await.unwrap();
     assert_eq!(r.status(), 202);
     let got = wait_lines(&out, 2, Duration::from_secs(20)).await;
-    assert_eq!(got[1], "sluice.webhook.received|/hooks/deploys|req-6|release 44");
+    assert!(got[1].starts_with("sluice.webhook.received|/hooks/deploys|sig-"), "{}", got[1]);
+    assert!(got[1].ends_with("|release 44"), "{}", got[1]);
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(lines(&out).len(), 2, "refused deliveries ran nothing");
 }

@@ -308,3 +308,69 @@ async fn sns_confirmations_are_not_an_open_proxy() {
         assert_eq!(error, "the subscription could not be confirmed");
     }
 }
+
+#[tokio::test]
+async fn functions_get_neither_credentials_nor_forged_request_facts() {
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = dir.path().join("tokens");
+    std::fs::write(&tokens, "invoke-token-0123456789\n").unwrap();
+    let platform = Platform::start(1, &["--token-file", tokens.to_str().unwrap(), "--protect-invocations"], &[]).await;
+    let admin = crate::support::admin_client("invoke-token-0123456789");
+    let spec = json!({"service": "env", "envProcess": "env"});
+    assert_eq!(admin.post(platform.url("/system/functions")).json(&spec).send().await.unwrap().status(), 202);
+    let r = admin
+        .post(platform.url("/function/env/real/path?q=1"))
+        .header("Method", "DELETE")
+        .header("Path", "/admin")
+        .header("Query", "forged=1")
+        .header("X-Custom", "kept")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let env = r.text().await.unwrap();
+    assert!(!env.contains("invoke-token"), "the gateway's credential reached the function:\n{env}");
+    assert!(!env.contains("Http_Authorization"), "{env}");
+    for line in ["Http_Method=POST", "Http_Path=/real/path", "Http_Query=q=1", "Http_X_Custom=kept"] {
+        assert!(env.lines().any(|l| l == line), "{line} missing:\n{env}");
+    }
+}
+
+#[tokio::test]
+async fn client_errors_are_4xx_naming_the_problem() {
+    let platform = Platform::start(0, &[], &[]).await;
+    platform.deploy(json!({"service": "f", "envProcess": "cat"})).await;
+    let post = |id: &str| platform.http.post(platform.url("/async-function/f")).header("X-Call-Id", id).send();
+    for bad in ["a..b", ".a", "a."] {
+        let (status, error) = error_of(post(bad).await.unwrap()).await;
+        assert_eq!(status, 400, "{bad}: {error}");
+        assert!(error.contains("X-Call-Id"), "{error}");
+    }
+    let r = platform.http.post(platform.url("/async-function/f")).header("X-Big", "x".repeat(100 * 1024)).send();
+    let (status, error) = error_of(r.await.unwrap()).await;
+    assert_eq!(status, 431, "{error}");
+    let r = platform.http.post(platform.url("/system/secrets")).json(&json!({"name": "a..", "value": "v"})).send();
+    assert_eq!(error_of(r.await.unwrap()).await.0, 400);
+    // Names that would become NATS subjects are bounded at the edge.
+    let long = "h".repeat(5000);
+    let r = platform.http.post(platform.url(&format!("/hooks/{long}"))).body("x").send().await.unwrap();
+    let (status, error) = error_of(r).await;
+    assert_eq!(status, 400, "{error}");
+    assert!(error.contains("webhook name"), "{error}");
+    let r = platform
+        .http
+        .post(platform.url("/events"))
+        .header("ce-specversion", "1.0")
+        .header("ce-id", "1")
+        .header("ce-source", "/mine")
+        .header("ce-type", "t".repeat(5000))
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    let (status, error) = error_of(r).await;
+    assert_eq!(status, 400, "{error}");
+    assert!(error.contains("event type"), "{error}");
+    // The platform still takes work afterwards.
+    assert_eq!(post("fine-1").await.unwrap().status(), 202);
+}

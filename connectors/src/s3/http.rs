@@ -87,6 +87,12 @@ impl SnsConfirmer {
     }
 }
 
+/// S3's rule: 3-63 lowercase letters, digits, `.` and `-` (bucket names become subject tokens).
+fn is_bucket_name(name: &str) -> bool {
+    (3..=63).contains(&name.len())
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
+}
+
 /// `sns.<region>.amazonaws.com` or `sns.<region>.amazonaws.com.cn`.
 fn is_sns_endpoint(host: &str) -> bool {
     let rest = host.strip_suffix(".amazonaws.com").or_else(|| host.strip_suffix(".amazonaws.com.cn"));
@@ -119,6 +125,10 @@ async fn check_token(state: &ConnectorState, given: Option<&str>) -> Result<(), 
 
 /// Stores one event per record; answers 202 with their ids.
 async fn accept_records(state: &ConnectorState, notification: Notification) -> Result<Response, ConnectorError> {
+    if let Some(bad) = notification.records.iter().find(|r| !is_bucket_name(&r.s3.bucket.name)) {
+        metrics::rejected("s3", "bucket");
+        return Err(ConnectorError::BadRequest(format!("{:?} is not an S3 bucket name", bad.s3.bucket.name)));
+    }
     let mut ids = Vec::new();
     for record in &notification.records {
         let event = records::to_event(record);

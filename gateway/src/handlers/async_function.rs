@@ -47,6 +47,7 @@ async fn enqueue(app: App, function: &str, path: Option<&str>, request: Request)
     let callback_url = invocation::callback_url(&parts.headers, &app.cfg.callback_policy).await?;
     let (call_id, caller_chose_id) = invocation::call_id(&parts.headers)?;
     body::check_declared_length(&app, &parts.headers)?;
+    let headers = invocation::forwarded_headers(&app, &parts.headers)?;
     if caller_chose_id && let Some(existing) = app.calls.get(&call_id).await? {
         // The same id again is the same call: queued once, answered alike.
         if existing.function != function {
@@ -55,7 +56,7 @@ async fn enqueue(app: App, function: &str, path: Option<&str>, request: Request)
         return Ok(accepted(&call_id));
     }
     let payload = body::intake(&app, &call_id, request_body).await?;
-    let message = invocation::message(function, path, &parts, call_id, callback_url, payload);
+    let message = invocation::message(function, path, &parts, headers, call_id, callback_url, payload);
     let (headers, bytes) = message.to_nats(names::CE_TYPE_REQUESTED);
     let published = async {
         app.topology.jetstream.publish_with_headers(names::invoke_subject(function), headers, bytes).await?.await

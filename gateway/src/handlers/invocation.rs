@@ -4,7 +4,7 @@ use axum::http::{HeaderMap, request::Parts};
 use chrono::Utc;
 use sluice_schemas::{InvocationMessage, Payload, names, outbound::OutboundPolicy, store};
 
-use crate::ApiError;
+use crate::{ApiError, App};
 
 /// The call id: the caller's `X-Call-Id` when valid, else a new UUIDv7 (time-ordered, so ids sort by age).
 pub fn call_id(headers: &HeaderMap) -> Result<(String, bool), ApiError> {
@@ -30,11 +30,33 @@ pub async fn callback_url(headers: &HeaderMap, policy: &OutboundPolicy) -> Resul
     Ok(Some(text.to_owned()))
 }
 
-/// The message for a call of `function` made by request `parts`.
+/// Most bytes of request headers a call carries to its function (they travel in the NATS message).
+pub const MAX_HEADER_BYTES: usize = 64 * 1024;
+
+/// The request headers a function receives: at most [`MAX_HEADER_BYTES`] of them, and never Sluice's own
+/// credentials (an `Authorization` the gateway accepts, as with `--protect-invocations`).
+pub fn forwarded_headers(app: &App, headers: &HeaderMap) -> Result<HeaderMap, ApiError> {
+    let size: usize = headers.iter().map(|(n, v)| n.as_str().len() + v.len() + 4).sum();
+    if size > MAX_HEADER_BYTES {
+        return Err(ApiError::HeadersTooLarge { limit: MAX_HEADER_BYTES });
+    }
+    let mut headers = headers.clone();
+    let ours = |value: &axum::http::HeaderValue| {
+        let text = value.to_str().unwrap_or_default();
+        app.cfg.credentials.as_ref().is_some_and(|c| c.accepts(text))
+    };
+    if headers.get(axum::http::header::AUTHORIZATION).is_some_and(ours) {
+        headers.remove(axum::http::header::AUTHORIZATION);
+    }
+    Ok(headers)
+}
+
+/// The message for a call of `function` made by request `parts`, with `headers` forwarded.
 pub fn message(
     function: &str,
     path: Option<&str>,
     parts: &Parts,
+    headers: HeaderMap,
     call_id: String,
     callback_url: Option<String>,
     payload: Payload,
@@ -47,7 +69,7 @@ pub fn message(
         method: parts.method.clone(),
         path: path.map(|p| format!("/{p}")).unwrap_or_default(),
         query: parts.uri.query().unwrap_or_default().to_owned(),
-        headers: parts.headers.clone(),
+        headers,
         callback_url,
         payload,
     }

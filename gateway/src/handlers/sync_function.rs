@@ -38,9 +38,10 @@ async fn call(app: App, function: &str, path: Option<&str>, request: Request) ->
     let (parts, request_body): (_, Body) = request.into_parts();
     let spec = app.function_cache.get(function).await?.ok_or_else(|| ApiError::UnknownFunction(function.to_owned()))?;
     body::check_declared_length(&app, &parts.headers)?;
+    let headers = invocation::forwarded_headers(&app, &parts.headers)?;
     let call_id = uuid::Uuid::now_v7().to_string();
     let payload = body::intake(&app, &call_id, request_body).await?;
-    let message = invocation::message(function, path, &parts, call_id, None, payload);
+    let message = invocation::message(function, path, &parts, headers, call_id, None, payload);
     let (headers, bytes) = message.to_nats(names::CE_TYPE_REQUESTED);
     let timeout = spec.timeout().unwrap_or(app.cfg.sync_timeout);
     // The worker enforces the timeout; the extra second lets its 504 arrive before ours.

@@ -17,11 +17,7 @@ pub struct CallStore {
 
 /// Whether `id` can be a KV key, and so a call id: letters, digits, `-`, `_`, `=`, `.`, at most 128.
 pub fn is_valid_call_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= 128
-        && !id.starts_with('.')
-        && !id.ends_with('.')
-        && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'=' | b'.'))
+    crate::names::is_key_safe(id, 128)
 }
 
 impl CallStore {
