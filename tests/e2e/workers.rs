@@ -4,7 +4,7 @@ use std::{collections::HashSet, time::Duration};
 
 use serde_json::json;
 
-use crate::support::{CallbackReceiver, Platform, free_port};
+use crate::support::{CallbackReceiver, Platform, Sluice, free_port};
 
 #[tokio::test]
 async fn two_workers_share_200_calls_and_none_runs_twice() {
@@ -87,4 +87,69 @@ async fn calls_still_running_after_the_grace_period_are_handed_back() {
     assert_eq!(&got[0].body[..], b"second\n");
     assert_eq!(got[0].headers["x-sluice-attempt"], "2");
     assert_eq!(std::fs::read_to_string(&runs).unwrap().lines().count(), 2);
+}
+
+/// PIDs of `parent`'s children named `name`.
+fn children(parent: u32, name: &str) -> Vec<u32> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
+        let Some((head, tail)) = stat.rsplit_once(") ") else { continue };
+        let comm = head.split_once(" (").map(|(_, c)| c).unwrap_or_default();
+        let ppid: u32 = tail.split_whitespace().nth(1).and_then(|p| p.parse().ok()).unwrap_or(0);
+        if ppid == parent && comm == name {
+            found.push(entry.file_name().to_string_lossy().parse().unwrap());
+        }
+    }
+    found
+}
+
+/// Whether `pid` runs (a zombie nobody reaped does not).
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| s.rsplit_once(") ").is_some_and(|(_, t)| !t.starts_with('Z')))
+        .unwrap_or(false)
+}
+
+#[tokio::test]
+async fn the_embedded_nats_server_dies_with_sluice_up_and_its_store_is_locked() {
+    let logs = tempfile::tempdir().unwrap();
+    let data = logs.path().join("data");
+    let data = data.to_str().unwrap();
+    let up_args = |port: u16| {
+        let listen = format!("127.0.0.1:{port}");
+        vec![
+            "up".to_owned(),
+            "--listen".into(),
+            listen,
+            "--data-dir".into(),
+            data.into(),
+            "--docker".into(),
+            "off".into(),
+        ]
+    };
+    let args = up_args(free_port());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut up = Sluice::spawn(&args, logs.path(), "up");
+    up.wait_for_log("sluice is up", Duration::from_secs(60)).await;
+    let servers = children(up.pid(), "nats-server");
+    assert_eq!(servers.len(), 1, "one embedded nats-server");
+
+    // A second `sluice up` on the same store refuses to start.
+    let second = up_args(free_port());
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_sluice")).args(&second).output().await.unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("is in use by another sluice up"), "{err}");
+
+    // Killed outright, `sluice up` takes its server with it, and a new one starts on the same store.
+    up.kill();
+    let start = std::time::Instant::now();
+    while alive(servers[0]) {
+        assert!(start.elapsed() < Duration::from_secs(15), "nats-server {} outlived sluice up", servers[0]);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let args = up_args(free_port());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let again = Sluice::spawn(&args, logs.path(), "up-again");
+    again.wait_for_log("sluice is up", Duration::from_secs(60)).await;
 }
