@@ -42,7 +42,9 @@ pub struct LogArgs {
 
 /// `30s`, `5m`, `200ms`.
 pub fn duration(text: &str) -> Result<Duration, String> {
-    humantime::parse_duration(text).map_err(|e| format!("{e}; write it like 30s, 5m or 200ms"))
+    text.parse::<sluice_schemas::HumanDuration>()
+        .map(|d| d.get())
+        .map_err(|e| format!("{e}; write it like 30s, 5m or 200ms"))
 }
 
 /// `1048576`, `512KiB`, `128MiB`, `1GiB` (also `KB`/`MB`/`GB` as powers of ten).

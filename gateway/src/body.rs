@@ -60,7 +60,7 @@ pub async fn intake(app: &App, object_name: &str, body: Body) -> Result<Payload,
         Ok::<Bytes, std::io::Error>(chunk)
     });
     let mut reader = tokio_util::io::StreamReader::new(stream::iter([Ok(head.freeze())]).chain(rest));
-    match app.topology.payloads.put(object_name, &mut reader).await {
+    match sluice_schemas::payloads::put(&app.topology, object_name, &mut reader).await {
         Ok(_) => Ok(Payload::Object(object_name.to_owned())),
         Err(_) if over_limit.load(Ordering::Relaxed) => Err(ApiError::BodyTooLarge { limit }),
         Err(err) => Err(ApiError::NotPersisted(format!("storing the request body: {err}"))),

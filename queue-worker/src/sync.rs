@@ -67,7 +67,7 @@ async fn answer(worker: &Worker, request: Message) {
     let body = if outcome.body.len() > worker.inline_limit {
         let name = format!("{}.sync-response", uuid_like(&headers));
         let mut reader = &outcome.body[..];
-        match worker.topology.payloads.put(name.as_str(), &mut reader).await {
+        match sluice_schemas::payloads::put(&worker.topology, name.as_str(), &mut reader).await {
             Ok(_) => {
                 reply.insert(wire::PAYLOAD_OBJECT, name);
                 bytes::Bytes::new()

@@ -1,4 +1,10 @@
-//! Reading a claim-checked body back from the `sluice_payloads` object store with bounded memory.
+//! Claim-checked bodies in the `sluice_payloads` object store: written so that a failed write leaves nothing
+//! behind, and read back with bounded memory.
+//!
+//! [`put`] writes an object the way the object store does (chunks, then the metadata that makes them an
+//! object) but knows the chunks' subject, so when the body is refused halfway (over the size limit, the
+//! client gone, the store full) the chunks already written are purged at once instead of filling the disk
+//! until they age out.
 //!
 //! The object store's own reader uses a push consumer that lets the server send the whole object ahead of
 //! the reader, so a slow function would see the entire body buffered in the worker. This reader pulls a few
@@ -26,6 +32,104 @@ pub enum PayloadError {
         #[source]
         source: async_nats::Error,
     },
+}
+
+/// Why a body was not stored; whatever part of it was written is gone again.
+#[derive(Debug, thiserror::Error)]
+pub enum PutError {
+    #[error("reading the body: {0}")]
+    Read(#[source] std::io::Error),
+    #[error("storing the body: {0}")]
+    Store(String),
+}
+
+/// Chunk size of stored bodies (the object store's default).
+const CHUNK: usize = 128 * 1024;
+
+/// Stores what `data` yields as object `name`; on any failure, removes the chunks written so far.
+pub async fn put(
+    topology: &Topology,
+    name: &str,
+    data: &mut (impl AsyncRead + Unpin),
+) -> Result<async_nats::jetstream::object_store::ObjectInfo, PutError> {
+    // Written again (a retried result): the old chunks go once the new object stands.
+    let replaced = topology.payloads.info(name).await.ok().map(|old| old.nuid);
+    let nuid = uuid::Uuid::now_v7().simple().to_string();
+    let written = write(topology, name, &nuid, &chunk_subject(&nuid), data).await;
+    let stale = if written.is_ok() { replaced } else { Some(nuid) };
+    if let Some(stale) = stale {
+        let purged = async {
+            let stream = topology.jetstream.get_stream_no_info(format!("OBJ_{}", names::PAYLOADS_BUCKET)).await?;
+            stream.purge().filter(chunk_subject(&stale)).await?;
+            Ok::<_, async_nats::Error>(())
+        };
+        if let Err(err) = purged.await {
+            tracing::warn!(%err, object = %name, "chunks no object uses are left until they expire");
+        }
+    }
+    written
+}
+
+fn chunk_subject(nuid: &str) -> String {
+    format!("$O.{}.C.{nuid}", names::PAYLOADS_BUCKET)
+}
+
+async fn write(
+    topology: &Topology,
+    name: &str,
+    nuid: &str,
+    chunk_subject: &str,
+    data: &mut (impl AsyncRead + Unpin),
+) -> Result<async_nats::jetstream::object_store::ObjectInfo, PutError> {
+    use async_nats::jetstream::object_store::{ObjectInfo, ObjectOptions};
+    use base64::Engine;
+    use sha2::Digest;
+    use tokio::io::AsyncReadExt;
+    let store = |e: &dyn std::fmt::Display| PutError::Store(e.to_string());
+    let (mut size, mut count) = (0usize, 0usize);
+    let mut digest = sha2::Sha256::new();
+    let mut buffer = bytes::BytesMut::with_capacity(CHUNK);
+    loop {
+        // A whole chunk per message, however the reader splits its data.
+        while buffer.len() < CHUNK {
+            if data.read_buf(&mut buffer).await.map_err(PutError::Read)? == 0 {
+                break;
+            }
+        }
+        if buffer.is_empty() {
+            break;
+        }
+        let chunk = buffer.split_to(buffer.len().min(CHUNK)).freeze();
+        digest.update(&chunk);
+        size += chunk.len();
+        count += 1;
+        let ack = topology.jetstream.publish(chunk_subject.to_owned(), chunk).await.map_err(|e| store(&e))?;
+        ack.await.map_err(|e| store(&e))?;
+        buffer.reserve(CHUNK);
+    }
+    let info = ObjectInfo {
+        name: name.to_owned(),
+        description: None,
+        metadata: Default::default(),
+        headers: None,
+        options: Some(ObjectOptions { link: None, max_chunk_size: Some(CHUNK) }),
+        bucket: names::PAYLOADS_BUCKET.to_owned(),
+        nuid: nuid.to_owned(),
+        size,
+        chunks: count,
+        modified: Some(time::OffsetDateTime::now_utc()),
+        digest: Some(format!("SHA-256={}", base64::engine::general_purpose::URL_SAFE.encode(digest.finalize()))),
+        deleted: false,
+    };
+    let meta_subject =
+        format!("$O.{}.M.{}", names::PAYLOADS_BUCKET, base64::engine::general_purpose::URL_SAFE.encode(name));
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert("Nats-Rollup", "sub");
+    let meta = serde_json::to_vec(&info).map_err(|e| store(&e))?;
+    let ack =
+        topology.jetstream.publish_with_headers(meta_subject, headers, meta.into()).await.map_err(|e| store(&e))?;
+    ack.await.map_err(|e| store(&e))?;
+    Ok(info)
 }
 
 fn io_error(message: String) -> std::io::Error {

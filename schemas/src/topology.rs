@@ -27,6 +27,8 @@ pub struct TopologyConfig {
     pub retention: Duration,
     /// Window in which a re-sent call id is stored once by JetStream itself.
     pub duplicate_window: Duration,
+    /// Most bytes the stored bodies may take; past it new bodies are refused (503), none is dropped.
+    pub payloads_max_bytes: i64,
 }
 
 impl Default for TopologyConfig {
@@ -36,6 +38,7 @@ impl Default for TopologyConfig {
             calls_ttl: Duration::from_secs(7 * 24 * 3600),
             retention: Duration::from_secs(7 * 24 * 3600),
             duplicate_window: Duration::from_secs(10 * 60),
+            payloads_max_bytes: 8 << 30,
         }
     }
 }
@@ -208,10 +211,20 @@ async fn create_all(client: &async_nats::Client, cfg: &TopologyConfig) -> Result
     };
     let objects = async {
         if js.get_object_store(names::PAYLOADS_BUCKET).await.is_ok() {
+            // A changed cap applies to the existing store too.
+            let name = format!("OBJ_{}", names::PAYLOADS_BUCKET);
+            let mut stream = js.get_stream(&name).await.map_err(|e| create_error(names::PAYLOADS_BUCKET)(e.into()))?;
+            let mut config = stream.cached_info().config.clone();
+            if config.max_bytes != cfg.payloads_max_bytes {
+                config.max_bytes = cfg.payloads_max_bytes;
+                js.update_stream(config).await.map_err(|e| create_error(names::PAYLOADS_BUCKET)(e.into()))?;
+            }
+            let _ = stream.info().await;
             return Ok(());
         }
         let config = object_store::Config {
             bucket: names::PAYLOADS_BUCKET.to_owned(),
+            max_bytes: cfg.payloads_max_bytes,
             max_age: cfg.retention,
             storage: StorageType::File,
             num_replicas: cfg.replicas,

@@ -34,6 +34,9 @@ pub struct NatsArgs {
     /// How long call records are kept.
     #[arg(long, env = "SLUICE_CALLS_TTL", default_value = "7d", value_parser = args::duration)]
     pub calls_ttl: Duration,
+    /// Most space stored request and response bodies may take (new large bodies get a 503 past it).
+    #[arg(long, env = "SLUICE_PAYLOADS_MAX_BYTES", default_value = "8GiB", value_parser = args::byte_size)]
+    pub payloads_max_bytes: usize,
 }
 
 /// Gateway options.
@@ -241,7 +244,12 @@ pub struct WorkerArgs {
 impl NatsArgs {
     pub async fn topology(&self, url: &str, name: &str) -> anyhow::Result<Topology> {
         let client = topology::connect(url, name).await?;
-        let cfg = TopologyConfig { replicas: self.replicas, calls_ttl: self.calls_ttl, ..Default::default() };
+        let cfg = TopologyConfig {
+            replicas: self.replicas,
+            calls_ttl: self.calls_ttl,
+            payloads_max_bytes: i64::try_from(self.payloads_max_bytes).unwrap_or(i64::MAX),
+            ..Default::default()
+        };
         Ok(topology::ensure(client, &cfg).await?)
     }
 

@@ -62,6 +62,14 @@ async fn oversized_bodies_are_413_declared_or_streamed() {
         Ok(r) => assert_eq!(r.status(), 413),
         Err(err) => assert!(err.is_request(), "{err}"),
     }
+    // What the refused body wrote to the object store is gone at once.
+    let js = async_nats::jetstream::new(async_nats::connect(&platform.nats_url).await.unwrap());
+    let mut objects = js.get_stream(format!("OBJ_{}", sluice_schemas::names::PAYLOADS_BUCKET)).await.unwrap();
+    let start = std::time::Instant::now();
+    while objects.info().await.unwrap().state.bytes > 0 {
+        assert!(start.elapsed() < Duration::from_secs(10), "{:?}", objects.cached_info().state);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     // Just under the limit is accepted.
     let r = platform
         .http
