@@ -74,7 +74,7 @@ pub struct RuntimeConfig {
 
 impl Default for RuntimeConfig {
     fn default() -> Self {
-        Self { max_response_bytes: 256 * 1024 * 1024 }
+        Self { max_response_bytes: 64 * 1024 * 1024 }
     }
 }
 

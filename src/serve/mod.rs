@@ -144,6 +144,9 @@ pub struct DockerOptions {
     /// How long a new container may take to accept connections on port 8080.
     #[arg(long, env = "SLUICE_READY_TIMEOUT", default_value = "60s", value_parser = args::duration)]
     pub ready_timeout: Duration,
+    /// Largest function response a call may return; a larger one fails the call with a 502, read no further.
+    #[arg(long, env = "SLUICE_MAX_RESPONSE", default_value = "64MiB", value_parser = args::byte_size)]
+    pub max_response: usize,
     /// Scale-down stabilisation window: replicas are removed only when load stayed low this long.
     #[arg(long, env = "SLUICE_SCALE_DOWN_WINDOW", default_value = "60s", value_parser = args::duration)]
     pub scale_down_window: Duration,
@@ -160,7 +163,8 @@ fn default_worker_id() -> String {
 impl DockerOptions {
     /// The worker's runtimes, with docker when the options and the engine allow.
     pub async fn runtimes(&self) -> anyhow::Result<Runtimes> {
-        let runtimes = Runtimes::new(RuntimeConfig::default());
+        let runtime_cfg = RuntimeConfig { max_response_bytes: self.max_response };
+        let runtimes = Runtimes::new(runtime_cfg.clone());
         if self.docker_mode == DockerMode::Off {
             return Ok(runtimes);
         }
@@ -176,7 +180,7 @@ impl DockerOptions {
             scale_down_window: self.scale_down_window,
             ..Default::default()
         };
-        match DockerRuntime::connect(cfg, RuntimeConfig::default()).await {
+        match DockerRuntime::connect(cfg, runtime_cfg).await {
             Ok(docker) => Ok(runtimes.with_docker(docker)),
             Err(err) if self.docker_mode == DockerMode::Auto => {
                 tracing::warn!(%err, "no Docker engine: container functions will not run on this worker");

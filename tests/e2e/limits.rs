@@ -68,3 +68,19 @@ async fn stalled_clients_are_cut_off_and_connections_capped() {
     let accepted = platform.http.post(platform.url("/async-function/f")).body("after").send().await.unwrap();
     assert_eq!(accepted.status(), 202);
 }
+
+#[tokio::test]
+async fn a_flood_of_output_fails_the_call_without_filling_memory() {
+    let platform = Platform::start(1, &[], &["--max-response", "4MiB"]).await;
+    platform.deploy(json!({"service": "flood", "envProcess": "head -c 400000000 /dev/zero"})).await;
+    let calls = (0..4).map(|_| platform.http.post(platform.url("/function/flood")).send());
+    for r in futures::future::join_all(calls).await {
+        let r = r.unwrap();
+        assert_eq!(r.status(), 502);
+        let text = r.text().await.unwrap();
+        assert!(text.contains("more than 4194304 bytes"), "{text}");
+    }
+    let peak = platform.workers[0].peak_rss();
+    eprintln!("worker peak RSS after four 400 MB floods with a 4 MiB limit: {} MiB", peak >> 20);
+    assert!(peak < 100 << 20, "the worker held {} MiB", peak >> 20);
+}
