@@ -44,8 +44,26 @@ pub async fn consumer(worker: &Worker, function: &str) -> Result<PullConsumer, a
         .await?)
 }
 
-/// Runs until `stop`; calls already started go on under the worker's tracker.
-pub async fn run(worker: Arc<Worker>, spec: Arc<FunctionSpec>, stop: CancellationToken) {
+/// How many calls of `spec` this worker runs at once.
+pub fn function_limit(worker: &Worker, spec: &FunctionSpec) -> usize {
+    match spec.runtime_kind() {
+        // maxInflight holds per replica (the runtime enforces it), so the function may run that many calls on
+        // each replica it can scale to.
+        RuntimeKind::Docker if worker.runtimes.docker.is_some() => {
+            spec.max_inflight().map_or(worker.cfg.max_inflight, |n| (n as usize) * spec.max_replicas() as usize)
+        }
+        _ => spec.max_inflight().map_or(worker.cfg.max_inflight, |n| n as usize),
+    }
+}
+
+/// Runs until `stop`, taking calls as `function_slots` allow; calls already started go on under the
+/// worker's tracker.
+pub async fn run(
+    worker: Arc<Worker>,
+    spec: Arc<FunctionSpec>,
+    function_slots: Arc<Semaphore>,
+    stop: CancellationToken,
+) {
     let function = spec.service.clone();
     let consumer = loop {
         match consumer(&worker, &function).await {
@@ -56,30 +74,30 @@ pub async fn run(worker: Arc<Worker>, spec: Arc<FunctionSpec>, stop: Cancellatio
             }
         }
     };
-    let limit = match spec.runtime_kind() {
+    match spec.runtime_kind() {
         RuntimeKind::Docker if worker.runtimes.docker.is_some() => {
             tokio::spawn(scaling::autoscale(worker.clone(), consumer.clone(), function.clone(), stop.clone()));
-            // maxInflight holds per replica (the runtime enforces it), so the function may run that many
-            // calls on each replica it can scale to.
-            spec.max_inflight().map_or(worker.cfg.max_inflight, |n| (n as usize) * spec.max_replicas() as usize)
         }
         _ => {
             tokio::spawn(sample_pending(consumer.clone(), function.clone(), stop.clone()));
-            spec.max_inflight().map_or(worker.cfg.max_inflight, |n| n as usize)
         }
-    };
-    let function_slots = Arc::new(Semaphore::new(limit));
+    }
     loop {
-        let function_slot = tokio::select! {
-            _ = stop.cancelled() => return,
-            slot = function_slots.clone().acquire_owned() => slot.expect("never closed"),
-        };
-        // Wait for a call holding no worker slot, so idle functions take no capacity from busy ones.
+        // Wait for a call holding no slot, so an idle function takes no capacity from busy ones nor from its
+        // own synchronous calls.
         let message = tokio::select! {
             _ = stop.cancelled() => return,
             message = next_call(&consumer) => message,
         };
         let Some(message) = message else { continue };
+        let function_slot = tokio::select! {
+            _ = stop.cancelled() => {
+                hand_back(&message).await;
+                return;
+            }
+            _ = lease::keep(&message, worker.cfg.ack_wait) => unreachable!("lease keeping never ends"),
+            slot = function_slots.clone().acquire_owned() => slot.expect("never closed"),
+        };
         let worker_slot = tokio::select! {
             _ = stop.cancelled() => {
                 hand_back(&message).await;

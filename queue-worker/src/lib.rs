@@ -98,6 +98,8 @@ pub(crate) struct Worker {
     pub running: Arc<cancel::Running>,
     /// Current specs by name, kept by the registry; read by synchronous calls.
     pub specs: std::sync::RwLock<std::collections::HashMap<String, Arc<sluice_schemas::FunctionSpec>>>,
+    /// Each served function's call slots (`async.maxInflight`), shared by its queued and synchronous calls.
+    pub function_slots: std::sync::RwLock<std::collections::HashMap<String, Arc<Semaphore>>>,
 }
 
 /// Runs a worker until `shutdown`; then stops taking calls, lets started ones finish within the grace
@@ -116,6 +118,7 @@ pub async fn run(
         tracker: TaskTracker::new(),
         abandon: CancellationToken::new(),
         specs: Default::default(),
+        function_slots: Default::default(),
         running: Default::default(),
         cfg,
         topology,

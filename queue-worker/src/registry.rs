@@ -68,7 +68,9 @@ async fn apply(worker: &Arc<Worker>, loops: &mut HashMap<String, FunctionLoop>, 
         old.stop.cancel(); // its running calls finish under the old spec
     }
     let stop = CancellationToken::new();
-    let task = tokio::spawn(consume::run(worker.clone(), spec.clone(), stop.clone()));
+    let slots = Arc::new(tokio::sync::Semaphore::new(consume::function_limit(worker, &spec)));
+    worker.function_slots.write().expect("slot map lock").insert(spec.service.clone(), slots.clone());
+    let task = tokio::spawn(consume::run(worker.clone(), spec.clone(), slots, stop.clone()));
     tracing::info!(function = %spec.service, runtime = spec.runtime_kind().as_str(), "serving function");
     loops.insert(spec.service.clone(), FunctionLoop { spec, stop, task });
 }
@@ -80,6 +82,7 @@ async fn remove(
     shutdown: &CancellationToken,
 ) {
     worker.specs.write().expect("spec map lock").remove(name);
+    worker.function_slots.write().expect("slot map lock").remove(name);
     if let Some(old) = loops.remove(name) {
         old.stop.cancel();
         tracing::info!(function = %name, "function removed; no longer serving it");

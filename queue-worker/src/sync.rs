@@ -96,6 +96,27 @@ async fn run(worker: &Worker, call: InvocationMessage) -> Outcome {
             format!("function {:?} is not deployed", call.function).into(),
         )));
     };
+    // Like the OpenFaaS watchdog's max_inflight: a function at its limit answers 429 at once.
+    let function_slots = spec.max_inflight().map(|limit| {
+        // A function deployed a moment ago may not have its slots yet; the registry's replace these.
+        let mut all = worker.function_slots.write().expect("slot map lock");
+        let slots = all
+            .entry(call.function.clone())
+            .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(crate::consume::function_limit(worker, &spec))));
+        (limit, slots.clone())
+    });
+    let _function_slot = match function_slots {
+        Some((limit, slots)) => match slots.try_acquire_owned() {
+            Ok(slot) => Some(slot),
+            Err(_) => {
+                return Outcome::failure(
+                    429,
+                    format!("function {:?} is running its maxInflight of {limit} calls; try again", call.function),
+                );
+            }
+        },
+        None => None,
+    };
     let _slot = worker.slots.acquire().await.expect("never closed");
     let body = match &call.payload {
         Payload::Inline(bytes) => Body::Bytes(bytes.clone()),

@@ -46,3 +46,14 @@ async fn sync_call_without_any_worker_is_a_503() {
     let body: serde_json::Value = r.json().await.unwrap();
     assert!(body["error"].as_str().unwrap().contains("no worker"), "{body}");
 }
+
+#[tokio::test]
+async fn sync_calls_respect_max_inflight_with_429s() {
+    let platform = Platform::start(1, &[], &[]).await;
+    platform.deploy(json!({"service": "one-at-a-time", "envProcess": "sleep 2", "async": {"maxInflight": 1}})).await;
+    let calls = (0..6).map(|_| platform.http.post(platform.url("/function/one-at-a-time")).send());
+    let mut statuses: Vec<u16> =
+        futures::future::join_all(calls).await.into_iter().map(|r| r.unwrap().status().as_u16()).collect();
+    statuses.sort();
+    assert_eq!(statuses, [200, 429, 429, 429, 429, 429]);
+}
