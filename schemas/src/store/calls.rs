@@ -85,6 +85,9 @@ impl CallStore {
     ///
     /// Reads the bucket's current values with an ordered consumer; bounded by `limit` kept and by `budget`
     /// of waiting so a huge bucket cannot hold the request forever.
+    /// The newest records (by creation) matching `function` and `status`, at most `limit`. The cost follows
+    /// the page, not the bucket: records are read from the end of the bucket's stream (the most recently
+    /// written), in windows that grow only while the page is not full, until `budget` is spent.
     pub async fn list(
         &self,
         function: Option<&str>,
@@ -92,29 +95,57 @@ impl CallStore {
         limit: usize,
         budget: Duration,
     ) -> Result<Vec<CallRecord>, StoreError> {
+        use async_nats::jetstream::consumer::{DeliverPolicy, pull::OrderedConfig};
         // Fresh stream state: `kv::Store::status` answers from a copy taken when the handle was made.
         let stream_name = format!("KV_{}", crate::names::CALLS_BUCKET);
         let mut stream = self.jetstream.get_stream(stream_name).await.map_err(StoreError::unavailable)?;
-        let stored = stream.info().await.map_err(StoreError::unavailable)?.state.messages;
-        let mut found = Vec::new();
-        if stored == 0 {
-            return Ok(found);
+        let state = stream.info().await.map_err(StoreError::unavailable)?.state.clone();
+        let mut found: std::collections::HashMap<String, CallRecord> = std::collections::HashMap::new();
+        if state.messages == 0 || limit == 0 {
+            return Ok(Vec::new());
         }
-        let mut watch = self.kv.watch_with_history(">").await.map_err(StoreError::unavailable)?;
         let deadline = tokio::time::Instant::now() + budget;
-        while let Ok(Some(entry)) = tokio::time::timeout_at(deadline, watch.next()).await {
-            let entry = entry.map_err(StoreError::unavailable)?;
-            if entry.operation == kv::Operation::Put
-                && let Ok(record) = serde_json::from_slice::<CallRecord>(&entry.value)
-                && function.is_none_or(|f| record.function == f)
-                && status.is_none_or(|s| record.status == s)
-            {
-                found.push(record);
+        let (first, last) = (state.first_sequence, state.last_sequence);
+        let mut window = (limit as u64).saturating_mul(4).max(64);
+        let mut end = last; // read [start, end] this round
+        loop {
+            let start = end.saturating_sub(window - 1).max(first);
+            let consumer = stream
+                .create_consumer(OrderedConfig {
+                    deliver_policy: DeliverPolicy::ByStartSequence { start_sequence: start },
+                    ..Default::default()
+                })
+                .await
+                .map_err(StoreError::unavailable)?;
+            let mut messages = consumer.messages().await.map_err(StoreError::unavailable)?;
+            // Within a window later messages are newer versions; an earlier window only adds what is missing.
+            let mut round = std::collections::HashMap::new();
+            while let Ok(Some(message)) = tokio::time::timeout_at(deadline, messages.next()).await {
+                let message = message.map_err(StoreError::unavailable)?;
+                let sequence = message.info().map(|i| i.stream_sequence).unwrap_or(u64::MAX);
+                if sequence > end {
+                    break;
+                }
+                if let Ok(record) = serde_json::from_slice::<CallRecord>(&message.payload)
+                    && function.is_none_or(|f| record.function == f)
+                    && status.is_none_or(|s| record.status == s)
+                {
+                    round.insert(record.call_id.clone(), record);
+                }
+                if sequence == end {
+                    break;
+                }
             }
-            if entry.delta == 0 {
+            for (id, record) in round {
+                found.entry(id).or_insert(record);
+            }
+            if found.len() >= limit || start <= first || tokio::time::Instant::now() >= deadline {
                 break;
             }
+            end = start - 1;
+            window = window.saturating_mul(4);
         }
+        let mut found: Vec<CallRecord> = found.into_values().collect();
         found.sort_by_key(|record| std::cmp::Reverse(record.created_at));
         found.truncate(limit);
         Ok(found)
