@@ -38,7 +38,7 @@ fn equal_hex(expected: &[u8], given: &str) -> bool {
 /// Checks the request's signature against `secret`.
 /// Checks the signature; returns the delivery id it vouches for: a hash of the signed body (GitHub signs only
 /// the body) or of the timestamped signature (which changes with every genuine delivery).
-fn verify(secret: &[u8], headers: &HeaderMap, body: &[u8]) -> Result<String, &'static str> {
+pub(crate) fn verify(secret: &[u8], headers: &HeaderMap, body: &[u8]) -> Result<String, &'static str> {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     if let Some(github) = header("x-hub-signature-256") {
         let given = github.strip_prefix("sha256=").ok_or("X-Hub-Signature-256 must start with sha256=")?;

@@ -11,7 +11,7 @@ use crate::{
 };
 
 /// Converts the SDK's event into the wire shape of `SLUICE_EVENTS`.
-fn from_sdk(event: cloudevents::Event) -> EventMessage {
+pub(crate) fn from_sdk(event: cloudevents::Event) -> EventMessage {
     let data = match event.data() {
         Some(Data::Binary(bytes)) => bytes.clone(),
         Some(Data::String(text)) => text.clone().into_bytes(),

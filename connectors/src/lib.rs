@@ -10,6 +10,8 @@ mod hooks;
 pub mod http;
 mod ingress;
 pub mod metrics;
+#[cfg(test)]
+mod parsers_fuzz;
 pub mod router;
 pub mod s3;
 pub mod triggers;

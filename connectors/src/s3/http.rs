@@ -175,7 +175,7 @@ mod tests {
 }
 
 #[derive(Deserialize)]
-struct SnsMessage {
+pub(crate) struct SnsMessage {
     #[serde(rename = "Type")]
     kind: String,
     #[serde(rename = "Message", default)]
