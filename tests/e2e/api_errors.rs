@@ -116,6 +116,12 @@ async fn spec_validation_names_the_field() {
         assert_eq!(status, 400, "{spec}");
         assert!(error.contains(field), "{spec}: {error}");
     }
+    // A misspelt field is deployed without it, and the answer says so.
+    let typo = json!({"service": "typo", "envProcess": "cat", "asyncc": {"timeout": "1s"}});
+    let r = platform.http.post(platform.url("/system/functions")).json(&typo).send().await.unwrap();
+    assert_eq!(r.status(), 202);
+    let answer: Value = r.json().await.unwrap();
+    assert_eq!(answer["warnings"][0], "unknown field \"asyncc\" ignored", "{answer}");
     let r = platform.http.post(platform.url("/system/functions")).body("{not json").send().await.unwrap();
     let (status, error) = error_of(r).await;
     assert_eq!(status, 400);

@@ -18,19 +18,43 @@ pub(super) fn parse<T: serde::de::DeserializeOwned>(
     body: Result<Bytes, BytesRejection>,
     what: &'static str,
 ) -> Result<T, ApiError> {
+    parse_noting_unknown(body, what).map(|(value, _)| value)
+}
+
+/// Like [`parse`], also naming the fields that were not understood (and so ignored), such as a misspelt
+/// `asyncc`: OpenFaaS clients send fields Sluice has no use for, so they are reported, not refused.
+pub(super) fn parse_noting_unknown<T: serde::de::DeserializeOwned>(
+    body: Result<Bytes, BytesRejection>,
+    what: &'static str,
+) -> Result<(T, Vec<String>), ApiError> {
     let body = body.map_err(|rejection| match rejection.status() {
         StatusCode::PAYLOAD_TOO_LARGE => ApiError::BodyTooLarge { limit: super::SPEC_BODY_LIMIT },
         _ => ApiError::BodyRead(rejection.body_text()),
     })?;
     let mut json = serde_json::Deserializer::from_slice(&body);
-    serde_path_to_error::deserialize(&mut json).map_err(|e| {
+    let mut unknown = Vec::new();
+    let mut note = |path: serde_ignored::Path<'_>| unknown.push(path.to_string());
+    let noting = serde_ignored::Deserializer::new(&mut json, &mut note);
+    let parsed = serde_path_to_error::deserialize(noting).map_err(|e| {
         // Name the field (`async.timeout: invalid duration …`) unless the problem is the document itself.
         let detail = match e.path().to_string().as_str() {
             "." => e.inner().to_string(),
             path => format!("{path}: {}", e.inner()),
         };
         ApiError::BadJson { what, detail }
-    })
+    })?;
+    Ok((parsed, unknown))
+}
+
+/// The answer to a deploy: `status`, with the ignored fields named when there are any.
+fn deployed(status: StatusCode, function: &str, unknown: Vec<String>) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if unknown.is_empty() {
+        return status.into_response();
+    }
+    tracing::warn!(function, fields = ?unknown, "deployed with fields that are not understood and were ignored");
+    let warnings: Vec<String> = unknown.iter().map(|f| format!("unknown field {f:?} ignored")).collect();
+    (status, Json(serde_json::json!({ "warnings": warnings }))).into_response()
 }
 
 /// Completed async calls of the function still in `SLUICE_RESULTS`.
@@ -118,28 +142,36 @@ async fn validate(app: &App, spec: &FunctionSpec) -> Result<(), ApiError> {
     Ok(())
 }
 
-pub async fn create(State(app): State<App>, body: Result<Bytes, BytesRejection>) -> Result<StatusCode, ApiError> {
-    let spec: FunctionSpec = parse(body, "a function spec")?;
+pub async fn create(
+    State(app): State<App>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<axum::response::Response, ApiError> {
+    let (spec, unknown): (FunctionSpec, _) = parse_noting_unknown(body, "a function spec")?;
     validate(&app, &spec).await?;
     if app.functions.get(&spec.service).await?.is_some() {
         return Err(ApiError::FunctionExists(spec.service));
     }
     app.functions.put(&spec).await?;
     tracing::info!(function = %spec.service, runtime = spec.runtime_kind().as_str(), "function deployed");
+    let response = deployed(StatusCode::ACCEPTED, &spec.service, unknown);
     app.function_cache.insert(spec.into());
-    Ok(StatusCode::ACCEPTED)
+    Ok(response)
 }
 
-pub async fn update(State(app): State<App>, body: Result<Bytes, BytesRejection>) -> Result<StatusCode, ApiError> {
-    let spec: FunctionSpec = parse(body, "a function spec")?;
+pub async fn update(
+    State(app): State<App>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<axum::response::Response, ApiError> {
+    let (spec, unknown): (FunctionSpec, _) = parse_noting_unknown(body, "a function spec")?;
     validate(&app, &spec).await?;
     if app.functions.get(&spec.service).await?.is_none() {
         return Err(ApiError::UnknownFunction(spec.service));
     }
     app.functions.put(&spec).await?;
     tracing::info!(function = %spec.service, "function updated");
+    let response = deployed(StatusCode::OK, &spec.service, unknown);
     app.function_cache.insert(spec.into());
-    Ok(StatusCode::OK)
+    Ok(response)
 }
 
 #[derive(Deserialize)]
