@@ -32,6 +32,7 @@ mod results;
 mod retry;
 mod scaling;
 mod secrets;
+mod sweep;
 mod sync;
 
 use std::{sync::Arc, time::Duration};
@@ -43,6 +44,7 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 pub use callback::{CallbackConfig, signature};
 pub use retry::RetryDefaults;
+pub use sweep::SweepConfig;
 
 /// How a worker takes and runs calls.
 #[derive(Clone, Debug)]
@@ -57,6 +59,8 @@ pub struct WorkerConfig {
     pub grace_period: Duration,
     pub retry: RetryDefaults,
     pub callback: CallbackConfig,
+    /// Collection of stored bodies no call needs.
+    pub sweep: SweepConfig,
 }
 
 impl Default for WorkerConfig {
@@ -68,6 +72,7 @@ impl Default for WorkerConfig {
             grace_period: Duration::from_secs(30),
             retry: RetryDefaults::default(),
             callback: CallbackConfig::default(),
+            sweep: SweepConfig::default(),
         }
     }
 }
@@ -130,6 +135,7 @@ pub async fn run(
     let sync = tokio::spawn(sync::serve(worker.clone(), shutdown.clone()));
     let scale = tokio::spawn(scaling::listen(worker.clone(), shutdown.clone()));
     tokio::spawn(secrets::follow(worker.clone(), shutdown.clone()));
+    tokio::spawn(sweep::run(worker.clone(), worker.cfg.sweep, shutdown.clone()));
     let logs = tokio::spawn(logs::listen(worker.clone(), shutdown.clone()));
     let registry = registry::run(worker.clone(), shutdown.clone()).await;
     let sync = sync.await.unwrap_or_else(|e| Err(WorkerError::Subscribe(e.to_string())));

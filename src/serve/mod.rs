@@ -12,7 +12,7 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 use anyhow::Context;
 use clap::Args;
 use sluice_gateway::{Credentials, GatewayConfig};
-use sluice_queue_worker::{CallbackConfig, RetryDefaults, WorkerConfig};
+use sluice_queue_worker::{CallbackConfig, RetryDefaults, SweepConfig, WorkerConfig};
 use sluice_runtime::{DockerConfig, DockerRuntime, RuntimeConfig, Runtimes};
 use sluice_schemas::{
     outbound::{OutboundPolicy, Rule},
@@ -113,6 +113,12 @@ pub struct WorkerOptions {
     /// File holding the callback signing secret.
     #[arg(long, env = "SLUICE_CALLBACK_SECRET_FILE")]
     pub callback_secret_file: Option<PathBuf>,
+    /// How often stored bodies that no call needs any more are looked for and removed.
+    #[arg(long, env = "SLUICE_PAYLOADS_SWEEP_EVERY", default_value = "10m", value_parser = args::duration)]
+    pub payloads_sweep_every: Duration,
+    /// Stored bodies younger than this are never removed by the sweep.
+    #[arg(long, env = "SLUICE_PAYLOADS_ORPHAN_AGE", default_value = "1h", value_parser = args::duration)]
+    pub payloads_orphan_age: Duration,
     #[command(flatten)]
     pub docker: DockerOptions,
 }
@@ -341,6 +347,10 @@ impl WorkerOptions {
                 max_wait: self.callback_max_wait,
                 policy,
                 ..Default::default()
+            },
+            sweep: SweepConfig {
+                every: self.payloads_sweep_every.max(Duration::from_secs(1)),
+                orphan_age: self.payloads_orphan_age,
             },
         })
     }

@@ -44,3 +44,33 @@ async fn large_sync_request_and_response() {
     assert_eq!(back.len(), body.len());
     assert!(back[..] == body[..], "the 5 MB body came back intact");
 }
+
+#[tokio::test]
+async fn stored_bodies_no_call_needs_are_swept() {
+    let platform = Platform::start(1, &[], &["--payloads-sweep-every", "1s", "--payloads-orphan-age", "0s"]).await;
+    let js = async_nats::jetstream::new(async_nats::connect(&platform.nats_url).await.unwrap());
+    let store = js.get_object_store(sluice_schemas::names::PAYLOADS_BUCKET).await.unwrap();
+    // A body under a name no call has, as a gateway that died mid-intake leaves behind.
+    store.put("orphan-body", &mut &b"left behind"[..]).await.unwrap();
+    // A failed call's large body stays for its dead letter's replay.
+    platform
+        .deploy(serde_json::json!({"service": "fails", "envProcess": "false", "async": {"retry": {"attempts": 1}}}))
+        .await;
+    let r = platform.http.post(platform.url("/async-function/fails")).body(vec![b'z'; 2 << 20]).send().await.unwrap();
+    assert_eq!(r.status(), 202);
+    let id = r.headers()["x-call-id"].to_str().unwrap().to_owned();
+    let record = platform.wait_final(&id, Duration::from_secs(30)).await;
+    assert_eq!(record["status"], "failed", "{record}");
+    let start = std::time::Instant::now();
+    // A deleted object's info says so.
+    while store.info("orphan-body").await.is_ok_and(|info| !info.deleted) {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the orphan was not swept:\n{}",
+            platform.log_lines("bodies")
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(store.info(&id).await.is_ok_and(|info| !info.deleted), "the dead letter's body was swept");
+}
