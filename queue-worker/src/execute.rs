@@ -43,6 +43,11 @@ use crate::{
 /// Attempts at storing an outcome before the call is left to be redelivered.
 const STORE_ATTEMPTS: u32 = 5;
 
+/// Deliveries beyond the retry policy's attempts after which a call that never reached an outcome is failed
+/// rather than run again: something (a crash, a panic) ends every attempt, and it must not loop for ever.
+/// Hand-backs at shutdown and lost leases count as deliveries too, hence the margin.
+const POISON_MARGIN: u32 = 10;
+
 /// How long a call runs before its record is marked `running`.
 pub const MARK_RUNNING_AFTER: Duration = Duration::from_millis(100);
 
@@ -126,6 +131,15 @@ impl Run<'_> {
             Start::Expired(record, revision) => {
                 let outcome = Outcome::failure(504, "call expired: older than the function's async.maxAge".into());
                 self.finish(record, revision, outcome, settings.attempts, 0.0).await;
+                return;
+            }
+            Start::Run(record, revision) if self.attempt > settings.attempts.saturating_add(POISON_MARGIN) => {
+                let error = format!(
+                    "the call was delivered {} times without reaching an outcome; a worker fails on it every time",
+                    self.attempt - 1
+                );
+                tracing::error!(%error, "call failed without running again");
+                self.finish(record, revision, Outcome::failure(500, error), settings.attempts, 0.0).await;
                 return;
             }
             Start::Run(record, revision) => (record, revision),
