@@ -168,9 +168,16 @@ pub async fn gateway(nats_url: &str, dir: &Path) -> (Proc, String) {
 
 /// A worker with its metrics on a free port; returns it with its metrics URL once it serves.
 pub async fn worker(nats_url: &str, dir: &Path) -> (Proc, String) {
+    worker_with(nats_url, dir, &[]).await
+}
+
+/// Like [`worker`], with extra flags.
+pub async fn worker_with(nats_url: &str, dir: &Path, extra: &[&str]) -> (Proc, String) {
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
-    let proc = sluice("worker", &["worker", "--nats-url", nats_url, "--metrics-listen", &listen], dir);
+    let mut args = vec!["worker", "--nats-url", nats_url, "--metrics-listen", &listen];
+    args.extend_from_slice(extra);
+    let proc = sluice("worker", &args, dir);
     let url = format!("http://{listen}/metrics");
     let http = reqwest::Client::new();
     let start = Instant::now();

@@ -85,6 +85,17 @@ fn rows(r: &Results) -> Vec<(&'static str, f64, &'static str, Option<f64>, &'sta
             Some(r.worker_peak_rss_large_body_mb / r.large_body_mb),
             "< 2 bodies",
         ),
+        ("worker RSS before the output flood", r.worker_idle_rss_output_flood_mb, "MiB", None, ""),
+        (
+            "worker peak RSS, 4 calls flooding output",
+            r.worker_peak_rss_output_flood_mb,
+            "MiB",
+            Some(
+                (r.worker_peak_rss_output_flood_mb - r.worker_idle_rss_output_flood_mb)
+                    / (r.output_flood_calls.max(1) as f64 * r.output_flood_limit_mb),
+            ),
+            "(x limit per call) < 2",
+        ),
     ]
 }
 

@@ -41,6 +41,12 @@ pub struct Results {
     pub large_body_seconds: f64,
     pub gateway_peak_rss_large_body_mb: f64,
     pub worker_peak_rss_large_body_mb: f64,
+    /// Synchronous calls at once that each write far more than the response limit.
+    pub output_flood_calls: usize,
+    /// The worker's `--max-response` during them, MiB.
+    pub output_flood_limit_mb: f64,
+    pub worker_idle_rss_output_flood_mb: f64,
+    pub worker_peak_rss_output_flood_mb: f64,
 }
 
 /// CPU time per message or call (µs): what each part costs, whatever the machine's speed at the moment.
@@ -174,6 +180,7 @@ pub async fn run_all(p: &Params) -> Results {
     r.baseline_pipeline_per_s = p.n as f64 / (publish_s + consume_s);
 
     large_body(p, &mut r, &nats_url, dir.path()).await;
+    output_flood(p, &mut r, &nats_url, dir.path()).await;
 
     let (gateway, base) = procs::gateway(&nats_url, dir.path()).await;
     let http = reqwest::Client::builder().pool_max_idle_per_host(p.concurrency).build().unwrap();
@@ -261,6 +268,31 @@ async fn large_body(p: &Params, r: &mut Results, nats_url: &str, dir: &std::path
     r.large_body_seconds = (last - started).as_secs_f64();
     r.gateway_peak_rss_large_body_mb = mb(gateway.peak_rss());
     r.worker_peak_rss_large_body_mb = mb(worker.peak_rss());
+}
+
+/// Functions that each print far more than the response limit, at once, on a worker of its own: its peak
+/// memory is bounded by the limit per call, not by what the functions print.
+async fn output_flood(p: &Params, r: &mut Results, nats_url: &str, dir: &std::path::Path) {
+    const LIMIT_MB: usize = 64;
+    let (gateway, base) = procs::gateway(nats_url, dir).await;
+    let (worker, _) = procs::worker_with(nats_url, dir, &["--max-response", &format!("{LIMIT_MB}MiB")]).await;
+    let http = reqwest::Client::new();
+    let printed = if p.quick { 200_000_000 } else { 1_000_000_000 };
+    deploy(&http, &base, json!({"service": "flood", "envProcess": format!("head -c {printed} /dev/zero")})).await;
+    r.output_flood_calls = 4;
+    r.output_flood_limit_mb = LIMIT_MB as f64;
+    r.worker_idle_rss_output_flood_mb = mb(worker.rss());
+    eprintln!(
+        "sluice: {} calls at once each printing {} MB with a {LIMIT_MB} MiB response limit",
+        4,
+        printed / 1_000_000
+    );
+    let calls = (0..r.output_flood_calls).map(|_| http.post(format!("{base}/function/flood")).send());
+    for answer in futures::future::join_all(calls).await {
+        assert_eq!(answer.unwrap().status(), 502, "an oversized response fails the call");
+    }
+    r.worker_peak_rss_output_flood_mb = mb(worker.peak_rss());
+    drop(gateway);
 }
 
 /// Offers `rate` calls a second for `seconds`; returns accept and end-to-end latency percentiles.
