@@ -403,3 +403,35 @@ async fn deleting_a_function_ends_its_queued_calls_as_failed() {
     let gone = callbacks.iter().filter(|c| c.headers["x-function-status"] == "410").count();
     assert_eq!(gone, failed);
 }
+
+#[tokio::test]
+async fn a_call_whose_worker_dies_on_it_every_time_ends_failed_not_looping() {
+    // The worker is killed every time it runs the call, as if the call crashed it: after its retry attempts
+    // and a margin of redeliveries, the call fails with a dead letter instead of coming back for ever.
+    let mut platform = Platform::start(1, &[], &["--ack-wait", "1s"]).await;
+    let runs = platform.logs.path().join("runs.txt");
+    let script = format!("sh -c 'echo run >> {}; sleep 60'", runs.display());
+    platform.deploy(json!({"service": "crasher", "envProcess": script, "async": {"retry": {"attempts": 1}}})).await;
+    let id = platform.call_async("crasher", "", None).await;
+    let ran = || std::fs::read_to_string(&runs).map(|r| r.lines().count()).unwrap_or(0);
+    let start = std::time::Instant::now();
+    let mut killed = 0;
+    loop {
+        let record = platform.record(&id).await;
+        if record["status"] == "failed" {
+            assert!(record["error"].as_str().unwrap().contains("without reaching an outcome"), "{record}");
+            assert!(record["deadLetter"].is_u64(), "{record}");
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(240), "still {record} after {killed} kills");
+        if ran() > killed {
+            let last = platform.workers.len() - 1;
+            platform.workers[last].kill();
+            killed += 1;
+            platform.add_worker(&["--ack-wait", "1s"]);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // One attempt plus ten redeliveries at most (a delivery lost before the function started counts too).
+    assert!((2..=11).contains(&ran()), "{} runs", ran());
+}
