@@ -47,8 +47,7 @@ impl App {
 
 impl AppState {
     /// Bodies up to this size travel inside the NATS message; larger ones go to the object store.
-    /// A quarter of the max payload is left for the headers that carry the request.
     pub fn inline_body_limit(&self) -> usize {
-        self.topology.max_payload / 4 * 3
+        self.topology.inline_limit()
     }
 }

@@ -119,7 +119,7 @@ pub async fn run(
         slots: Arc::new(Semaphore::new(cfg.max_inflight)),
         callbacks: callback::Callbacks::new(cfg.callback.clone()),
         calls: CallStore::new(topology.calls.clone(), topology.jetstream.clone()),
-        inline_limit: topology.max_payload / 4 * 3,
+        inline_limit: topology.inline_limit(),
         tracker: TaskTracker::new(),
         abandon: CancellationToken::new(),
         specs: Default::default(),

@@ -25,7 +25,7 @@ pub struct CallbackFacts<'a> {
     pub content_type: Option<&'a str>,
 }
 
-/// The callback contract's headers (DESIGN.md), CloudEvents binary mode included.
+/// The callback contract's headers (README, "Callbacks"), CloudEvents binary mode included.
 pub fn contract_headers(facts: &CallbackFacts<'_>) -> http::HeaderMap {
     let mut headers = http::HeaderMap::new();
     let mut set = |name: &'static str, value: String| {

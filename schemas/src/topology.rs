@@ -62,6 +62,14 @@ pub struct Topology {
     pub max_payload: usize,
 }
 
+impl Topology {
+    /// Bodies up to this size travel inside a NATS message; larger ones go to the object store. A quarter of
+    /// the server's max payload is left for the headers that carry the request.
+    pub fn inline_limit(&self) -> usize {
+        self.max_payload / 4 * 3
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum TopologyError {
     #[error("cannot connect to NATS at {url}: {source}")]

@@ -147,7 +147,7 @@ pub async fn run(args: ConnectorArgs) -> anyhow::Result<()> {
     }
     if serves_http {
         let state = sluice_connectors::ConnectorState {
-            max_body: topology.max_payload / 4 * 3,
+            max_body: topology.inline_limit(),
             topology: topology.clone(),
             sns: std::sync::Arc::new(sluice_connectors::s3::http::SnsConfirmer::new(
                 args.policy.policy(),
