@@ -48,6 +48,39 @@ impl Guard {
     }
 }
 
+/// Who may use the guarded routes: the admin credentials, and extra bearer tokens for `/metrics` and `/events`.
+#[derive(Clone, Debug, Default)]
+pub struct Access {
+    /// `None` only with `--insecure-no-auth`.
+    pub admin: Option<Credentials>,
+    pub metrics_tokens: Vec<String>,
+    pub events_tokens: Vec<String>,
+    /// Whether `/events` takes events from anyone (`--insecure-open-events`).
+    pub open_events: bool,
+}
+
+impl Access {
+    /// The guard of `/system/*` (and of invocations, when protected).
+    pub fn admin_guard(&self) -> Guard {
+        Guard::new(self.admin.clone())
+    }
+
+    /// The guard of `/metrics`.
+    pub fn metrics_guard(&self) -> Guard {
+        self.admin_guard().with_tokens(&self.metrics_tokens)
+    }
+
+    /// The guard of `/events`.
+    pub fn events_guard(&self) -> Guard {
+        if self.open_events { Guard::new(None) } else { self.admin_guard().with_tokens(&self.events_tokens) }
+    }
+
+    /// Whether an `Authorization` header value is one of Sluice's own admin credentials.
+    pub fn is_admin_credential(&self, authorization: &str) -> bool {
+        self.admin.as_ref().is_some_and(|c| c.accepts(authorization))
+    }
+}
+
 /// Middleware: 401 unless the guard admits the request.
 async fn require(State(guard): State<Guard>, request: Request, next: Next) -> Result<Response, ApiError> {
     if !guard.admits(request.headers()) {

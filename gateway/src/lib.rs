@@ -27,7 +27,7 @@ use sluice_schemas::topology::Topology;
 use tokio_util::sync::CancellationToken;
 
 pub use app::App;
-pub use auth::Guard;
+pub use auth::{Access, Guard};
 pub use error::ApiError;
 pub use sluice_schemas::credentials::Credentials;
 
@@ -37,17 +37,11 @@ pub struct GatewayConfig {
     pub listen: SocketAddr,
     /// Largest request body accepted; larger ones get a 413.
     pub max_body_bytes: usize,
-    /// Credentials that `/system/*`, `/metrics` and `/events` require; `None` means open, which only
+    /// Who may use `/system/*`, `/metrics` and `/events`; no admin credentials means open, which only
     /// `--insecure-no-auth` asks for.
-    pub credentials: Option<Credentials>,
-    /// Whether invocation routes require the credentials too.
+    pub access: Access,
+    /// Whether invocation routes require the admin credentials too.
     pub protect_invocations: bool,
-    /// Bearer tokens accepted on `/metrics` besides the admin credentials (for Prometheus).
-    pub metrics_tokens: Vec<String>,
-    /// Bearer tokens accepted on `/events` besides the admin credentials (for event producers).
-    pub events_tokens: Vec<String>,
-    /// Whether `/events` takes events from anyone (`--insecure-open-events`).
-    pub open_events: bool,
     /// How long a synchronous call may take when its function sets no timeout.
     pub sync_timeout: Duration,
     /// Which callback URLs calls may name (and where any request made on a caller's behalf may go).
@@ -65,11 +59,8 @@ impl Default for GatewayConfig {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             max_body_bytes: 128 * 1024 * 1024,
-            credentials: None,
+            access: Access::default(),
             protect_invocations: false,
-            metrics_tokens: Vec::new(),
-            events_tokens: Vec::new(),
-            open_events: false,
             sync_timeout: Duration::from_secs(60),
             callback_policy: Default::default(),
             sns_subscribe_hosts: Vec::new(),

@@ -98,12 +98,14 @@ async fn run(worker: &Worker, call: InvocationMessage) -> Outcome {
     };
     // Like the OpenFaaS watchdog's max_inflight: a function at its limit answers 429 at once.
     let function_slots = spec.max_inflight().map(|limit| {
+        let known = worker.function_slots.read().expect("slot map lock").get(&call.function).cloned();
         // A function deployed a moment ago may not have its slots yet; the registry's replace these.
-        let mut all = worker.function_slots.write().expect("slot map lock");
-        let slots = all
-            .entry(call.function.clone())
-            .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(crate::consume::function_limit(worker, &spec))));
-        (limit, slots.clone())
+        let slots = known.unwrap_or_else(|| {
+            let mut all = worker.function_slots.write().expect("slot map lock");
+            let new = || Arc::new(tokio::sync::Semaphore::new(crate::consume::function_limit(worker, &spec)));
+            all.entry(call.function.clone()).or_insert_with(new).clone()
+        });
+        (limit, slots)
     });
     let _function_slot = match function_slots {
         Some((limit, slots)) => match slots.try_acquire_owned() {

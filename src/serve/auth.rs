@@ -9,6 +9,7 @@ use std::{
 
 use anyhow::{Context, bail};
 use clap::Args;
+use sluice_gateway::Access;
 use sluice_schemas::credentials::{self, Credentials};
 
 /// File in the data directory holding the generated admin password (user `admin`, also a bearer token).
@@ -39,16 +40,6 @@ pub struct AuthOptions {
     /// DANGEROUS: take CloudEvents on /events from anyone.
     #[arg(long, env = "SLUICE_INSECURE_OPEN_EVENTS")]
     pub insecure_open_events: bool,
-}
-
-/// What the guarded routes accept.
-#[derive(Clone, Debug, Default)]
-pub struct Access {
-    /// `None` only with `--insecure-no-auth`.
-    pub admin: Option<Credentials>,
-    pub metrics_tokens: Vec<String>,
-    pub events_tokens: Vec<String>,
-    pub open_events: bool,
 }
 
 fn read(path: &Path) -> anyhow::Result<String> {
@@ -103,21 +94,6 @@ impl AuthOptions {
         }
         access.admin = Some(if admin.is_empty() { Credentials::admin(&generated_password(data_dir)?) } else { admin });
         Ok(access)
-    }
-}
-
-impl Access {
-    /// The guard of `/events`.
-    pub fn events_guard(&self) -> sluice_gateway::Guard {
-        if self.open_events {
-            return sluice_gateway::Guard::new(None);
-        }
-        sluice_gateway::Guard::new(self.admin.clone()).with_tokens(&self.events_tokens)
-    }
-
-    /// The guard of `/metrics`.
-    pub fn metrics_guard(&self) -> sluice_gateway::Guard {
-        sluice_gateway::Guard::new(self.admin.clone()).with_tokens(&self.metrics_tokens)
     }
 }
 

@@ -129,7 +129,7 @@ pub async fn run(args: ConnectorArgs) -> anyhow::Result<()> {
     let access = if serves_http || args.metrics_listen.is_some() {
         args.auth.access(&args.data_dir)?
     } else {
-        super::auth::Access::default()
+        sluice_gateway::Access::default()
     };
     let stop = shutdown::on_signal();
     if let Some(addr) = args.metrics_listen {

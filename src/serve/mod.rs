@@ -305,11 +305,8 @@ impl GatewayOptions {
         Ok(GatewayConfig {
             listen: self.listen,
             max_body_bytes: self.max_body,
-            credentials: access.admin,
+            access,
             protect_invocations: self.protect_invocations,
-            metrics_tokens: access.metrics_tokens,
-            events_tokens: access.events_tokens,
-            open_events: access.open_events,
             sync_timeout: self.sync_timeout,
             callback_policy: policy.policy(),
             sns_subscribe_hosts: policy.sns_subscribe_host.clone(),

@@ -143,13 +143,7 @@ async fn spec_validation_names_the_field() {
         Ok(r) => assert_eq!(error_of(r).await.0, 413),
         Err(err) => assert!(err.is_request(), "{err}"),
     }
-    let r = platform
-        .http
-        .delete(platform.url("/system/functions"))
-        .json(&json!({"functionName": "ghost"}))
-        .send()
-        .await
-        .unwrap();
+    let r = platform.delete_function("ghost").await;
     assert_eq!(error_of(r).await.0, 404);
     let r = platform
         .http
@@ -178,13 +172,7 @@ async fn function_crud_round_trip() {
     assert_eq!(r.status(), 200);
     let list: Value = platform.http.get(platform.url("/system/functions")).send().await.unwrap().json().await.unwrap();
     assert_eq!(list[0]["envProcess"], "tr a-z A-Z");
-    let r = platform
-        .http
-        .delete(platform.url("/system/functions"))
-        .json(&json!({"functionName": "crud"}))
-        .send()
-        .await
-        .unwrap();
+    let r = platform.delete_function("crud").await;
     assert_eq!(r.status(), 200);
     let r = platform.http.get(platform.url("/system/function/crud")).send().await.unwrap();
     assert_eq!(r.status(), 404);

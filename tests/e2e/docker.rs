@@ -181,13 +181,7 @@ async fn container_function_deploy_call_scale_roll_and_delete() {
     assert!(answers.iter().any(|(_, b)| b == "one:x") && answers.last().unwrap().1 == "two:x", "{answers:?}");
 
     // Delete removes every container.
-    let r = platform
-        .http
-        .delete(platform.url("/system/functions"))
-        .json(&json!({"functionName": "greet"}))
-        .send()
-        .await
-        .unwrap();
+    let r = platform.delete_function("greet").await;
     assert_eq!(r.status(), 200);
     wait_containers(&platform, &id, "greet", 0, Duration::from_secs(30)).await;
 }

@@ -11,7 +11,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use serde_json::json;
 use sha2::Sha256;
 
-use crate::support::{Platform, Sluice, error_of};
+use crate::support::{Platform, Sluice, binary_event, error_of};
 
 /// A platform plus the router (and `cron` more connector processes running only cron).
 pub struct EventPlatform {
@@ -205,15 +205,8 @@ async fn cloudevents_ingress_binary_structured_and_the_python_sdk() {
     let out = events.deploy_recorder("on-order", json!({"triggers": [{"event": {"type": "com.example.order"}}]})).await;
 
     // Binary mode, as curl would send it.
-    let r = p
-        .http
-        .post(p.url("/events"))
-        .header("ce-specversion", "1.0")
-        .header("ce-id", "b-1")
-        .header("ce-source", "/shop")
-        .header("ce-type", "com.example.order")
+    let r = binary_event(&p.http, &p.url("/events"), "b-1", "/shop", "com.example.order", "binary order")
         .header("Content-Type", "text/plain")
-        .body("binary order")
         .send()
         .await
         .unwrap();
@@ -279,7 +272,7 @@ async fn one_second_cron_with_two_connector_replicas_fires_once_per_tick() {
     let p = &events.platform;
     let out = events.deploy_recorder("ticker", json!({"triggers": [{"cron": "* * * * * *"}]})).await;
     tokio::time::sleep(Duration::from_secs(5)).await;
-    let r = p.http.delete(p.url("/system/functions")).json(&json!({"functionName": "ticker"})).send().await.unwrap();
+    let r = p.delete_function("ticker").await;
     assert_eq!(r.status(), 200);
     tokio::time::sleep(Duration::from_secs(2)).await;
     let got = lines(&out);
@@ -305,14 +298,7 @@ async fn one_second_cron_with_two_connector_replicas_fires_once_per_tick() {
 async fn unmatched_events_are_kept_and_replayed_once() {
     let events = EventPlatform::start(0).await;
     let p = &events.platform;
-    let r = p
-        .http
-        .post(p.url("/events"))
-        .header("ce-specversion", "1.0")
-        .header("ce-id", "early-1")
-        .header("ce-source", "/legacy")
-        .header("ce-type", "com.example.late")
-        .body("waited")
+    let r = binary_event(&p.http, &p.url("/events"), "early-1", "/legacy", "com.example.late", "waited")
         .send()
         .await
         .unwrap();

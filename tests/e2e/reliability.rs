@@ -380,13 +380,7 @@ async fn deleting_a_function_ends_its_queued_calls_as_failed() {
         ids.push(platform.call_async("doomed-queue", "", Some(&receiver.url)).await);
     }
     platform.wait_running(&ids[0]).await;
-    let r = platform
-        .http
-        .delete(platform.url("/system/functions"))
-        .json(&json!({"functionName": "doomed-queue"}))
-        .send()
-        .await
-        .unwrap();
+    let r = platform.delete_function("doomed-queue").await;
     assert!(r.status().is_success(), "{}", r.status());
     let mut failed = 0;
     for id in &ids {

@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use crate::support::{Platform, error_of};
+use crate::support::{Platform, binary_event, error_of};
 
 #[tokio::test]
 async fn system_routes_require_credentials_when_configured() {
@@ -101,8 +101,7 @@ async fn the_admin_api_is_never_anonymous() {
     for path in ["/system/functions", "/system/calls", "/metrics"] {
         assert_eq!(anonymous.get(platform.url(path)).send().await.unwrap().status(), 401, "{path}");
     }
-    let event = anonymous.post(platform.url("/events")).header("ce-specversion", "1.0").header("ce-id", "1");
-    let event = event.header("ce-source", "/x").header("ce-type", "t").body("{}").send().await.unwrap();
+    let event = binary_event(&anonymous, &platform.url("/events"), "1", "/x", "t", "{}").send().await.unwrap();
     assert_eq!(event.status(), 401, "the CloudEvents ingress needs credentials too");
 
     // The generated password: owner-only, announced in the log, accepted as basic auth for admin and as a token.
@@ -165,16 +164,9 @@ fn weak_or_contradictory_credentials_refuse_to_start() {
 #[tokio::test]
 async fn the_ingress_cannot_impersonate_webhooks_cron_or_s3() {
     let platform = Platform::start(1, &[], &[]).await;
+    let events = platform.url("/events");
     let post = |source: &'static str, kind: &'static str| {
-        platform
-            .http
-            .post(platform.url("/events"))
-            .header("ce-specversion", "1.0")
-            .header("ce-id", "2026-11-30T12:00:00Z")
-            .header("ce-source", source)
-            .header("ce-type", kind)
-            .body("forged")
-            .send()
+        binary_event(&platform.http, &events, "2026-11-30T12:00:00Z", source, kind, "forged").send()
     };
     for (source, kind) in [
         ("/hooks/gh", "com.github.push"),
@@ -357,17 +349,8 @@ async fn client_errors_are_4xx_naming_the_problem() {
     let (status, error) = error_of(r).await;
     assert_eq!(status, 400, "{error}");
     assert!(error.contains("webhook name"), "{error}");
-    let r = platform
-        .http
-        .post(platform.url("/events"))
-        .header("ce-specversion", "1.0")
-        .header("ce-id", "1")
-        .header("ce-source", "/mine")
-        .header("ce-type", "t".repeat(5000))
-        .body("x")
-        .send()
-        .await
-        .unwrap();
+    let long_type = "t".repeat(5000);
+    let r = binary_event(&platform.http, &platform.url("/events"), "1", "/mine", &long_type, "x").send().await.unwrap();
     let (status, error) = error_of(r).await;
     assert_eq!(status, 400, "{error}");
     assert!(error.contains("event type"), "{error}");

@@ -245,6 +245,24 @@ pub fn client_with(headers: reqwest::header::HeaderMap) -> reqwest::Client {
     reqwest::Client::builder().default_headers(headers).pool_idle_timeout(Duration::from_secs(4)).build().unwrap()
 }
 
+/// A CloudEvent posted to `url` in HTTP binary mode, as curl would send it.
+pub fn binary_event(
+    client: &reqwest::Client,
+    url: &str,
+    id: &str,
+    source: &str,
+    kind: &str,
+    body: &'static str,
+) -> reqwest::RequestBuilder {
+    client
+        .post(url)
+        .header("ce-specversion", "1.0")
+        .header("ce-id", id)
+        .header("ce-source", source)
+        .header("ce-type", kind)
+        .body(body)
+}
+
 /// The status and the `error` of a JSON error answer.
 pub async fn error_of(response: reqwest::Response) -> (u16, String) {
     let status = response.status().as_u16();
@@ -354,6 +372,12 @@ impl Platform {
     pub async fn deploy(&self, spec: Value) {
         let r = self.http.post(self.url("/system/functions")).json(&spec).send().await.unwrap();
         assert_eq!(r.status(), 202, "deploy {spec}: {}", r.text().await.unwrap());
+    }
+
+    /// `DELETE /system/functions` for `name`.
+    pub async fn delete_function(&self, name: &str) -> reqwest::Response {
+        let request = serde_json::json!({"functionName": name});
+        self.http.delete(self.url("/system/functions")).json(&request).send().await.unwrap()
     }
 
     /// Stores a new secret.

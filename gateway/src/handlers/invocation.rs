@@ -41,10 +41,7 @@ pub fn forwarded_headers(app: &App, headers: &HeaderMap) -> Result<HeaderMap, Ap
         return Err(ApiError::HeadersTooLarge { limit: MAX_HEADER_BYTES });
     }
     let mut headers = headers.clone();
-    let ours = |value: &axum::http::HeaderValue| {
-        let text = value.to_str().unwrap_or_default();
-        app.cfg.credentials.as_ref().is_some_and(|c| c.accepts(text))
-    };
+    let ours = |value: &axum::http::HeaderValue| app.cfg.access.is_admin_credential(value.to_str().unwrap_or_default());
     if headers.get(axum::http::header::AUTHORIZATION).is_some_and(ours) {
         headers.remove(axum::http::header::AUTHORIZATION);
     }

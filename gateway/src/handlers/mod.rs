@@ -17,13 +17,13 @@ use axum::{
     routing::{any, get, post},
 };
 
-use crate::{App, Guard};
+use crate::App;
 
 /// Largest function spec or other `/system` request body.
 pub(crate) const SPEC_BODY_LIMIT: usize = 1024 * 1024;
 
 pub fn router(app: App) -> Router {
-    let admin = Guard::new(app.cfg.credentials.clone());
+    let admin = app.cfg.access.admin_guard();
     let system = Router::new()
         .route(
             "/system/functions",
@@ -40,8 +40,7 @@ pub fn router(app: App) -> Router {
         .route("/system/dead/{id}/replay", post(dead::replay));
     let system = admin.protect(system).layer(axum::extract::DefaultBodyLimit::max(SPEC_BODY_LIMIT));
     // Prometheus may scrape with a token of its own.
-    let metrics =
-        admin.with_tokens(&app.cfg.metrics_tokens).protect(Router::new().route("/metrics", get(system::metrics)));
+    let metrics = app.cfg.access.metrics_guard().protect(Router::new().route("/metrics", get(system::metrics)));
     let mut invocations = Router::new()
         .route("/async-function/{name}", post(async_function::invoke))
         .route("/async-function/{name}/{*path}", post(async_function::invoke_with_path))
@@ -57,10 +56,8 @@ pub fn router(app: App) -> Router {
             app.cfg.sns_subscribe_hosts.clone(),
         )),
     };
-    let mut ingress = sluice_connectors::http::ingress_routes(connector_state.clone());
-    if !app.cfg.open_events {
-        ingress = admin.with_tokens(&app.cfg.events_tokens).protect(ingress);
-    }
+    let ingress =
+        app.cfg.access.events_guard().protect(sluice_connectors::http::ingress_routes(connector_state.clone()));
     if app.cfg.protect_invocations {
         invocations = admin.protect(invocations);
     }
