@@ -42,7 +42,7 @@ pub struct LogArgs {
 
 /// `30s`, `5m`, `200ms`.
 pub fn duration(text: &str) -> Result<Duration, String> {
-    text.parse::<sluice_schemas::HumanDuration>()
+    text.parse::<sluice_contracts::HumanDuration>()
         .map(|d| d.get())
         .map_err(|e| format!("{e}; write it like 30s, 5m or 200ms"))
 }

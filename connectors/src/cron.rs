@@ -9,10 +9,8 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use sluice_schemas::{
-    EventMessage, FunctionSpec, event::subject_token, names, schedule::Schedule, store::FunctionStore,
-    store::SpecChange, topology::Topology,
-};
+use sluice_contracts::{EventMessage, FunctionSpec, event::subject_token, names, schedule::Schedule};
+use sluice_jetstream::{store::FunctionStore, store::SpecChange, topology::Topology};
 use tokio_util::sync::CancellationToken;
 
 use crate::{metrics, router, triggers};

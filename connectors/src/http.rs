@@ -9,7 +9,8 @@ use axum::{
     routing::post,
 };
 use serde_json::json;
-use sluice_schemas::{EventMessage, topology::Topology};
+use sluice_contracts::EventMessage;
+use sluice_jetstream::topology::Topology;
 
 use crate::{hooks, ingress, metrics, router, s3};
 

@@ -3,7 +3,7 @@
 
 use axum::{body::Body, extract::State, http::HeaderMap, response::Response};
 use cloudevents::{AttributesReader, Data};
-use sluice_schemas::{EventMessage, event::subject_token, names};
+use sluice_contracts::{EventMessage, event::subject_token, names};
 
 use crate::{
     http::{ConnectorError, ConnectorState, accept, read_body},

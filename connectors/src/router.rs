@@ -1,7 +1,8 @@
 //! The router: takes every event off `SLUICE_EVENTS` (one durable consumer shared by all routers, so each event
 //! is routed once) and queues one call per function whose triggers match. The call id comes from the event and
 //! the function, so a redelivered or replayed event never queues the same call twice. Unmatched events are
-//! counted and stay in the stream for `sluice events replay`.
+//! counted and stay in the stream for `sluice events replay`, which gateways ask of a router over NATS
+//! ([`answer_replays`]).
 
 use std::{sync::Arc, time::Duration};
 
@@ -11,17 +12,20 @@ use async_nats::jetstream::{
 };
 use bytes::Bytes;
 use futures::StreamExt;
-use sluice_schemas::{
-    CallRecord, EventMessage, InvocationMessage, Payload, names,
-    store::{CallStore, FunctionCache, FunctionStore},
+use sluice_contracts::{
+    EventMessage, InvocationMessage, Payload, names,
+    replay::{ReplayReply, ReplayRequest},
+};
+use sluice_jetstream::{
+    Queue, Submitted,
+    queue::Claim,
+    store::{FunctionCache, FunctionStore},
     topology::Topology,
 };
 use tokio_util::sync::CancellationToken;
 
 use crate::{metrics, triggers};
 
-/// The durable consumer every router shares.
-pub const ROUTER_CONSUMER: &str = "router";
 /// `ce-source` of calls the router queues.
 pub const ROUTER_SOURCE: &str = "/sluice/router";
 
@@ -35,7 +39,7 @@ pub struct RouteError(String);
 pub struct Routes {
     topology: Topology,
     functions: Arc<FunctionCache>,
-    calls: CallStore,
+    queue: Queue,
 }
 
 impl Routes {
@@ -47,8 +51,8 @@ impl Routes {
 
     /// Routes over a function cache the caller keeps.
     pub fn new(topology: Topology, functions: Arc<FunctionCache>) -> Self {
-        let calls = CallStore::new(topology.calls.clone(), topology.jetstream.clone());
-        Self { topology, functions, calls }
+        let queue = Queue::new(topology.clone());
+        Self { topology, functions, queue }
     }
 
     /// Queues the calls `event` makes (only to `only` when given); returns how many functions matched.
@@ -75,7 +79,7 @@ impl Routes {
         function: &str,
         callback_url: Option<String>,
     ) -> Result<(), RouteError> {
-        let message = InvocationMessage {
+        let call = InvocationMessage {
             call_id: event.call_id_for(function),
             function: function.to_owned(),
             source: ROUTER_SOURCE.to_owned(),
@@ -87,26 +91,12 @@ impl Routes {
             callback_url,
             payload: Payload::Inline(event.data.clone()),
         };
-        let mut record = CallRecord::queued(&message.call_id, function, message.time);
-        record.callback_url = message.callback_url.clone();
-        // The record is the claim: past JetStream's duplicate window it is what says this event already
-        // queued this call.
-        if !self.calls.create(&record).await.map_err(|e| RouteError(e.to_string()))? {
-            return Ok(());
+        // The id derives from the event: past JetStream's duplicate window the record is what says this
+        // event already queued this call.
+        if self.queue.submit(&call, Claim::Derived).await.map_err(|e| RouteError(e.to_string()))? == Submitted::Queued {
+            metrics::routed(function);
+            tracing::debug!(call_id = %call.call_id, function, event = %event.id, "event routed");
         }
-        let (headers, body) = message.to_nats(names::CE_TYPE_REQUESTED);
-        let published = async {
-            self.topology.jetstream.publish_with_headers(names::invoke_subject(function), headers, body).await?.await
-        };
-        if let Err(err) = published.await {
-            // Not queued after all: drop the claim, so the event's next delivery queues the call.
-            if let Err(err) = self.calls.delete(&message.call_id).await {
-                tracing::error!(call_id = %message.call_id, %err, "claim of an unqueued call left behind");
-            }
-            return Err(RouteError(err.to_string()));
-        }
-        metrics::routed(function);
-        tracing::debug!(call_id = %message.call_id, function, event = %event.id, "event routed");
         Ok(())
     }
 
@@ -163,7 +153,7 @@ pub async fn run(routes: Routes, shutdown: CancellationToken) -> Result<(), Rout
     };
     let consumer = stream
         .create_consumer(pull::Config {
-            durable_name: Some(ROUTER_CONSUMER.to_owned()),
+            durable_name: Some(names::ROUTER_CONSUMER.to_owned()),
             ack_policy: AckPolicy::Explicit,
             ack_wait: Duration::from_secs(30),
             deliver_policy: DeliverPolicy::New,
@@ -209,6 +199,35 @@ pub async fn run(routes: Routes, shutdown: CancellationToken) -> Result<(), Rout
                 tracing::warn!(%err, event = %event.id, "routing failed; the event comes back");
                 let _ = message.ack_with(AckKind::Nak(Some(Duration::from_secs(1)))).await;
             }
+        }
+    }
+}
+
+/// Answers replay requests from gateways on `sluice.router.replay` until `shutdown`, one at a time (a replay
+/// reads the events stream; running them in turn bounds what a burst of requests costs).
+pub async fn answer_replays(routes: Routes, shutdown: CancellationToken) -> Result<(), RouteError> {
+    let client = &routes.topology.client;
+    let mut requests = client
+        .queue_subscribe(names::REPLAY_SUBJECT, names::ROUTER_QUEUE_GROUP.to_owned())
+        .await
+        .map_err(|e| RouteError(e.to_string()))?;
+    loop {
+        let request = tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            r = requests.next() => r,
+        };
+        let Some(request) = request else { return Ok(()) };
+        let Some(reply) = request.reply else { continue };
+        let answer = match serde_json::from_slice::<ReplayRequest>(&request.payload) {
+            Err(err) => ReplayReply::Failed { error: format!("bad replay request: {err}") },
+            Ok(ask) => match routes.replay(ask.since, ask.function.as_deref()).await {
+                Ok((events, calls)) => ReplayReply::Replayed { events, calls },
+                Err(err) => ReplayReply::Failed { error: err.to_string() },
+            },
+        };
+        let answer = serde_json::to_vec(&answer).expect("replies serialize");
+        if let Err(err) = client.publish(reply, answer.into()).await {
+            tracing::warn!(%err, "replay answer not sent");
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Which functions an event invokes: each function's `triggers`, plus the OpenFaaS annotations `topic` and
 //! `schedule`, matched against the event's CloudEvent attributes (and, for S3 events, its data).
 
-use sluice_schemas::{EventMessage, FunctionSpec, function::S3Trigger};
+use sluice_contracts::{EventMessage, FunctionSpec, function::S3Trigger};
 
 /// CloudEvent `type` of S3/MinIO object events: `…created` / `…removed`.
 pub const S3_TYPE_PREFIX: &str = "sluice.s3.object.";
@@ -44,7 +44,8 @@ pub fn impersonation(event: &EventMessage) -> Option<String> {
 /// Whether an event stored on `subject` came through the CloudEvents ingress while impersonating a connector
 /// (stored before the ingress refused such events); the router never runs those.
 pub fn forged(subject: &str, event: &EventMessage) -> bool {
-    subject.starts_with(&format!("{}.ingress.", sluice_schemas::names::EVENTS_PREFIX)) && impersonation(event).is_some()
+    subject.starts_with(&format!("{}.ingress.", sluice_contracts::names::EVENTS_PREFIX))
+        && impersonation(event).is_some()
 }
 
 /// `s3:ObjectCreated:*` matches `s3:ObjectCreated:Put`; without `*` the names must be equal.

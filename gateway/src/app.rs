@@ -2,7 +2,8 @@
 
 use std::{ops::Deref, sync::Arc};
 
-use sluice_schemas::{
+use sluice_jetstream::{
+    Queue,
     store::{CallStore, FunctionCache, FunctionStore},
     topology::Topology,
 };
@@ -29,6 +30,8 @@ pub struct AppState {
     /// The specs invocation routes read, from memory.
     pub function_cache: Arc<FunctionCache>,
     pub calls: CallStore,
+    /// Where calls and callbacks are queued.
+    pub queue: Queue,
 }
 
 impl App {
@@ -38,6 +41,7 @@ impl App {
         Self(Arc::new(AppState {
             function_cache: FunctionCache::start(functions.clone(), stop),
             functions,
+            queue: Queue::new(topology.clone()),
             calls: CallStore::new(topology.calls.clone(), topology.jetstream.clone()),
             cfg: Arc::new(cfg),
             topology,

@@ -8,7 +8,7 @@ use axum::{
     middleware::{self, Next},
     response::Response,
 };
-use sluice_schemas::credentials::{Credentials, OUTBOUND_MARKER};
+use sluice_contracts::credentials::{Credentials, OUTBOUND_MARKER};
 
 use crate::ApiError;
 

@@ -9,7 +9,7 @@ use std::sync::{
 use axum::body::Body;
 use bytes::{Bytes, BytesMut};
 use futures::{StreamExt, stream};
-use sluice_schemas::Payload;
+use sluice_contracts::Payload;
 
 use crate::{ApiError, App};
 
@@ -60,7 +60,7 @@ pub async fn intake(app: &App, object_name: &str, body: Body) -> Result<Payload,
         Ok::<Bytes, std::io::Error>(chunk)
     });
     let mut reader = tokio_util::io::StreamReader::new(stream::iter([Ok(head.freeze())]).chain(rest));
-    match sluice_schemas::payloads::put(&app.topology, object_name, &mut reader).await {
+    match sluice_jetstream::payloads::put(&app.topology, object_name, &mut reader).await {
         Ok(_) => Ok(Payload::Object(object_name.to_owned())),
         Err(_) if over_limit.load(Ordering::Relaxed) => Err(ApiError::BodyTooLarge { limit }),
         Err(err) => Err(ApiError::NotPersisted(format!("storing the request body: {err}"))),
@@ -69,13 +69,4 @@ pub async fn intake(app: &App, object_name: &str, body: Body) -> Result<Payload,
 
 fn read_error(err: axum::Error) -> ApiError {
     ApiError::BodyRead(err.to_string())
-}
-
-/// Removes a stored body whose call was not queued after all.
-pub async fn discard(app: &App, payload: &Payload) {
-    if let Payload::Object(name) = payload
-        && let Err(err) = app.topology.payloads.delete(name).await
-    {
-        tracing::warn!(object = %name, %err, "could not delete the body of a call that was not queued");
-    }
 }

@@ -6,7 +6,8 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use serde_json::json;
-use sluice_schemas::{ValidationError, store::StoreError};
+use sluice_contracts::ValidationError;
+use sluice_jetstream::{QueueError, store::StoreError};
 
 /// A request the gateway could not serve; rendered as `{"error": "..."}` with a matching status.
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +44,12 @@ pub enum ApiError {
     Unauthorized,
     #[error("call was not persisted, try again: {0}")]
     NotPersisted(String),
+    /// Something the request needs to read or ask for is out of reach for now.
+    #[error("unavailable, try again: {0}")]
+    Unavailable(String),
+    /// State changed underneath the request (a worker moved the call meanwhile).
+    #[error("{0}")]
+    Conflict(String),
     #[error("state store unavailable: {0}")]
     Store(#[from] StoreError),
     #[error("no worker is serving function {0:?}")]
@@ -65,7 +72,8 @@ impl ApiError {
             | Self::SecretExists(_)
             | Self::CallIdTaken { .. }
             | Self::CallFinished { .. }
-            | Self::NotDead(_) => StatusCode::CONFLICT,
+            | Self::NotDead(_)
+            | Self::Conflict(_) => StatusCode::CONFLICT,
             Self::InvalidSpec(_)
             | Self::BadJson { .. }
             | Self::BadCallbackUrl { .. }
@@ -75,9 +83,24 @@ impl ApiError {
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::HeadersTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
-            Self::NotPersisted(_) | Self::Store(_) | Self::NoWorker(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::NotPersisted(_) | Self::Unavailable(_) | Self::Store(_) | Self::NoWorker(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::SyncTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             Self::CallFailed(_) => StatusCode::BAD_GATEWAY,
+        }
+    }
+}
+
+impl From<QueueError> for ApiError {
+    fn from(err: QueueError) -> Self {
+        match err {
+            QueueError::Unavailable(reason) => Self::NotPersisted(reason),
+            QueueError::Store(err) => Self::Store(err),
+            QueueError::UnknownCall(id) => Self::UnknownCall(id),
+            QueueError::NotDead(id) => Self::NotDead(id),
+            err @ QueueError::NotACall { .. } => Self::CallFailed(err.to_string()),
+            err @ QueueError::Changed => Self::Conflict(err.to_string()),
         }
     }
 }

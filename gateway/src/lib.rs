@@ -7,9 +7,9 @@
 //! one NATS cluster.
 //!
 //! ```no_run
-//! # async fn demo(topology: sluice_schemas::topology::Topology) -> Result<(), std::io::Error> {
+//! # async fn demo(topology: sluice_jetstream::topology::Topology) -> Result<(), std::io::Error> {
 //! let shutdown = tokio_util::sync::CancellationToken::new();
-//! sluice_gateway::run(sluice_gateway::GatewayConfig::default(), topology, shutdown).await
+//! sluice_gateway::run(sluice_gateway::GatewayConfig::default(), topology, axum::Router::new(), shutdown).await
 //! # }
 //! ```
 
@@ -23,13 +23,13 @@ mod metrics;
 
 use std::{net::SocketAddr, time::Duration};
 
-use sluice_schemas::topology::Topology;
+use sluice_jetstream::topology::Topology;
 use tokio_util::sync::CancellationToken;
 
 pub use app::App;
 pub use auth::{Access, Guard};
 pub use error::ApiError;
-pub use sluice_schemas::credentials::Credentials;
+pub use sluice_contracts::credentials::Credentials;
 
 /// How the gateway listens and what it accepts.
 #[derive(Clone, Debug)]
@@ -45,9 +45,7 @@ pub struct GatewayConfig {
     /// How long a synchronous call may take when its function sets no timeout.
     pub sync_timeout: Duration,
     /// Which callback URLs calls may name (and where any request made on a caller's behalf may go).
-    pub callback_policy: sluice_schemas::outbound::OutboundPolicy,
-    /// Hosts SNS subscription confirmations may visit besides AWS's SNS endpoints.
-    pub sns_subscribe_hosts: Vec<sluice_schemas::outbound::Rule>,
+    pub callback_policy: sluice_contracts::outbound::OutboundPolicy,
     /// Timeouts and the connection cap of the listener.
     pub limits: listen::ListenLimits,
     /// Renders `/metrics`; absent when the process installed no Prometheus recorder.
@@ -63,18 +61,23 @@ impl Default for GatewayConfig {
             protect_invocations: false,
             sync_timeout: Duration::from_secs(60),
             callback_policy: Default::default(),
-            sns_subscribe_hosts: Vec::new(),
             limits: Default::default(),
             metrics: None,
         }
     }
 }
 
-/// Serves the API on `cfg.listen` until `shutdown`, then finishes in-flight requests.
-pub async fn run(cfg: GatewayConfig, topology: Topology, shutdown: CancellationToken) -> std::io::Result<()> {
+/// Serves the API, and `beside` (other routes the process serves on the same port: the connectors' webhooks
+/// and ingress), on `cfg.listen` until `shutdown`, then finishes in-flight requests.
+pub async fn run(
+    cfg: GatewayConfig,
+    topology: Topology,
+    beside: axum::Router,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(cfg.listen).await?;
     tracing::info!(listen = %listener.local_addr()?, "gateway listening");
-    serve(listener, cfg, topology, shutdown).await
+    serve(listener, cfg, topology, beside, shutdown).await
 }
 
 /// Like [`run`], on a listener the caller bound.
@@ -82,12 +85,14 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     cfg: GatewayConfig,
     topology: Topology,
+    beside: axum::Router,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let cache_stop = shutdown.child_token();
     let limits = cfg.limits;
     let app = App::new(cfg, topology, cache_stop.clone());
-    let served = listen::serve(listener, handlers::router(app), limits, shutdown).await;
+    let routes = handlers::router(app).merge(beside);
+    let served = listen::serve(listener, routes, limits, shutdown).await;
     cache_stop.cancel();
     served
 }

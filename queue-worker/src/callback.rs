@@ -3,9 +3,8 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use hmac::{Hmac, KeyInit, Mac};
-use sha2::Sha256;
-use sluice_schemas::{names::http_headers as h, outbound::OutboundPolicy};
+use sluice_contracts::{names::http_headers as h, outbound::OutboundPolicy};
+use sluice_outbound::Enforce;
 
 use crate::metrics;
 
@@ -52,15 +51,6 @@ pub enum DeliveryError {
     Refused(String),
 }
 
-/// `t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`.
-pub fn signature(secret: &[u8], unix_seconds: i64, body: &[u8]) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes keys of any length");
-    mac.update(unix_seconds.to_string().as_bytes());
-    mac.update(b".");
-    mac.update(body);
-    format!("t={unix_seconds},v1={}", hex::encode(mac.finalize().into_bytes()))
-}
-
 /// A pooled HTTP client for callbacks.
 pub struct Callbacks {
     client: reqwest::Client,
@@ -91,7 +81,8 @@ impl Callbacks {
         };
         let mut request = self.client.post(checked.url).headers(headers.clone());
         if let Some(secret) = &self.cfg.secret {
-            request = request.header(h::SIGNATURE, signature(secret, chrono::Utc::now().timestamp(), &body));
+            request = request
+                .header(h::SIGNATURE, sluice_contracts::signature::sign(secret, chrono::Utc::now().timestamp(), &body));
         }
         match request.body(body).send().await {
             Ok(response) if response.status().is_success() => {
@@ -113,17 +104,5 @@ impl Callbacks {
                 Err(DeliveryError::Retryable(format!("callback not delivered: {err}")))
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn signature_matches_a_known_vector() {
-        // HMAC-SHA256("secret", "1700000000.hello"), computed with Python's hmac module.
-        let expected = "t=1700000000,v1=47b1df0ab12338b2685470b0d2b37033add7c3b2bc8172f313e77413f1bb78c8";
-        assert_eq!(signature(b"secret", 1_700_000_000, b"hello"), expected);
     }
 }

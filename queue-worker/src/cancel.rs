@@ -6,7 +6,7 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use sluice_schemas::names;
+use sluice_contracts::names;
 use tokio_util::sync::CancellationToken;
 
 use crate::{Worker, WorkerError, notices};

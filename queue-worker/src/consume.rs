@@ -8,7 +8,7 @@ use async_nats::jetstream::{
     consumer::{AckPolicy, PullConsumer, pull},
 };
 use futures::StreamExt;
-use sluice_schemas::{FunctionSpec, RuntimeKind, names};
+use sluice_contracts::{FunctionSpec, RuntimeKind, names};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 

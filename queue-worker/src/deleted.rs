@@ -5,7 +5,7 @@
 use std::{sync::Arc, time::Duration};
 
 use futures::StreamExt;
-use sluice_schemas::FunctionSpec;
+use sluice_contracts::FunctionSpec;
 use tokio_util::sync::CancellationToken;
 
 use crate::{Worker, consume, execute};

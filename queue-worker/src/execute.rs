@@ -20,12 +20,13 @@ use std::{
 
 use async_nats::jetstream::{AckKind, Message};
 use chrono::Utc;
-use sluice_runtime::{Body, FunctionResponse, Invocation, Runtime, RuntimeError};
-use sluice_schemas::{
+use sluice_contracts::{
     CallRecord, CallStatus, CallbackDelivery, CallbackState, FunctionSpec, InvocationMessage, Payload,
     callback::{CallbackFacts, CallbackMessage, contract_headers},
     names::{self, http_headers as h},
 };
+use sluice_jetstream::dead_letters::{Burial, DeadLetters};
+use sluice_runtime::{Body, FunctionResponse, Invocation, Runtime, RuntimeError};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -33,7 +34,7 @@ use crate::{
     Worker,
     callback::DeliveryError,
     consume::hand_back,
-    dead, lease, metrics, outbox,
+    lease, metrics,
     outcome::Outcome,
     record::{self, Start, Written},
     results::{self, Completion},
@@ -250,7 +251,7 @@ impl Run<'_> {
         let call = self.call;
         let body = match &call.payload {
             Payload::Inline(bytes) => Body::Bytes(bytes.clone()),
-            Payload::Object(name) => Body::Reader(sluice_schemas::payloads::open(&self.worker.topology, name).await?),
+            Payload::Object(name) => Body::Reader(sluice_jetstream::payloads::open(&self.worker.topology, name).await?),
         };
         let mut headers = call.headers.clone();
         headers.insert(h::CALL_ID, http::HeaderValue::from_str(&call.call_id)?);
@@ -327,9 +328,17 @@ impl Run<'_> {
                 return Ok(None);
             }
             let original = self.message.headers.clone().unwrap_or_default();
+            let dead_letters = DeadLetters::new(&worker.topology);
             let write = || {
                 let (payload, original) = (self.message.payload.clone(), &original);
-                dead::publish(worker, &call.function, &call.call_id, original, payload, outcome, self.attempt)
+                let why = Burial {
+                    function: &call.function,
+                    call_id: &call.call_id,
+                    status: outcome.status,
+                    error: outcome.error.as_deref(),
+                    attempts: self.attempt,
+                };
+                dead_letters.bury(original, payload, why)
             };
             persist("dead letter", write).await.map(Some)
         };
@@ -411,7 +420,7 @@ impl Run<'_> {
             headers,
             body: stored_body.clone(),
         };
-        persist("callback outbox", || outbox::enqueue(self.worker, &message)).await?;
+        persist("callback outbox", || self.worker.queue.enqueue_callback(&message)).await?;
         Ok(CallbackState { state: CallbackDelivery::Pending, attempts: 1, last_error: Some(error) })
     }
 }

@@ -17,7 +17,6 @@
 mod callback;
 mod cancel;
 mod consume;
-mod dead;
 mod deleted;
 mod execute;
 mod lease;
@@ -37,12 +36,12 @@ mod sync;
 
 use std::{sync::Arc, time::Duration};
 
+use sluice_jetstream::{Queue, store::CallStore, topology::Topology};
 use sluice_runtime::Runtimes;
-use sluice_schemas::{store::CallStore, topology::Topology};
 use tokio::sync::Semaphore;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
-pub use callback::{CallbackConfig, signature};
+pub use callback::CallbackConfig;
 pub use retry::RetryDefaults;
 pub use sweep::SweepConfig;
 
@@ -90,6 +89,8 @@ pub(crate) struct Worker {
     pub cfg: WorkerConfig,
     pub topology: Topology,
     pub calls: CallStore,
+    /// Where callbacks that failed their first try wait.
+    pub queue: Queue,
     pub runtimes: Runtimes,
     /// Worker-wide call slots; tokio's semaphore is FIFO, which is what makes functions take turns.
     pub slots: Arc<Semaphore>,
@@ -102,7 +103,7 @@ pub(crate) struct Worker {
     /// Calls running here, so a cancellation can stop them.
     pub running: Arc<cancel::Running>,
     /// Current specs by name, kept by the registry; read by synchronous calls.
-    pub specs: std::sync::RwLock<std::collections::HashMap<String, Arc<sluice_schemas::FunctionSpec>>>,
+    pub specs: std::sync::RwLock<std::collections::HashMap<String, Arc<sluice_contracts::FunctionSpec>>>,
     /// Each served function's call slots (`async.maxInflight`), shared by its queued and synchronous calls.
     pub function_slots: std::sync::RwLock<std::collections::HashMap<String, Arc<Semaphore>>>,
 }
@@ -118,6 +119,7 @@ pub async fn run(
     let worker = Arc::new(Worker {
         slots: Arc::new(Semaphore::new(cfg.max_inflight)),
         callbacks: callback::Callbacks::new(cfg.callback.clone()),
+        queue: Queue::new(topology.clone()),
         calls: CallStore::new(topology.calls.clone(), topology.jetstream.clone()),
         inline_limit: topology.inline_limit(),
         tracker: TaskTracker::new(),

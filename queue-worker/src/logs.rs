@@ -1,13 +1,14 @@
-//! Streaming container logs to a gateway. A gateway asks on `sluice.logs.{function}` with a reply inbox; every
-//! worker running that function's containers answers with a begin marker, one message per log line, and an
-//! end marker. A follower goes on until the gateway stops answering pings on `{inbox}.alive`.
+//! Streaming container logs to a gateway, by the protocol of `sluice_contracts::logs`: a begin marker, one
+//! message per line, an end marker; a follower goes on while the gateway answers its pings.
 
 use std::{sync::Arc, time::Duration};
 
 use async_nats::HeaderMap;
 use futures::StreamExt;
-use sluice_runtime::docker::logs::LogQuery;
-use sluice_schemas::names;
+use sluice_contracts::{
+    logs::{self, LogQuery, Marker},
+    names,
+};
 use tokio_util::sync::CancellationToken;
 
 use crate::{Worker, WorkerError, notices};
@@ -15,9 +16,9 @@ use crate::{Worker, WorkerError, notices};
 /// How often a follower checks that its reader is still there.
 const PING_EVERY: Duration = Duration::from_secs(2);
 
-fn marker(kind: &'static str) -> HeaderMap {
+fn marker(kind: Marker) -> HeaderMap {
     let mut headers = HeaderMap::new();
-    headers.insert(names::wire::LOGS_MARKER, kind);
+    headers.insert(logs::LOGS_MARKER, kind.as_str());
     headers
 }
 
@@ -30,8 +31,8 @@ pub async fn listen(worker: Arc<Worker>, shutdown: CancellationToken) -> Result<
         let (client, docker, stop) = (worker.topology.client.clone(), docker.clone(), shutdown.clone());
         tokio::spawn(async move {
             let Ok(mut lines) = docker.logs(&function, query).await else { return };
-            let _ = client.publish_with_headers(reply.clone(), marker("begin"), "".into()).await;
-            let alive = format!("{reply}.alive");
+            let _ = client.publish_with_headers(reply.clone(), marker(Marker::Begin), "".into()).await;
+            let alive = logs::alive_subject(&reply);
             let mut ping = tokio::time::interval(PING_EVERY);
             ping.tick().await;
             loop {
@@ -54,7 +55,7 @@ pub async fn listen(worker: Arc<Worker>, shutdown: CancellationToken) -> Result<
                     }
                 }
             }
-            let _ = client.publish_with_headers(reply, marker("end"), "".into()).await;
+            let _ = client.publish_with_headers(reply, marker(Marker::End), "".into()).await;
         });
     })
     .await

@@ -1,4 +1,5 @@
-//! The durable callback outbox: callbacks not delivered at the first try wait in `SLUICE_CALLBACKS` and are
+//! The durable callback outbox: callbacks not delivered at the first try wait in `SLUICE_CALLBACKS` (put there
+//! by `sluice_jetstream::Queue::enqueue_callback`) and are
 //! retried with backoff by whichever worker is free, surviving restarts and holding no function slot,
 //! until delivered or expired. Each outcome is written to the call record's `callback` field.
 
@@ -10,23 +11,12 @@ use async_nats::jetstream::{
 };
 use bytes::Bytes;
 use futures::StreamExt;
-use sluice_schemas::{CallbackDelivery, CallbackState, Payload, callback::CallbackMessage, names, payloads};
+use sluice_contracts::{CallbackDelivery, CallbackState, Payload, callback::CallbackMessage, names};
+use sluice_jetstream::payloads;
 use tokio::io::AsyncReadExt;
 use tokio_util::sync::CancellationToken;
 
 use crate::{Worker, callback::DeliveryError};
-
-/// Puts a callback in the outbox and waits for JetStream to store it.
-pub async fn enqueue(worker: &Worker, message: &CallbackMessage) -> Result<(), async_nats::Error> {
-    let (headers, body) = message.to_nats();
-    worker
-        .topology
-        .jetstream
-        .publish_with_headers(names::callbacks_subject(&message.function), headers, body)
-        .await?
-        .await?;
-    Ok(())
-}
 
 async fn consumer(worker: &Worker) -> Result<PullConsumer, async_nats::Error> {
     let stream = worker.topology.jetstream.get_stream_no_info(names::CALLBACKS_STREAM).await?;

@@ -3,10 +3,8 @@
 //! delivery's outcome got there first.
 
 use chrono::Utc;
-use sluice_schemas::{
-    CallRecord, CallStatus, InvocationMessage,
-    store::{CallStore, StoreError},
-};
+use sluice_contracts::{CallRecord, CallStatus, InvocationMessage};
+use sluice_jetstream::store::{CallStore, StoreError};
 
 use crate::retry::RetrySettings;
 

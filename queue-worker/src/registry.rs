@@ -6,11 +6,9 @@ use std::{
     sync::Arc,
 };
 
+use sluice_contracts::FunctionSpec;
+use sluice_jetstream::store::{FunctionStore, SpecChange};
 use sluice_runtime::Runtime;
-use sluice_schemas::{
-    FunctionSpec,
-    store::{FunctionStore, SpecChange},
-};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 

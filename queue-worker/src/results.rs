@@ -2,7 +2,7 @@
 
 use async_nats::HeaderMap;
 use chrono::Utc;
-use sluice_schemas::{
+use sluice_contracts::{
     Payload,
     invocation::put_http_headers,
     names::{self, ce, http_headers as h, wire},
@@ -43,7 +43,7 @@ pub async fn publish(worker: &Worker, done: &Completion<'_>) -> Result<Payload, 
     let (body, stored) = if done.outcome.body.len() > worker.inline_limit {
         let name = format!("{}.result", done.call_id);
         let mut reader = &done.outcome.body[..];
-        sluice_schemas::payloads::put(&worker.topology, name.as_str(), &mut reader).await?;
+        sluice_jetstream::payloads::put(&worker.topology, name.as_str(), &mut reader).await?;
         headers.insert(wire::PAYLOAD_OBJECT, name.as_str());
         (bytes::Bytes::new(), Payload::Object(name))
     } else {

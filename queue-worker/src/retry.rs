@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use rand::RngExt;
-use sluice_schemas::FunctionSpec;
+use sluice_contracts::FunctionSpec;
 
 use crate::outcome::Outcome;
 
@@ -100,7 +100,7 @@ pub fn retry_after(headers: &http::HeaderMap, now: DateTime<Utc>) -> Option<Dura
 #[cfg(test)]
 mod tests {
     use bytes::Bytes;
-    use sluice_schemas::FunctionSpec;
+    use sluice_contracts::FunctionSpec;
 
     use super::*;
 

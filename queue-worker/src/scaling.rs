@@ -5,8 +5,8 @@
 use std::{sync::Arc, time::Duration};
 
 use async_nats::jetstream::consumer::PullConsumer;
+use sluice_contracts::{ReplicaReport, ScaleReply, ScaleRequest, names};
 use sluice_runtime::{DockerRuntime, docker::ReplicaCount};
-use sluice_schemas::{ReplicaReport, ScaleRequest, names};
 use tokio_util::sync::CancellationToken;
 
 use crate::{Worker, WorkerError, metrics, notices};
@@ -57,17 +57,18 @@ pub async fn listen(worker: Arc<Worker>, shutdown: CancellationToken) -> Result<
         let (worker, docker) = (worker.clone(), docker.clone());
         tokio::spawn(async move {
             let answer = match serde_json::from_slice::<ScaleRequest>(&request.payload) {
-                Err(err) => serde_json::json!({"error": format!("bad scale request: {err}")}),
+                Err(err) => ScaleReply::Failed { error: format!("bad scale request: {err}") },
                 Ok(scale) => match docker.scale(&function, scale.replicas).await {
                     Ok(count) => {
                         report(&worker, &docker, &function, count).await;
-                        serde_json::json!({"desired": count.desired, "available": count.available})
+                        ScaleReply::Scaled { desired: count.desired, available: count.available }
                     }
-                    Err(err) => serde_json::json!({"error": err.to_string()}),
+                    Err(err) => ScaleReply::Failed { error: err.to_string() },
                 },
             };
             if let Some(reply) = request.reply {
-                let _ = worker.topology.client.publish(reply, answer.to_string().into()).await;
+                let answer = serde_json::to_vec(&answer).expect("replies serialize");
+                let _ = worker.topology.client.publish(reply, answer.into()).await;
             }
         });
     })

@@ -12,7 +12,7 @@ use std::{
 
 use async_nats::jetstream::kv;
 use futures::StreamExt;
-use sluice_schemas::FunctionSpec;
+use sluice_contracts::FunctionSpec;
 use tokio_util::sync::CancellationToken;
 
 use crate::Worker;

@@ -7,7 +7,7 @@
 use std::{sync::Arc, time::Duration};
 
 use futures::StreamExt;
-use sluice_schemas::CallStatus;
+use sluice_contracts::CallStatus;
 use tokio_util::sync::CancellationToken;
 
 use crate::Worker;

@@ -5,13 +5,13 @@ use std::sync::Arc;
 
 use async_nats::{HeaderMap, Message};
 use futures::StreamExt;
-use sluice_runtime::{Body, Invocation, Runtime};
-use sluice_schemas::{
+use sluice_contracts::{
     FunctionSpec, InvocationMessage, Payload,
     invocation::put_http_headers,
     names::{self, http_headers as h, wire},
-    store::FunctionStore,
 };
+use sluice_jetstream::store::FunctionStore;
+use sluice_runtime::{Body, Invocation, Runtime};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -67,7 +67,7 @@ async fn answer(worker: &Worker, request: Message) {
     let body = if outcome.body.len() > worker.inline_limit {
         let name = format!("{}.sync-response", uuid_like(&headers));
         let mut reader = &outcome.body[..];
-        match sluice_schemas::payloads::put(&worker.topology, name.as_str(), &mut reader).await {
+        match sluice_jetstream::payloads::put(&worker.topology, name.as_str(), &mut reader).await {
             Ok(_) => {
                 reply.insert(wire::PAYLOAD_OBJECT, name);
                 bytes::Bytes::new()
@@ -122,7 +122,7 @@ async fn run(worker: &Worker, call: InvocationMessage) -> Outcome {
     let _slot = worker.slots.acquire().await.expect("never closed");
     let body = match &call.payload {
         Payload::Inline(bytes) => Body::Bytes(bytes.clone()),
-        Payload::Object(name) => match sluice_schemas::payloads::open(&worker.topology, name).await {
+        Payload::Object(name) => match sluice_jetstream::payloads::open(&worker.topology, name).await {
             Ok(reader) => Body::Reader(reader),
             Err(err) => return Outcome::from_result(Err(sluice_runtime::RuntimeError::Backend(Box::new(err)))),
         },

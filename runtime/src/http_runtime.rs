@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
-use sluice_schemas::FunctionSpec;
+use sluice_contracts::FunctionSpec;
 use tokio::time::Instant;
 
 use crate::{Body, FunctionResponse, Invocation, Runtime, RuntimeConfig, RuntimeError};

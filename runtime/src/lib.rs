@@ -9,7 +9,7 @@
 //! and [`RuntimeError`]s separately.
 //!
 //! ```no_run
-//! # async fn demo(spec: sluice_schemas::FunctionSpec) -> Result<(), sluice_runtime::RuntimeError> {
+//! # async fn demo(spec: sluice_contracts::FunctionSpec) -> Result<(), sluice_runtime::RuntimeError> {
 //! use sluice_runtime::{Invocation, Runtime, Runtimes};
 //! let runtimes = Runtimes::new(Default::default());
 //! let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
@@ -25,7 +25,7 @@ mod process;
 
 use std::{future::Future, time::Duration};
 
-use sluice_schemas::{FunctionSpec, RuntimeKind};
+use sluice_contracts::{FunctionSpec, RuntimeKind};
 use tokio::time::Instant;
 
 pub use docker::{DockerConfig, DockerRuntime};

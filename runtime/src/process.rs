@@ -8,7 +8,7 @@
 
 use std::process::Stdio;
 
-use sluice_schemas::FunctionSpec;
+use sluice_contracts::FunctionSpec;
 use tokio::{
     io::{AsyncRead, AsyncReadExt, AsyncWriteExt},
     process::Command,

@@ -16,8 +16,8 @@ use axum::{
     response::{IntoResponse, Response},
     routing::get,
 };
+use sluice_contracts::FunctionSpec;
 use sluice_runtime::{Body, Invocation, ProcessRuntime, Runtime, RuntimeConfig, RuntimeError};
-use sluice_schemas::FunctionSpec;
 use tokio::time::Instant;
 
 struct Watchdog {

@@ -2,7 +2,7 @@
 
 use clap::Subcommand;
 use reqwest::Method;
-use sluice_schemas::CallRecord;
+use sluice_contracts::CallRecord;
 
 use super::Gateway;
 use crate::args::GatewayClientArgs;

@@ -2,7 +2,7 @@
 
 use clap::Subcommand;
 use reqwest::Method;
-use sluice_schemas::DeadLetter;
+use sluice_contracts::DeadLetter;
 
 use super::Gateway;
 use crate::args::GatewayClientArgs;

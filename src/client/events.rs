@@ -2,7 +2,7 @@
 
 use clap::Subcommand;
 use reqwest::Method;
-use sluice_schemas::FunctionStatus;
+use sluice_contracts::FunctionStatus;
 
 use super::Gateway;
 use crate::args::GatewayClientArgs;

@@ -5,7 +5,7 @@ use std::{collections::BTreeMap, path::PathBuf, time::Duration};
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use reqwest::{Method, StatusCode};
-use sluice_schemas::{AsyncConfig, FunctionSpec, FunctionStatus, RuntimeKind};
+use sluice_contracts::{AsyncConfig, FunctionSpec, FunctionStatus, RuntimeKind};
 
 use super::{Gateway, spec_file};
 use crate::args::{self, GatewayClientArgs};

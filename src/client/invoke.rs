@@ -6,7 +6,7 @@ use anyhow::Context;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use reqwest::Method;
-use sluice_schemas::names::http_headers;
+use sluice_contracts::names::http_headers;
 
 use super::{Gateway, calls};
 use crate::args::GatewayClientArgs;
@@ -110,7 +110,7 @@ async fn wait(gateway: &Gateway, call_id: &str) -> anyhow::Result<()> {
     spinner.finish_and_clear();
     println!("{}", serde_json::to_string_pretty(&record)?);
     anyhow::ensure!(
-        record.status == sluice_schemas::CallStatus::Succeeded,
+        record.status == sluice_contracts::CallStatus::Succeeded,
         "call {call_id} {}",
         record.status.as_str()
     );

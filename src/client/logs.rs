@@ -3,7 +3,7 @@
 use anyhow::Context;
 use futures::StreamExt;
 use reqwest::Method;
-use sluice_runtime::docker::logs::LogLine;
+use sluice_contracts::logs::LogLine;
 
 use super::Gateway;
 

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use anyhow::Context;
 use serde::Deserialize;
-use sluice_schemas::FunctionSpec;
+use sluice_contracts::FunctionSpec;
 
 #[derive(Deserialize)]
 #[serde(untagged)]

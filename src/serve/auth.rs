@@ -9,8 +9,8 @@ use std::{
 
 use anyhow::{Context, bail};
 use clap::Args;
+use sluice_contracts::credentials::{self, Credentials};
 use sluice_gateway::Access;
-use sluice_schemas::credentials::{self, Credentials};
 
 /// File in the data directory holding the generated admin password (user `admin`, also a bearer token).
 pub const ADMIN_PASSWORD_FILE: &str = "admin-password";

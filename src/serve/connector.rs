@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
-use sluice_schemas::topology::Topology;
+use sluice_jetstream::topology::Topology;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -100,14 +100,38 @@ impl S3Options {
     }
 }
 
+/// The event router, and its answers to gateways' replay requests.
 fn spawn_router(topology: &Topology, stop: &CancellationToken) -> JoinHandle<()> {
     let routes = sluice_connectors::Routes::start(topology.clone(), stop.child_token());
     let stop = stop.clone();
     tokio::spawn(async move {
-        if let Err(err) = sluice_connectors::router::run(routes, stop).await {
+        let replays = sluice_connectors::router::answer_replays(routes.clone(), stop.clone());
+        let (routed, replays) = tokio::join!(sluice_connectors::router::run(routes, stop.clone()), replays);
+        for err in [routed.err(), replays.err()].into_iter().flatten() {
             tracing::error!(%err, "event router stopped");
+            stop.cancel(); // a process whose router died should not look healthy
         }
     })
+}
+
+/// The connectors' HTTP routes: webhooks and S3 notifications (which authenticate themselves: their senders
+/// cannot log in) and the `/events` ingress behind `access`'s events guard. The gateway serves them beside
+/// its API; `sluice connector webhook` serves them alone.
+pub fn http_routes(
+    topology: &Topology,
+    access: &sluice_gateway::Access,
+    policy: &super::CallbackPolicyArgs,
+) -> axum::Router {
+    let state = sluice_connectors::ConnectorState {
+        max_body: topology.inline_limit(),
+        topology: topology.clone(),
+        sns: std::sync::Arc::new(sluice_connectors::s3::http::SnsConfirmer::new(
+            policy.policy(),
+            policy.sns_subscribe_host.clone(),
+        )),
+    };
+    let ingress = access.events_guard().protect(sluice_connectors::http::ingress_routes(state.clone()));
+    sluice_connectors::http::webhook_routes(state).merge(ingress)
 }
 
 fn spawn_cron(topology: &Topology, stop: &CancellationToken) -> JoinHandle<()> {
@@ -146,18 +170,8 @@ pub async fn run(args: ConnectorArgs) -> anyhow::Result<()> {
         tasks.extend(args.s3.spawn(&topology, &stop));
     }
     if serves_http {
-        let state = sluice_connectors::ConnectorState {
-            max_body: topology.inline_limit(),
-            topology: topology.clone(),
-            sns: std::sync::Arc::new(sluice_connectors::s3::http::SnsConfirmer::new(
-                args.policy.policy(),
-                args.policy.sns_subscribe_host.clone(),
-            )),
-        };
-        let ingress = access.events_guard().protect(sluice_connectors::http::ingress_routes(state.clone()));
-        let app = sluice_connectors::http::webhook_routes(state)
-            .merge(ingress)
-            .route("/healthz", axum::routing::get(|| async { "OK" }));
+        let app =
+            http_routes(&topology, &access, &args.policy).route("/healthz", axum::routing::get(|| async { "OK" }));
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("listening on {}", args.listen))?;

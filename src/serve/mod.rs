@@ -11,13 +11,11 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use anyhow::Context;
 use clap::Args;
+use sluice_contracts::outbound::{OutboundPolicy, Rule};
 use sluice_gateway::{Credentials, GatewayConfig};
+use sluice_jetstream::topology::{self, Topology, TopologyConfig};
 use sluice_queue_worker::{CallbackConfig, RetryDefaults, SweepConfig, WorkerConfig};
 use sluice_runtime::{DockerConfig, DockerRuntime, RuntimeConfig, Runtimes};
-use sluice_schemas::{
-    outbound::{OutboundPolicy, Rule},
-    topology::{self, Topology, TopologyConfig},
-};
 use tokio_util::sync::CancellationToken;
 
 use crate::args::{self, LogArgs};
@@ -309,7 +307,6 @@ impl GatewayOptions {
             protect_invocations: self.protect_invocations,
             sync_timeout: self.sync_timeout,
             callback_policy: policy.policy(),
-            sns_subscribe_hosts: policy.sns_subscribe_host.clone(),
             limits: self.listen_limits.limits(),
             metrics: Some(metrics),
         })
@@ -360,7 +357,8 @@ pub async fn gateway(args: GatewayArgs) -> anyhow::Result<()> {
     let cfg = args.gateway.config(metrics, &args.policy, &args.data_dir)?;
     let topology = args.nats.topology(args.nats.required_url()?, "sluice-gateway").await?;
     let stop = shutdown::on_signal();
-    sluice_gateway::run(cfg, topology, stop).await.context("gateway failed")
+    let beside = connector::http_routes(&topology, &cfg.access, &args.policy);
+    sluice_gateway::run(cfg, topology, beside, stop).await.context("gateway failed")
 }
 
 /// `sluice worker`.

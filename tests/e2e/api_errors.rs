@@ -64,7 +64,7 @@ async fn oversized_bodies_are_413_declared_or_streamed() {
     }
     // What the refused body wrote to the object store is gone at once.
     let js = async_nats::jetstream::new(async_nats::connect(&platform.nats_url).await.unwrap());
-    let mut objects = js.get_stream(format!("OBJ_{}", sluice_schemas::names::PAYLOADS_BUCKET)).await.unwrap();
+    let mut objects = js.get_stream(format!("OBJ_{}", sluice_contracts::names::PAYLOADS_BUCKET)).await.unwrap();
     let start = std::time::Instant::now();
     while objects.info().await.unwrap().state.bytes > 0 {
         assert!(start.elapsed() < Duration::from_secs(10), "{:?}", objects.cached_info().state);

@@ -49,7 +49,7 @@ async fn large_sync_request_and_response() {
 async fn stored_bodies_no_call_needs_are_swept() {
     let platform = Platform::start(1, &[], &["--payloads-sweep-every", "1s", "--payloads-orphan-age", "0s"]).await;
     let js = async_nats::jetstream::new(async_nats::connect(&platform.nats_url).await.unwrap());
-    let store = js.get_object_store(sluice_schemas::names::PAYLOADS_BUCKET).await.unwrap();
+    let store = js.get_object_store(sluice_contracts::names::PAYLOADS_BUCKET).await.unwrap();
     // A body under a name no call has, as a gateway that died mid-intake leaves behind.
     store.put("orphan-body", &mut &b"left behind"[..]).await.unwrap();
     // A failed call's large body stays for its dead letter's replay.

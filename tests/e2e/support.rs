@@ -440,11 +440,11 @@ impl Platform {
         use futures::StreamExt;
         let Ok(client) = async_nats::connect(&self.nats_url).await else { return "nats unreachable".into() };
         let js = async_nats::jetstream::new(client);
-        let Ok(mut stream) = js.get_stream(sluice_schemas::names::INVOCATIONS_STREAM).await else {
+        let Ok(mut stream) = js.get_stream(sluice_contracts::names::INVOCATIONS_STREAM).await else {
             return "no invocation stream".into();
         };
         let stream_state = stream.info().await.map(|i| format!("{:?}", i.state)).unwrap_or_default();
-        let consumer_name = sluice_schemas::names::invoke_consumer(function);
+        let consumer_name = sluice_contracts::names::invoke_consumer(function);
         let consumer = match stream.get_consumer::<async_nats::jetstream::consumer::pull::Config>(&consumer_name).await
         {
             Ok(mut c) => c.info().await.map(|i| format!("{i:?}")).unwrap_or_default(),
@@ -453,7 +453,7 @@ impl Platform {
         let mut found = Vec::new();
         let reader = stream
             .create_consumer(async_nats::jetstream::consumer::pull::OrderedConfig {
-                filter_subject: sluice_schemas::names::invoke_subject(function),
+                filter_subject: sluice_contracts::names::invoke_subject(function),
                 ..Default::default()
             })
             .await;

@@ -22,7 +22,8 @@ use axum::{
 };
 use serde::Deserialize;
 use serde_json::json;
-use sluice_schemas::outbound::{OutboundPolicy, Rule, canonical};
+use sluice_contracts::outbound::{OutboundPolicy, Rule, canonical};
+use sluice_outbound::Enforce;
 use std::time::Duration;
 use subtle::ConstantTimeEq;
 

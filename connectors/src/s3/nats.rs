@@ -2,7 +2,7 @@
 //! same NATS that Sluice uses; this consumes it until shutdown.
 
 use futures::StreamExt;
-use sluice_schemas::topology::Topology;
+use sluice_jetstream::topology::Topology;
 use tokio_util::sync::CancellationToken;
 
 use super::records::{self, Notification};

@@ -12,14 +12,12 @@ use std::{collections::BTreeSet, time::Duration};
 use async_nats::jetstream::kv;
 use aws_sdk_s3::Client;
 use sha2::{Digest, Sha256};
-use sluice_schemas::{EventMessage, store::FunctionStore, topology::Topology};
+use sluice_contracts::{EventMessage, names};
+use sluice_jetstream::{store::FunctionStore, topology::Topology};
 use tokio_util::sync::CancellationToken;
 
 use super::records::subject;
 use crate::{metrics, router, triggers::S3_TYPE_PREFIX};
-
-/// KV bucket of objects already announced: key `sha256(bucket, key)`, value the ETag.
-pub const SEEN_BUCKET: &str = "sluice_s3_seen";
 
 /// Where and how often to poll.
 #[derive(Clone, Debug)]
@@ -106,13 +104,13 @@ pub async fn run(topology: Topology, cfg: PollConfig, shutdown: CancellationToke
     let seen = topology
         .jetstream
         .create_or_update_key_value(kv::Config {
-            bucket: SEEN_BUCKET.to_owned(),
+            bucket: names::S3_SEEN_BUCKET.to_owned(),
             history: 1,
             storage: async_nats::jetstream::stream::StorageType::File,
             ..Default::default()
         })
         .await
-        .map_err(|e| format!("creating KV {SEEN_BUCKET}: {e}"))?;
+        .map_err(|e| format!("creating KV {}: {e}", names::S3_SEEN_BUCKET))?;
     let s3 = client(&cfg).await;
     tracing::info!(endpoint = ?cfg.endpoint, interval = ?cfg.interval, "polling S3");
     let mut every = tokio::time::interval(cfg.interval);

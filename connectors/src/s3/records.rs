@@ -7,7 +7,7 @@
 
 use serde::Deserialize;
 use serde_json::json;
-use sluice_schemas::{EventMessage, event::subject_token, names};
+use sluice_contracts::{EventMessage, event::subject_token, names};
 
 use crate::triggers::S3_TYPE_PREFIX;
 

@@ -6,7 +6,8 @@ use axum::{
     http::{HeaderValue, StatusCode, header::LOCATION},
     response::{IntoResponse, Response},
 };
-use sluice_schemas::{CallRecord, names};
+use sluice_contracts::names;
+use sluice_jetstream::queue::Claim;
 
 use super::invocation;
 use crate::{ApiError, App, body, metrics};
@@ -57,28 +58,7 @@ async fn enqueue(app: App, function: &str, path: Option<&str>, request: Request)
     }
     let payload = body::intake(&app, &call_id, request_body).await?;
     let message = invocation::message(function, path, &parts, headers, call_id, callback_url, payload);
-    let (headers, bytes) = message.to_nats(names::CE_TYPE_REQUESTED);
-    let published = async {
-        app.topology.jetstream.publish_with_headers(names::invoke_subject(function), headers, bytes).await?.await
-    };
-    // The record is written alongside, not after, to spend one round trip rather than two. It only creates:
-    // a worker that took the call before the record landed has written one already.
-    let mut record = CallRecord::queued(&message.call_id, function, message.time);
-    record.callback_url = message.callback_url.clone();
-    let (published, recorded) = tokio::join!(published, app.calls.create(&record));
-    if let Err(err) = published {
-        body::discard(&app, &message.payload).await;
-        if matches!(recorded, Ok(true)) {
-            // Not queued after all: the record must not say it is.
-            if let Err(err) = app.calls.delete(&message.call_id).await {
-                tracing::error!(call_id = %message.call_id, %err, "record of an unqueued call left behind");
-            }
-        }
-        return Err(ApiError::NotPersisted(err.to_string()));
-    }
-    if let Err(err) = recorded {
-        tracing::warn!(call_id = %message.call_id, %err, "call queued but its record was not written");
-    }
+    app.queue.submit(&message, Claim::Fresh).await?;
     metrics::queued(function);
     tracing::debug!(call_id = %message.call_id, function, "call queued");
     Ok(accepted(&message.call_id))

@@ -7,7 +7,7 @@ use axum::{
     extract::{Path, Query, State},
 };
 use chrono::Utc;
-use sluice_schemas::{
+use sluice_contracts::{
     CallRecord, CallStatus, CallbackDelivery, CallbackState, Payload,
     callback::{CallbackFacts, CallbackMessage, contract_headers},
     names,
@@ -61,7 +61,7 @@ pub async fn cancel(State(app): State<App>, Path(id): Path<String>) -> Result<Js
         match app.calls.update(&record, revision).await? {
             Some(_) => break record,
             None if tries < 5 => tries += 1, // a worker moved it meanwhile; look again
-            None => return Err(ApiError::NotPersisted("the call's record keeps changing".into())),
+            None => return Err(ApiError::Conflict("the call's record keeps changing; try again".into())),
         }
     };
     // Core NATS reaches every worker; the one running the call stops it.
@@ -108,8 +108,8 @@ async fn enqueue_cancellation_callback(
         headers,
         body: Payload::Inline(body.into()),
     };
-    let (headers, body) = message.to_nats();
-    let subject = names::callbacks_subject(&record.function);
-    let stored = async { app.topology.jetstream.publish_with_headers(subject, headers, body).await?.await }.await;
-    stored.map(drop).map_err(|e| ApiError::NotPersisted(format!("cancellation callback: {e}")))
+    app.queue
+        .enqueue_callback(&message)
+        .await
+        .map_err(|e| ApiError::NotPersisted(format!("cancellation callback: {e}")))
 }

@@ -1,19 +1,31 @@
 //! `POST /system/events/replay`: routes stored events again — those that matched no function when they
 //! arrived reach functions deployed since. Calls already queued for an event are not queued again.
+//!
+//! The gateway does no routing itself: it asks an event router over NATS (`sluice.router.replay`), as it asks
+//! workers to scale, and relays the answer.
 
+use std::time::Duration;
+
+use async_nats::RequestErrorKind;
 use axum::{
     Json,
     body::Bytes,
     extract::{State, rejection::BytesRejection},
 };
 use serde::Deserialize;
-use sluice_connectors::Routes;
+use sluice_contracts::{
+    names,
+    replay::{ReplayReply, ReplayRequest},
+};
 
 use super::functions::parse;
 use crate::{ApiError, App};
 
+/// Replaying reads the events stream from `since`: long for a long window, bounded all the same.
+const REPLAY_TIMEOUT: Duration = Duration::from_secs(300);
+
 #[derive(Deserialize)]
-pub struct ReplayRequest {
+pub struct ReplayBody {
     /// RFC 3339 time, or a duration back from now (`1h`).
     since: String,
     /// Only to this function.
@@ -24,15 +36,16 @@ pub struct ReplayRequest {
 pub async fn replay(
     State(app): State<App>,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    let request: ReplayRequest = parse(body, "a replay request ({\"since\": \"1h\"})")?;
+) -> Result<Json<ReplayReply>, ApiError> {
+    let request: ReplayBody = parse(body, "a replay request ({\"since\": \"1h\"})")?;
     let since = match chrono::DateTime::parse_from_rfc3339(&request.since) {
         Ok(at) => at.with_timezone(&chrono::Utc),
         Err(_) => {
-            let back = humantime::parse_duration(&request.since).map_err(|_| {
+            let back = humantime::parse_duration(&request.since).ok().and_then(|d| chrono::Duration::from_std(d).ok());
+            let since = back.and_then(|back| chrono::Utc::now().checked_sub_signed(back));
+            since.ok_or_else(|| {
                 ApiError::BadQuery(format!("since {:?}: give an RFC 3339 time or a duration like 1h", request.since))
-            })?;
-            chrono::Utc::now() - back
+            })?
         }
     };
     if let Some(function) = &request.function
@@ -40,9 +53,19 @@ pub async fn replay(
     {
         return Err(ApiError::UnknownFunction(function.clone()));
     }
-    let routes = Routes::new(app.topology.clone(), app.function_cache.clone());
-    let (events, calls) =
-        routes.replay(since, request.function.as_deref()).await.map_err(|e| ApiError::NotPersisted(e.to_string()))?;
-    tracing::info!(events, calls, "events replayed");
-    Ok(Json(serde_json::json!({"events": events, "calls": calls})))
+    let payload = serde_json::to_vec(&ReplayRequest { since, function: request.function }).expect("requests serialize");
+    let ask = async_nats::Request::new().payload(payload.into()).timeout(Some(REPLAY_TIMEOUT));
+    let reply = app.topology.client.send_request(names::REPLAY_SUBJECT, ask).await.map_err(|err| match err.kind() {
+        RequestErrorKind::NoResponders => ApiError::Unavailable("no event router is running".into()),
+        _ => ApiError::Unavailable(format!("asking an event router: {err}")),
+    })?;
+    let answer: ReplayReply = serde_json::from_slice(&reply.payload)
+        .map_err(|e| ApiError::CallFailed(format!("unreadable answer from an event router: {e}")))?;
+    match answer {
+        ReplayReply::Failed { error } => Err(ApiError::Unavailable(format!("replaying events: {error}"))),
+        replayed => {
+            tracing::info!(?replayed, "events replayed");
+            Ok(Json(replayed))
+        }
+    }
 }

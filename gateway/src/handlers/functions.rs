@@ -1,5 +1,6 @@
 //! `/system/functions` and `/system/function/{name}`: function specs in KV, OpenFaaS JSON shapes.
 
+use sluice_outbound::Enforce;
 use std::collections::HashMap;
 
 use axum::{
@@ -9,7 +10,7 @@ use axum::{
     http::StatusCode,
 };
 use serde::Deserialize;
-use sluice_schemas::{FunctionSpec, FunctionStatus, ReplicaReport, RuntimeKind, names};
+use sluice_contracts::{FunctionSpec, FunctionStatus, ReplicaReport, RuntimeKind, names};
 
 use crate::{ApiError, App};
 
@@ -79,7 +80,7 @@ async fn replica_counts(app: &App, only: Option<&str>) -> HashMap<String, (u64, 
     let mut counts = HashMap::new();
     let Ok(keys) = app.topology.replicas.keys().await else { return counts };
     let keys: Vec<String> = keys.filter_map(|k| async { k.ok() }).collect().await;
-    let fresh_after = chrono::Utc::now() - sluice_schemas::topology::REPLICA_REPORT_TTL;
+    let fresh_after = chrono::Utc::now() - sluice_jetstream::topology::REPLICA_REPORT_TTL;
     for key in keys {
         let Some((function, _worker)) = key.split_once('.') else { continue };
         if only.is_some_and(|f| f != function) {
@@ -127,14 +128,14 @@ async fn validate(app: &App, spec: &FunctionSpec) -> Result<(), ApiError> {
     spec.validate()?;
     for (i, url) in spec.triggers.iter().enumerate().filter_map(|(i, t)| Some((i, t.callback_url.as_deref()?))) {
         app.cfg.callback_policy.check(url).await.map_err(|denied| {
-            ApiError::InvalidSpec(sluice_schemas::ValidationError {
+            ApiError::InvalidSpec(sluice_contracts::ValidationError {
                 field: format!("triggers[{i}].callbackUrl"),
                 message: format!("{url:?}: {}", denied.0),
             })
         })?;
     }
     if let Some(missing) = super::secrets::first_missing(app, &spec.secrets).await? {
-        return Err(ApiError::InvalidSpec(sluice_schemas::ValidationError {
+        return Err(ApiError::InvalidSpec(sluice_contracts::ValidationError {
             field: "secrets".into(),
             message: format!("secret {missing:?} does not exist; create it with POST /system/secrets"),
         }));

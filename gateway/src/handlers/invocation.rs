@@ -2,7 +2,8 @@
 
 use axum::http::{HeaderMap, request::Parts};
 use chrono::Utc;
-use sluice_schemas::{InvocationMessage, Payload, names, outbound::OutboundPolicy, store};
+use sluice_contracts::{InvocationMessage, Payload, names, outbound::OutboundPolicy};
+use sluice_outbound::Enforce;
 
 use crate::{ApiError, App};
 
@@ -11,7 +12,7 @@ pub fn call_id(headers: &HeaderMap) -> Result<(String, bool), ApiError> {
     match headers.get(names::http_headers::CALL_ID) {
         Some(value) => {
             let id = value.to_str().map_err(|_| ApiError::BadCallId("<non-ASCII>".into()))?.trim();
-            if !store::calls::is_valid_call_id(id) {
+            if !sluice_contracts::call::is_valid_call_id(id) {
                 return Err(ApiError::BadCallId(id.to_owned()));
             }
             Ok((id.to_owned(), true))

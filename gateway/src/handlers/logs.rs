@@ -12,7 +12,10 @@ use axum::{
 };
 use futures::StreamExt;
 use serde::Deserialize;
-use sluice_schemas::names;
+use sluice_contracts::{
+    logs::{self, LogQuery, Marker},
+    names,
+};
 
 use crate::{ApiError, App};
 
@@ -37,7 +40,7 @@ fn since_unix(text: &str) -> Result<i64, ApiError> {
     }
     let back = humantime::parse_duration(text)
         .map_err(|_| ApiError::BadQuery(format!("since {text:?}: give an RFC 3339 time or a duration like 10m")))?;
-    Ok(chrono::Utc::now().timestamp() - back.as_secs() as i64)
+    Ok(chrono::Utc::now().timestamp().saturating_sub(i64::try_from(back.as_secs()).unwrap_or(i64::MAX)))
 }
 
 pub async fn logs(State(app): State<App>, Query(params): Query<LogParams>) -> Result<Response, ApiError> {
@@ -45,14 +48,18 @@ pub async fn logs(State(app): State<App>, Query(params): Query<LogParams>) -> Re
         return Err(ApiError::UnknownFunction(params.name));
     }
     let since = params.since.as_deref().map(since_unix).transpose()?;
-    let query = serde_json::json!({"follow": params.follow, "since": since, "tail": params.tail});
+    let query = LogQuery { follow: params.follow, since, tail: params.tail };
     let client = app.topology.client.clone();
     let inbox = client.new_inbox();
-    let unavailable = |e: String| ApiError::NotPersisted(format!("asking workers for logs: {e}"));
+    let unavailable = |e: String| ApiError::Unavailable(format!("asking workers for logs: {e}"));
     let mut lines = client.subscribe(inbox.clone()).await.map_err(|e| unavailable(e.to_string()))?;
-    let mut pings = client.subscribe(format!("{inbox}.alive")).await.map_err(|e| unavailable(e.to_string()))?;
+    let mut pings = client.subscribe(logs::alive_subject(&inbox)).await.map_err(|e| unavailable(e.to_string()))?;
     client
-        .publish_with_reply(names::logs_subject(&params.name), inbox, query.to_string().into())
+        .publish_with_reply(
+            names::logs_subject(&params.name),
+            inbox,
+            serde_json::to_vec(&query).expect("queries serialize").into(),
+        )
         .await
         .map_err(|e| unavailable(e.to_string()))?;
 
@@ -61,7 +68,7 @@ pub async fn logs(State(app): State<App>, Query(params): Query<LogParams>) -> Re
         let started = tokio::time::Instant::now();
         let (mut begun, mut ended) = (0u32, 0u32);
         loop {
-            let wait = if params.follow || begun > ended {
+            let wait = if query.follow || begun > ended {
                 Duration::from_secs(3600)
             } else {
                 ANSWER_WITHIN.saturating_sub(started.elapsed())
@@ -69,11 +76,11 @@ pub async fn logs(State(app): State<App>, Query(params): Query<LogParams>) -> Re
             tokio::select! {
                 message = lines.next() => {
                     let Some(message) = message else { break };
-                    match message.headers.as_ref().and_then(|h| h.get(names::wire::LOGS_MARKER)).map(|v| v.as_str()) {
-                        Some("begin") => begun += 1,
+                    match message.headers.as_ref().and_then(|h| h.get(logs::LOGS_MARKER)).map(|v| Marker::parse(v.as_str())) {
+                        Some(Marker::Begin) => begun += 1,
                         Some(_) => {
                             ended += 1;
-                            if !params.follow && ended >= begun && started.elapsed() >= ANSWER_WITHIN {
+                            if !query.follow && ended >= begun && started.elapsed() >= ANSWER_WITHIN {
                                 break;
                             }
                         }
@@ -92,11 +99,11 @@ pub async fn logs(State(app): State<App>, Query(params): Query<LogParams>) -> Re
                     }
                 }
                 _ = tokio::time::sleep(wait) => {
-                    if !params.follow && ended >= begun {
+                    if !query.follow && ended >= begun {
                         break;
                     }
                 }
-                _ = out.closed(), if params.follow => break,
+                _ = out.closed(), if query.follow => break,
             }
         }
     });

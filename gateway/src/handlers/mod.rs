@@ -22,6 +22,7 @@ use crate::App;
 /// Largest function spec or other `/system` request body.
 pub(crate) const SPEC_BODY_LIMIT: usize = 1024 * 1024;
 
+/// The gateway's own routes; the binary merges the connectors' HTTP routes beside them.
 pub fn router(app: App) -> Router {
     let admin = app.cfg.access.admin_guard();
     let system = Router::new()
@@ -48,27 +49,13 @@ pub fn router(app: App) -> Router {
         .route("/function/{name}/{*path}", any(sync_function::invoke_with_path))
         // Call bodies are limited and streamed by the invocation handlers themselves.
         .layer(axum::extract::DefaultBodyLimit::disable());
-    let connector_state = sluice_connectors::ConnectorState {
-        topology: app.topology.clone(),
-        max_body: app.inline_body_limit(),
-        sns: std::sync::Arc::new(sluice_connectors::s3::http::SnsConfirmer::new(
-            app.cfg.callback_policy.clone(),
-            app.cfg.sns_subscribe_hosts.clone(),
-        )),
-    };
-    let ingress =
-        app.cfg.access.events_guard().protect(sluice_connectors::http::ingress_routes(connector_state.clone()));
     if app.cfg.protect_invocations {
         invocations = admin.protect(invocations);
     }
-    // Webhooks and S3 notifications authenticate themselves (HMAC, tokens): their senders cannot log in.
-    let hooks = sluice_connectors::http::webhook_routes(connector_state);
     Router::new()
         .route("/healthz", get(system::healthz))
         .merge(system)
         .merge(metrics)
         .merge(invocations)
         .with_state(app)
-        .merge(ingress)
-        .merge(hooks)
 }

@@ -9,7 +9,7 @@ use axum::{
     extract::{Path, State, rejection::BytesRejection},
     http::StatusCode,
 };
-use sluice_schemas::{RuntimeKind, ScaleRequest, names};
+use sluice_contracts::{RuntimeKind, ScaleReply, ScaleRequest, names};
 
 use super::functions::parse;
 use crate::{ApiError, App};
@@ -21,7 +21,7 @@ pub async fn scale(
     State(app): State<App>,
     Path(name): Path<String>,
     body: Result<Bytes, BytesRejection>,
-) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+) -> Result<(StatusCode, Json<ScaleReply>), ApiError> {
     let request: ScaleRequest = parse(body, "a scale request ({\"replicas\": N})")?;
     if request.service_name.as_ref().is_some_and(|s| *s != name) {
         return Err(ApiError::BadQuery(format!(
@@ -44,9 +44,9 @@ pub async fn scale(
         .send_request(names::scale_subject(&name), ask)
         .await
         .map_err(|_| ApiError::NoWorker(name.clone()))?;
-    let answer: serde_json::Value = serde_json::from_slice(&reply.payload)
+    let answer: ScaleReply = serde_json::from_slice(&reply.payload)
         .map_err(|e| ApiError::CallFailed(format!("unreadable answer from a worker: {e}")))?;
-    if let Some(error) = answer.get("error").and_then(|e| e.as_str()) {
+    if let ScaleReply::Failed { error } = answer {
         return Err(ApiError::CallFailed(format!("scaling {name}: {error}")));
     }
     tracing::info!(function = %name, replicas = request.replicas, "function scaled");

@@ -9,7 +9,7 @@ use axum::{
 };
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
-use sluice_schemas::function::is_secret_name;
+use sluice_contracts::function::is_secret_name;
 
 use super::functions::parse;
 use crate::{ApiError, App};

@@ -10,7 +10,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use futures::StreamExt;
-use sluice_schemas::{invocation::take_http_headers, names};
+use sluice_contracts::{invocation::take_http_headers, names};
 
 use super::invocation;
 use crate::{ApiError, App, body, metrics};
@@ -48,7 +48,7 @@ async fn call(app: App, function: &str, path: Option<&str>, request: Request) ->
     let request =
         async_nats::Request::new().headers(headers).payload(bytes).timeout(Some(timeout + Duration::from_secs(1)));
     let reply = app.topology.client.send_request(names::sync_subject(function), request).await;
-    body::discard(&app, &message.payload).await;
+    app.queue.discard(&message.payload).await;
     let reply = reply.map_err(|err| match err.kind() {
         RequestErrorKind::NoResponders => ApiError::NoWorker(function.to_owned()),
         RequestErrorKind::TimedOut => {
@@ -79,7 +79,7 @@ async fn call(app: App, function: &str, path: Option<&str>, request: Request) ->
 /// Streams a large response from the object store, then deletes it.
 async fn stream_object(app: &App, name: String) -> Result<Body, ApiError> {
     let store = app.topology.payloads.clone();
-    let object = sluice_schemas::payloads::open(&app.topology, &name)
+    let object = sluice_jetstream::payloads::open(&app.topology, &name)
         .await
         .map_err(|e| ApiError::CallFailed(format!("response body lost: {e}")))?;
     let cleanup = futures::stream::once(async move {

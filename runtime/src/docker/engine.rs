@@ -12,7 +12,7 @@ use bollard::{
     },
 };
 use futures::Stream;
-use sluice_schemas::FunctionSpec;
+use sluice_contracts::FunctionSpec;
 use tokio::time::Instant;
 
 use super::shape::{self, FUNCTION_PORT, LABEL_FUNCTION, LABEL_SPEC, LABEL_WORKER};

@@ -3,35 +3,9 @@
 use std::pin::Pin;
 
 use futures::{Stream, StreamExt};
-use serde::{Deserialize, Serialize};
+pub use sluice_contracts::logs::{LogLine, LogQuery};
 
 use super::engine::{Engine, Found};
-
-/// Which lines to read.
-#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize)]
-pub struct LogQuery {
-    /// Keep streaming new lines until the reader goes away.
-    #[serde(default)]
-    pub follow: bool,
-    /// Only lines written at or after this Unix time (seconds).
-    #[serde(default)]
-    pub since: Option<i64>,
-    /// Only the last this many lines of each container.
-    #[serde(default)]
-    pub tail: Option<u32>,
-}
-
-/// One line a function wrote (OpenFaaS `logs.Message`).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct LogLine {
-    /// The function.
-    pub name: String,
-    /// The container that wrote it.
-    pub instance: String,
-    /// RFC 3339 time the engine recorded the line.
-    pub timestamp: String,
-    pub text: String,
-}
 
 pub type LogStream = Pin<Box<dyn Stream<Item = LogLine> + Send>>;
 

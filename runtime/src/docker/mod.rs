@@ -24,7 +24,7 @@ use std::{
     time::Duration,
 };
 
-use sluice_schemas::FunctionSpec;
+use sluice_contracts::FunctionSpec;
 use tokio::time::Instant;
 
 use engine::Engine;

@@ -5,7 +5,7 @@
 
 use std::{collections::VecDeque, time::Duration};
 
-use sluice_schemas::FunctionSpec;
+use sluice_contracts::FunctionSpec;
 use tokio::time::Instant;
 
 /// What the scaler looks at on each tick.

@@ -6,7 +6,7 @@ use std::{collections::HashMap, path::Path};
 use bollard::models::{ContainerCreateBody, HostConfig, RestartPolicy, RestartPolicyNameEnum};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use sluice_schemas::{FunctionSpec, quantity};
+use sluice_contracts::{FunctionSpec, quantity};
 
 /// Label naming the function a container serves.
 pub const LABEL_FUNCTION: &str = "sluice.function";
@@ -28,7 +28,7 @@ struct ContainerFields<'a> {
     env_process: &'a Option<String>,
     env_vars: &'a std::collections::BTreeMap<String, String>,
     labels: &'a std::collections::BTreeMap<String, String>,
-    limits: &'a Option<sluice_schemas::Resources>,
+    limits: &'a Option<sluice_contracts::Resources>,
     secrets: &'a Vec<String>,
     read_only_root_filesystem: bool,
 }

@@ -75,6 +75,14 @@ pub fn cancel_subject(call_id: &str) -> String {
 }
 /// Durable pull consumer, shared by every worker, that delivers the callback outbox.
 pub const CALLBACKS_CONSUMER: &str = "callbacks";
+/// Durable pull consumer on `SLUICE_EVENTS` shared by every event router, so each event is routed once.
+pub const ROUTER_CONSUMER: &str = "router";
+/// Request/reply subject on which event routers answer replay requests (one of a queue group answers).
+pub const REPLAY_SUBJECT: &str = "sluice.router.replay";
+/// Queue group of the event routers for [`REPLAY_SUBJECT`].
+pub const ROUTER_QUEUE_GROUP: &str = "sluice-routers";
+/// KV bucket of S3 objects the polling connector has announced: key a hash of (bucket, key), value the ETag.
+pub const S3_SEEN_BUCKET: &str = "sluice_s3_seen";
 /// Durable pull consumer shared by every worker for one function's queue.
 pub fn invoke_consumer(function: &str) -> String {
     format!("invoke-{function}")

@@ -7,7 +7,7 @@ use std::{
 };
 
 use super::{FunctionStore, SpecChange, StoreError};
-use crate::FunctionSpec;
+use sluice_contracts::FunctionSpec;
 use tokio_util::sync::CancellationToken;
 
 /// Specs by function name, following KV `sluice_functions`.

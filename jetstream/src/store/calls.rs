@@ -6,18 +6,13 @@ use async_nats::jetstream::kv;
 use futures::StreamExt;
 
 use super::StoreError;
-use crate::{CallRecord, CallStatus};
+use sluice_contracts::{CallRecord, CallStatus, call::is_valid_call_id};
 
 /// Call records. Records expire with the bucket's TTL.
 #[derive(Clone)]
 pub struct CallStore {
     kv: kv::Store,
     jetstream: async_nats::jetstream::Context,
-}
-
-/// Whether `id` can be a KV key, and so a call id: letters, digits, `-`, `_`, `=`, `.`, at most 128.
-pub fn is_valid_call_id(id: &str) -> bool {
-    crate::names::is_key_safe(id, 128)
 }
 
 impl CallStore {
@@ -97,7 +92,7 @@ impl CallStore {
     ) -> Result<Vec<CallRecord>, StoreError> {
         use async_nats::jetstream::consumer::{DeliverPolicy, pull::OrderedConfig};
         // Fresh stream state: `kv::Store::status` answers from a copy taken when the handle was made.
-        let stream_name = format!("KV_{}", crate::names::CALLS_BUCKET);
+        let stream_name = format!("KV_{}", sluice_contracts::names::CALLS_BUCKET);
         let mut stream = self.jetstream.get_stream(stream_name).await.map_err(StoreError::unavailable)?;
         let state = stream.info().await.map_err(StoreError::unavailable)?.state.clone();
         let mut found: std::collections::HashMap<String, CallRecord> = std::collections::HashMap::new();
@@ -158,18 +153,4 @@ fn decode(key: &str, bytes: &[u8]) -> Result<CallRecord, StoreError> {
         key: key.to_owned(),
         source,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn call_ids_are_kv_safe() {
-        assert!(is_valid_call_id("019a8c1e-7d3f-7000-8000-000000000001"));
-        assert!(is_valid_call_id("job_42.retry"));
-        for bad in ["", "a b", "a*", "a>", ".a", "a.", &"x".repeat(129)] {
-            assert!(!is_valid_call_id(bad), "{bad}");
-        }
-    }
 }

@@ -25,3 +25,30 @@ pub struct ScaleRequest {
     pub service_name: Option<String>,
     pub replicas: u32,
 }
+
+/// A worker's answer to a [`ScaleRequest`] on `sluice.scale.{function}`; the gateway shows `Scaled` as is.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum ScaleReply {
+    /// The worker scaled to `desired`; `available` are ready now.
+    Scaled {
+        desired: u32,
+        available: u32,
+    },
+    Failed {
+        error: String,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scale_replies_keep_their_json_shape() {
+        let scaled = ScaleReply::Scaled { desired: 2, available: 1 };
+        assert_eq!(serde_json::to_value(&scaled).unwrap(), serde_json::json!({"desired": 2, "available": 1}));
+        let failed: ScaleReply = serde_json::from_str(r#"{"error": "no engine"}"#).unwrap();
+        assert_eq!(failed, ScaleReply::Failed { error: "no engine".into() });
+    }
+}

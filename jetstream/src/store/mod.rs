@@ -23,7 +23,7 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    pub(crate) fn unavailable(err: impl std::error::Error + Send + Sync + 'static) -> Self {
+    pub fn unavailable(err: impl std::error::Error + Send + Sync + 'static) -> Self {
         Self::Unavailable(Box::new(err))
     }
 }

@@ -1,4 +1,4 @@
-//! JSON Schema files for the wire types, kept in `schemas/json/` for other languages' clients.
+//! JSON Schema files for the wire types, kept in `contracts/json/` for other languages' clients.
 
 use schemars::schema_for;
 
@@ -26,7 +26,7 @@ pub fn write_all(dir: &std::path::Path) -> std::io::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    /// Fails when a wire type changed without `cargo run -p sluice-schemas --example write-json-schemas`.
+    /// Fails when a wire type changed without `cargo run -p sluice-contracts --example write-json-schemas`.
     #[test]
     fn json_schemas_are_up_to_date() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("json");
@@ -34,8 +34,8 @@ mod tests {
             let on_disk = std::fs::read_to_string(dir.join(name)).unwrap_or_default();
             assert!(
                 on_disk == text,
-                "schemas/json/{name} is stale; regenerate with \
-                 `cargo run -p sluice-schemas --example write-json-schemas`"
+                "contracts/json/{name} is stale; regenerate with \
+                 `cargo run -p sluice-contracts --example write-json-schemas`"
             );
         }
     }

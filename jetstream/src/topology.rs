@@ -10,7 +10,7 @@ use async_nats::jetstream::{
     stream::{self, RetentionPolicy, StorageType},
 };
 
-use crate::names;
+use sluice_contracts::names;
 
 /// The oldest `nats-server` Sluice works with: earlier servers answer JetStream account info in a shape the
 /// client cannot read, so KV creation fails.

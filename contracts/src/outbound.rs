@@ -4,17 +4,13 @@
 //!
 //! Addresses are canonicalised first (IPv4-mapped and IPv4-compatible IPv6 and the NAT64 prefix `64:ff9b::/96`
 //! are checked as the IPv4 address they carry), URLs are parsed the way the HTTP client parses them (so
-//! `http://0/` or `http://2130706433/` are the addresses they denote), and [`OutboundPolicy::client`] builds an
-//! HTTP client whose name resolution applies the policy to every address it connects to. The check at enqueue
+//! `http://0/` or `http://2130706433/` are the addresses they denote), and the `sluice-outbound` crate builds an HTTP
+//! client whose name resolution applies the policy to every address it connects to. The check at enqueue
 //! time is for a fast 400; the check at connect time is the one that counts, so DNS rebinding between the two
 //! reaches nothing denied. Every request carries [`OUTBOUND_MARKER`](crate::credentials::OUTBOUND_MARKER),
 //! which Sluice's admin routes refuse.
 
-use std::{
-    net::{IpAddr, Ipv4Addr, SocketAddr},
-    sync::Arc,
-    time::Duration,
-};
+use std::net::{IpAddr, Ipv4Addr};
 
 /// One allow- or deny-list entry: a network, or a host name (`*.example.com` matches subdomains).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -142,7 +138,7 @@ impl OutboundPolicy {
     }
 
     /// Whether `host` (a name) may be reached, before resolving it.
-    fn check_name(&self, host: &str) -> Result<(), PolicyError> {
+    pub fn check_name(&self, host: &str) -> Result<(), PolicyError> {
         if self.deny.iter().any(|r| r.matches_host(host)) {
             return Err(PolicyError(format!("host {host:?} is denied by the outbound URL policy")));
         }
@@ -150,7 +146,7 @@ impl OutboundPolicy {
     }
 
     /// Whether `addresses` (what `name` resolved to, or an address literal) may all be reached.
-    fn check_addresses(&self, name: Option<&str>, addresses: &[IpAddr]) -> Result<(), PolicyError> {
+    pub fn check_addresses(&self, name: Option<&str>, addresses: &[IpAddr]) -> Result<(), PolicyError> {
         if addresses.is_empty() {
             return Err(PolicyError(format!("host {:?} resolves to no address", name.unwrap_or_default())));
         }
@@ -190,142 +186,11 @@ impl OutboundPolicy {
         }
         Ok(CheckedUrl { url: parsed })
     }
-
-    /// Checks `url`, resolving its host name, so every address it points at is checked.
-    pub async fn check(&self, url: &str) -> Result<CheckedUrl, PolicyError> {
-        let checked = self.check_syntax(url)?;
-        if let Some(url::Host::Domain(name)) = checked.url.host() {
-            self.resolve(&name.to_ascii_lowercase()).await?;
-        }
-        Ok(checked)
-    }
-
-    /// Resolves `name`, refusing it when any address it resolves to is denied.
-    async fn resolve(&self, name: &str) -> Result<Vec<SocketAddr>, PolicyError> {
-        self.check_name(name)?;
-        let addresses: Vec<SocketAddr> = tokio::net::lookup_host((name, 0))
-            .await
-            .map_err(|e| PolicyError(format!("host {name:?} does not resolve: {e}")))?
-            .collect();
-        let ips: Vec<IpAddr> = addresses.iter().map(SocketAddr::ip).collect();
-        self.check_addresses(Some(name), &ips)?;
-        Ok(addresses)
-    }
-
-    /// An HTTP client for requests under this policy: names resolve only to addresses the policy accepts
-    /// (checked at connect time), no redirects are followed, and every request is marked as Sluice's own.
-    /// Address literals are checked by [`OutboundPolicy::check_syntax`] before each request.
-    pub fn client(&self, timeout: Duration) -> reqwest::ClientBuilder {
-        let mut headers = reqwest::header::HeaderMap::new();
-        headers.insert(crate::credentials::OUTBOUND_MARKER, reqwest::header::HeaderValue::from_static("1"));
-        reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
-            .default_headers(headers)
-            .dns_resolver(Arc::new(PolicyResolver(self.clone())))
-    }
-}
-
-/// Name resolution that applies the policy to what it resolves, so the client connects only to checked
-/// addresses.
-struct PolicyResolver(OutboundPolicy);
-
-impl reqwest::dns::Resolve for PolicyResolver {
-    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
-        let policy = self.0.clone();
-        let name = name.as_str().to_ascii_lowercase();
-        Box::pin(async move {
-            let addresses = policy.resolve(&name).await?;
-            Ok(Box::new(addresses.into_iter()) as reqwest::dns::Addrs)
-        })
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn rules(list: &[&str]) -> Vec<Rule> {
-        list.iter().map(|r| r.parse().unwrap()).collect()
-    }
-
-    #[tokio::test]
-    async fn this_host_metadata_and_link_local_are_denied_by_default() {
-        let policy = OutboundPolicy::default();
-        assert!(policy.check("http://10.1.2.3:9000/cb").await.is_ok(), "private ranges are allowed");
-        assert!(policy.check("http://172.17.0.2:9000/cb").await.is_ok(), "the Docker bridge is allowed");
-        for bad in [
-            "http://169.254.169.254/latest/meta-data",
-            "http://[fe80::1]/x",
-            "http://metadata.google.internal/",
-            "http://127.0.0.1:9000/cb",
-            "http://localhost:9000/cb",
-            "http://[::1]/x",
-            "http://0:8080/",
-            "http://0.0.0.0:8080/",
-            "http://[::]:8080/",
-            "http://2130706433/",
-            "http://0x7f.1/",
-            "http://[::ffff:169.254.169.254]/",
-            "http://[::ffff:127.0.0.1]:8080/",
-            "http://[::ffff:7f00:1]/",
-            "http://[::127.0.0.1]/",
-            "http://[64:ff9b::a9fe:a9fe]/",
-            "http://224.0.0.1/",
-        ] {
-            let err = policy.check(bad).await.unwrap_err();
-            assert!(err.0.contains("denied"), "{bad}: {err}");
-        }
-        assert!(policy.check("ftp://10.0.0.1/x").await.is_err());
-        assert!(policy.check("http://10.0.0.1:99999/x").await.unwrap_err().0.contains("valid URL"));
-        assert!(policy.check("http://user:pw@10.0.0.1/x").await.is_err());
-    }
-
-    #[tokio::test]
-    async fn allow_and_deny_lists() {
-        let policy = OutboundPolicy::new(
-            rules(&["10.0.0.0/8", "*.example.com", "localhost", "127.0.0.0/8"]),
-            rules(&["10.9.0.0/16"]),
-        );
-        assert!(policy.check("http://10.1.2.3/cb").await.is_ok());
-        assert!(policy.check("http://10.9.1.1/cb").await.is_err(), "deny wins over allow");
-        assert!(policy.check("http://[::ffff:10.9.1.1]/cb").await.is_err(), "mapped addresses are what they carry");
-        assert!(policy.check("http://172.16.0.1/cb").await.is_err(), "not in the allow list");
-        assert!(policy.check("http://localhost:8080/cb").await.is_ok(), "allowed entries lift default denials");
-        let name_only = OutboundPolicy::new(rules(&["localhost"]), vec![]);
-        assert!(name_only.check("http://localhost/cb").await.is_err(), "the addresses stay denied");
-        let lifted = OutboundPolicy::new(rules(&["169.254.0.0/16"]), vec![]);
-        assert!(lifted.check("http://169.254.10.10/cb").await.is_ok(), "an allow entry lifts a default denial");
-        let loopback = OutboundPolicy::new(rules(&["127.0.0.1"]), vec![]);
-        assert!(loopback.check("http://127.0.0.1:9/cb").await.is_ok());
-        let deny_private = OutboundPolicy::new(vec![], rules(&["10.0.0.0/8"]));
-        assert!(deny_private.check("http://[::ffff:a01:203]/cb").await.is_err());
-    }
-
-    #[tokio::test]
-    async fn the_client_refuses_names_that_resolve_to_denied_addresses() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        // No rule names `localhost`, but it resolves to a denied address: refused when connecting.
-        let by_address = OutboundPolicy { allow: vec![], deny: rules(&["127.0.0.0/8", "::1/128"]) };
-        let client = by_address.client(Duration::from_secs(2)).build().unwrap();
-        let err = client.get(format!("http://localhost:{port}/")).send().await.unwrap_err();
-        assert!(format!("{err:?}").contains("denied by the outbound URL policy"), "{err:?}");
-        let allowed = OutboundPolicy::new(rules(&["127.0.0.0/8", "::1/128", "localhost"]), vec![]);
-        let allowed = allowed.client(Duration::from_secs(2)).build().unwrap();
-        tokio::spawn(async move {
-            let (mut socket, _) = listener.accept().await.unwrap();
-            use tokio::io::{AsyncReadExt, AsyncWriteExt};
-            let mut buf = [0u8; 1024];
-            let _ = socket.read(&mut buf).await;
-            assert!(String::from_utf8_lossy(&buf).to_ascii_lowercase().contains("x-sluice-outbound: 1"));
-            socket.write_all(b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n").await.unwrap();
-        });
-        let ok = allowed.get(format!("http://localhost:{port}/")).send().await.unwrap();
-        assert_eq!(ok.status(), 204);
-    }
 
     #[test]
     fn canonical_forms() {

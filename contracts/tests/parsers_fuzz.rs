@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use proptest::prelude::*;
-use sluice_schemas::{
+use sluice_contracts::{
     FunctionSpec, HumanDuration, duration, names,
     outbound::{OutboundPolicy, canonical},
     schedule::Schedule,

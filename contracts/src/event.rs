@@ -181,7 +181,7 @@ mod tests {
         let event = EventMessage::new("/s", "t", "");
         assert_eq!(event.call_id_for("f"), event.clone().call_id_for("f"));
         assert_ne!(event.call_id_for("f"), event.call_id_for("g"));
-        assert!(crate::store::calls::is_valid_call_id(&event.call_id_for("f")));
+        assert!(crate::call::is_valid_call_id(&event.call_id_for("f")));
     }
 
     #[test]

@@ -8,7 +8,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::StoreError;
-use crate::FunctionSpec;
+use sluice_contracts::FunctionSpec;
 
 /// The desired state of every function; workers reconcile their runtimes to it.
 #[derive(Clone)]
@@ -26,7 +26,7 @@ impl FunctionStore {
     }
 
     pub async fn get(&self, name: &str) -> Result<Option<FunctionSpec>, StoreError> {
-        if !crate::function::is_dns_label(name) {
+        if !sluice_contracts::function::is_dns_label(name) {
             return Ok(None); // not a key that can exist, nor a valid KV key
         }
         let Some(bytes) = self.kv.get(name).await.map_err(StoreError::unavailable)? else {

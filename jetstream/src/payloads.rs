@@ -16,7 +16,9 @@ use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, pull};
 use futures::{StreamExt, TryStreamExt};
 use tokio::io::AsyncRead;
 
-use crate::{names, topology::Topology};
+use sluice_contracts::names;
+
+use crate::topology::Topology;
 
 /// Chunks requested per pull: with the default 128 KiB chunks, about half a megabyte in flight.
 const CHUNKS_PER_PULL: usize = 4;

@@ -113,6 +113,11 @@ impl CallRecord {
     }
 }
 
+/// Whether `id` can be a KV key, and so a call id: letters, digits, `-`, `_`, `=`, `.`, at most 128.
+pub fn is_valid_call_id(id: &str) -> bool {
+    crate::names::is_key_safe(id, 128)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -132,5 +137,14 @@ mod tests {
             assert!(json.get(field).is_some(), "{field} missing from {json}");
         }
         assert_eq!(json["status"], "queued");
+    }
+
+    #[test]
+    fn call_ids_are_kv_safe() {
+        assert!(is_valid_call_id("019a8c1e-7d3f-7000-8000-000000000001"));
+        assert!(is_valid_call_id("job_42.retry"));
+        for bad in ["", "a b", "a*", "a>", ".a", "a.", &"x".repeat(129)] {
+            assert!(!is_valid_call_id(bad), "{bad}");
+        }
     }
 }

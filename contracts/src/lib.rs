@@ -1,18 +1,21 @@
-//! Wire types and names shared by every Sluice process.
+//! Every contract between Sluice processes, and no I/O.
 //!
 //! Gateways, queue workers and connectors never talk to each other directly: they meet on NATS JetStream.
 //! This crate owns everything that crosses that boundary, so that both sides of every contract compile
-//! against one definition:
+//! against one definition (reading and writing JetStream is `sluice-jetstream`'s job):
 //!
 //! - [`names`]: streams, subjects, KV buckets, consumers and header names;
 //! - [`FunctionSpec`]: the deployed function (OpenFaaS `FunctionDeployment` plus Sluice fields), with validation;
 //! - [`CallRecord`]: the state of one call, as kept in KV `sluice_calls`;
 //! - [`InvocationMessage`]: one call on the wire (CloudEvents NATS binding, binary mode);
-//! - [`topology`]: connecting to NATS and creating the streams and buckets idempotently;
-//! - [`store`]: typed access to the KV buckets.
+//! - [`CallbackMessage`](callback::CallbackMessage): a callback waiting in the outbox, and the callback headers;
+//! - [`logs`], [`replicas`], [`replay`]: the request/reply protocols between gateway, workers and routers;
+//! - [`signature`]: HMAC signing (callbacks) and verifying (webhooks);
+//! - [`outbound`]: the rules of the outbound URL policy;
+//! - [`credentials`]: admin credentials and how they are checked.
 //!
 //! ```
-//! use sluice_schemas::{names, FunctionSpec};
+//! use sluice_contracts::{names, FunctionSpec};
 //! let spec: FunctionSpec = serde_json::from_str(r#"{"service": "upper", "envProcess": "tr a-z A-Z"}"#).unwrap();
 //! spec.validate().unwrap();
 //! assert_eq!(names::invoke_subject(&spec.service), "sluice.invoke.upper");
@@ -27,14 +30,14 @@ pub mod event;
 pub mod function;
 pub mod invocation;
 pub mod json_schema;
+pub mod logs;
 pub mod names;
 pub mod outbound;
-pub mod payloads;
 pub mod quantity;
+pub mod replay;
 pub mod replicas;
 pub mod schedule;
-pub mod store;
-pub mod topology;
+pub mod signature;
 
 pub use call::{CallRecord, CallStatus, CallbackDelivery, CallbackState};
 pub use dead::DeadLetter;
@@ -45,4 +48,4 @@ pub use function::{
     ValidationError,
 };
 pub use invocation::{DecodeError, InvocationMessage, Payload};
-pub use replicas::{ReplicaReport, ScaleRequest};
+pub use replicas::{ReplicaReport, ScaleReply, ScaleRequest};

@@ -1,0 +1,115 @@
+//! The dead-letter stream `SLUICE_DEAD`: calls that failed for good, kept with their original request
+//! (headers and body, or the body's object-store name) and why they failed, to be inspected and replayed.
+
+use std::{collections::VecDeque, time::Duration};
+
+use async_nats::{
+    HeaderMap,
+    jetstream::consumer::{DeliverPolicy, pull::OrderedConfig},
+};
+use bytes::Bytes;
+use futures::StreamExt;
+use sluice_contracts::{
+    DeadLetter, InvocationMessage,
+    names::{self, wire},
+};
+
+use crate::{queue::QueueError, store::StoreError, topology::Topology};
+
+/// Why a call failed for good, as its dead letter says.
+pub struct Burial<'a> {
+    pub function: &'a str,
+    pub call_id: &'a str,
+    /// The function's HTTP status, or Sluice's for a failure of its own.
+    pub status: u16,
+    pub error: Option<&'a str>,
+    pub attempts: u32,
+}
+
+/// Reading and writing dead letters.
+pub struct DeadLetters {
+    jetstream: async_nats::jetstream::Context,
+}
+
+fn header(headers: &HeaderMap, name: &str) -> String {
+    headers.get(name).map(|v| v.as_str().to_owned()).unwrap_or_default()
+}
+
+impl DeadLetters {
+    pub fn new(topology: &Topology) -> Self {
+        Self { jetstream: topology.jetstream.clone() }
+    }
+
+    /// Stores the dead letter of a call with its original request; returns its sequence in `SLUICE_DEAD`.
+    pub async fn bury(&self, original: &HeaderMap, body: Bytes, why: Burial<'_>) -> Result<u64, async_nats::Error> {
+        let mut headers = original.clone();
+        // One dead letter per failure series, even if the series' end is recorded twice.
+        headers.insert(wire::NATS_MSG_ID, format!("{}.dead.{}", why.call_id, series_marker(original)));
+        headers.insert(wire::DEAD_STATUS, why.status.to_string());
+        headers.insert(wire::DEAD_ERROR, why.error.unwrap_or_default().replace(['\r', '\n'], " "));
+        headers.insert(wire::DEAD_ATTEMPTS, why.attempts.to_string());
+        let subject = names::dead_subject(why.function);
+        let ack = self.jetstream.publish_with_headers(subject, headers, body).await?.await?;
+        Ok(ack.sequence)
+    }
+
+    /// The call stored as dead letter `sequence`.
+    pub async fn call(&self, sequence: u64) -> Result<InvocationMessage, QueueError> {
+        let unavailable =
+            |e: &dyn std::fmt::Display| QueueError::Unavailable(format!("reading dead letter {sequence}: {e}"));
+        let stream = self.jetstream.get_stream_no_info(names::DEAD_STREAM).await.map_err(|e| unavailable(&e))?;
+        let dead = stream.get_raw_message(sequence).await.map_err(|e| unavailable(&e))?;
+        InvocationMessage::from_nats(&dead.headers, dead.payload)
+            .map_err(|e| QueueError::NotACall { sequence, reason: e.to_string() })
+    }
+
+    /// The newest `limit` dead letters (of `function` when given), newest first. Waits at most 5 s for any
+    /// one message, so a stalled server cannot hold the caller forever.
+    pub async fn list(&self, function: Option<&str>, limit: usize) -> Result<Vec<DeadLetter>, StoreError> {
+        let filter = match function {
+            Some(f) => names::dead_subject(f),
+            None => format!("{}.>", names::DEAD_PREFIX),
+        };
+        let stream = self.jetstream.get_stream_no_info(names::DEAD_STREAM).await.map_err(StoreError::unavailable)?;
+        let consumer = stream
+            .create_consumer(OrderedConfig {
+                filter_subject: filter,
+                deliver_policy: DeliverPolicy::All,
+                ..Default::default()
+            })
+            .await
+            .map_err(StoreError::unavailable)?;
+        let mut found = VecDeque::new();
+        if consumer.cached_info().num_pending > 0 {
+            let mut messages = consumer.messages().await.map_err(StoreError::unavailable)?;
+            while let Ok(Some(Ok(message))) = tokio::time::timeout(Duration::from_secs(5), messages.next()).await {
+                let headers = message.headers.clone().unwrap_or_default();
+                let info = message.info().map_err(|e| StoreError::Unavailable(e.to_string().into()))?;
+                let (sequence, pending) = (info.stream_sequence, info.pending);
+                found.push_back(DeadLetter {
+                    call_id: header(&headers, names::ce::ID),
+                    function: header(&headers, names::ce::SUBJECT),
+                    status: header(&headers, wire::DEAD_STATUS).parse().unwrap_or_default(),
+                    error: header(&headers, wire::DEAD_ERROR),
+                    attempts: header(&headers, wire::DEAD_ATTEMPTS).parse().unwrap_or_default(),
+                    dead_at: chrono::DateTime::from_timestamp(info.published.unix_timestamp(), 0)
+                        .unwrap_or_default()
+                        .to_rfc3339(),
+                    sequence,
+                });
+                if found.len() > limit {
+                    found.pop_front();
+                }
+                if pending == 0 {
+                    break;
+                }
+            }
+        }
+        Ok(found.into_iter().rev().collect())
+    }
+}
+
+/// Distinguishes the failure series of a call and of each of its replays.
+fn series_marker(headers: &HeaderMap) -> String {
+    headers.get(wire::REPLAY_OF).map(|v| format!("r{}", v.as_str())).unwrap_or_else(|| "0".to_owned())
+}

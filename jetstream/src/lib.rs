@@ -1,0 +1,19 @@
+//! Sluice's state in NATS JetStream, and the one way every process reads and writes it.
+//!
+//! Gateways, queue workers and connectors never talk to each other directly: they meet on JetStream. The
+//! shapes of what they exchange are in `sluice-contracts`; this crate is the access:
+//!
+//! - [`topology`]: connecting to NATS and creating the streams, buckets and object store idempotently;
+//! - [`store`]: typed access to the KV buckets (function specs, call records);
+//! - [`payloads`]: large bodies in the object store, streamed;
+//! - [`queue`]: submitting calls and enqueueing callbacks — the one place work enters the queue;
+//! - [`dead_letters`]: reading the dead-letter stream.
+
+pub mod dead_letters;
+pub mod payloads;
+pub mod queue;
+pub mod store;
+pub mod topology;
+
+pub use queue::{Queue, QueueError, Submitted};
+pub use topology::Topology;

@@ -1,0 +1,174 @@
+//! The queue: the one place work enters JetStream. A call is *submitted* (its record created and its
+//! invocation published on `sluice.invoke.{function}`), a dead call *resubmitted* (its record reset and its
+//! dead letter published again), and a callback *enqueued* in the outbox (`sluice.callbacks.{function}`).
+//! The gateway, the event router, dead-letter replay and cancellation all go through here, so the order of
+//! writes and the rollback when one of them fails are written once.
+//!
+//! Delivery reasoning: a call exists once JetStream has stored its invocation; the record is how it is
+//! seen. So a failed publish must leave no record saying `queued` (it is removed) and no stored body (it is
+//! deleted), while a failed record write after a stored invocation is only logged: the worker that takes
+//! the call writes the record itself.
+
+use sluice_contracts::{
+    CallRecord, CallStatus, InvocationMessage, Payload,
+    callback::CallbackMessage,
+    names::{self, wire},
+};
+
+use crate::{
+    dead_letters::DeadLetters,
+    store::{CallStore, StoreError},
+    topology::Topology,
+};
+
+/// How a call id came about, which decides how a second submission of it is told apart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Claim {
+    /// Fresh or chosen by the caller: the record and the invocation are written together (one round trip
+    /// rather than two). JetStream's duplicate window stores a re-sent id once.
+    Fresh,
+    /// Derived from what caused the call (an event and a function): the record is written first and is the
+    /// claim, so past the duplicate window a second cause with the same id finds it and queues nothing.
+    Derived,
+}
+
+/// What a submission did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Submitted {
+    Queued,
+    /// A [`Claim::Derived`] call whose record already existed: it was queued before.
+    AlreadyQueued,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    /// JetStream did not store the work; nothing was queued.
+    #[error("not queued: {0}")]
+    Unavailable(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("no call {0}")]
+    UnknownCall(String),
+    #[error("call {0} has no dead letter; only a call that failed for good can be replayed")]
+    NotDead(String),
+    #[error("dead letter {sequence} is not a call: {reason}")]
+    NotACall { sequence: u64, reason: String },
+    #[error("the call's record changed meanwhile; try again")]
+    Changed,
+}
+
+fn unavailable(err: impl std::fmt::Display) -> QueueError {
+    QueueError::Unavailable(err.to_string())
+}
+
+/// Producer side of the queue.
+#[derive(Clone)]
+pub struct Queue {
+    topology: Topology,
+    calls: CallStore,
+}
+
+impl Queue {
+    pub fn new(topology: Topology) -> Self {
+        let calls = CallStore::new(topology.calls.clone(), topology.jetstream.clone());
+        Self { topology, calls }
+    }
+
+    /// The call records the queue writes.
+    pub fn calls(&self) -> &CallStore {
+        &self.calls
+    }
+
+    async fn publish(
+        &self,
+        subject: String,
+        (headers, body): (async_nats::HeaderMap, bytes::Bytes),
+    ) -> Result<u64, QueueError> {
+        let ack = self.topology.jetstream.publish_with_headers(subject, headers, body).await.map_err(unavailable)?;
+        Ok(ack.await.map_err(unavailable)?.sequence)
+    }
+
+    /// Queues `call` and returns once JetStream has stored it. On failure nothing is left behind: no record
+    /// that says queued, no stored body.
+    pub async fn submit(&self, call: &InvocationMessage, claim: Claim) -> Result<Submitted, QueueError> {
+        let mut record = CallRecord::queued(&call.call_id, &call.function, call.time);
+        record.callback_url = call.callback_url.clone();
+        let subject = names::invoke_subject(&call.function);
+        let published = match claim {
+            Claim::Fresh => {
+                // Record and invocation together. The record only creates: a worker that took the call
+                // before the record landed has written one already.
+                let (published, recorded) = tokio::join!(
+                    self.publish(subject, call.to_nats(names::CE_TYPE_REQUESTED)),
+                    self.calls.create(&record)
+                );
+                if let Err(err) = &recorded {
+                    tracing::warn!(call_id = %call.call_id, %err, "record of a call not written (yet)");
+                }
+                published.map_err(|err| (err, matches!(recorded, Ok(true))))
+            }
+            Claim::Derived => {
+                if !self.calls.create(&record).await? {
+                    return Ok(Submitted::AlreadyQueued);
+                }
+                self.publish(subject, call.to_nats(names::CE_TYPE_REQUESTED)).await.map_err(|err| (err, true))
+            }
+        };
+        match published {
+            Ok(_) => Ok(Submitted::Queued),
+            Err((err, recorded)) => {
+                if recorded && let Err(err) = self.calls.delete(&call.call_id).await {
+                    tracing::error!(call_id = %call.call_id, %err, "record of an unqueued call left behind");
+                }
+                self.discard(&call.payload).await;
+                Err(err)
+            }
+        }
+    }
+
+    /// Removes a stored body whose call was not queued after all.
+    pub async fn discard(&self, payload: &Payload) {
+        if let Payload::Object(name) = payload
+            && let Err(err) = self.topology.payloads.delete(name).await
+        {
+            tracing::warn!(object = %name, %err, "could not delete the body of a call that was not queued");
+        }
+    }
+
+    /// Queues a dead call again as a new attempt series, from its dead letter (the original request).
+    pub async fn resubmit(&self, call_id: &str) -> Result<(), QueueError> {
+        let (record, revision) =
+            self.calls.entry(call_id).await?.ok_or_else(|| QueueError::UnknownCall(call_id.to_owned()))?;
+        let sequence = record.dead_letter.ok_or_else(|| QueueError::NotDead(call_id.to_owned()))?;
+        let call = DeadLetters::new(&self.topology).call(sequence).await?;
+        let (mut headers, body) = call.to_nats(names::CE_TYPE_REQUESTED);
+        // A new attempt series: its own message id, so JetStream does not take it for the original.
+        headers.insert(wire::NATS_MSG_ID, format!("{call_id}.replay.{sequence}"));
+        headers.insert(wire::REPLAY_OF, sequence.to_string());
+        let mut fresh = record.clone();
+        fresh.status = CallStatus::Queued;
+        fresh.attempts = 0;
+        fresh.function_status = None;
+        fresh.error = None;
+        fresh.started_at = None;
+        fresh.finished_at = None;
+        fresh.dead_letter = None;
+        fresh.callback = None;
+        // The record first: a worker that finds the call still `failed` would take it as done.
+        if self.calls.update(&fresh, revision).await?.is_none() {
+            return Err(QueueError::Changed);
+        }
+        if let Err(err) = self.publish(names::invoke_subject(&call.function), (headers, body)).await {
+            if let Err(restore) = self.calls.put(&record).await {
+                tracing::error!(call_id, %restore, "replay failed and the record could not be restored");
+            }
+            return Err(err);
+        }
+        Ok(())
+    }
+
+    /// Puts a callback in the durable outbox and returns once JetStream has stored it.
+    pub async fn enqueue_callback(&self, callback: &CallbackMessage) -> Result<(), QueueError> {
+        self.publish(names::callbacks_subject(&callback.function), callback.to_nats()).await.map(drop)
+    }
+}
