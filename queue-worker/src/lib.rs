@@ -14,25 +14,17 @@
 //! Synchronous calls arrive by NATS request/reply on `sluice.sync.{function}` in a queue group and share the
 //! worker-wide limit.
 
-mod callback;
-mod cancel;
-mod consume;
-mod deleted;
-mod execute;
-mod lease;
-mod logs;
+mod containers;
+mod delivery;
+mod execution;
+mod intake;
 mod metrics;
-mod notices;
-mod outbox;
-mod outcome;
-mod record;
-mod registry;
-mod results;
-mod retry;
-mod scaling;
-mod secrets;
-mod sweep;
-mod sync;
+
+// Each module by its own name inside the crate; the folders say which part of the worker it serves.
+use containers::{logs, scaling, secrets};
+use delivery::{callback, outbox, results, sweep};
+use execution::{cancel, execute, lease, outcome, record, retry};
+use intake::{consume, deleted, notices, registry, sync};
 
 use std::{sync::Arc, time::Duration};
 
@@ -80,8 +72,10 @@ impl Default for WorkerConfig {
 pub enum WorkerError {
     #[error("cannot watch function specs: {0}")]
     Watch(String),
-    #[error("cannot subscribe to synchronous calls: {0}")]
+    #[error("cannot subscribe: {0}")]
     Subscribe(String),
+    #[error("a part of the worker failed: {0}")]
+    Crashed(String),
 }
 
 /// What every part of a worker shares.
@@ -132,19 +126,24 @@ pub async fn run(
         runtimes,
     });
     tracing::info!(max_inflight = worker.cfg.max_inflight, ack_wait = ?worker.cfg.ack_wait, "worker started");
-    let cancels = tokio::spawn(cancel::listen(worker.clone(), shutdown.clone()));
-    let outbox = tokio::spawn(outbox::dispatch(worker.clone(), shutdown.clone()));
-    let sync = tokio::spawn(sync::serve(worker.clone(), shutdown.clone()));
-    let scale = tokio::spawn(scaling::listen(worker.clone(), shutdown.clone()));
-    tokio::spawn(secrets::follow(worker.clone(), shutdown.clone()));
-    tokio::spawn(sweep::run(worker.clone(), worker.cfg.sweep, shutdown.clone()));
-    let logs = tokio::spawn(logs::listen(worker.clone(), shutdown.clone()));
-    let registry = registry::run(worker.clone(), shutdown.clone()).await;
-    let sync = sync.await.unwrap_or_else(|e| Err(WorkerError::Subscribe(e.to_string())));
-    let cancels = cancels.await.unwrap_or_else(|e| Err(WorkerError::Subscribe(e.to_string())));
-    let _ = outbox.await;
-    let scale = scale.await.unwrap_or_else(|e| Err(WorkerError::Subscribe(e.to_string())));
-    let logs = logs.await.unwrap_or_else(|e| Err(WorkerError::Subscribe(e.to_string())));
+    // The worker's own stop: a part that fails stops the whole worker at once (and the caller sees the error)
+    // rather than leaving it half alive until shutdown.
+    let stop = shutdown.child_token();
+    let tasks = [
+        supervise("cancellations", &stop, cancel::listen(worker.clone(), stop.clone())),
+        supervise("callback outbox", &stop, infallible(outbox::dispatch(worker.clone(), stop.clone()))),
+        supervise("synchronous calls", &stop, sync::serve(worker.clone(), stop.clone())),
+        supervise("scale requests", &stop, scaling::listen(worker.clone(), stop.clone())),
+        supervise("secret files", &stop, infallible(secrets::follow(worker.clone(), stop.clone()))),
+        supervise("body sweep", &stop, infallible(sweep::run(worker.clone(), worker.cfg.sweep, stop.clone()))),
+        supervise("log requests", &stop, logs::listen(worker.clone(), stop.clone())),
+        supervise("function registry", &stop, registry::run(worker.clone(), stop.clone())),
+    ];
+    let mut result = Ok(());
+    for task in tasks {
+        let outcome = task.await.unwrap_or_else(|e| Err(WorkerError::Crashed(e.to_string())));
+        result = result.and(outcome);
+    }
     worker.tracker.close();
     if tokio::time::timeout(worker.cfg.grace_period, worker.tracker.wait()).await.is_err() {
         tracing::warn!(running = worker.tracker.len(), "grace period over; handing running calls back");
@@ -152,5 +151,29 @@ pub async fn run(
         worker.tracker.wait().await;
     }
     tracing::info!("worker stopped");
-    registry.and(sync).and(cancels).and(scale).and(logs)
+    result
+}
+
+async fn infallible(task: impl Future<Output = ()>) -> Result<(), WorkerError> {
+    task.await;
+    Ok(())
+}
+
+/// Runs one part of the worker; if it fails or panics before `stop`, stops the whole worker.
+fn supervise(
+    name: &'static str,
+    stop: &CancellationToken,
+    task: impl Future<Output = Result<(), WorkerError>> + Send + 'static,
+) -> tokio::task::JoinHandle<Result<(), WorkerError>> {
+    let (stop, inner) = (stop.clone(), tokio::spawn(task));
+    tokio::spawn(async move {
+        let result = inner.await.unwrap_or_else(|panic| Err(WorkerError::Crashed(panic.to_string())));
+        if let Err(err) = &result
+            && !stop.is_cancelled()
+        {
+            tracing::error!(%err, task = name, "a part of the worker failed; stopping the worker");
+            stop.cancel();
+        }
+        result
+    })
 }

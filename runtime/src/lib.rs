@@ -23,7 +23,7 @@ mod http_runtime;
 mod invocation;
 mod process;
 
-use std::{future::Future, time::Duration};
+use std::{collections::HashSet, future::Future, time::Duration};
 
 use sluice_contracts::{FunctionSpec, RuntimeKind};
 use tokio::time::Instant;
@@ -33,10 +33,31 @@ pub use http_runtime::HttpRuntime;
 pub use invocation::{Body, FunctionResponse, Invocation};
 pub use process::ProcessRuntime;
 
-/// Something that can run calls of a function.
+/// Something that can run calls of a function, and owns whatever the function needs to run: the whole
+/// lifecycle of a function on one worker is deploy → invoke … → remove.
 pub trait Runtime: Send + Sync {
-    /// Readies `spec` for calls (checks the command exists, the upstream answers, …).
+    /// Readies `spec` for calls (checks the command exists, the upstream answers, starts containers, …); a
+    /// changed spec is deployed again and rolls what runs.
     fn deploy(&self, spec: &FunctionSpec) -> impl Future<Output = Result<(), RuntimeError>> + Send;
+
+    /// Releases what `function` held (its containers, after their calls finish). Nothing by default.
+    fn remove(&self, function: &str) -> impl Future<Output = ()> + Send {
+        let _ = function;
+        async {}
+    }
+
+    /// Releases what functions no longer in `deployed` still hold (removed while this worker was down).
+    fn remove_orphans(&self, deployed: &HashSet<String>) -> impl Future<Output = Result<(), RuntimeError>> + Send {
+        let _ = deployed;
+        async { Ok(()) }
+    }
+
+    /// How many instances of `spec` this runtime may run at once; `async.maxInflight` holds per instance.
+    fn instances(&self, spec: &FunctionSpec) -> u32 {
+        let _ = spec;
+        1
+    }
+
     /// Runs one call; past `deadline`, fails with [`RuntimeError::Timeout`].
     fn invoke(
         &self,
@@ -81,10 +102,10 @@ impl Default for RuntimeConfig {
 /// Every runtime this worker has, chosen per call by the function's [`RuntimeKind`].
 #[derive(Clone)]
 pub struct Runtimes {
-    pub process: ProcessRuntime,
-    pub http: HttpRuntime,
+    process: ProcessRuntime,
+    http: HttpRuntime,
     /// Absent when the worker runs without a Docker engine.
-    pub docker: Option<DockerRuntime>,
+    docker: Option<DockerRuntime>,
 }
 
 impl Runtimes {
@@ -95,6 +116,12 @@ impl Runtimes {
     pub fn with_docker(mut self, docker: DockerRuntime) -> Self {
         self.docker = Some(docker);
         self
+    }
+
+    /// The container runtime, for what only containers have (replicas, scaling, logs, secret files); absent
+    /// when the worker runs without a Docker engine.
+    pub fn containers(&self) -> Option<&DockerRuntime> {
+        self.docker.as_ref()
     }
 
     fn docker(&self) -> Result<&DockerRuntime, RuntimeError> {
@@ -108,6 +135,28 @@ impl Runtime for Runtimes {
             RuntimeKind::Process => self.process.deploy(spec).await,
             RuntimeKind::Http => self.http.deploy(spec).await,
             RuntimeKind::Docker => self.docker()?.deploy(spec).await,
+        }
+    }
+
+    async fn remove(&self, function: &str) {
+        // The worker may no longer know the removed spec's kind; only containers outlive a call.
+        if let Some(docker) = &self.docker {
+            docker.remove(function).await;
+        }
+    }
+
+    async fn remove_orphans(&self, deployed: &HashSet<String>) -> Result<(), RuntimeError> {
+        match &self.docker {
+            Some(docker) => docker.remove_orphans(deployed).await,
+            None => Ok(()),
+        }
+    }
+
+    fn instances(&self, spec: &FunctionSpec) -> u32 {
+        match spec.runtime_kind() {
+            RuntimeKind::Process => self.process.instances(spec),
+            RuntimeKind::Http => self.http.instances(spec),
+            RuntimeKind::Docker => self.docker.as_ref().map_or(1, |docker| docker.instances(spec)),
         }
     }
 

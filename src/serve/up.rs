@@ -84,7 +84,11 @@ async fn serve(
             stop.cancel(); // a gateway that fails takes the worker down with it
             r
         },
-        worker
+        async {
+            let r = worker.await;
+            stop.cancel(); // and a worker that fails, the gateway
+            r
+        }
     );
     for task in connectors {
         let _ = task.await;

@@ -96,7 +96,13 @@ impl Function {
     }
 }
 
-struct Inner {
+/// The container controller: the one owner of this worker's containers, reconciling the engine to the specs.
+///
+/// Lock order. `functions` is held only to look up, insert or remove an entry, never across an `await` and
+/// never with another lock. A function's `control` (async) serialises its scaling, updates and removal and is
+/// the only lock held across `await`s; under it, and only briefly, a function's `spec`, `start_failure` and
+/// its pool's own locks may be taken, one at a time. Calls never take `control`: they lease from the pool.
+struct Controller {
     engine: Engine,
     http: HttpRuntime,
     cfg: DockerConfig,
@@ -106,7 +112,7 @@ struct Inner {
 /// Runs functions as containers on the local Docker engine.
 #[derive(Clone)]
 pub struct DockerRuntime {
-    inner: Arc<Inner>,
+    inner: Arc<Controller>,
 }
 
 impl std::fmt::Debug for DockerRuntime {
@@ -121,7 +127,7 @@ impl DockerRuntime {
         let engine = Engine::connect(&cfg.worker_id, &cfg.network).await?;
         tracing::info!(worker = %cfg.worker_id, network = %cfg.network, "docker engine connected");
         Ok(Self {
-            inner: Arc::new(Inner {
+            inner: Arc::new(Controller {
                 engine,
                 http: HttpRuntime::new(runtime),
                 cfg,
@@ -388,6 +394,19 @@ fn short(id: &str) -> &str {
 }
 
 impl Runtime for DockerRuntime {
+    async fn remove(&self, function: &str) {
+        DockerRuntime::remove(self, function).await
+    }
+
+    async fn remove_orphans(&self, deployed: &HashSet<String>) -> Result<(), RuntimeError> {
+        DockerRuntime::remove_orphans(self, deployed).await
+    }
+
+    /// Up to `scale.max` replicas, each taking `async.maxInflight` calls.
+    fn instances(&self, spec: &FunctionSpec) -> u32 {
+        spec.max_replicas()
+    }
+
     async fn deploy(&self, spec: &FunctionSpec) -> Result<(), RuntimeError> {
         let (f, new) = self.function(spec);
         let _control = f.control.lock().await;

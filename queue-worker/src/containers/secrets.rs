@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use crate::Worker;
 
 fn function_dir(worker: &Worker, function: &str) -> Option<PathBuf> {
-    worker.runtimes.docker.as_ref().map(|d| d.config().secrets_dir.join(function))
+    worker.runtimes.containers().map(|d| d.config().secrets_dir.join(function))
 }
 
 /// Writes `value` to `dir/name` readable by its owner only, replacing the file atomically.
@@ -59,7 +59,7 @@ pub fn forget(worker: &Worker, function: &str) {
 
 /// Keeps the files current as secrets change, until `shutdown`.
 pub async fn follow(worker: Arc<Worker>, shutdown: CancellationToken) {
-    if worker.runtimes.docker.is_none() {
+    if worker.runtimes.containers().is_none() {
         return;
     }
     while !shutdown.is_cancelled() {

@@ -9,6 +9,7 @@ use async_nats::jetstream::{
 };
 use futures::StreamExt;
 use sluice_contracts::{FunctionSpec, RuntimeKind, names};
+use sluice_runtime::Runtime;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
@@ -46,14 +47,10 @@ pub async fn consumer(worker: &Worker, function: &str) -> Result<PullConsumer, a
 
 /// How many calls of `spec` this worker runs at once.
 pub fn function_limit(worker: &Worker, spec: &FunctionSpec) -> usize {
-    match spec.runtime_kind() {
-        // maxInflight holds per replica (the runtime enforces it), so the function may run that many calls on
-        // each replica it can scale to.
-        RuntimeKind::Docker if worker.runtimes.docker.is_some() => {
-            spec.max_inflight().map_or(worker.cfg.max_inflight, |n| (n as usize) * spec.max_replicas() as usize)
-        }
-        _ => spec.max_inflight().map_or(worker.cfg.max_inflight, |n| n as usize),
-    }
+    // maxInflight holds per instance (a container replica; the runtime enforces it), so the function may run
+    // that many calls on each instance it can have.
+    let instances = worker.runtimes.instances(spec) as usize;
+    spec.max_inflight().map_or(worker.cfg.max_inflight, |n| (n as usize).saturating_mul(instances))
 }
 
 /// Runs until `stop`, taking calls as `function_slots` allow; calls already started go on under the
@@ -75,7 +72,7 @@ pub async fn run(
         }
     };
     match spec.runtime_kind() {
-        RuntimeKind::Docker if worker.runtimes.docker.is_some() => {
+        RuntimeKind::Docker if worker.runtimes.containers().is_some() => {
             tokio::spawn(scaling::autoscale(worker.clone(), consumer.clone(), function.clone(), stop.clone()));
         }
         _ => {

@@ -19,7 +19,7 @@ pub async fn each(
         .client
         .subscribe(format!("{prefix}.*"))
         .await
-        .map_err(|e| WorkerError::Subscribe(e.to_string()))?;
+        .map_err(|e| WorkerError::Subscribe(format!("{prefix}.*: {e}")))?;
     loop {
         let message = tokio::select! {
             _ = shutdown.cancelled() => return Ok(()),

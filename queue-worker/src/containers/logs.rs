@@ -24,7 +24,7 @@ fn marker(kind: Marker) -> HeaderMap {
 
 /// Answers log requests for container functions this worker runs, until `shutdown`.
 pub async fn listen(worker: Arc<Worker>, shutdown: CancellationToken) -> Result<(), WorkerError> {
-    let Some(docker) = worker.runtimes.docker.clone() else { return Ok(()) };
+    let Some(docker) = worker.runtimes.containers().cloned() else { return Ok(()) };
     notices::each(&worker, names::LOGS_PREFIX, &shutdown, |function, request| {
         let Some(reply) = request.reply.clone() else { return };
         let query: LogQuery = serde_json::from_slice(&request.payload).unwrap_or_default();

@@ -24,17 +24,15 @@ struct FunctionLoop {
 pub async fn run(worker: Arc<Worker>, shutdown: CancellationToken) -> Result<(), WorkerError> {
     let mut loops: HashMap<String, FunctionLoop> = HashMap::new();
     let store = FunctionStore::new(worker.topology.functions.clone());
-    if let Some(docker) = &worker.runtimes.docker {
-        // Containers of functions removed while this worker was down.
-        match store.list().await {
-            Ok(specs) => {
-                let deployed: HashSet<String> = specs.into_iter().map(|s| s.service).collect();
-                if let Err(err) = docker.remove_orphans(&deployed).await {
-                    tracing::warn!(%err, "cannot look for orphan containers");
-                }
+    // What functions removed while this worker was down still hold (containers).
+    match store.list().await {
+        Ok(specs) => {
+            let deployed: HashSet<String> = specs.into_iter().map(|s| s.service).collect();
+            if let Err(err) = worker.runtimes.remove_orphans(&deployed).await {
+                tracing::warn!(%err, "cannot look for orphan containers");
             }
-            Err(err) => tracing::warn!(%err, "cannot list functions; orphan containers stay for now"),
         }
+        Err(err) => tracing::warn!(%err, "cannot list functions; orphan containers stay for now"),
     }
     let mut changes = store.follow(shutdown.clone());
     while let Some(change) = changes.recv().await {
@@ -86,8 +84,6 @@ async fn remove(
         tracing::info!(function = %name, "function removed; no longer serving it");
         worker.tracker.spawn(deleted::drain(worker.clone(), old.spec, shutdown.clone()));
     }
-    if let Some(docker) = &worker.runtimes.docker {
-        docker.remove(name).await;
-        secrets::forget(worker, name);
-    }
+    worker.runtimes.remove(name).await;
+    secrets::forget(worker, name);
 }

@@ -25,7 +25,7 @@ pub async fn serve(worker: Arc<Worker>, shutdown: CancellationToken) -> Result<(
         .client
         .queue_subscribe(subject, names::SYNC_QUEUE_GROUP.to_owned())
         .await
-        .map_err(|e| WorkerError::Subscribe(e.to_string()))?;
+        .map_err(|e| WorkerError::Subscribe(format!("synchronous calls: {e}")))?;
     // Subscriptions take effect once the server has them; flush so "ready" means ready.
     worker.topology.client.flush().await.map_err(|e| WorkerError::Subscribe(e.to_string()))?;
     tracing::info!("worker ready: serving synchronous calls");

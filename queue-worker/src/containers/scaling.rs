@@ -27,7 +27,7 @@ async fn report(worker: &Worker, docker: &DockerRuntime, function: &str, count: 
 
 /// Autoscales one container function until `stop`, then withdraws this worker's report.
 pub async fn autoscale(worker: Arc<Worker>, mut consumer: PullConsumer, function: String, stop: CancellationToken) {
-    let Some(docker) = worker.runtimes.docker.clone() else { return };
+    let Some(docker) = worker.runtimes.containers().cloned() else { return };
     let mut every = tokio::time::interval(TICK);
     let mut last: Option<(ReplicaCount, tokio::time::Instant)> = None;
     loop {
@@ -52,7 +52,7 @@ pub async fn autoscale(worker: Arc<Worker>, mut consumer: PullConsumer, function
 
 /// Answers manual scale requests for the container functions this worker runs, until `shutdown`.
 pub async fn listen(worker: Arc<Worker>, shutdown: CancellationToken) -> Result<(), WorkerError> {
-    let Some(docker) = worker.runtimes.docker.clone() else { return Ok(()) };
+    let Some(docker) = worker.runtimes.containers().cloned() else { return Ok(()) };
     notices::each(&worker, names::SCALE_PREFIX, &shutdown, |function, request| {
         let (worker, docker) = (worker.clone(), docker.clone());
         tokio::spawn(async move {

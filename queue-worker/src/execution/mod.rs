@@ -1,0 +1,9 @@
+//! Running one call: from message to ack — the record's part, the lease, the attempt's outcome, the retry
+//! decision, and cancellation of calls running here.
+
+pub(crate) mod cancel;
+pub(crate) mod execute;
+pub(crate) mod lease;
+pub(crate) mod outcome;
+pub(crate) mod record;
+pub(crate) mod retry;
