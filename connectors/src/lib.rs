@@ -17,4 +17,4 @@ pub mod s3;
 pub mod triggers;
 
 pub use http::ConnectorState;
-pub use router::Routes;
+pub use router::EventRouter;

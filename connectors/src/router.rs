@@ -36,20 +36,20 @@ pub struct RouteError(String);
 
 /// What routing needs: where to publish and which functions exist.
 #[derive(Clone)]
-pub struct Routes {
+pub struct EventRouter {
     topology: Topology,
     functions: Arc<FunctionCache>,
     queue: Queue,
 }
 
-impl Routes {
-    /// Routes that follow the function specs until `stop`.
+impl EventRouter {
+    /// A router that follows the function specs until `stop`.
     pub fn start(topology: Topology, stop: CancellationToken) -> Self {
         let functions = FunctionCache::start(FunctionStore::new(topology.functions.clone()), stop);
         Self::new(topology, functions)
     }
 
-    /// Routes over a function cache the caller keeps.
+    /// A router over a function cache the caller keeps.
     pub fn new(topology: Topology, functions: Arc<FunctionCache>) -> Self {
         let queue = Queue::new(topology.clone());
         Self { topology, functions, queue }
@@ -141,7 +141,7 @@ impl Routes {
 }
 
 /// Routes events until `shutdown`.
-pub async fn run(routes: Routes, shutdown: CancellationToken) -> Result<(), RouteError> {
+pub async fn run(routes: EventRouter, shutdown: CancellationToken) -> Result<(), RouteError> {
     let stream = loop {
         match routes.topology.jetstream.get_stream_no_info(names::EVENTS_STREAM).await {
             Ok(s) => break s,
@@ -205,7 +205,7 @@ pub async fn run(routes: Routes, shutdown: CancellationToken) -> Result<(), Rout
 
 /// Answers replay requests from gateways on `sluice.router.replay` until `shutdown`, one at a time (a replay
 /// reads the events stream; running them in turn bounds what a burst of requests costs).
-pub async fn answer_replays(routes: Routes, shutdown: CancellationToken) -> Result<(), RouteError> {
+pub async fn answer_replays(routes: EventRouter, shutdown: CancellationToken) -> Result<(), RouteError> {
     let client = &routes.topology.client;
     let mut requests = client
         .queue_subscribe(names::REPLAY_SUBJECT, names::ROUTER_QUEUE_GROUP.to_owned())

@@ -236,6 +236,19 @@ impl FunctionSpec {
 
     /// Checks that the spec can be deployed as it is.
     pub fn validate(&self) -> Result<(), ValidationError> {
+        self.validate_name()?;
+        self.validate_runtime()?;
+        self.validate_environment()?;
+        self.validate_async()?;
+        self.validate_resources()?;
+        self.validate_scale()?;
+        self.validate_triggers()
+    }
+}
+
+impl FunctionSpec {
+    /// `service`: a DNS label, as container and subject names need.
+    fn validate_name(&self) -> Result<(), ValidationError> {
         if !is_dns_label(&self.service) {
             return Err(ValidationError::new(
                 "service",
@@ -246,6 +259,11 @@ impl FunctionSpec {
                 ),
             ));
         }
+        Ok(())
+    }
+
+    /// What the runtime needs (image, command or upstream), and nothing another runtime uses.
+    fn validate_runtime(&self) -> Result<(), ValidationError> {
         match self.runtime_kind() {
             RuntimeKind::Docker => {
                 if self.image.as_deref().is_none_or(|i| i.trim().is_empty()) {
@@ -280,6 +298,11 @@ impl FunctionSpec {
         if self.runtime_kind() != RuntimeKind::Http && self.upstream.is_some() {
             return Err(ValidationError::new("upstream", "upstream is only used by the http runtime"));
         }
+        Ok(())
+    }
+
+    /// Variable names and values a process environment can hold.
+    fn validate_environment(&self) -> Result<(), ValidationError> {
         for (key, value) in &self.env_vars {
             if key.is_empty() || key.contains('=') || key.contains('\0') {
                 return Err(ValidationError::new("envVars", format!("invalid variable name {key:?}")));
@@ -291,6 +314,11 @@ impl FunctionSpec {
         if self.env_process.as_deref().is_some_and(|p| p.contains('\0')) {
             return Err(ValidationError::new("envProcess", "cannot hold a NUL character"));
         }
+        Ok(())
+    }
+
+    /// `async`: limits that can be met, waits in order, real status codes.
+    fn validate_async(&self) -> Result<(), ValidationError> {
         if let Some(cfg) = &self.async_config {
             if cfg.max_inflight == Some(0) {
                 return Err(ValidationError::new("async.maxInflight", "must be at least 1"));
@@ -318,8 +346,11 @@ impl FunctionSpec {
                 }
             }
         }
-        self.validate_resources()?;
-        self.validate_scale()?;
+        Ok(())
+    }
+
+    /// Each trigger is one kind with a valid definition; the `schedule` annotation parses.
+    fn validate_triggers(&self) -> Result<(), ValidationError> {
         for (i, trigger) in self.triggers.iter().enumerate() {
             let kinds =
                 [trigger.cron.is_some(), trigger.s3.is_some(), trigger.webhook.is_some(), trigger.event.is_some()];
@@ -351,9 +382,6 @@ impl FunctionSpec {
         }
         Ok(())
     }
-}
-
-impl FunctionSpec {
     fn validate_resources(&self) -> Result<(), ValidationError> {
         for (field, resources) in [("limits", &self.limits), ("requests", &self.requests)] {
             let Some(resources) = resources else { continue };

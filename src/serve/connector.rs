@@ -102,7 +102,7 @@ impl S3Options {
 
 /// The event router, and its answers to gateways' replay requests.
 fn spawn_router(topology: &Topology, stop: &CancellationToken) -> JoinHandle<()> {
-    let routes = sluice_connectors::Routes::start(topology.clone(), stop.child_token());
+    let routes = sluice_connectors::EventRouter::start(topology.clone(), stop.child_token());
     let stop = stop.clone();
     tokio::spawn(async move {
         let replays = sluice_connectors::router::answer_replays(routes.clone(), stop.clone());

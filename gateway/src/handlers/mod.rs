@@ -6,6 +6,7 @@ mod dead;
 mod events;
 mod functions;
 mod invocation;
+mod json_body;
 mod logs;
 mod scale;
 mod secrets;
