@@ -10,7 +10,11 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use sluice_contracts::{EventMessage, FunctionSpec, event::subject_token, names, schedule::Schedule};
-use sluice_jetstream::{store::FunctionStore, store::SpecChange, topology::Topology};
+use sluice_jetstream::{
+    retry::{self, Backoff},
+    store::{FunctionStore, SpecChange},
+    topology::Topology,
+};
 use tokio_util::sync::CancellationToken;
 
 use crate::{metrics, router, triggers};
@@ -87,18 +91,14 @@ async fn last_fired(topology: &Topology, tick: &Tick) -> Option<DateTime<Utc>> {
 
 async fn fire(topology: &Topology, tick: &Tick, at: DateTime<Utc>) {
     // A failed publish is tried again shortly: the tick's id keeps a retry from firing twice.
-    for attempt in 0..5u32 {
-        match router::publish(topology, tick.subject(), &tick.event(at)).await {
-            Ok(()) => {
-                metrics::accepted("cron");
-                tracing::debug!(function = %tick.function, trigger = %tick.key, %at, "cron tick");
-                return;
-            }
-            Err(err) => {
-                tracing::warn!(function = %tick.function, %err, attempt, "cron tick not stored; retrying");
-                tokio::time::sleep(std::time::Duration::from_millis(200 << attempt)).await;
-            }
+    let ticks = Backoff { tries: 5, first_wait: std::time::Duration::from_millis(200) };
+    let event = tick.event(at);
+    match retry::persist("cron tick", ticks, || router::publish(topology, tick.subject(), &event)).await {
+        Ok(()) => {
+            metrics::accepted("cron");
+            tracing::debug!(function = %tick.function, trigger = %tick.key, %at, "cron tick");
         }
+        Err(err) => tracing::error!(function = %tick.function, %err, "cron tick not stored; this tick is skipped"),
     }
 }
 

@@ -7,11 +7,13 @@
 //! - [`store`]: typed access to the KV buckets (function specs, call records);
 //! - [`payloads`]: large bodies in the object store, streamed;
 //! - [`queue`]: submitting calls and enqueueing callbacks — the one place work enters the queue;
-//! - [`dead_letters`]: reading the dead-letter stream.
+//! - [`dead_letters`]: writing and reading the dead-letter stream;
+//! - [`retry`]: retrying a write that failed for a passing reason.
 
 pub mod dead_letters;
 pub mod payloads;
 pub mod queue;
+pub mod retry;
 pub mod store;
 pub mod topology;
 

@@ -28,6 +28,20 @@ async fn unknown_function_bad_callback_and_bad_call_id() {
     let (status, error) = error_of(r).await;
     assert_eq!(status, 400);
     assert!(error.contains("X-Call-Id"), "{error}");
+
+    // Malformed query strings are JSON errors naming the parameter, like every other bad input.
+    for (path, names) in [
+        ("/system/calls?limit=many", "limit"),
+        ("/system/calls?status=done", "done"),
+        ("/system/dead?limit=-1", "limit"),
+        ("/system/logs?name=f&tail=many", "tail"),
+        ("/system/logs?name=f&follow=maybe", "follow"),
+        ("/system/logs?name=f&name=g", "name"),
+    ] {
+        let (status, error) = error_of(platform.http.get(platform.url(path)).send().await.unwrap()).await;
+        assert_eq!(status, 400, "{path}: {error}");
+        assert!(error.contains(names), "{path}: {error}");
+    }
 }
 
 #[tokio::test]

@@ -1,10 +1,10 @@
 //! `GET /system/calls/{id}`, `GET /system/calls?function=&status=&limit=` and `DELETE /system/calls/{id}`.
 
-use std::{collections::HashMap, time::Duration};
+use std::time::Duration;
 
 use axum::{
     Json,
-    extract::{Path, Query, State},
+    extract::{Path, State},
 };
 use chrono::Utc;
 use sluice_contracts::{
@@ -13,6 +13,9 @@ use sluice_contracts::{
     names,
 };
 
+use sluice_jetstream::store::Modified;
+
+use super::extract::Query;
 use crate::{ApiError, App};
 
 const DEFAULT_LIMIT: usize = 100;
@@ -29,28 +32,29 @@ pub async fn get(State(app): State<App>, Path(id): Path<String>) -> Result<Json<
     app.calls.get(&id).await?.map(|r| Json(public(r))).ok_or(ApiError::UnknownCall(id))
 }
 
-pub async fn list(
-    State(app): State<App>,
-    Query(query): Query<HashMap<String, String>>,
-) -> Result<Json<Vec<CallRecord>>, ApiError> {
-    let status = query.get("status").map(|s| s.parse::<CallStatus>()).transpose().map_err(ApiError::BadQuery)?;
-    let limit = match query.get("limit") {
+#[derive(serde::Deserialize)]
+pub struct ListQuery {
+    function: Option<String>,
+    status: Option<String>,
+    limit: Option<String>,
+}
+
+pub async fn list(State(app): State<App>, Query(query): Query<ListQuery>) -> Result<Json<Vec<CallRecord>>, ApiError> {
+    let status = query.status.map(|s| s.parse::<CallStatus>()).transpose().map_err(ApiError::BadQuery)?;
+    let limit = match &query.limit {
         Some(l) => l.parse().map_err(|_| ApiError::BadQuery(format!("limit {l:?} is not a number")))?,
         None => DEFAULT_LIMIT,
     };
-    let function = query.get("function").map(String::as_str);
-    let records = app.calls.list(function, status, limit, Duration::from_secs(10)).await?;
+    let records = app.calls.list(query.function.as_deref(), status, limit, Duration::from_secs(10)).await?;
     Ok(Json(records.into_iter().map(public).collect()))
 }
 
 /// Cancels a queued or running call: the record says cancelled at once, a running call is stopped by its
 /// worker, and the cancellation's callback goes out through the durable outbox.
 pub async fn cancel(State(app): State<App>, Path(id): Path<String>) -> Result<Json<CallRecord>, ApiError> {
-    let mut tries = 0;
-    let record = loop {
-        let (mut record, revision) = app.calls.entry(&id).await?.ok_or_else(|| ApiError::UnknownCall(id.clone()))?;
+    let cancelled = app.calls.modify(&id, |record| {
         if record.status.is_final() {
-            return Err(ApiError::CallFinished { id, status: record.status.as_str() });
+            return Err(record.status.as_str());
         }
         record.status = CallStatus::Cancelled;
         record.finished_at = Some(Utc::now());
@@ -58,10 +62,14 @@ pub async fn cancel(State(app): State<App>, Path(id): Path<String>) -> Result<Js
         if record.callback_url.is_some() {
             record.callback = Some(CallbackState { state: CallbackDelivery::Pending, attempts: 0, last_error: None });
         }
-        match app.calls.update(&record, revision).await? {
-            Some(_) => break record,
-            None if tries < 5 => tries += 1, // a worker moved it meanwhile; look again
-            None => return Err(ApiError::Conflict("the call's record keeps changing; try again".into())),
+        Ok(())
+    });
+    let record = match cancelled.await? {
+        Modified::Written(record) => record,
+        Modified::Missing => return Err(ApiError::UnknownCall(id)),
+        Modified::Refused(status) => return Err(ApiError::CallFinished { id, status }),
+        Modified::KeepsChanging => {
+            return Err(ApiError::Conflict("the call's record keeps changing; try again".into()));
         }
     };
     // Core NATS reaches every worker; the one running the call stops it.

@@ -3,7 +3,7 @@
 
 use axum::{
     Json,
-    extract::{Path, Query, State},
+    extract::{Path, State},
     http::{HeaderValue, StatusCode, header::LOCATION},
     response::{IntoResponse, Response},
 };
@@ -11,6 +11,7 @@ use serde::Deserialize;
 use sluice_contracts::{DeadLetter, names};
 use sluice_jetstream::dead_letters::DeadLetters;
 
+use super::extract::Query;
 use crate::{ApiError, App};
 
 const DEFAULT_LIMIT: usize = 100;

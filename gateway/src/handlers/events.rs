@@ -18,7 +18,7 @@ use sluice_contracts::{
     replay::{ReplayReply, ReplayRequest},
 };
 
-use super::json_body::parse;
+use super::extract::parse;
 use crate::{ApiError, App};
 
 /// Replaying reads the events stream from `since`: long for a long window, bounded all the same.

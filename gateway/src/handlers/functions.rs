@@ -12,7 +12,7 @@ use serde::Deserialize;
 use sluice_contracts::{FunctionSpec, FunctionStatus, ReplicaReport, RuntimeKind, names};
 use sluice_outbound::Enforce;
 
-use super::json_body::{parse, parse_noting_unknown};
+use super::extract::{parse, parse_noting_unknown};
 use crate::{ApiError, App};
 
 /// The answer to a deploy: `status`, with the ignored fields named when there are any.

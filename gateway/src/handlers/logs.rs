@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use axum::{
     body::Body,
-    extract::{Query, State},
+    extract::State,
     http::{StatusCode, header},
     response::Response,
 };
@@ -17,6 +17,7 @@ use sluice_contracts::{
     names,
 };
 
+use super::extract::Query;
 use crate::{ApiError, App};
 
 /// How long the gateway waits for any worker to answer a request.

@@ -11,7 +11,7 @@ use axum::{
 };
 use sluice_contracts::{RuntimeKind, ScaleReply, ScaleRequest, names};
 
-use super::json_body::parse;
+use super::extract::parse;
 use crate::{ApiError, App};
 
 /// Scaling up waits for the new containers to be ready; this bounds the wait.

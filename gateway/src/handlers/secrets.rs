@@ -11,7 +11,7 @@ use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use sluice_contracts::function::is_secret_name;
 
-use super::json_body::parse;
+use super::extract::parse;
 use crate::{ApiError, App};
 
 /// A secret as posted: `value` (text) or `rawValue` (base64 bytes), as OpenFaaS takes them.

@@ -8,6 +8,22 @@ use futures::StreamExt;
 use super::StoreError;
 use sluice_contracts::{CallRecord, CallStatus, call::is_valid_call_id};
 
+/// What [`CallStore::modify`] did.
+#[derive(Debug)]
+pub enum Modified<E> {
+    /// The change is stored; the record as written.
+    Written(CallRecord),
+    /// There is no such record.
+    Missing,
+    /// The change refused the record as it found it.
+    Refused(E),
+    /// Someone else kept writing first.
+    KeepsChanging,
+}
+
+/// How often [`CallStore::modify`] looks again after losing a race.
+const MODIFY_TRIES: usize = 5;
+
 /// Call records. Records expire with the bucket's TTL.
 #[derive(Clone)]
 pub struct CallStore {
@@ -52,6 +68,26 @@ impl CallStore {
             Err(err) if err.kind() == kv::UpdateErrorKind::WrongLastRevision => Ok(None),
             Err(err) => Err(StoreError::unavailable(err)),
         }
+    }
+
+    /// Reads the record of `call_id`, lets `change` edit it, and writes it back at the revision it read;
+    /// when someone else wrote first (a worker, a cancellation, the outbox) it reads and changes the newer
+    /// record instead. `change` may refuse the record as it finds it.
+    pub async fn modify<E>(
+        &self,
+        call_id: &str,
+        mut change: impl FnMut(&mut CallRecord) -> Result<(), E>,
+    ) -> Result<Modified<E>, StoreError> {
+        for _ in 0..MODIFY_TRIES {
+            let Some((mut record, revision)) = self.entry(call_id).await? else { return Ok(Modified::Missing) };
+            if let Err(refusal) = change(&mut record) {
+                return Ok(Modified::Refused(refusal));
+            }
+            if self.update(&record, revision).await?.is_some() {
+                return Ok(Modified::Written(record));
+            }
+        }
+        Ok(Modified::KeepsChanging)
     }
 
     /// Writes the first record of a call unless one exists; a worker may already have written

@@ -4,7 +4,7 @@ pub mod calls;
 mod function_cache;
 mod functions;
 
-pub use calls::CallStore;
+pub use calls::{CallStore, Modified};
 pub use function_cache::FunctionCache;
 pub use functions::{FunctionStore, SpecChange};
 

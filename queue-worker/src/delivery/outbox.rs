@@ -12,7 +12,7 @@ use async_nats::jetstream::{
 use bytes::Bytes;
 use futures::StreamExt;
 use sluice_contracts::{CallbackDelivery, CallbackState, Payload, callback::CallbackMessage, names};
-use sluice_jetstream::payloads;
+use sluice_jetstream::{payloads, store::Modified};
 use tokio::io::AsyncReadExt;
 use tokio_util::sync::CancellationToken;
 
@@ -126,19 +126,17 @@ fn backoff(min: Duration, max: Duration, attempt: u32) -> Duration {
     min.saturating_mul(1u32 << attempt.saturating_sub(1).min(20)).min(max)
 }
 
-/// Writes the callback's state into the call record, retrying when the record changes underneath.
+/// Writes the callback's state into the call record, looking again when the record changes underneath.
 pub async fn record(worker: &Worker, call_id: &str, state: CallbackState) {
-    for _ in 0..5 {
-        let Ok(Some((mut record, revision))) = worker.calls.entry(call_id).await else { return };
+    let noted = worker.calls.modify(call_id, |record| {
         record.callback = Some(state.clone());
-        match worker.calls.update(&record, revision).await {
-            Ok(Some(_)) => return,
-            Ok(None) => continue,
-            Err(err) => {
-                tracing::warn!(%err, "could not record the callback's state");
-                return;
-            }
-        }
+        Ok::<_, std::convert::Infallible>(())
+    });
+    match noted.await {
+        Ok(Modified::Written(_) | Modified::Missing) => {}
+        Ok(Modified::KeepsChanging) => tracing::warn!("the callback's state not recorded: the record keeps changing"),
+        Ok(Modified::Refused(never)) => match never {},
+        Err(err) => tracing::warn!(%err, "could not record the callback's state"),
     }
 }
 

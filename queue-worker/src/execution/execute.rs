@@ -25,7 +25,10 @@ use sluice_contracts::{
     callback::{CallbackFacts, CallbackMessage, contract_headers},
     names::{self, http_headers as h},
 };
-use sluice_jetstream::dead_letters::{Burial, DeadLetters};
+use sluice_jetstream::{
+    dead_letters::{Burial, DeadLetters},
+    retry::{STORE, persist},
+};
 use sluice_runtime::{Body, FunctionResponse, Invocation, Runtime, RuntimeError};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -40,9 +43,6 @@ use crate::{
     results::{self, Completion},
     retry::{Decision, RetrySettings},
 };
-
-/// Attempts at storing an outcome before the call is left to be redelivered.
-const STORE_ATTEMPTS: u32 = 5;
 
 /// Deliveries beyond the retry policy's attempts after which a call that never reached an outcome is failed
 /// rather than run again: something (a crash, a panic) ends every attempt, and it must not loop for ever.
@@ -322,7 +322,7 @@ impl Run<'_> {
         let callback_headers =
             call.callback_url.as_ref().map(|_| self.callback_headers(outcome, max_attempts, started, seconds));
         // The event, the dead letter and the first callback try do not depend on each other.
-        let published = persist("completion event", || results::publish(worker, &completion));
+        let published = persist("completion event", STORE, || results::publish(worker, &completion));
         let dead_lettered = async {
             if outcome.succeeded() {
                 return Ok(None);
@@ -340,7 +340,7 @@ impl Run<'_> {
                 };
                 dead_letters.bury(original, payload, why)
             };
-            persist("dead letter", write).await.map(Some)
+            persist("dead letter", STORE, write).await.map(Some)
         };
         let first_try = async {
             match (&call.callback_url, &callback_headers) {
@@ -420,7 +420,7 @@ impl Run<'_> {
             headers,
             body: stored_body.clone(),
         };
-        persist("callback outbox", || self.worker.queue.enqueue_callback(&message)).await?;
+        persist("callback outbox", STORE, || self.worker.queue.enqueue_callback(&message)).await?;
         Ok(CallbackState { state: CallbackDelivery::Pending, attempts: 1, last_error: Some(error) })
     }
 }
@@ -434,23 +434,4 @@ enum Ran {
     Superseded,
     /// The worker is stopping.
     Abandoned,
-}
-
-/// Retries a JetStream write a few times with a short backoff.
-async fn persist<T, F, Fut, E>(what: &str, mut write: F) -> Result<T, String>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, E>>,
-    E: std::fmt::Display,
-{
-    let mut wait = Duration::from_millis(100);
-    for attempt in 1..STORE_ATTEMPTS {
-        match write().await {
-            Ok(value) => return Ok(value),
-            Err(err) => tracing::warn!(%err, attempt, "{what} not stored; retrying"),
-        }
-        tokio::time::sleep(wait).await;
-        wait *= 2;
-    }
-    write().await.map_err(|err| format!("{what}: {err}"))
 }

@@ -1,5 +1,5 @@
-//! Reading a JSON request body on `/system`: one parser for every handler, so each names the failing field
-//! and the expected shape the same way.
+//! Reading requests on `/system`: one JSON body parser and one query-string extractor for every handler, so
+//! each names the failing field and the expected shape the same way, and answers in the API's JSON error shape.
 
 use axum::{body::Bytes, extract::rejection::BytesRejection, http::StatusCode};
 
@@ -36,4 +36,18 @@ pub(crate) fn parse_noting_unknown<T: serde::de::DeserializeOwned>(
         ApiError::BadJson { what, detail }
     })?;
     Ok((parsed, unknown))
+}
+
+/// A typed query string; a malformed one is a 400 with `{"error": ...}` naming the problem.
+pub struct Query<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned, S: Send + Sync> axum::extract::FromRequestParts<S> for Query<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Self, ApiError> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Query(query)| Self(query))
+            .map_err(|rejection| ApiError::BadQuery(rejection.body_text()))
+    }
 }
