@@ -57,8 +57,8 @@ fn main() -> std::process::ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Up(args) => serve::up::run(*args).await,
-            Command::Gateway(args) => serve::gateway(args).await,
-            Command::Worker(args) => serve::worker(args).await,
+            Command::Gateway(args) => serve::gateway::run(args).await,
+            Command::Worker(args) => serve::worker::run(args).await,
             Command::Connector(args) => serve::connector::run(args).await,
             Command::Events(cmd) => client::events::run_events(cmd).await,
             Command::Cron(cmd) => client::events::run_cron(cmd).await,

@@ -62,11 +62,7 @@ pub async fn read_body(
     body: axum::body::Body,
     limit: usize,
 ) -> Result<bytes::Bytes, ConnectorError> {
-    let declared = headers
-        .get(axum::http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|length| length > limit as u64) {
+    if sluice_contracts::body::declares_more_than(headers, limit) {
         return Err(ConnectorError::TooLarge(limit));
     }
     axum::body::to_bytes(body, limit).await.map_err(|e| {

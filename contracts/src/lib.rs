@@ -21,6 +21,7 @@
 //! assert_eq!(names::invoke_subject(&spec.service), "sluice.invoke.upper");
 //! ```
 
+pub mod body;
 pub mod call;
 pub mod callback;
 pub mod credentials;

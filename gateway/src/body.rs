@@ -16,14 +16,10 @@ use crate::{ApiError, App};
 /// Rejects up front a body whose declared length is over the limit.
 pub fn check_declared_length(app: &App, headers: &axum::http::HeaderMap) -> Result<(), ApiError> {
     let limit = app.cfg.max_body_bytes;
-    let declared = headers
-        .get(axum::http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    match declared {
-        Some(len) if len > limit as u64 => Err(ApiError::BodyTooLarge { limit }),
-        _ => Ok(()),
+    if sluice_contracts::body::declares_more_than(headers, limit) {
+        return Err(ApiError::BodyTooLarge { limit });
     }
+    Ok(())
 }
 
 /// Reads `body`; small bodies come back inline, large ones are stored as object `object_name`.
