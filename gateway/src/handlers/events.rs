@@ -7,18 +7,14 @@
 use std::time::Duration;
 
 use async_nats::RequestErrorKind;
-use axum::{
-    Json,
-    body::Bytes,
-    extract::{State, rejection::BytesRejection},
-};
+use axum::{Json, extract::State};
 use serde::Deserialize;
 use sluice_contracts::{
     names,
     replay::{ReplayReply, ReplayRequest},
 };
 
-use super::extract::parse;
+use super::extract::{Expected, JsonBody};
 use crate::{ApiError, App};
 
 /// Replaying reads the events stream from `since`: long for a long window, bounded all the same.
@@ -33,11 +29,14 @@ pub struct ReplayBody {
     function: Option<String>,
 }
 
+impl Expected for ReplayBody {
+    const SHAPE: &'static str = "a replay request ({\"since\": \"1h\"})";
+}
+
 pub async fn replay(
     State(app): State<App>,
-    body: Result<Bytes, BytesRejection>,
+    JsonBody(request, _): JsonBody<ReplayBody>,
 ) -> Result<Json<ReplayReply>, ApiError> {
-    let request: ReplayBody = parse(body, "a replay request ({\"since\": \"1h\"})")?;
     let since = match chrono::DateTime::parse_from_rfc3339(&request.since) {
         Ok(at) => at.with_timezone(&chrono::Utc),
         Err(_) => {

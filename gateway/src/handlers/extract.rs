@@ -5,17 +5,26 @@ use axum::{body::Bytes, extract::rejection::BytesRejection, http::StatusCode};
 
 use crate::ApiError;
 
-/// Parses a JSON body whatever its `Content-Type` says, so `curl -d` works as well as any client.
-pub(crate) fn parse<T: serde::de::DeserializeOwned>(
-    body: Result<Bytes, BytesRejection>,
-    what: &'static str,
-) -> Result<T, ApiError> {
-    parse_noting_unknown(body, what).map(|(value, _)| value)
+/// What a JSON body should be, for the error when it is not: `a scale request ({"replicas": N})`.
+pub trait Expected {
+    const SHAPE: &'static str;
 }
 
-/// Like [`parse`], also naming the fields that were not understood (and so ignored), such as a misspelt
-/// `asyncc`: OpenFaaS clients send fields Sluice has no use for, so they are reported, not refused.
-pub(crate) fn parse_noting_unknown<T: serde::de::DeserializeOwned>(
+/// A JSON body, parsed whatever its `Content-Type` says (so `curl -d` works as well as any client), with the
+/// fields that were not understood and so ignored, such as a misspelt `asyncc`: OpenFaaS clients send fields
+/// Sluice has no use for, so they are reported, not refused.
+pub struct JsonBody<T>(pub T, pub Vec<String>);
+
+impl<T: serde::de::DeserializeOwned + Expected, S: Send + Sync> axum::extract::FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        let body = Bytes::from_request(request, state).await;
+        parse_noting_unknown(body, T::SHAPE).map(|(value, unknown)| Self(value, unknown))
+    }
+}
+
+fn parse_noting_unknown<T: serde::de::DeserializeOwned>(
     body: Result<Bytes, BytesRejection>,
     what: &'static str,
 ) -> Result<(T, Vec<String>), ApiError> {

@@ -4,15 +4,14 @@ use std::collections::HashMap;
 
 use axum::{
     Json,
-    body::Bytes,
-    extract::{Path, State, rejection::BytesRejection},
+    extract::{Path, State},
     http::StatusCode,
 };
 use serde::Deserialize;
 use sluice_contracts::{FunctionSpec, FunctionStatus, ReplicaReport, RuntimeKind, names};
 use sluice_outbound::Enforce;
 
-use super::extract::{parse, parse_noting_unknown};
+use super::extract::{Expected, JsonBody};
 use crate::{ApiError, App};
 
 /// The answer to a deploy: `status`, with the ignored fields named when there are any.
@@ -113,9 +112,8 @@ async fn validate(app: &App, spec: &FunctionSpec) -> Result<(), ApiError> {
 
 pub async fn create(
     State(app): State<App>,
-    body: Result<Bytes, BytesRejection>,
+    JsonBody(spec, unknown): JsonBody<FunctionSpec>,
 ) -> Result<axum::response::Response, ApiError> {
-    let (spec, unknown): (FunctionSpec, _) = parse_noting_unknown(body, "a function spec")?;
     validate(&app, &spec).await?;
     if app.functions.get(&spec.service).await?.is_some() {
         return Err(ApiError::FunctionExists(spec.service));
@@ -129,9 +127,8 @@ pub async fn create(
 
 pub async fn update(
     State(app): State<App>,
-    body: Result<Bytes, BytesRejection>,
+    JsonBody(spec, unknown): JsonBody<FunctionSpec>,
 ) -> Result<axum::response::Response, ApiError> {
-    let (spec, unknown): (FunctionSpec, _) = parse_noting_unknown(body, "a function spec")?;
     validate(&app, &spec).await?;
     if app.functions.get(&spec.service).await?.is_none() {
         return Err(ApiError::UnknownFunction(spec.service));
@@ -149,8 +146,18 @@ pub struct DeleteRequest {
     function_name: String,
 }
 
-pub async fn delete(State(app): State<App>, body: Result<Bytes, BytesRejection>) -> Result<StatusCode, ApiError> {
-    let request: DeleteRequest = parse(body, "a delete request ({\"functionName\": \"...\"})")?;
+impl Expected for DeleteRequest {
+    const SHAPE: &'static str = "a delete request ({\"functionName\": \"...\"})";
+}
+
+impl Expected for FunctionSpec {
+    const SHAPE: &'static str = "a function spec";
+}
+
+pub async fn delete(
+    State(app): State<App>,
+    JsonBody(request, _): JsonBody<DeleteRequest>,
+) -> Result<StatusCode, ApiError> {
     if !app.functions.delete(&request.function_name).await? {
         return Err(ApiError::UnknownFunction(request.function_name));
     }

@@ -53,8 +53,8 @@ pub async fn logs(State(app): State<App>, Query(params): Query<LogParams>) -> Re
     let client = app.topology.client.clone();
     let inbox = client.new_inbox();
     let unavailable = |e: String| ApiError::Unavailable(format!("asking workers for logs: {e}"));
-    let mut lines = client.subscribe(inbox.clone()).await.map_err(|e| unavailable(e.to_string()))?;
-    let mut pings = client.subscribe(logs::alive_subject(&inbox)).await.map_err(|e| unavailable(e.to_string()))?;
+    let lines = client.subscribe(inbox.clone()).await.map_err(|e| unavailable(e.to_string()))?;
+    let pings = client.subscribe(logs::alive_subject(&inbox)).await.map_err(|e| unavailable(e.to_string()))?;
     client
         .publish_with_reply(
             names::logs_subject(&params.name),
@@ -65,49 +65,7 @@ pub async fn logs(State(app): State<App>, Query(params): Query<LogParams>) -> Re
         .map_err(|e| unavailable(e.to_string()))?;
 
     let (out, mut body) = tokio::sync::mpsc::channel::<Vec<u8>>(64);
-    tokio::spawn(async move {
-        let started = tokio::time::Instant::now();
-        let (mut begun, mut ended) = (0u32, 0u32);
-        loop {
-            let wait = if query.follow || begun > ended {
-                Duration::from_secs(3600)
-            } else {
-                ANSWER_WITHIN.saturating_sub(started.elapsed())
-            };
-            tokio::select! {
-                message = lines.next() => {
-                    let Some(message) = message else { break };
-                    match message.headers.as_ref().and_then(|h| h.get(logs::LOGS_MARKER)).map(|v| Marker::parse(v.as_str())) {
-                        Some(Marker::Begin) => begun += 1,
-                        Some(_) => {
-                            ended += 1;
-                            if !query.follow && ended >= begun && started.elapsed() >= ANSWER_WITHIN {
-                                break;
-                            }
-                        }
-                        None => {
-                            let mut line = message.payload.to_vec();
-                            line.push(b'\n');
-                            if out.send(line).await.is_err() {
-                                break; // the client went away
-                            }
-                        }
-                    }
-                }
-                ping = pings.next() => {
-                    if let Some(reply) = ping.and_then(|p| p.reply) {
-                        let _ = client.publish(reply, "".into()).await;
-                    }
-                }
-                _ = tokio::time::sleep(wait) => {
-                    if !query.follow && ended >= begun {
-                        break;
-                    }
-                }
-                _ = out.closed(), if query.follow => break,
-            }
-        }
-    });
+    tokio::spawn(relay(client, lines, pings, query.follow, out));
     Ok(Response::builder()
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, "application/x-ndjson")
@@ -115,4 +73,76 @@ pub async fn logs(State(app): State<App>, Query(params): Query<LogParams>) -> Re
             body.poll_recv(cx).map(|line| line.map(Ok::<_, std::io::Error>))
         })))
         .expect("a valid response"))
+}
+
+/// How many workers have begun and ended their answers.
+#[derive(Default)]
+struct Answers {
+    begun: u32,
+    ended: u32,
+}
+
+impl Answers {
+    fn note(&mut self, marker: Marker) {
+        match marker {
+            Marker::Begin => self.begun += 1,
+            Marker::End => self.ended += 1,
+        }
+    }
+
+    /// Every worker that began has ended.
+    fn all_ended(&self) -> bool {
+        self.ended >= self.begun
+    }
+}
+
+/// Relays the workers' lines to `out` and answers their liveness pings. Without `follow`, ends once every
+/// worker that answered within [`ANSWER_WITHIN`] has sent its end marker; with it, when the client goes away.
+async fn relay(
+    client: async_nats::Client,
+    mut lines: async_nats::Subscriber,
+    mut pings: async_nats::Subscriber,
+    follow: bool,
+    out: tokio::sync::mpsc::Sender<Vec<u8>>,
+) {
+    let started = tokio::time::Instant::now();
+    let mut answers = Answers::default();
+    loop {
+        let wait = if follow || !answers.all_ended() {
+            Duration::from_secs(3600)
+        } else {
+            ANSWER_WITHIN.saturating_sub(started.elapsed())
+        };
+        tokio::select! {
+            message = lines.next() => {
+                let Some(message) = message else { break };
+                match message.headers.as_ref().and_then(|h| h.get(logs::LOGS_MARKER)) {
+                    Some(marker) => {
+                        answers.note(Marker::parse(marker.as_str()));
+                        if !follow && answers.all_ended() && started.elapsed() >= ANSWER_WITHIN {
+                            break;
+                        }
+                    }
+                    None => {
+                        let mut line = message.payload.to_vec();
+                        line.push(b'\n');
+                        if out.send(line).await.is_err() {
+                            break; // the client went away
+                        }
+                    }
+                }
+            }
+            ping = pings.next() => {
+                if let Some(reply) = ping.and_then(|p| p.reply) {
+                    let _ = client.publish(reply, "".into()).await;
+                }
+            }
+            _ = tokio::time::sleep(wait) => {
+                if !follow && answers.all_ended() {
+                    break;
+                }
+            }
+            _ = out.closed(), if follow => break,
+        }
+    }
 }

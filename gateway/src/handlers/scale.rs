@@ -5,24 +5,26 @@ use std::time::Duration;
 
 use axum::{
     Json,
-    body::Bytes,
-    extract::{Path, State, rejection::BytesRejection},
+    extract::{Path, State},
     http::StatusCode,
 };
 use sluice_contracts::{RuntimeKind, ScaleReply, ScaleRequest, names};
 
-use super::extract::parse;
+use super::extract::{Expected, JsonBody};
 use crate::{ApiError, App};
 
 /// Scaling up waits for the new containers to be ready; this bounds the wait.
 const SCALE_TIMEOUT: Duration = Duration::from_secs(120);
 
+impl Expected for ScaleRequest {
+    const SHAPE: &'static str = "a scale request ({\"replicas\": N})";
+}
+
 pub async fn scale(
     State(app): State<App>,
     Path(name): Path<String>,
-    body: Result<Bytes, BytesRejection>,
+    JsonBody(request, _): JsonBody<ScaleRequest>,
 ) -> Result<(StatusCode, Json<ScaleReply>), ApiError> {
-    let request: ScaleRequest = parse(body, "a scale request ({\"replicas\": N})")?;
     if request.service_name.as_ref().is_some_and(|s| *s != name) {
         return Err(ApiError::BadQuery(format!(
             "serviceName {:?} differs from the path's {name:?}",

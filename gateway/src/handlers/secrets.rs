@@ -1,17 +1,12 @@
 //! `/system/secrets`: secrets for container functions (OpenFaaS `Secret` JSON), kept in KV `sluice_secrets`.
 //! Values go in and never come out: listing shows names only, and nothing here logs a value.
 
-use axum::{
-    Json,
-    body::Bytes,
-    extract::{State, rejection::BytesRejection},
-    http::StatusCode,
-};
+use axum::{Json, extract::State, http::StatusCode};
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use sluice_contracts::function::is_secret_name;
 
-use super::extract::parse;
+use super::extract::{Expected, JsonBody};
 use crate::{ApiError, App};
 
 /// A secret as posted: `value` (text) or `rawValue` (base64 bytes), as OpenFaaS takes them.
@@ -23,6 +18,10 @@ pub struct SecretBody {
     value: Option<String>,
     #[serde(default)]
     raw_value: Option<String>,
+}
+
+impl Expected for SecretBody {
+    const SHAPE: &'static str = "a secret ({\"name\": ..., \"value\": ...})";
 }
 
 #[derive(Serialize)]
@@ -65,8 +64,8 @@ pub async fn list(State(app): State<App>) -> Result<Json<Vec<SecretName>>, ApiEr
     Ok(Json(names.into_iter().map(|name| SecretName { name }).collect()))
 }
 
-pub async fn create(State(app): State<App>, body: Result<Bytes, BytesRejection>) -> Result<StatusCode, ApiError> {
-    let (name, value) = parse::<SecretBody>(body, "a secret ({\"name\": ..., \"value\": ...})")?.checked()?;
+pub async fn create(State(app): State<App>, JsonBody(secret, _): JsonBody<SecretBody>) -> Result<StatusCode, ApiError> {
+    let (name, value) = secret.checked()?;
     if exists(&app, &name).await? {
         return Err(ApiError::SecretExists(name));
     }
@@ -75,8 +74,8 @@ pub async fn create(State(app): State<App>, body: Result<Bytes, BytesRejection>)
     Ok(StatusCode::CREATED)
 }
 
-pub async fn update(State(app): State<App>, body: Result<Bytes, BytesRejection>) -> Result<StatusCode, ApiError> {
-    let (name, value) = parse::<SecretBody>(body, "a secret ({\"name\": ..., \"value\": ...})")?.checked()?;
+pub async fn update(State(app): State<App>, JsonBody(secret, _): JsonBody<SecretBody>) -> Result<StatusCode, ApiError> {
+    let (name, value) = secret.checked()?;
     if !exists(&app, &name).await? {
         return Err(ApiError::UnknownSecret(name));
     }
@@ -90,8 +89,14 @@ pub struct DeleteSecret {
     name: String,
 }
 
-pub async fn delete(State(app): State<App>, body: Result<Bytes, BytesRejection>) -> Result<StatusCode, ApiError> {
-    let DeleteSecret { name } = parse(body, "a secret to delete ({\"name\": ...})")?;
+impl Expected for DeleteSecret {
+    const SHAPE: &'static str = "a secret to delete ({\"name\": ...})";
+}
+
+pub async fn delete(
+    State(app): State<App>,
+    JsonBody(DeleteSecret { name }, _): JsonBody<DeleteSecret>,
+) -> Result<StatusCode, ApiError> {
     if !exists(&app, &name).await? {
         return Err(ApiError::UnknownSecret(name));
     }
