@@ -13,6 +13,10 @@
 //!
 //! Synchronous calls arrive by NATS request/reply on `sluice.sync.{function}` in a queue group and share the
 //! worker-wide limit.
+//!
+//! The modules are grouped by what they serve: `intake` (taking calls), `execution` (running one call),
+//! `delivery` (callbacks, the outbox, completion events, the body sweep) and `containers` (scaling, logs and
+//! secret files of container functions). Every part runs supervised: one that fails stops the worker.
 
 mod containers;
 mod delivery;
