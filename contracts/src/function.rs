@@ -139,6 +139,9 @@ pub struct Trigger {
 pub struct FunctionSpec {
     /// Function name: a DNS-1123 label of at most 63 characters.
     pub service: String,
+    /// OpenFaaS namespace; only `openfaas-fn` (the default) exists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
     /// Container image (docker runtime).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
@@ -179,6 +182,8 @@ pub struct FunctionSpec {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct FunctionStatus {
+    /// The function's name (OpenFaaS's field; `service` says the same).
+    pub name: String,
     #[serde(flatten)]
     pub spec: FunctionSpec,
     pub replicas: u64,
@@ -256,6 +261,17 @@ impl FunctionSpec {
                     "{:?} is not a valid function name: use 1-63 lowercase letters, digits and '-', \
                      starting and ending with a letter or digit",
                     self.service
+                ),
+            ));
+        }
+        if let Some(namespace) = self.namespace.as_deref()
+            && namespace != crate::names::DEFAULT_NAMESPACE
+        {
+            return Err(ValidationError::new(
+                "namespace",
+                format!(
+                    "namespace {namespace:?} does not exist; functions live in {:?}",
+                    crate::names::DEFAULT_NAMESPACE
                 ),
             ));
         }

@@ -12,6 +12,18 @@ pub const RESULTS_STREAM: &str = "SLUICE_RESULTS";
 pub const DEAD_STREAM: &str = "SLUICE_DEAD";
 /// Work-queue stream of callbacks waiting for (re)delivery: the durable callback outbox.
 pub const CALLBACKS_STREAM: &str = "SLUICE_CALLBACKS";
+/// The namespace every function lives in (OpenFaaS's default). Invocation paths may name it
+/// (`/function/NAME.openfaas-fn`), as faas-cli and the go-sdk do; no other namespace exists yet.
+pub const DEFAULT_NAMESPACE: &str = "openfaas-fn";
+
+/// Splits an invocation path's `NAME.NAMESPACE` (function names hold no dots) into name and namespace.
+pub fn split_namespace(qualified: &str) -> (&str, Option<&str>) {
+    match qualified.split_once('.') {
+        Some((name, namespace)) => (name, Some(namespace)),
+        None => (qualified, None),
+    }
+}
+
 /// KV bucket of function specs, keyed by function name.
 pub const FUNCTIONS_BUCKET: &str = "sluice_functions";
 /// KV bucket of call records, keyed by call id.

@@ -16,6 +16,8 @@ pub enum ApiError {
     UnknownFunction(String),
     #[error("call {0:?} not found")]
     UnknownCall(String),
+    #[error("namespace {0:?} not found; functions live in \"openfaas-fn\"")]
+    UnknownNamespace(String),
     #[error("function {0:?} already exists; use PUT /system/functions to update it")]
     FunctionExists(String),
     #[error("invalid function spec: {0}")]
@@ -67,7 +69,9 @@ pub enum ApiError {
 impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::UnknownFunction(_) | Self::UnknownCall(_) | Self::UnknownSecret(_) => StatusCode::NOT_FOUND,
+            Self::UnknownFunction(_) | Self::UnknownCall(_) | Self::UnknownSecret(_) | Self::UnknownNamespace(_) => {
+                StatusCode::NOT_FOUND
+            }
             Self::FunctionExists(_)
             | Self::SecretExists(_)
             | Self::CallIdTaken { .. }

@@ -13,7 +13,7 @@ use super::invocation;
 use crate::{ApiError, App, body, metrics};
 
 pub async fn invoke(State(app): State<App>, Path(name): Path<String>, request: Request) -> Response {
-    respond(&name, enqueue(app.clone(), &name, None, request).await)
+    invocation::counted(&name, |function| async move { enqueue(app, &function, None, request).await }).await
 }
 
 pub async fn invoke_with_path(
@@ -21,13 +21,7 @@ pub async fn invoke_with_path(
     Path((name, path)): Path<(String, String)>,
     request: Request,
 ) -> Response {
-    respond(&name, enqueue(app.clone(), &name, Some(&path), request).await)
-}
-
-fn respond(function: &str, outcome: Result<Response, ApiError>) -> Response {
-    let response = outcome.unwrap_or_else(IntoResponse::into_response);
-    metrics::invocation(function, response.status().as_u16());
-    response
+    invocation::counted(&name, |function| async move { enqueue(app, &function, Some(&path), request).await }).await
 }
 
 fn accepted(call_id: &str) -> Response {

@@ -49,6 +49,18 @@ pub async fn list(State(app): State<App>, Query(query): Query<ListQuery>) -> Res
     Ok(Json(records.into_iter().map(public).collect()))
 }
 
+/// `DELETE /async-function/{name}/{call id}`: [`cancel`], for a call of that function only.
+pub async fn cancel_of(
+    State(app): State<App>,
+    Path((name, id)): Path<(String, String)>,
+) -> Result<Json<CallRecord>, ApiError> {
+    let function = super::invocation::function_name(&name)?;
+    match app.calls.get(&id).await? {
+        Some(record) if record.function == function => cancel(State(app), Path(id)).await,
+        _ => Err(ApiError::UnknownCall(id)),
+    }
+}
+
 /// Cancels a queued or running call: the record says cancelled at once, a running call is stopped by its
 /// worker, and the cancellation's callback goes out through the durable outbox.
 pub async fn cancel(State(app): State<App>, Path(id): Path<String>) -> Result<Json<CallRecord>, ApiError> {

@@ -60,3 +60,30 @@ impl<T: serde::de::DeserializeOwned, S: Send + Sync> axum::extract::FromRequestP
             .map_err(|rejection| ApiError::BadQuery(rejection.body_text()))
     }
 }
+
+/// `?namespace=` on a `/system` route, as the go-sdk and faas-cli send it: absent or the default namespace,
+/// else a 404 naming it, never silently ignored.
+pub struct InNamespace;
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for InNamespace {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Self, ApiError> {
+        #[derive(serde::Deserialize)]
+        struct Namespace {
+            namespace: Option<String>,
+        }
+        let Query(Namespace { namespace }) = Query::from_request_parts(parts, state).await?;
+        check_namespace(namespace.as_deref()).map(|()| Self)
+    }
+}
+
+/// A namespace a request names (in its query or body): absent, empty or the default one.
+pub fn check_namespace(namespace: Option<&str>) -> Result<(), ApiError> {
+    match namespace.filter(|n| !n.is_empty()) {
+        Some(namespace) if namespace != sluice_contracts::names::DEFAULT_NAMESPACE => {
+            Err(ApiError::UnknownNamespace(namespace.to_owned()))
+        }
+        _ => Ok(()),
+    }
+}

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use sluice_contracts::{FunctionSpec, FunctionStatus, ReplicaReport, RuntimeKind, names};
 use sluice_outbound::Enforce;
 
-use super::extract::{Expected, JsonBody};
+use super::extract::{Expected, InNamespace, JsonBody};
 use crate::{ApiError, App};
 
 /// The answer to a deploy: `status`, with the ignored fields named when there are any.
@@ -72,10 +72,12 @@ async fn status(app: &App, spec: FunctionSpec, replicas: &HashMap<String, (u64, 
         RuntimeKind::Process | RuntimeKind::Http => (1, 1),
     };
     let invocation_count = invocation_count(app, &spec.service).await;
-    FunctionStatus { spec, replicas, available_replicas, invocation_count }
+    let mut spec = spec;
+    spec.namespace = Some(names::DEFAULT_NAMESPACE.to_owned());
+    FunctionStatus { name: spec.service.clone(), spec, replicas, available_replicas, invocation_count }
 }
 
-pub async fn list(State(app): State<App>) -> Result<Json<Vec<FunctionStatus>>, ApiError> {
+pub async fn list(State(app): State<App>, _: InNamespace) -> Result<Json<Vec<FunctionStatus>>, ApiError> {
     let replicas = replica_counts(&app, None).await;
     let mut out = Vec::new();
     for spec in app.functions.list().await? {
@@ -84,7 +86,11 @@ pub async fn list(State(app): State<App>) -> Result<Json<Vec<FunctionStatus>>, A
     Ok(Json(out))
 }
 
-pub async fn get(State(app): State<App>, Path(name): Path<String>) -> Result<Json<FunctionStatus>, ApiError> {
+pub async fn get(
+    State(app): State<App>,
+    Path(name): Path<String>,
+    _: InNamespace,
+) -> Result<Json<FunctionStatus>, ApiError> {
     let spec = app.functions.get(&name).await?.ok_or(ApiError::UnknownFunction(name))?;
     let replicas = replica_counts(&app, Some(&spec.service)).await;
     Ok(Json(status(&app, spec, &replicas).await))

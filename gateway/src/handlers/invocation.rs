@@ -1,11 +1,42 @@
 //! Turning an HTTP request into an [`InvocationMessage`], shared by the async and sync routes.
 
-use axum::http::{HeaderMap, request::Parts};
+use axum::{
+    http::{HeaderMap, request::Parts},
+    response::{IntoResponse, Response},
+};
 use chrono::Utc;
 use sluice_contracts::{InvocationMessage, Payload, names, outbound::OutboundPolicy};
 use sluice_outbound::Enforce;
 
-use crate::{ApiError, App};
+use crate::{ApiError, App, metrics};
+
+/// The function an invocation path names: `NAME`, or `NAME.NAMESPACE` as faas-cli and the go-sdk send it.
+pub fn function_name(qualified: &str) -> Result<&str, ApiError> {
+    match names::split_namespace(qualified) {
+        (name, None) => Ok(name),
+        (name, Some(namespace)) if namespace == names::DEFAULT_NAMESPACE => Ok(name),
+        (_, Some(namespace)) => Err(ApiError::UnknownNamespace(namespace.to_owned())),
+    }
+}
+
+/// Runs `call` for the function an invocation path names and counts its answer. Only deployed functions are
+/// counted: a name a caller made up must not become a metric label.
+pub async fn counted<Fut>(qualified: &str, call: impl FnOnce(String) -> Fut) -> Response
+where
+    Fut: Future<Output = Result<Response, ApiError>>,
+{
+    let function = match function_name(qualified) {
+        Ok(function) => function.to_owned(),
+        Err(err) => return err.into_response(),
+    };
+    let outcome = call(function.clone()).await;
+    let deployed = !matches!(outcome, Err(ApiError::UnknownFunction(_)));
+    let response = outcome.unwrap_or_else(IntoResponse::into_response);
+    if deployed {
+        metrics::invocation(&function, response.status().as_u16());
+    }
+    response
+}
 
 /// The call id: the caller's `X-Call-Id` when valid, else a new UUIDv7 (time-ordered, so ids sort by age).
 pub fn call_id(headers: &HeaderMap) -> Result<(String, bool), ApiError> {

@@ -17,7 +17,7 @@ use sluice_contracts::{
     names,
 };
 
-use super::extract::Query;
+use super::extract::{InNamespace, Query};
 use crate::{ApiError, App};
 
 /// How long the gateway waits for any worker to answer a request.
@@ -31,8 +31,9 @@ pub struct LogParams {
     /// RFC 3339 time or a duration back from now (`10m`).
     #[serde(default)]
     since: Option<String>,
+    /// Last lines of each instance; `-1` (faas-cli's default) or absent for all of them.
     #[serde(default)]
-    tail: Option<u32>,
+    tail: Option<i64>,
 }
 
 fn since_unix(text: &str) -> Result<i64, ApiError> {
@@ -44,12 +45,17 @@ fn since_unix(text: &str) -> Result<i64, ApiError> {
     Ok(chrono::Utc::now().timestamp().saturating_sub(i64::try_from(back.as_secs()).unwrap_or(i64::MAX)))
 }
 
-pub async fn logs(State(app): State<App>, Query(params): Query<LogParams>) -> Result<Response, ApiError> {
+pub async fn logs(
+    State(app): State<App>,
+    _: InNamespace,
+    Query(params): Query<LogParams>,
+) -> Result<Response, ApiError> {
     if app.function_cache.get(&params.name).await?.is_none() {
         return Err(ApiError::UnknownFunction(params.name));
     }
     let since = params.since.as_deref().map(since_unix).transpose()?;
-    let query = LogQuery { follow: params.follow, since, tail: params.tail };
+    let tail = params.tail.filter(|n| *n >= 0).map(|n| u32::try_from(n).unwrap_or(u32::MAX));
+    let query = LogQuery { follow: params.follow, since, tail };
     let client = app.topology.client.clone();
     let inbox = client.new_inbox();
     let unavailable = |e: String| ApiError::Unavailable(format!("asking workers for logs: {e}"));

@@ -32,6 +32,8 @@ pub fn router(app: App) -> Router {
             get(functions::list).post(functions::create).put(functions::update).delete(functions::delete),
         )
         .route("/system/function/{name}", get(functions::get))
+        .route("/system/namespaces", get(system::namespaces))
+        .route("/system/info", get(system::info))
         .route("/system/scale-function/{name}", post(scale::scale))
         .route("/system/logs", get(logs::logs))
         .route("/system/events/replay", post(events::replay))
@@ -45,8 +47,12 @@ pub fn router(app: App) -> Router {
     let metrics = app.cfg.access.metrics_guard().protect(Router::new().route("/metrics", get(system::metrics)));
     let mut invocations = Router::new()
         .route("/async-function/{name}", post(async_function::invoke))
-        .route("/async-function/{name}/{*path}", post(async_function::invoke_with_path))
+        // A trailing slash routes as OpenFaaS routes it.
+        .route("/async-function/{name}/", post(async_function::invoke))
+        // DELETE is OpenFaaS Pro's spelling of a cancellation: the path's tail is the call id.
+        .route("/async-function/{name}/{*path}", post(async_function::invoke_with_path).delete(calls::cancel_of))
         .route("/function/{name}", any(sync_function::invoke))
+        .route("/function/{name}/", any(sync_function::invoke))
         .route("/function/{name}/{*path}", any(sync_function::invoke_with_path))
         // Call bodies are limited and streamed by the invocation handlers themselves.
         .layer(axum::extract::DefaultBodyLimit::disable());

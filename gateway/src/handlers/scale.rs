@@ -10,7 +10,7 @@ use axum::{
 };
 use sluice_contracts::{RuntimeKind, ScaleReply, ScaleRequest, names};
 
-use super::extract::{Expected, JsonBody};
+use super::extract::{Expected, InNamespace, JsonBody, check_namespace};
 use crate::{ApiError, App};
 
 /// Scaling up waits for the new containers to be ready; this bounds the wait.
@@ -23,8 +23,10 @@ impl Expected for ScaleRequest {
 pub async fn scale(
     State(app): State<App>,
     Path(name): Path<String>,
+    _: InNamespace,
     JsonBody(request, _): JsonBody<ScaleRequest>,
 ) -> Result<(StatusCode, Json<ScaleReply>), ApiError> {
+    check_namespace(request.namespace.as_deref())?;
     if request.service_name.as_ref().is_some_and(|s| *s != name) {
         return Err(ApiError::BadQuery(format!(
             "serviceName {:?} differs from the path's {name:?}",

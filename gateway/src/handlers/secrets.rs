@@ -6,7 +6,7 @@ use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use sluice_contracts::function::is_secret_name;
 
-use super::extract::{Expected, JsonBody};
+use super::extract::{Expected, InNamespace, JsonBody, check_namespace};
 use crate::{ApiError, App};
 
 /// A secret as posted: `value` (text) or `rawValue` (base64 bytes), as OpenFaaS takes them.
@@ -14,6 +14,8 @@ use crate::{ApiError, App};
 #[serde(rename_all = "camelCase")]
 pub struct SecretBody {
     name: String,
+    #[serde(default)]
+    namespace: Option<String>,
     #[serde(default)]
     value: Option<String>,
     #[serde(default)]
@@ -35,18 +37,20 @@ fn store_error(err: impl std::fmt::Display) -> ApiError {
 
 impl SecretBody {
     fn checked(self) -> Result<(String, Vec<u8>), ApiError> {
+        check_namespace(self.namespace.as_deref())?;
         if !is_secret_name(&self.name) {
             return Err(ApiError::BadQuery(format!(
                 "secret name {:?}: use letters, digits, '-', '_' and '.', not starting with '.'",
                 self.name
             )));
         }
-        let value = match (self.value, self.raw_value) {
-            (Some(text), None) => text.into_bytes(),
-            (None, Some(raw)) => base64::engine::general_purpose::STANDARD
+        // As OpenFaaS reads a secret: `rawValue` when it holds anything, else `value` (faas-cli sends both).
+        let value = match (self.value, self.raw_value.filter(|raw| !raw.trim().is_empty())) {
+            (_, Some(raw)) => base64::engine::general_purpose::STANDARD
                 .decode(raw.trim())
                 .map_err(|e| ApiError::BadQuery(format!("rawValue is not base64: {e}")))?,
-            _ => return Err(ApiError::BadQuery("give exactly one of value and rawValue".into())),
+            (Some(text), None) => text.into_bytes(),
+            (None, None) => return Err(ApiError::BadQuery("give value or rawValue".into())),
         };
         Ok((self.name, value))
     }
@@ -56,7 +60,7 @@ async fn exists(app: &App, name: &str) -> Result<bool, ApiError> {
     Ok(app.topology.secrets.get(name).await.map_err(store_error)?.is_some())
 }
 
-pub async fn list(State(app): State<App>) -> Result<Json<Vec<SecretName>>, ApiError> {
+pub async fn list(State(app): State<App>, _: InNamespace) -> Result<Json<Vec<SecretName>>, ApiError> {
     use futures::StreamExt;
     let keys = app.topology.secrets.keys().await.map_err(store_error)?;
     let mut names: Vec<String> = keys.filter_map(|k| async { k.ok() }).collect().await;
@@ -87,6 +91,8 @@ pub async fn update(State(app): State<App>, JsonBody(secret, _): JsonBody<Secret
 #[derive(Deserialize)]
 pub struct DeleteSecret {
     name: String,
+    #[serde(default)]
+    namespace: Option<String>,
 }
 
 impl Expected for DeleteSecret {
@@ -95,8 +101,9 @@ impl Expected for DeleteSecret {
 
 pub async fn delete(
     State(app): State<App>,
-    JsonBody(DeleteSecret { name }, _): JsonBody<DeleteSecret>,
+    JsonBody(DeleteSecret { name, namespace }, _): JsonBody<DeleteSecret>,
 ) -> Result<StatusCode, ApiError> {
+    check_namespace(namespace.as_deref())?;
     if !exists(&app, &name).await? {
         return Err(ApiError::UnknownSecret(name));
     }

@@ -7,7 +7,7 @@ use axum::{
     body::Body,
     extract::{Path, Request, State},
     http::{HeaderValue, StatusCode},
-    response::{IntoResponse, Response},
+    response::Response,
 };
 use futures::StreamExt;
 use sluice_contracts::{invocation::take_http_headers, names};
@@ -16,7 +16,7 @@ use super::invocation;
 use crate::{ApiError, App, body, metrics};
 
 pub async fn invoke(State(app): State<App>, Path(name): Path<String>, request: Request) -> Response {
-    respond(&name, call(app, &name, None, request).await)
+    invocation::counted(&name, |function| async move { call(app, &function, None, request).await }).await
 }
 
 pub async fn invoke_with_path(
@@ -24,13 +24,7 @@ pub async fn invoke_with_path(
     Path((name, path)): Path<(String, String)>,
     request: Request,
 ) -> Response {
-    respond(&name, call(app, &name, Some(&path), request).await)
-}
-
-fn respond(function: &str, outcome: Result<Response, ApiError>) -> Response {
-    let response = outcome.unwrap_or_else(IntoResponse::into_response);
-    metrics::invocation(function, response.status().as_u16());
-    response
+    invocation::counted(&name, |function| async move { call(app, &function, Some(&path), request).await }).await
 }
 
 async fn call(app: App, function: &str, path: Option<&str>, request: Request) -> Result<Response, ApiError> {

@@ -1,6 +1,6 @@
-//! `/healthz` and `/metrics`.
+//! `/healthz`, `/metrics`, `/system/namespaces` and `/system/info`.
 
-use axum::{extract::State, http::StatusCode, response::IntoResponse};
+use axum::{Json, extract::State, http::StatusCode, response::IntoResponse};
 
 use crate::App;
 
@@ -18,4 +18,19 @@ pub async fn metrics(State(app): State<App>) -> impl IntoResponse {
         Some(handle) => (StatusCode::OK, handle.render()),
         None => (StatusCode::NOT_FOUND, "metrics are not enabled in this process".to_owned()),
     }
+}
+
+/// `GET /system/namespaces`: the namespaces functions live in (OpenFaaS's shape: a list of names).
+pub async fn namespaces() -> Json<[&'static str; 1]> {
+    Json([sluice_contracts::names::DEFAULT_NAMESPACE])
+}
+
+/// `GET /system/info` in OpenFaaS's shape, as `faas-cli version` reads it.
+pub async fn info() -> Json<serde_json::Value> {
+    let version = serde_json::json!({ "release": env!("CARGO_PKG_VERSION"), "sha": env!("SLUICE_GIT_SHA") });
+    Json(serde_json::json!({
+        "provider": { "provider": "sluice", "orchestration": "nats-jetstream", "version": version },
+        "version": version,
+        "arch": std::env::consts::ARCH,
+    }))
 }
