@@ -201,7 +201,7 @@ pub struct ValidationError {
 }
 
 impl ValidationError {
-    fn new(field: &str, message: impl Into<String>) -> Self {
+    pub(crate) fn new(field: &str, message: impl Into<String>) -> Self {
         Self { field: field.to_owned(), message: message.into() }
     }
 }
@@ -417,7 +417,7 @@ impl FunctionSpec {
     }
 
     fn validate_scale(&self) -> Result<(), ValidationError> {
-        let Some(scale) = &self.scale else { return Ok(()) };
+        let scale = &crate::scale_labels::effective(&self.labels, self.scale.as_ref())?;
         if let (Some(min), Some(max)) = (scale.min, scale.max)
             && min > max
         {
@@ -435,29 +435,36 @@ impl FunctionSpec {
         Ok(())
     }
 
+    /// The `scale` block with OpenFaaS's `com.openfaas.scale.*` labels filling what it leaves unset (see
+    /// [`scale_labels`](crate::scale_labels)); a deployed spec's labels were checked by [`FunctionSpec::validate`].
+    pub fn scale_config(&self) -> ScaleConfig {
+        crate::scale_labels::effective(&self.labels, self.scale.as_ref())
+            .unwrap_or_else(|_| self.scale.clone().unwrap_or_default())
+    }
+
     /// Replicas kept when the function is busy or was deployed: `scale.min`, else 1 — or 0 when the
     /// function scales to zero (`scale.idle`) and sets no minimum.
     pub fn min_replicas(&self) -> u32 {
-        match &self.scale {
-            Some(ScaleConfig { min: Some(min), .. }) => *min,
-            Some(ScaleConfig { idle: Some(_), .. }) => 0,
+        match self.scale_config() {
+            ScaleConfig { min: Some(min), .. } => min,
+            ScaleConfig { idle: Some(_), .. } => 0,
             _ => 1,
         }
     }
 
     /// Most replicas autoscaling starts (default 20, as OpenFaaS).
     pub fn max_replicas(&self) -> u32 {
-        self.scale.as_ref().and_then(|s| s.max).unwrap_or(20).max(self.min_replicas()).max(1)
+        self.scale_config().max.unwrap_or(20).max(self.min_replicas()).max(1)
     }
 
     /// How long a function that scales to zero may stay idle first.
     pub fn idle_after(&self) -> Option<std::time::Duration> {
-        self.scale.as_ref().and_then(|s| s.idle).map(HumanDuration::get)
+        self.scale_config().idle.map(HumanDuration::get)
     }
 
     /// In-flight calls per replica autoscaling aims for: `scale.target`, else `async.maxInflight`, else 10.
     pub fn target_per_replica(&self) -> u32 {
-        self.scale.as_ref().and_then(|s| s.target).or(self.max_inflight()).unwrap_or(10).max(1)
+        self.scale_config().target.or(self.max_inflight()).unwrap_or(10).max(1)
     }
 }
 

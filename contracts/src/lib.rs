@@ -37,6 +37,7 @@ pub mod outbound;
 pub mod quantity;
 pub mod replay;
 pub mod replicas;
+pub mod scale_labels;
 pub mod schedule;
 pub mod signature;
 

@@ -450,3 +450,33 @@ async fn read_only_root_and_the_cli_for_scale_and_logs() {
     let row = listed.lines().find(|l| l.starts_with("ro ")).unwrap_or_default().to_owned();
     assert!(row.split_whitespace().nth(3) == Some("2"), "replicas column: {listed}");
 }
+
+/// A stack file's `com.openfaas.scale.min: 2` and `.max: 3`, as faas-cli deploys them, as labels.
+#[tokio::test]
+async fn openfaas_scale_labels_set_the_replica_range() {
+    let image = shell_image();
+    let id = worker_id();
+    let _cleanup = Cleanup(id.clone());
+    let platform = Platform::start(1, &[], &["--worker-id", &id, "--docker", "on"]).await;
+    let labels = json!({"com.openfaas.scale.min": "2", "com.openfaas.scale.max": "3"});
+    platform.deploy(json!({"service": "ranged", "image": image, "envProcess": "cat", "labels": labels})).await;
+    wait_containers(&platform, &id, "ranged", 2, Duration::from_secs(60)).await;
+    let r = platform
+        .http
+        .post(platform.url("/system/scale-function/ranged"))
+        .json(&json!({"serviceName": "ranged", "namespace": "openfaas-fn", "replicas": 5}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202, "{}", r.text().await.unwrap());
+    let answer: Value = r.json().await.unwrap();
+    assert_eq!(answer["desired"], 3, "a scale past the max label stops at it: {answer}");
+    wait_containers(&platform, &id, "ranged", 3, Duration::from_secs(30)).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(containers(&id, "ranged").len(), 3, "never past the max label");
+
+    let bad = json!({"service": "bad", "image": image, "labels": {"com.openfaas.scale.type": "rps"}});
+    let r = platform.http.post(platform.url("/system/functions")).json(&bad).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("com.openfaas.scale.type"));
+}
