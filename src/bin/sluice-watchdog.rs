@@ -3,7 +3,7 @@
 //! It serves port 8080 (or `$port`) and runs `$fprocess` once per request with the OpenFaaS classic-watchdog
 //! contract — body on stdin, stdout as the response, `Http_*` variables describing the request — through the
 //! same process runtime the worker uses for `process` functions. `exec_timeout` (a duration such as `30s`;
-//! default none beyond an hour) ends a call that runs too long. `GET /_/health` answers 200 once it listens.
+//! default none beyond an hour) ends a call that runs too long. `GET /_/health` and `GET /_/ready` answer 200 once it listens.
 //! What the function writes to stderr goes to the container log, one `stderr:` line per line.
 
 use std::{collections::BTreeMap, net::SocketAddr, sync::Arc, time::Duration};
@@ -86,7 +86,12 @@ async fn main() -> Result<()> {
         ..Default::default()
     };
     let dog = Arc::new(Watchdog { runtime: ProcessRuntime::new(RuntimeConfig::default()), spec, timeout });
-    let app = Router::new().route("/_/health", get(|| async { "OK" })).fallback(call).with_state(dog);
+    // Both of the watchdogs' probe paths: it is ready as soon as it listens (it forks per call).
+    let app = Router::new()
+        .route("/_/health", get(|| async { "OK" }))
+        .route("/_/ready", get(|| async { "OK" }))
+        .fallback(call)
+        .with_state(dog);
     let listener = tokio::net::TcpListener::bind(SocketAddr::from(([0, 0, 0, 0], port))).await?;
     tracing::info!(port, %fprocess, "watchdog listening");
     axum::serve(listener, app)

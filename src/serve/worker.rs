@@ -124,7 +124,7 @@ pub struct DockerOptions {
     /// Where secret files are written for mounting into containers (default: a private directory under TMPDIR).
     #[arg(long, env = "SLUICE_SECRETS_DIR")]
     pub secrets_dir: Option<PathBuf>,
-    /// How long a new container may take to accept connections on port 8080.
+    /// How long a new container may take to become ready (healthy, or `/_/ready` answering).
     #[arg(long, env = "SLUICE_READY_TIMEOUT", default_value = "60s", value_parser = args::duration)]
     pub ready_timeout: Duration,
     /// Largest function response a call may return; a larger one fails the call with a 502, read no further.

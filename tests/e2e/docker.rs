@@ -480,3 +480,57 @@ async fn openfaas_scale_labels_set_the_replica_range() {
     assert_eq!(r.status(), 400);
     assert!(r.text().await.unwrap().contains("com.openfaas.scale.type"));
 }
+
+/// A server that listens at once but is ready only seconds later (`examples/slow_start.rs`), in an image
+/// with a HEALTHCHECK and in one with only `/_/ready`: no call may fail or use up an attempt while it starts.
+#[tokio::test]
+async fn replicas_take_calls_only_once_ready() {
+    let examples = std::path::Path::new(env!("CARGO_BIN_EXE_sluice")).parent().unwrap().join("examples");
+    let server = examples.join("slow_start");
+    assert!(server.is_file(), "cargo builds examples/slow_start.rs with the tests");
+    let server = server.to_str().unwrap();
+    let base = "sluice-test/slow-start:latest";
+    let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["build", server, "-t", base, "--watchdog", server])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "sluice build: {}", String::from_utf8_lossy(&out.stderr));
+    let context = tempfile::tempdir().unwrap();
+    let dockerfile = format!(
+        "FROM {base}\nHEALTHCHECK --interval=1s --timeout=2s --retries=1 CMD [\"/usr/local/bin/sluice-watchdog\", \"--probe\"]\n"
+    );
+    std::fs::write(context.path().join("Dockerfile"), dockerfile).unwrap();
+    let checked = "sluice-test/slow-start-healthcheck:latest";
+    let out = Command::new("docker")
+        .args(["build", "-q", "-t", checked, context.path().to_str().unwrap()])
+        .env("DOCKER_BUILDKIT", "0")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "docker build: {}", String::from_utf8_lossy(&out.stderr));
+
+    let id = worker_id();
+    let _cleanup = Cleanup(id.clone());
+    let platform = Platform::start(1, &[], &["--worker-id", &id, "--docker", "on"]).await;
+    let receiver = CallbackReceiver::start().await;
+    for (function, image) in [("by-healthcheck", checked), ("by-ready-path", base)] {
+        let spec = json!({"service": function, "image": image, "envVars": {"READY_AFTER": "4"},
+                          "async": {"retry": {"attempts": 1}}});
+        platform.deploy(spec).await;
+        // At once, while the replica starts: each call waits for it rather than failing.
+        let call = platform.call_async(function, "queued", Some(&receiver.url)).await;
+        let start = Instant::now();
+        let (status, body) = loop {
+            // Only "no worker serves it yet" is worth asking again; a 500 from a replica not yet ready is not.
+            let (status, body) = sync_call(&platform, function, "direct").await;
+            if status != 503 || !body.contains("no worker") || start.elapsed() > Duration::from_secs(10) {
+                break (status, body);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        assert_eq!((status, body.as_str()), (200, "ready:direct"), "{function}");
+        let record = platform.wait_final(&call, Duration::from_secs(60)).await;
+        assert_eq!((record["status"].as_str(), record["attempts"].as_u64()), (Some("succeeded"), Some(1)), "{record}");
+    }
+    let got = receiver.wait_for(2, Duration::from_secs(10)).await;
+    assert!(got.iter().all(|cb| cb.body.as_ref() == b"ready:queued"));
+}

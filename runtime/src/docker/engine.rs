@@ -15,7 +15,10 @@ use futures::Stream;
 use sluice_contracts::FunctionSpec;
 use tokio::time::Instant;
 
-use super::shape::{self, FUNCTION_PORT, LABEL_FUNCTION, LABEL_SPEC, LABEL_WORKER};
+use super::{
+    readiness::{self, Probe},
+    shape::{self, FUNCTION_PORT, LABEL_FUNCTION, LABEL_SPEC, LABEL_WORKER},
+};
 use crate::RuntimeError;
 
 /// A function container as found on the engine.
@@ -41,6 +44,8 @@ pub struct Engine {
     network: String,
     /// The network's ID: unambiguous where its name might not be.
     network_id: String,
+    /// Readiness probes of new replicas.
+    probe: reqwest::Client,
 }
 
 impl Engine {
@@ -49,8 +54,13 @@ impl Engine {
         let docker = Docker::connect_with_local_defaults().map_err(backend)?;
         let docker = docker.negotiate_version().await.map_err(backend)?;
         docker.ping().await.map_err(backend)?;
-        let mut engine =
-            Self { docker, worker: worker.to_owned(), network: network.to_owned(), network_id: String::new() };
+        let mut engine = Self {
+            docker,
+            worker: worker.to_owned(),
+            network: network.to_owned(),
+            network_id: String::new(),
+            probe: readiness::client(),
+        };
         engine.network_id = engine.ensure_network().await?;
         Ok(engine)
     }
@@ -150,7 +160,8 @@ impl Engine {
         }
     }
 
-    /// Waits until the container accepts TCP connections on its function port; fails early if it exits.
+    /// Waits until the container is ready for calls (see [`readiness`]); fails early if it exits, and when
+    /// `within` passes says what it was still waiting for.
     pub async fn wait_ready(&self, id: &str, within: Duration) -> Result<String, RuntimeError> {
         let give_up = Instant::now() + within;
         let inspect = self.docker.inspect_container(id, None).await.map_err(backend)?;
@@ -159,24 +170,32 @@ impl Engine {
                 RuntimeError::Backend(format!("container {id} has no address on {}", self.network).into())
             })?;
         let addr = format!("{ip}:{FUNCTION_PORT}");
+        let has_healthcheck =
+            readiness::from_health(inspect.state.and_then(|s| s.health).and_then(|h| h.status)).is_some();
         let mut checks = 0u32;
         loop {
-            if let Ok(Ok(_)) =
-                tokio::time::timeout(Duration::from_millis(500), tokio::net::TcpStream::connect(&addr)).await
-            {
-                return Ok(addr);
-            }
+            let probe = match has_healthcheck {
+                true => {
+                    let state = self.docker.inspect_container(id, None).await.map_err(backend)?.state;
+                    let health = state.and_then(|s| s.health).and_then(|h| h.status);
+                    readiness::from_health(health).unwrap_or(Probe::NotYet("its HEALTHCHECK went away".into()))
+                }
+                false => readiness::probe_http(&self.probe, &addr).await,
+            };
+            let reason = match probe {
+                Probe::Ready => return Ok(addr),
+                Probe::NotYet(reason) => reason,
+            };
             checks += 1;
             if checks.is_multiple_of(10) && !self.is_running(id).await {
                 let logs = self.tail_logs(id).await;
                 return Err(RuntimeError::Backend(format!("container exited before it was ready: {logs}").into()));
             }
             if Instant::now() >= give_up {
-                return Err(RuntimeError::Backend(
-                    format!("container did not accept connections on port {FUNCTION_PORT} within {within:?}").into(),
-                ));
+                return Err(RuntimeError::Backend(format!("container not ready within {within:?}: {reason}").into()));
             }
-            tokio::time::sleep(Duration::from_millis(25)).await;
+            // A health check changes state at its own interval; a probe is cheap.
+            tokio::time::sleep(Duration::from_millis(if has_healthcheck { 200 } else { 50 })).await;
         }
     }
 

@@ -11,6 +11,7 @@
 mod engine;
 pub mod logs;
 mod pool;
+pub mod readiness;
 mod scaling;
 mod shape;
 
@@ -50,7 +51,7 @@ pub struct DockerConfig {
     pub network: String,
     /// Per-function secret files live in `secrets_dir/{function}/`, mounted read-only into its containers.
     pub secrets_dir: PathBuf,
-    /// How long a new container may take to accept connections.
+    /// How long a new container may take to become ready (see `readiness`).
     pub ready_timeout: Duration,
     /// Scale-down stabilisation window.
     pub scale_down_window: Duration,
