@@ -157,6 +157,8 @@ async fn delete_on_the_async_path_cancels_that_functions_call() {
     let id = platform.call_async("slow", "", None).await;
     platform.wait_running(&id).await;
 
+    let anonymous = reqwest::Client::new().delete(platform.url(&format!("/async-function/slow/{id}")));
+    assert_eq!(anonymous.send().await.unwrap().status(), 401, "cancelling is an admin action, as on /system/calls");
     let (status, _) =
         error_of(platform.http.delete(platform.url(&format!("/async-function/other/{id}"))).send().await.unwrap())
             .await;

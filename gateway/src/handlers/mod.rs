@@ -15,7 +15,7 @@ mod system;
 
 use axum::{
     Router,
-    routing::{any, get, post},
+    routing::{any, delete, get, post},
 };
 
 use crate::App;
@@ -40,6 +40,9 @@ pub fn router(app: App) -> Router {
         .route("/system/secrets", get(secrets::list).post(secrets::create).put(secrets::update).delete(secrets::delete))
         .route("/system/calls", get(calls::list))
         .route("/system/calls/{id}", get(calls::get).delete(calls::cancel))
+        // OpenFaaS Pro's spelling of a cancellation (the path's tail is the call id): an admin action like the
+        // other, though it sits beside the invocation routes, which may be open.
+        .route("/async-function/{name}/{*path}", delete(calls::cancel_of))
         .route("/system/dead", get(dead::list))
         .route("/system/dead/{id}/replay", post(dead::replay));
     let system = admin.protect(system).layer(axum::extract::DefaultBodyLimit::max(SPEC_BODY_LIMIT));
@@ -49,8 +52,7 @@ pub fn router(app: App) -> Router {
         .route("/async-function/{name}", post(async_function::invoke))
         // A trailing slash routes as OpenFaaS routes it.
         .route("/async-function/{name}/", post(async_function::invoke))
-        // DELETE is OpenFaaS Pro's spelling of a cancellation: the path's tail is the call id.
-        .route("/async-function/{name}/{*path}", post(async_function::invoke_with_path).delete(calls::cancel_of))
+        .route("/async-function/{name}/{*path}", post(async_function::invoke_with_path))
         .route("/function/{name}", any(sync_function::invoke))
         .route("/function/{name}/", any(sync_function::invoke))
         .route("/function/{name}/{*path}", any(sync_function::invoke_with_path))
