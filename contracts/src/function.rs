@@ -188,7 +188,10 @@ pub struct FunctionStatus {
     pub spec: FunctionSpec,
     pub replicas: u64,
     pub available_replicas: u64,
+    /// Finished calls, synchronous and queued (counted by the workers, added up every few seconds).
     pub invocation_count: u64,
+    /// When the function was last deployed or updated.
+    pub created_at: chrono::DateTime<chrono::Utc>,
 }
 
 /// A spec that cannot be deployed; names the offending field.

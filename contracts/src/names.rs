@@ -47,6 +47,9 @@ pub const CALLBACKS_PREFIX: &str = "sluice.callbacks";
 pub const CANCEL_PREFIX: &str = "sluice.cancel";
 /// KV bucket of replica counts, keyed `{function}.{worker}`.
 pub const REPLICAS_BUCKET: &str = "sluice_replicas";
+/// KV bucket of each function's finished invocations (sync and async), keyed by function name; the value is
+/// the count in decimal.
+pub const INVOCATIONS_BUCKET: &str = "sluice_invocations";
 /// KV bucket of secrets for container functions, keyed by secret name.
 pub const SECRETS_BUCKET: &str = "sluice_secrets";
 /// Core NATS subjects (not stored) on which every docker-running worker takes manual scale requests.

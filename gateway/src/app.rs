@@ -4,7 +4,7 @@ use std::{ops::Deref, sync::Arc};
 
 use sluice_jetstream::{
     Queue,
-    store::{CallStore, FunctionCache, FunctionStore},
+    store::{CallStore, FunctionCache, FunctionStore, InvocationTally},
     topology::Topology,
 };
 
@@ -30,6 +30,8 @@ pub struct AppState {
     /// The specs invocation routes read, from memory.
     pub function_cache: Arc<FunctionCache>,
     pub calls: CallStore,
+    /// Finished invocations per function, as the workers count them.
+    pub invocations: InvocationTally,
     /// Where calls and callbacks are queued.
     pub queue: Queue,
 }
@@ -42,6 +44,7 @@ impl App {
             function_cache: FunctionCache::start(functions.clone(), stop),
             functions,
             queue: Queue::new(topology.clone()),
+            invocations: InvocationTally::new(topology.invocations.clone()),
             calls: CallStore::new(topology.calls.clone(), topology.jetstream.clone()),
             cfg: Arc::new(cfg),
             topology,

@@ -64,6 +64,9 @@ pub enum ApiError {
     SecretExists(String),
     #[error("secret {0:?} not found")]
     UnknownSecret(String),
+    /// A route OpenFaaS has that Sluice answers differently; the message says what to use instead.
+    #[error("not implemented: {0}")]
+    NotImplemented(String),
 }
 
 impl ApiError {
@@ -92,6 +95,7 @@ impl ApiError {
             }
             Self::SyncTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             Self::CallFailed(_) => StatusCode::BAD_GATEWAY,
+            Self::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
         }
     }
 }

@@ -57,6 +57,8 @@ pub struct Topology {
     pub replicas: kv::Store,
     /// Secret values for container functions; never returned by the API.
     pub secrets: kv::Store,
+    /// Finished invocations per function.
+    pub invocations: kv::Store,
     pub payloads: object_store::ObjectStore,
     /// Largest message the server accepts; bodies above it go through the object store.
     pub max_payload: usize,
@@ -167,11 +169,12 @@ pub async fn ensure(client: async_nats::Client, cfg: &TopologyConfig) -> Result<
     };
     let (functions, calls) = (reopen(names::FUNCTIONS_BUCKET).await?, reopen(names::CALLS_BUCKET).await?);
     let (replicas, secrets) = (reopen(names::REPLICAS_BUCKET).await?, reopen(names::SECRETS_BUCKET).await?);
+    let invocations = reopen(names::INVOCATIONS_BUCKET).await?;
     let payloads = jetstream
         .get_object_store(names::PAYLOADS_BUCKET)
         .await
         .map_err(|e| create_error(names::PAYLOADS_BUCKET)(e.into()))?;
-    Ok(Topology { client, jetstream, functions, calls, replicas, secrets, payloads, max_payload })
+    Ok(Topology { client, jetstream, functions, calls, replicas, secrets, invocations, payloads, max_payload })
 }
 
 /// Creates (or updates) every stream and bucket, concurrently, so a cluster runs their leader elections
@@ -245,6 +248,7 @@ async fn create_all(client: &async_nats::Client, cfg: &TopologyConfig) -> Result
         bucket(names::CALLS_BUCKET, 1, cfg.calls_ttl),
         bucket(names::REPLICAS_BUCKET, 1, REPLICA_REPORT_TTL),
         bucket(names::SECRETS_BUCKET, 1, Duration::ZERO),
+        bucket(names::INVOCATIONS_BUCKET, 1, Duration::ZERO),
         objects
     )?;
     Ok(())

@@ -32,7 +32,11 @@ use intake::{consume, deleted, notices, registry, sync};
 
 use std::{sync::Arc, time::Duration};
 
-use sluice_jetstream::{Queue, store::CallStore, topology::Topology};
+use sluice_jetstream::{
+    Queue,
+    store::{CallStore, InvocationTally},
+    topology::Topology,
+};
 use sluice_runtime::Runtimes;
 use tokio::sync::Semaphore;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
@@ -87,6 +91,8 @@ pub(crate) struct Worker {
     pub cfg: WorkerConfig,
     pub topology: Topology,
     pub calls: CallStore,
+    /// Finished calls (sync and async) per function, for `invocationCount`.
+    pub invocations: InvocationTally,
     /// Where callbacks that failed their first try wait.
     pub queue: Queue,
     pub runtimes: Runtimes,
@@ -119,6 +125,7 @@ pub async fn run(
         callbacks: callback::Callbacks::new(cfg.callback.clone()),
         queue: Queue::new(topology.clone()),
         calls: CallStore::new(topology.calls.clone(), topology.jetstream.clone()),
+        invocations: InvocationTally::new(topology.invocations.clone()),
         inline_limit: topology.inline_limit(),
         tracker: TaskTracker::new(),
         abandon: CancellationToken::new(),
@@ -142,6 +149,7 @@ pub async fn run(
         supervise("body sweep", &stop, infallible(sweep::run(worker.clone(), worker.cfg.sweep, stop.clone()))),
         supervise("log requests", &stop, logs::listen(worker.clone(), stop.clone())),
         supervise("function registry", &stop, registry::run(worker.clone(), stop.clone())),
+        supervise("invocation counts", &stop, infallible(worker.invocations.clone().flush_every(stop.clone()))),
     ];
     let mut result = Ok(());
     for task in tasks {
@@ -154,6 +162,7 @@ pub async fn run(
         worker.abandon.cancel();
         worker.tracker.wait().await;
     }
+    worker.invocations.flush().await;
     tracing::info!("worker stopped");
     result
 }

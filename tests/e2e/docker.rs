@@ -304,7 +304,7 @@ async fn secrets_reach_only_their_function_and_logs_stream() {
     let r = platform.http.post(&secrets).json(&json!({"name": "../etc", "value": "x"})).send().await.unwrap();
     assert_eq!(r.status(), 400);
     let listed = platform.http.get(&secrets).send().await.unwrap().text().await.unwrap();
-    assert_eq!(listed, r#"[{"name":"api-key"}]"#, "names only, never values");
+    assert_eq!(listed, r#"[{"name":"api-key","namespace":"openfaas-fn"}]"#, "names only, never values");
 
     let reader = |name: &str, secrets: Value| {
         json!({"service": name, "image": image, "secrets": secrets,
@@ -343,6 +343,10 @@ async fn secrets_reach_only_their_function_and_logs_stream() {
     assert!(calls >= 2, "{text}");
     // A successful call's stderr is in the container log too.
     assert!(lines.iter().any(|l| l["text"].as_str().unwrap().contains("stderr: reading-the-key")), "{text}");
+    // `tail` counts lines of the merged stream: the newest three, in time order.
+    let r = platform.http.get(platform.url("/system/logs?name=holder&tail=3")).send().await.unwrap();
+    let tailed: Vec<Value> = r.text().await.unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(tailed, lines[lines.len() - 3..], "{text}");
     let r = platform.http.get(platform.url("/system/logs?name=ghost")).send().await.unwrap();
     assert_eq!(r.status(), 404);
 

@@ -51,6 +51,24 @@ async fn invocations_by_qualified_name_and_trailing_slash() {
     let got = receiver.wait_for(2, Duration::from_secs(30)).await;
     assert!(got.iter().all(|cb| cb.body.as_ref() == b"QUEUED"), "both calls ran");
 
+    // faas-cli describe: invocationCount counts the synchronous and the queued calls (the workers add their
+    // counts up every few seconds), and createdAt is when the function was deployed.
+    let start = Instant::now();
+    let described = loop {
+        let described: Value =
+            platform.http.get(platform.url("/system/function/upper")).send().await.unwrap().json().await.unwrap();
+        if described["invocationCount"] == 4 || start.elapsed() > Duration::from_secs(15) {
+            break described;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    assert_eq!(described["invocationCount"], 4, "two sync and two async calls: {described}");
+    let created = chrono::DateTime::parse_from_rfc3339(described["createdAt"].as_str().unwrap()).unwrap();
+    let age = chrono::Utc::now().signed_duration_since(created);
+    assert!(age > chrono::TimeDelta::zero() && age < chrono::TimeDelta::minutes(2), "{described}");
+    let list: Value = platform.http.get(platform.url("/system/functions")).send().await.unwrap().json().await.unwrap();
+    assert_eq!((&list[0]["invocationCount"], &list[0]["createdAt"]), (&json!(4), &described["createdAt"]), "{list}");
+
     // Another namespace is named, never silently taken for the default one.
     for path in ["/function/upper.dev", "/async-function/upper.dev"] {
         let (status, error) = error_of(platform.http.post(platform.url(path)).body("x").send().await.unwrap()).await;
@@ -113,6 +131,12 @@ async fn system_routes_answer_in_openfaas_shapes() {
     assert_eq!(status, 400);
     assert!(error.starts_with("invalid function spec: namespace:"), "{error}");
 
+    // AlertManager's scaling sink is refused by name: Sluice scales from queue depth.
+    let (status, error) =
+        error_of(platform.http.post(platform.url("/system/alert")).json(&json!({})).send().await.unwrap()).await;
+    assert_eq!(status, 501);
+    assert!(error.contains("/system/alert") && error.contains("scale-function"), "{error}");
+
     // faas-cli version
     let info: Value = platform.http.get(platform.url("/system/info")).send().await.unwrap().json().await.unwrap();
     assert_eq!(info["provider"]["provider"], "sluice", "{info}");
@@ -142,7 +166,7 @@ async fn system_routes_answer_in_openfaas_shapes() {
         .json()
         .await
         .unwrap();
-    assert_eq!(secrets, json!([{"name": "token"}]));
+    assert_eq!(secrets, json!([{"name": "token", "namespace": "openfaas-fn"}]));
     let elsewhere = json!({"name": "token2", "namespace": "dev", "value": "v"});
     let (status, _) =
         error_of(platform.http.post(platform.url("/system/secrets")).json(&elsewhere).send().await.unwrap()).await;
@@ -167,4 +191,41 @@ async fn delete_on_the_async_path_cancels_that_functions_call() {
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
     let record = platform.wait_final(&id, Duration::from_secs(10)).await;
     assert_eq!(record["status"], "cancelled");
+}
+
+#[tokio::test]
+async fn invocation_counts_of_several_workers_add_up() {
+    let platform = Platform::start(2, &[], &[]).await;
+    platform.deploy(json!({"service": "count", "envProcess": "cat"})).await;
+    let receiver = CallbackReceiver::start().await;
+    for _ in 0..30 {
+        let r = platform
+            .http
+            .post(platform.url("/async-function/count"))
+            .header("X-Callback-Url", &receiver.url)
+            .body("x")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 202);
+    }
+    receiver.wait_for(30, Duration::from_secs(60)).await;
+    // Two workers share the calls and add their counts to one total, each with compare-and-set: none is lost.
+    let start = Instant::now();
+    loop {
+        let described: Value =
+            platform.http.get(platform.url("/system/function/count")).send().await.unwrap().json().await.unwrap();
+        if described["invocationCount"] == 30 {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(15), "{described}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    // Removing the function forgets its count: a redeployed one starts from zero.
+    let r = platform.http.delete(platform.url("/system/functions")).json(&json!({"functionName": "count"}));
+    assert_eq!(r.send().await.unwrap().status(), 200);
+    platform.deploy(json!({"service": "count", "envProcess": "cat"})).await;
+    let described: Value =
+        platform.http.get(platform.url("/system/function/count")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(described["invocationCount"], 0, "{described}");
 }

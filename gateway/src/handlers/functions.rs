@@ -9,6 +9,7 @@ use axum::{
 };
 use serde::Deserialize;
 use sluice_contracts::{FunctionSpec, FunctionStatus, ReplicaReport, RuntimeKind, names};
+use sluice_jetstream::store::Deployed;
 use sluice_outbound::Enforce;
 
 use super::extract::{Expected, InNamespace, JsonBody};
@@ -23,21 +24,6 @@ fn deployed(status: StatusCode, function: &str, unknown: Vec<String>) -> axum::r
     tracing::warn!(function, fields = ?unknown, "deployed with fields that are not understood and were ignored");
     let warnings: Vec<String> = unknown.iter().map(|f| format!("unknown field {f:?} ignored")).collect();
     (status, Json(serde_json::json!({ "warnings": warnings }))).into_response()
-}
-
-/// Completed async calls of the function still in `SLUICE_RESULTS`.
-async fn invocation_count(app: &App, function: &str) -> u64 {
-    let subject = names::results_subject(function);
-    let Ok(stream) = app.topology.jetstream.get_stream_no_info(names::RESULTS_STREAM).await else {
-        return 0;
-    };
-    match stream.info_with_subjects(&subject).await {
-        Ok(mut subjects) => {
-            use futures::TryStreamExt;
-            subjects.try_next().await.ok().flatten().map(|(_, n)| n as u64).unwrap_or(0)
-        }
-        Err(_) => 0,
-    }
 }
 
 /// Desired and available replicas of container functions (of `only`, when given), by function: the sums of
@@ -65,25 +51,34 @@ async fn replica_counts(app: &App, only: Option<&str>) -> HashMap<String, (u64, 
     counts
 }
 
-async fn status(app: &App, spec: FunctionSpec, replicas: &HashMap<String, (u64, u64)>) -> FunctionStatus {
+/// What the API reports of a deployed function: its spec, when it was deployed, and live figures.
+fn status(
+    deployed: Deployed,
+    replicas: &HashMap<String, (u64, u64)>,
+    invocations: &HashMap<String, u64>,
+) -> FunctionStatus {
+    let Deployed { mut spec, deployed_at } = deployed;
     // Process and http functions have no replicas of their own: every worker can serve them.
     let (replicas, available_replicas) = match spec.runtime_kind() {
         RuntimeKind::Docker => replicas.get(&spec.service).copied().unwrap_or((0, 0)),
         RuntimeKind::Process | RuntimeKind::Http => (1, 1),
     };
-    let invocation_count = invocation_count(app, &spec.service).await;
-    let mut spec = spec;
+    let invocation_count = invocations.get(&spec.service).copied().unwrap_or(0);
     spec.namespace = Some(names::DEFAULT_NAMESPACE.to_owned());
-    FunctionStatus { name: spec.service.clone(), spec, replicas, available_replicas, invocation_count }
+    FunctionStatus {
+        name: spec.service.clone(),
+        spec,
+        replicas,
+        available_replicas,
+        invocation_count,
+        created_at: deployed_at,
+    }
 }
 
 pub async fn list(State(app): State<App>, _: InNamespace) -> Result<Json<Vec<FunctionStatus>>, ApiError> {
-    let replicas = replica_counts(&app, None).await;
-    let mut out = Vec::new();
-    for spec in app.functions.list().await? {
-        out.push(status(&app, spec, &replicas).await);
-    }
-    Ok(Json(out))
+    let (replicas, invocations) = (replica_counts(&app, None).await, app.invocations.totals().await?);
+    let deployed = app.functions.list_deployed().await?;
+    Ok(Json(deployed.into_iter().map(|d| status(d, &replicas, &invocations)).collect()))
 }
 
 pub async fn get(
@@ -91,9 +86,11 @@ pub async fn get(
     Path(name): Path<String>,
     _: InNamespace,
 ) -> Result<Json<FunctionStatus>, ApiError> {
-    let spec = app.functions.get(&name).await?.ok_or(ApiError::UnknownFunction(name))?;
-    let replicas = replica_counts(&app, Some(&spec.service)).await;
-    Ok(Json(status(&app, spec, &replicas).await))
+    let deployed = app.functions.get_deployed(&name).await?.ok_or(ApiError::UnknownFunction(name))?;
+    let replicas = replica_counts(&app, Some(&deployed.spec.service)).await;
+    let count = app.invocations.total(&deployed.spec.service).await?;
+    let invocations = HashMap::from([(deployed.spec.service.clone(), count)]);
+    Ok(Json(status(deployed, &replicas, &invocations)))
 }
 
 /// The spec's own checks, plus: the secrets it names exist.
@@ -168,6 +165,9 @@ pub async fn delete(
         return Err(ApiError::UnknownFunction(request.function_name));
     }
     tracing::info!(function = %request.function_name, "function removed");
+    if let Err(err) = app.invocations.forget(&request.function_name).await {
+        tracing::warn!(%err, function = %request.function_name, "its invocation count was kept");
+    }
     app.function_cache.remove(&request.function_name);
     Ok(StatusCode::OK)
 }

@@ -20,6 +20,9 @@ use sluice_contracts::{
 use super::extract::{InNamespace, Query};
 use crate::{ApiError, App};
 
+/// Most lines `tail` may ask for: the gateway holds that many (twice, at most) to merge the instances' tails.
+const MAX_TAIL: u32 = 100_000;
+
 /// How long the gateway waits for any worker to answer a request.
 const ANSWER_WITHIN: Duration = Duration::from_millis(1500);
 
@@ -31,7 +34,7 @@ pub struct LogParams {
     /// RFC 3339 time or a duration back from now (`10m`).
     #[serde(default)]
     since: Option<String>,
-    /// Last lines of each instance; `-1` (faas-cli's default) or absent for all of them.
+    /// The last this many lines of all instances together; `-1` (faas-cli's default) or absent for all.
     #[serde(default)]
     tail: Option<i64>,
 }
@@ -54,7 +57,12 @@ pub async fn logs(
         return Err(ApiError::UnknownFunction(params.name));
     }
     let since = params.since.as_deref().map(since_unix).transpose()?;
-    let tail = params.tail.filter(|n| *n >= 0).map(|n| u32::try_from(n).unwrap_or(u32::MAX));
+    let tail = match params.tail.filter(|n| *n >= 0) {
+        Some(n) if n > MAX_TAIL as i64 => {
+            return Err(ApiError::BadQuery(format!("tail {n}: at most {MAX_TAIL} lines, or -1 for all of them")));
+        }
+        n => n.map(|n| n as u32),
+    };
     let query = LogQuery { follow: params.follow, since, tail };
     let client = app.topology.client.clone();
     let inbox = client.new_inbox();
@@ -71,7 +79,10 @@ pub async fn logs(
         .map_err(|e| unavailable(e.to_string()))?;
 
     let (out, mut body) = tokio::sync::mpsc::channel::<Vec<u8>>(64);
-    tokio::spawn(relay(client, lines, pings, query.follow, out));
+    // Without follow, the tail is of all instances together: workers send each instance's last lines, and the
+    // gateway keeps the latest of them. Following, each instance's backlog is tailed, then lines flow live.
+    let merge = if query.follow { None } else { tail.map(MergedTail::new) };
+    tokio::spawn(relay(client, lines, pings, query.follow, merge, out));
     Ok(Response::builder()
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, "application/x-ndjson")
@@ -109,6 +120,7 @@ async fn relay(
     mut lines: async_nats::Subscriber,
     mut pings: async_nats::Subscriber,
     follow: bool,
+    mut merge: Option<MergedTail>,
     out: tokio::sync::mpsc::Sender<Vec<u8>>,
 ) {
     let started = tokio::time::Instant::now();
@@ -129,6 +141,7 @@ async fn relay(
                             break;
                         }
                     }
+                    None if merge.is_some() => merge.as_mut().expect("checked").push(message.payload.to_vec()),
                     None => {
                         let mut line = message.payload.to_vec();
                         line.push(b'\n');
@@ -150,5 +163,96 @@ async fn relay(
             }
             _ = out.closed(), if follow => break,
         }
+    }
+    if let Some(merge) = merge {
+        for mut line in merge.finish() {
+            line.push(b'\n');
+            if out.send(line).await.is_err() {
+                break;
+            }
+        }
+    }
+}
+
+/// The latest `keep` lines of several instances' answers, in time order, held in at most twice that many.
+struct MergedTail {
+    keep: usize,
+    lines: Vec<(Option<chrono::DateTime<chrono::FixedOffset>>, Vec<u8>)>,
+}
+
+impl MergedTail {
+    fn new(keep: u32) -> Self {
+        Self { keep: keep as usize, lines: Vec::new() }
+    }
+
+    fn push(&mut self, line: Vec<u8>) {
+        // The engine's RFC 3339 times trim trailing zeros, so they are compared as times, not as text.
+        let at = serde_json::from_slice::<logs::LogLine>(&line)
+            .ok()
+            .and_then(|l| chrono::DateTime::parse_from_rfc3339(&l.timestamp).ok());
+        self.lines.push((at, line));
+        if self.lines.len() >= self.keep.saturating_mul(2).max(1024) {
+            self.trim();
+        }
+    }
+
+    fn trim(&mut self) {
+        // A stable sort keeps each instance's own order among lines of the same time.
+        self.lines.sort_by_key(|(at, _)| *at);
+        let excess = self.lines.len().saturating_sub(self.keep);
+        self.lines.drain(..excess);
+    }
+
+    fn finish(mut self) -> Vec<Vec<u8>> {
+        self.trim();
+        self.lines.into_iter().map(|(_, line)| line).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(instance: &str, timestamp: &str) -> Vec<u8> {
+        let line = logs::LogLine {
+            name: "f".into(),
+            instance: instance.into(),
+            timestamp: timestamp.into(),
+            text: "t".into(),
+        };
+        serde_json::to_vec(&line).unwrap()
+    }
+
+    #[test]
+    fn the_merged_tail_is_the_latest_lines_of_all_instances_in_time_order() {
+        let mut tail = MergedTail::new(3);
+        // Two instances answer one after the other; the engine trims trailing zeros of the fraction.
+        for (instance, at) in
+            [("a", "2026-01-01T00:00:01.5Z"), ("a", "2026-01-01T00:00:03Z"), ("a", "2026-01-01T00:00:05.1Z")]
+                .into_iter()
+                .chain([("b", "2026-01-01T00:00:02Z"), ("b", "2026-01-01T00:00:04Z"), ("b", "2026-01-01T00:00:05.12Z")])
+        {
+            tail.push(line(instance, at));
+        }
+        let kept = tail.finish();
+        assert_eq!(
+            kept,
+            vec![
+                line("b", "2026-01-01T00:00:04Z"),
+                line("a", "2026-01-01T00:00:05.1Z"),
+                line("b", "2026-01-01T00:00:05.12Z")
+            ]
+        );
+
+        let mut none = MergedTail::new(0);
+        none.push(line("a", "2026-01-01T00:00:01Z"));
+        assert!(none.finish().is_empty());
+        // Far more lines than kept: memory stays bounded, the newest survive.
+        let mut many = MergedTail::new(2);
+        for second in 0..3000 {
+            many.push(line("a", &format!("2026-01-01T01:{:02}:{:02}Z", second / 60, second % 60)));
+            assert!(many.lines.len() <= 2 * 1024);
+        }
+        assert_eq!(many.finish(), vec![line("a", "2026-01-01T01:49:58Z"), line("a", "2026-01-01T01:49:59Z")]);
     }
 }

@@ -34,6 +34,7 @@ pub fn router(app: App) -> Router {
         .route("/system/function/{name}", get(functions::get))
         .route("/system/namespaces", get(system::namespaces))
         .route("/system/info", get(system::info))
+        .route("/system/alert", post(system::alert))
         .route("/system/scale-function/{name}", post(scale::scale))
         .route("/system/logs", get(logs::logs))
         .route("/system/events/replay", post(events::replay))

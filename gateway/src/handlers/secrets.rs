@@ -4,7 +4,7 @@
 use axum::{Json, extract::State, http::StatusCode};
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
-use sluice_contracts::function::is_secret_name;
+use sluice_contracts::{function::is_secret_name, names};
 
 use super::extract::{Expected, InNamespace, JsonBody, check_namespace};
 use crate::{ApiError, App};
@@ -26,9 +26,11 @@ impl Expected for SecretBody {
     const SHAPE: &'static str = "a secret ({\"name\": ..., \"value\": ...})";
 }
 
+/// A secret as listed (OpenFaaS `Secret` without its value).
 #[derive(Serialize)]
 pub struct SecretName {
     name: String,
+    namespace: &'static str,
 }
 
 fn store_error(err: impl std::fmt::Display) -> ApiError {
@@ -65,7 +67,7 @@ pub async fn list(State(app): State<App>, _: InNamespace) -> Result<Json<Vec<Sec
     let keys = app.topology.secrets.keys().await.map_err(store_error)?;
     let mut names: Vec<String> = keys.filter_map(|k| async { k.ok() }).collect().await;
     names.sort();
-    Ok(Json(names.into_iter().map(|name| SecretName { name }).collect()))
+    Ok(Json(names.into_iter().map(|name| SecretName { name, namespace: names::DEFAULT_NAMESPACE }).collect()))
 }
 
 pub async fn create(State(app): State<App>, JsonBody(secret, _): JsonBody<SecretBody>) -> Result<StatusCode, ApiError> {

@@ -2,7 +2,7 @@
 
 use axum::{Json, extract::State, http::StatusCode, response::IntoResponse};
 
-use crate::App;
+use crate::{ApiError, App};
 
 /// Healthy while NATS is connected.
 pub async fn healthz(State(app): State<App>) -> impl IntoResponse {
@@ -23,6 +23,17 @@ pub async fn metrics(State(app): State<App>) -> impl IntoResponse {
 /// `GET /system/namespaces`: the namespaces functions live in (OpenFaaS's shape: a list of names).
 pub async fn namespaces() -> Json<[&'static str; 1]> {
     Json([sluice_contracts::names::DEFAULT_NAMESPACE])
+}
+
+/// `POST /system/alert`: OpenFaaS scales from AlertManager's alerts here. Sluice scales from its own queue
+/// depth and `com.openfaas.scale.*` labels, so an alert is refused by name rather than silently dropped.
+pub async fn alert() -> ApiError {
+    ApiError::NotImplemented(
+        "POST /system/alert: Sluice scales container functions from their queue depth (the function's scale \
+         block or com.openfaas.scale.* labels) and by POST /system/scale-function/{name}; AlertManager alerts \
+         are not used"
+            .into(),
+    )
 }
 
 /// `GET /system/info` in OpenFaaS's shape, as `faas-cli version` reads it.

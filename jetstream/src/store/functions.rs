@@ -26,13 +26,23 @@ impl FunctionStore {
     }
 
     pub async fn get(&self, name: &str) -> Result<Option<FunctionSpec>, StoreError> {
+        Ok(self.get_deployed(name).await?.map(|deployed| deployed.spec))
+    }
+
+    /// A function's spec with the time it was last deployed.
+    pub async fn get_deployed(&self, name: &str) -> Result<Option<Deployed>, StoreError> {
         if !sluice_contracts::function::is_dns_label(name) {
             return Ok(None); // not a key that can exist, nor a valid KV key
         }
-        let Some(bytes) = self.kv.get(name).await.map_err(StoreError::unavailable)? else {
+        let Some(entry) = self.kv.entry(name).await.map_err(StoreError::unavailable)? else {
             return Ok(None);
         };
-        decode(name, &bytes).map(Some)
+        if entry.operation != kv::Operation::Put {
+            return Ok(None); // a removal marker
+        }
+        let deployed_at = chrono::DateTime::from_timestamp(entry.created.unix_timestamp(), entry.created.nanosecond())
+            .unwrap_or_default();
+        Ok(Some(Deployed { spec: decode(name, &entry.value)?, deployed_at }))
     }
 
     /// Stores `spec`; returns whether a function of that name existed before.
@@ -53,6 +63,11 @@ impl FunctionStore {
 
     /// Every deployed function, by name.
     pub async fn list(&self) -> Result<Vec<FunctionSpec>, StoreError> {
+        Ok(self.list_deployed().await?.into_iter().map(|deployed| deployed.spec).collect())
+    }
+
+    /// Every deployed function with the time it was last deployed, by name.
+    pub async fn list_deployed(&self) -> Result<Vec<Deployed>, StoreError> {
         let keys: Vec<String> = self
             .kv
             .keys()
@@ -61,15 +76,22 @@ impl FunctionStore {
             .try_collect()
             .await
             .map_err(StoreError::unavailable)?;
-        let mut specs = Vec::with_capacity(keys.len());
+        let mut found = Vec::with_capacity(keys.len());
         for key in keys {
-            if let Some(spec) = self.get(&key).await? {
-                specs.push(spec);
+            if let Some(deployed) = self.get_deployed(&key).await? {
+                found.push(deployed);
             }
         }
-        specs.sort_by(|a, b| a.service.cmp(&b.service));
-        Ok(specs)
+        found.sort_by(|a, b| a.spec.service.cmp(&b.spec.service));
+        Ok(found)
     }
+}
+
+/// A function as deployed: its spec and when that spec was written (its last deploy or update).
+#[derive(Debug, Clone)]
+pub struct Deployed {
+    pub spec: FunctionSpec,
+    pub deployed_at: chrono::DateTime<chrono::Utc>,
 }
 
 /// One change to the deployed functions.

@@ -3,10 +3,12 @@
 pub mod calls;
 mod function_cache;
 mod functions;
+mod invocations;
 
 pub use calls::{CallStore, Modified};
 pub use function_cache::FunctionCache;
-pub use functions::{FunctionStore, SpecChange};
+pub use functions::{Deployed, FunctionStore, SpecChange};
+pub use invocations::{FLUSH_EVERY, InvocationTally};
 
 /// A KV operation failed; the caller decides whether that is a 503 or a retry.
 #[derive(Debug, thiserror::Error)]

@@ -359,7 +359,7 @@ impl Run<'_> {
         record.finished_at = Some(Utc::now());
         record.error = outcome.error.clone();
         match record::write_over(&self.worker.calls, &mut record, &mut revision).await {
-            Ok(Written::Stored) => {}
+            Ok(Written::Stored) => worker.invocations.count(&call.function),
             // The cancellation's callback went out too.
             Ok(Written::Cancelled) => tracing::warn!("call cancelled as it finished; the cancellation is kept"),
             Ok(Written::FinishedElsewhere) => tracing::info!("another delivery recorded the call's outcome first"),

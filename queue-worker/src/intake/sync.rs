@@ -144,6 +144,7 @@ async fn run(worker: &Worker, call: InvocationMessage) -> Outcome {
     let clock = std::time::Instant::now();
     let outcome = Outcome::from_result(worker.runtimes.invoke(&spec, invocation, deadline).await);
     metrics::inflight(&call.function, -1.0);
+    worker.invocations.count(&call.function);
     metrics::ended(
         &call.function,
         if outcome.succeeded() { "succeeded" } else { "failed" },

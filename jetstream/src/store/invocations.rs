@@ -1,0 +1,128 @@
+//! Finished invocations per function in KV `sluice_invocations`: each process counts in memory and adds its
+//! counts to the shared totals every [`FLUSH_EVERY`], so `invocationCount` covers every worker without a
+//! KV write per call. Counts a process has not flushed when it dies are lost (at most one interval's).
+
+use std::{collections::HashMap, sync::Arc, time::Duration};
+
+use async_nats::jetstream::kv;
+use futures::TryStreamExt;
+use tokio_util::sync::CancellationToken;
+
+use super::StoreError;
+
+/// How often a process adds what it counted to the shared totals.
+pub const FLUSH_EVERY: Duration = Duration::from_secs(2);
+
+/// Tries of one compare-and-set addition before the count waits for the next flush.
+const CAS_TRIES: usize = 8;
+
+/// One process's invocation counts, and the shared totals.
+#[derive(Clone)]
+pub struct InvocationTally {
+    kv: kv::Store,
+    pending: Arc<std::sync::Mutex<HashMap<String, u64>>>,
+}
+
+impl InvocationTally {
+    pub fn new(kv: kv::Store) -> Self {
+        Self { kv, pending: Default::default() }
+    }
+
+    /// Counts one finished invocation of `function`.
+    pub fn count(&self, function: &str) {
+        let mut pending = self.pending.lock().expect("tally lock");
+        match pending.get_mut(function) {
+            Some(n) => *n = n.saturating_add(1),
+            None => {
+                pending.insert(function.to_owned(), 1);
+            }
+        }
+    }
+
+    /// The shared total of `function` (what has been flushed, by every process).
+    pub async fn total(&self, function: &str) -> Result<u64, StoreError> {
+        if !sluice_contracts::function::is_dns_label(function) {
+            return Ok(0);
+        }
+        let value = self.kv.get(function).await.map_err(StoreError::unavailable)?;
+        Ok(value.as_deref().map(parse).unwrap_or(0))
+    }
+
+    /// Every function's shared total.
+    pub async fn totals(&self) -> Result<HashMap<String, u64>, StoreError> {
+        let keys: Vec<String> = self
+            .kv
+            .keys()
+            .await
+            .map_err(StoreError::unavailable)?
+            .try_collect()
+            .await
+            .map_err(StoreError::unavailable)?;
+        let mut totals = HashMap::with_capacity(keys.len());
+        for key in keys {
+            if let Some(value) = self.kv.get(&key).await.map_err(StoreError::unavailable)? {
+                totals.insert(key, parse(&value));
+            }
+        }
+        Ok(totals)
+    }
+
+    /// Drops `function`'s total (it was removed); a redeployed function starts again from zero.
+    pub async fn forget(&self, function: &str) -> Result<(), StoreError> {
+        self.pending.lock().expect("tally lock").remove(function);
+        self.kv.purge(function).await.map_err(StoreError::unavailable)
+    }
+
+    /// Adds every pending count to the shared totals; a count that could not be added stays pending.
+    pub async fn flush(&self) {
+        let pending = std::mem::take(&mut *self.pending.lock().expect("tally lock"));
+        for (function, n) in pending {
+            if let Err(err) = self.add(&function, n).await {
+                tracing::debug!(%err, function, "invocation count kept for the next flush");
+                let mut kept = self.pending.lock().expect("tally lock");
+                let slot = kept.entry(function).or_default();
+                *slot = slot.saturating_add(n);
+            }
+        }
+    }
+
+    /// Flushes every [`FLUSH_EVERY`] until `stop`, then once more.
+    pub async fn flush_every(self, stop: CancellationToken) {
+        let mut ticks = tokio::time::interval(FLUSH_EVERY);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = ticks.tick() => self.flush().await,
+            }
+        }
+        self.flush().await;
+    }
+
+    /// Adds `n` to `function`'s total with compare-and-set, so concurrent processes never lose each other's.
+    async fn add(&self, function: &str, n: u64) -> Result<(), String> {
+        for _ in 0..CAS_TRIES {
+            let entry = self.kv.entry(function).await.map_err(|e| e.to_string())?;
+            let written = match entry {
+                Some(entry) if entry.operation == kv::Operation::Put => {
+                    let total = parse(&entry.value).saturating_add(n);
+                    self.kv
+                        .update(function, total.to_string().into(), entry.revision)
+                        .await
+                        .map(drop)
+                        .map_err(|e| e.to_string())
+                }
+                _ => self.kv.create(function, n.to_string().into()).await.map(drop).map_err(|e| e.to_string()),
+            };
+            if written.is_ok() {
+                return Ok(());
+            }
+        }
+        Err(format!("{function}: the total kept changing underneath"))
+    }
+}
+
+/// A stored total; anything unreadable counts as zero rather than failing a listing.
+fn parse(value: &[u8]) -> u64 {
+    std::str::from_utf8(value).ok().and_then(|text| text.parse().ok()).unwrap_or(0)
+}
