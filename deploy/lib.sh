@@ -107,6 +107,21 @@ ensure_python_cloudevents() {
   python3 -c 'import cloudevents.v1.http' || die "the cloudevents package does not import"
 }
 
+# schemathesis (PyPI), which fuzzes the gateway against its OpenAPI document, in a virtualenv of its own under
+# .tools/schemathesis so its dependencies never meet moto's; SLUICE_SCHEMATHESIS names the executable.
+ensure_schemathesis() {
+  local venv="$SLUICE_ROOT/.tools/schemathesis"
+  export SLUICE_SCHEMATHESIS="$venv/bin/schemathesis"
+  if [ -x "$SLUICE_SCHEMATHESIS" ] && "$SLUICE_SCHEMATHESIS" --version >/dev/null 2>&1; then
+    return
+  fi
+  say "installing schemathesis (PyPI) into .tools/schemathesis"
+  python3 -m venv "$venv" || die "could not create a Python virtualenv (python3 -m venv)"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check "schemathesis==4.32.5" \
+    || die "could not install schemathesis from PyPI"
+  "$SLUICE_SCHEMATHESIS" --version >/dev/null || die "schemathesis does not run after installing it"
+}
+
 # An S3 server with bucket notifications for the tests: moto (PyPI moto[server]), which brings boto3.
 ensure_moto() {
   if command -v moto_server >/dev/null && python3 -c 'import boto3, moto' 2>/dev/null; then

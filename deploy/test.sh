@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs every check and test: formatting, clippy, unit tests and end-to-end tests against real servers.
 # Installs and starts what the tests need when it is missing: a nats-server >= 2.10, a Docker engine (Debian's
-# docker.io; dockerd started here, and stopped again at the end, when none runs), the Python CloudEvents SDK, and
-# moto (an S3 server with notifications).
+# docker.io; dockerd started here, and stopped again at the end, when none runs), the Python CloudEvents SDK,
+# moto (an S3 server with notifications) and schemathesis (the OpenAPI fuzzer).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 ensure_rust
@@ -11,6 +11,7 @@ ensure_docker
 trap stop_started_docker EXIT
 ensure_python_cloudevents
 ensure_moto
+ensure_schemathesis
 cd "$SLUICE_ROOT"
 say "nats-server: $SLUICE_NATS_SERVER ($(nats_version_of "$SLUICE_NATS_SERVER"))"
 say "docker engine: $(docker version --format '{{.Server.Version}}')"

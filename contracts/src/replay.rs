@@ -15,7 +15,7 @@ pub struct ReplayRequest {
 }
 
 /// What a router did with a [`ReplayRequest`].
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(untagged)]
 pub enum ReplayReply {
     /// Events read, and calls queued (or found already queued) for them.

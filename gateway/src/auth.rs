@@ -46,6 +46,14 @@ impl Guard {
     pub fn protect<S: Clone + Send + Sync + 'static>(&self, router: Router<S>) -> Router<S> {
         router.route_layer(middleware::from_fn_with_state(self.clone(), require))
     }
+
+    /// [`Guard::protect`] for routes that are documented in the OpenAPI document.
+    pub fn protect_api<S: Clone + Send + Sync + 'static>(
+        &self,
+        router: aide::axum::ApiRouter<S>,
+    ) -> aide::axum::ApiRouter<S> {
+        router.route_layer(middleware::from_fn_with_state(self.clone(), require))
+    }
 }
 
 /// Who may use the guarded routes: the admin credentials, and extra bearer tokens for `/metrics` and `/events`.

@@ -20,6 +20,7 @@ mod error;
 mod handlers;
 pub mod listen;
 mod metrics;
+pub mod openapi;
 
 use std::{net::SocketAddr, time::Duration};
 

@@ -28,18 +28,24 @@ fn public(mut record: CallRecord) -> CallRecord {
     record
 }
 
-pub async fn get(State(app): State<App>, Path(id): Path<String>) -> Result<Json<CallRecord>, ApiError> {
+pub async fn get(
+    State(app): State<App>,
+    Path(super::CallPath { id }): Path<super::CallPath>,
+) -> Result<Json<CallRecord>, ApiError> {
     app.calls.get(&id).await?.map(|r| Json(public(r))).ok_or(ApiError::UnknownCall(id))
 }
 
-#[derive(serde::Deserialize)]
-pub struct ListQuery {
+#[derive(serde::Deserialize, schemars::JsonSchema)]
+pub struct CallListQuery {
     function: Option<String>,
     status: Option<String>,
     limit: Option<String>,
 }
 
-pub async fn list(State(app): State<App>, Query(query): Query<ListQuery>) -> Result<Json<Vec<CallRecord>>, ApiError> {
+pub async fn list(
+    State(app): State<App>,
+    Query(query): Query<CallListQuery>,
+) -> Result<Json<Vec<CallRecord>>, ApiError> {
     let status = query.status.map(|s| s.parse::<CallStatus>()).transpose().map_err(ApiError::BadQuery)?;
     let limit = match &query.limit {
         Some(l) => l.parse().map_err(|_| ApiError::BadQuery(format!("limit {l:?} is not a number")))?,
@@ -52,18 +58,21 @@ pub async fn list(State(app): State<App>, Query(query): Query<ListQuery>) -> Res
 /// `DELETE /async-function/{name}/{call id}`: [`cancel`], for a call of that function only.
 pub async fn cancel_of(
     State(app): State<App>,
-    Path((name, id)): Path<(String, String)>,
+    Path(super::FunctionCallPath { name, id }): Path<super::FunctionCallPath>,
 ) -> Result<Json<CallRecord>, ApiError> {
     let function = super::invocation::function_name(&name)?;
     match app.calls.get(&id).await? {
-        Some(record) if record.function == function => cancel(State(app), Path(id)).await,
+        Some(record) if record.function == function => cancel(State(app), Path(super::CallPath { id })).await,
         _ => Err(ApiError::UnknownCall(id)),
     }
 }
 
 /// Cancels a queued or running call: the record says cancelled at once, a running call is stopped by its
 /// worker, and the cancellation's callback goes out through the durable outbox.
-pub async fn cancel(State(app): State<App>, Path(id): Path<String>) -> Result<Json<CallRecord>, ApiError> {
+pub async fn cancel(
+    State(app): State<App>,
+    Path(super::CallPath { id }): Path<super::CallPath>,
+) -> Result<Json<CallRecord>, ApiError> {
     let cancelled = app.calls.modify(&id, |record| {
         if record.status.is_final() {
             return Err(record.status.as_str());

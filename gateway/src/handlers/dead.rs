@@ -16,13 +16,16 @@ use crate::{ApiError, App};
 
 const DEFAULT_LIMIT: usize = 100;
 
-#[derive(Deserialize)]
-pub struct ListQuery {
+#[derive(Deserialize, schemars::JsonSchema)]
+pub struct DeadListQuery {
     function: Option<String>,
     limit: Option<String>,
 }
 
-pub async fn list(State(app): State<App>, Query(query): Query<ListQuery>) -> Result<Json<Vec<DeadLetter>>, ApiError> {
+pub async fn list(
+    State(app): State<App>,
+    Query(query): Query<DeadListQuery>,
+) -> Result<Json<Vec<DeadLetter>>, ApiError> {
     let limit = match &query.limit {
         Some(l) => l.parse().map_err(|_| ApiError::BadQuery(format!("limit {l:?} is not a number")))?,
         None => DEFAULT_LIMIT,
@@ -34,7 +37,10 @@ pub async fn list(State(app): State<App>, Query(query): Query<ListQuery>) -> Res
     Ok(Json(found))
 }
 
-pub async fn replay(State(app): State<App>, Path(id): Path<String>) -> Result<Response, ApiError> {
+pub async fn replay(
+    State(app): State<App>,
+    Path(super::CallPath { id }): Path<super::CallPath>,
+) -> Result<Response, ApiError> {
     app.queue.resubmit(&id).await?;
     tracing::info!(call_id = %id, "dead letter replayed");
     let mut response = StatusCode::ACCEPTED.into_response();

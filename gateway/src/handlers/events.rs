@@ -20,7 +20,7 @@ use crate::{ApiError, App};
 /// Replaying reads the events stream from `since`: long for a long window, bounded all the same.
 const REPLAY_TIMEOUT: Duration = Duration::from_secs(300);
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 pub struct ReplayBody {
     /// RFC 3339 time, or a duration back from now (`1h`).
     since: String,

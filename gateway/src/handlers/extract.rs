@@ -47,6 +47,12 @@ fn parse_noting_unknown<T: serde::de::DeserializeOwned>(
     Ok((parsed, unknown))
 }
 
+impl<T: schemars::JsonSchema> aide::OperationInput for JsonBody<T> {
+    fn operation_input(ctx: &mut aide::generate::GenContext, operation: &mut aide::openapi::Operation) {
+        axum::Json::<T>::operation_input(ctx, operation);
+    }
+}
+
 /// A typed query string; a malformed one is a 400 with `{"error": ...}` naming the problem.
 pub struct Query<T>(pub T);
 
@@ -61,6 +67,12 @@ impl<T: serde::de::DeserializeOwned, S: Send + Sync> axum::extract::FromRequestP
     }
 }
 
+impl<T: schemars::JsonSchema> aide::OperationInput for Query<T> {
+    fn operation_input(ctx: &mut aide::generate::GenContext, operation: &mut aide::openapi::Operation) {
+        axum::extract::Query::<T>::operation_input(ctx, operation);
+    }
+}
+
 /// `?namespace=` on a `/system` route, as the go-sdk and faas-cli send it: absent or the default namespace,
 /// else a 404 naming it, never silently ignored.
 pub struct InNamespace;
@@ -69,12 +81,21 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for InNamespace {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Self, ApiError> {
-        #[derive(serde::Deserialize)]
-        struct Namespace {
-            namespace: Option<String>,
-        }
         let Query(Namespace { namespace }) = Query::from_request_parts(parts, state).await?;
         check_namespace(namespace.as_deref()).map(|()| Self)
+    }
+}
+
+/// The query parameter [`InNamespace`] reads.
+#[derive(serde::Deserialize, schemars::JsonSchema)]
+struct Namespace {
+    /// The functions' namespace, as faas-cli sends it: absent or `openfaas-fn`.
+    namespace: Option<String>,
+}
+
+impl aide::OperationInput for InNamespace {
+    fn operation_input(ctx: &mut aide::generate::GenContext, operation: &mut aide::openapi::Operation) {
+        Query::<Namespace>::operation_input(ctx, operation);
     }
 }
 

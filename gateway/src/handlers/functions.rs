@@ -83,7 +83,7 @@ pub async fn list(State(app): State<App>, _: InNamespace) -> Result<Json<Vec<Fun
 
 pub async fn get(
     State(app): State<App>,
-    Path(name): Path<String>,
+    Path(super::FunctionPath { name }): Path<super::FunctionPath>,
     _: InNamespace,
 ) -> Result<Json<FunctionStatus>, ApiError> {
     let deployed = app.functions.get_deployed(&name).await?.ok_or(ApiError::UnknownFunction(name))?;
@@ -143,7 +143,7 @@ pub async fn update(
     Ok(response)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DeleteRequest {
     function_name: String,

@@ -26,7 +26,7 @@ const MAX_TAIL: u32 = 100_000;
 /// How long the gateway waits for any worker to answer a request.
 const ANSWER_WITHIN: Duration = Duration::from_millis(1500);
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 pub struct LogParams {
     name: String,
     #[serde(default)]

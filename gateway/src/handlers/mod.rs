@@ -1,4 +1,4 @@
-//! The route table: one file per route group.
+//! The route table: one file per route group. The same table generates the OpenAPI document.
 
 mod async_function;
 mod calls;
@@ -13,59 +13,307 @@ mod secrets;
 mod sync_function;
 mod system;
 
-use axum::{
-    Router,
-    routing::{any, delete, get, post},
+use aide::{
+    axum::{
+        ApiRouter,
+        routing::{delete_with, get_with, post_with},
+    },
+    openapi::OpenApi,
+    transform::TransformOperation,
 };
+use axum::{Json, Router, routing::MethodFilter};
+use schemars::JsonSchema;
+use serde::Deserialize;
+use sluice_contracts::ScaleReply;
 
-use crate::App;
+use crate::{App, openapi};
 
 /// Largest function spec or other `/system` request body.
 pub(crate) const SPEC_BODY_LIMIT: usize = 1024 * 1024;
 
-/// The gateway's own routes; the binary merges the connectors' HTTP routes beside them.
-pub fn router(app: App) -> Router {
-    let admin = app.cfg.access.admin_guard();
-    let system = Router::new()
-        .route(
+/// `{name}` in a path: a function, optionally `NAME.NAMESPACE` on invocation routes.
+#[derive(Deserialize, JsonSchema)]
+pub struct FunctionPath {
+    /// The function's name (`NAME` or `NAME.openfaas-fn`).
+    pub name: String,
+}
+
+/// `{name}/{path}`: a function and the rest of the path, which reaches the function.
+#[derive(Deserialize, JsonSchema)]
+pub struct FunctionSubPath {
+    /// The function's name (`NAME` or `NAME.openfaas-fn`).
+    pub name: String,
+    /// The rest of the path, passed to the function.
+    pub path: String,
+}
+
+/// `{id}` in a path: a call id.
+#[derive(Deserialize, JsonSchema)]
+pub struct CallPath {
+    /// The call id (`X-Call-Id` of the 202).
+    pub id: String,
+}
+
+/// `{name}/{path}` of a cancellation: a function and one of its calls.
+#[derive(Deserialize, JsonSchema)]
+pub struct FunctionCallPath {
+    /// The function's name.
+    pub name: String,
+    /// The call id (the path's tail, as on the invocation route beside it).
+    #[serde(rename = "path")]
+    pub id: String,
+}
+
+/// An admin operation: tagged `system`, summarised, behind the admin credentials.
+fn tag<'a>(op: TransformOperation<'a>, summary: &str) -> TransformOperation<'a> {
+    op.tag("system").summary(summary).security_requirement(openapi::BASIC_AUTH).security_requirement(openapi::BEARER)
+}
+
+/// The routes admin credentials guard.
+fn system_routes() -> ApiRouter<App> {
+    ApiRouter::new()
+        .api_route(
             "/system/functions",
-            get(functions::list).post(functions::create).put(functions::update).delete(functions::delete),
+            get_with(functions::list, |op| tag(op, "List deployed functions (OpenFaaS FunctionStatus)"))
+                .post_with(functions::create, |op| {
+                    tag(op, "Deploy a function").response_with::<202, (), _>(|r| {
+                        r.description("Deployed; a body with `warnings` names fields that were ignored")
+                    })
+                })
+                .put_with(functions::update, |op| {
+                    tag(op, "Update a function").response_with::<200, (), _>(|r| {
+                        r.description("Updated; a body with `warnings` names fields that were ignored")
+                    })
+                })
+                .delete_with(functions::delete, |op| {
+                    tag(op, "Remove a function").response_with::<200, (), _>(|r| r.description("Removed"))
+                }),
         )
-        .route("/system/function/{name}", get(functions::get))
-        .route("/system/namespaces", get(system::namespaces))
-        .route("/system/info", get(system::info))
-        .route("/system/alert", post(system::alert))
-        .route("/system/scale-function/{name}", post(scale::scale))
-        .route("/system/logs", get(logs::logs))
-        .route("/system/events/replay", post(events::replay))
-        .route("/system/secrets", get(secrets::list).post(secrets::create).put(secrets::update).delete(secrets::delete))
-        .route("/system/calls", get(calls::list))
-        .route("/system/calls/{id}", get(calls::get).delete(calls::cancel))
+        .api_route("/system/function/{name}", get_with(functions::get, |op| tag(op, "Describe one function")))
+        .api_route("/system/namespaces", get_with(system::namespaces, |op| openapi::errors(tag(op, "List namespaces"))))
+        .api_route(
+            "/system/info",
+            get_with(system::info, |op| openapi::errors(tag(op, "Provider, version and architecture"))),
+        )
+        .api_route(
+            "/system/alert",
+            post_with(system::alert, |op| tag(op, "AlertManager's scaling sink: not used by Sluice (501)")),
+        )
+        .api_route(
+            "/system/scale-function/{name}",
+            post_with(scale::scale, |op| {
+                tag(op, "Set a container function's replicas")
+                    .response_with::<202, Json<ScaleReply>, _>(|r| r.description("A worker scaled the function"))
+            }),
+        )
+        .api_route(
+            "/system/logs",
+            get_with(logs::logs, |op| {
+                tag(op, "A container function's logs").response_with::<200, String, _>(|r| {
+                    r.description("Newline-delimited JSON, one OpenFaaS logs.Message per line (application/x-ndjson)")
+                })
+            }),
+        )
+        .api_route(
+            "/system/events/replay",
+            post_with(events::replay, |op| tag(op, "Route stored events again, from a time")),
+        )
+        .api_route(
+            "/system/secrets",
+            get_with(secrets::list, |op| tag(op, "List secret names"))
+                .post_with(secrets::create, |op| {
+                    tag(op, "Create a secret").response_with::<201, (), _>(|r| r.description("Created"))
+                })
+                .put_with(secrets::update, |op| {
+                    tag(op, "Change a secret's value").response_with::<200, (), _>(|r| r.description("Changed"))
+                })
+                .delete_with(secrets::delete, |op| {
+                    // 200 as faasd answers; faas-cli takes 204 (OpenFaaS's document) for an error.
+                    tag(op, "Remove a secret").response_with::<200, (), _>(|r| r.description("Removed"))
+                }),
+        )
+        .api_route("/system/calls", get_with(calls::list, |op| tag(op, "List call records, newest first")))
+        .api_route(
+            "/system/calls/{id}",
+            get_with(calls::get, |op| tag(op, "A call's record"))
+                .delete_with(calls::cancel, |op| tag(op, "Cancel a queued or running call")),
+        )
         // OpenFaaS Pro's spelling of a cancellation (the path's tail is the call id): an admin action like the
         // other, though it sits beside the invocation routes, which may be open.
-        .route("/async-function/{name}/{*path}", delete(calls::cancel_of))
-        .route("/system/dead", get(dead::list))
-        .route("/system/dead/{id}/replay", post(dead::replay));
-    let system = admin.protect(system).layer(axum::extract::DefaultBodyLimit::max(SPEC_BODY_LIMIT));
-    // Prometheus may scrape with a token of its own.
-    let metrics = app.cfg.access.metrics_guard().protect(Router::new().route("/metrics", get(system::metrics)));
-    let mut invocations = Router::new()
-        .route("/async-function/{name}", post(async_function::invoke))
-        // A trailing slash routes as OpenFaaS routes it.
-        .route("/async-function/{name}/", post(async_function::invoke))
-        .route("/async-function/{name}/{*path}", post(async_function::invoke_with_path))
-        .route("/function/{name}", any(sync_function::invoke))
-        .route("/function/{name}/", any(sync_function::invoke))
-        .route("/function/{name}/{*path}", any(sync_function::invoke_with_path))
-        // Call bodies are limited and streamed by the invocation handlers themselves.
-        .layer(axum::extract::DefaultBodyLimit::disable());
-    if app.cfg.protect_invocations {
-        invocations = admin.protect(invocations);
+        .api_route(
+            "/async-function/{name}/{*path}",
+            delete_with(calls::cancel_of, |op| tag(op, "Cancel a call of this function (OpenFaaS Pro's route)")),
+        )
+        .api_route("/system/dead", get_with(dead::list, |op| tag(op, "List dead letters, newest first")))
+        .api_route(
+            "/system/dead/{id}/replay",
+            post_with(dead::replay, |op| {
+                tag(op, "Queue a dead call again").response_with::<202, (), _>(|r| {
+                    naming_the_call(r.description("Queued; `X-Call-Id` and `Location` name the call"))
+                })
+            }),
+        )
+}
+
+/// A 202's headers: `X-Call-Id` and `Location` (`/system/calls/{id}`).
+fn naming_the_call(
+    mut response: aide::transform::TransformResponse<'_, ()>,
+) -> aide::transform::TransformResponse<'_, ()> {
+    let headers = &mut response.inner().headers;
+    headers.insert("X-Call-Id".into(), aide::openapi::ReferenceOr::Item(header_doc("The call's id")));
+    headers.insert(
+        "Location".into(),
+        aide::openapi::ReferenceOr::Item(header_doc("/system/calls/{id}: the call's record")),
+    );
+    response
+}
+
+fn header_doc(description: &str) -> aide::openapi::Header {
+    aide::openapi::Header {
+        description: Some(description.to_owned()),
+        style: Default::default(),
+        required: true,
+        deprecated: None,
+        format: aide::openapi::ParameterSchemaOrContent::Schema(aide::openapi::SchemaObject {
+            json_schema: schemars::json_schema!({"type": "string"}),
+            example: None,
+            external_docs: None,
+        }),
+        example: None,
+        examples: Default::default(),
+        extensions: Default::default(),
     }
-    Router::new()
-        .route("/healthz", get(system::healthz))
-        .merge(system)
-        .merge(metrics)
-        .merge(invocations)
+}
+
+/// A request header an invocation reads.
+fn request_header<'a>(op: TransformOperation<'a>, name: &str, description: &str) -> TransformOperation<'a> {
+    use aide::openapi::{Parameter, ParameterData, ParameterSchemaOrContent, ReferenceOr, SchemaObject};
+    let mut op = op;
+    op.inner_mut().parameters.push(ReferenceOr::Item(Parameter::Header {
+        parameter_data: ParameterData {
+            name: name.to_owned(),
+            description: Some(description.to_owned()),
+            required: false,
+            deprecated: None,
+            format: ParameterSchemaOrContent::Schema(SchemaObject {
+                json_schema: schemars::json_schema!({"type": "string"}),
+                example: None,
+                external_docs: None,
+            }),
+            example: None,
+            examples: Default::default(),
+            explode: None,
+            extensions: Default::default(),
+        },
+        style: Default::default(),
+    }));
+    op
+}
+
+/// An invocation's documentation: any body in, the function's answer (sync) or a 202 (async) out.
+fn invocation_doc(op: TransformOperation<'_>, queued: bool) -> TransformOperation<'_> {
+    let op = openapi::errors(op.tag("function"));
+    let op = request_header(op, "X-Call-Id", "Your own call id (1-128 of letters, digits, '-', '_', '=', '.')");
+    if queued {
+        let op = op.summary("Queue a call; the result is POSTed to X-Callback-Url and kept in the call's record");
+        let op = request_header(op, "X-Callback-Url", "Where the outcome is POSTed (checked by the callback policy)");
+        op.response_with::<202, (), _>(|r| {
+            naming_the_call(r.description("Queued and stored; `X-Call-Id` and `Location` name the call"))
+        })
+    } else {
+        op.summary("Call a function and wait for its answer (any method; POST shown)")
+            .response_with::<200, Vec<u8>, _>(|r| r.description("The function's answer: its headers and body"))
+            .default_response_with::<Vec<u8>, _>(|r| r.description("The function's answer with a status of its own"))
+    }
+}
+
+/// The invocation routes, open unless `--protect-invocations`. Every method reaches a sync function; the
+/// document shows POST, as OpenFaaS's does.
+fn invocation_routes() -> ApiRouter<App> {
+    let others = MethodFilter::GET
+        .or(MethodFilter::PUT)
+        .or(MethodFilter::PATCH)
+        .or(MethodFilter::DELETE)
+        .or(MethodFilter::HEAD)
+        .or(MethodFilter::OPTIONS);
+    ApiRouter::new()
+        .api_route("/async-function/{name}", post_with(async_function::invoke, |op| invocation_doc(op, true)))
+        // A trailing slash routes as OpenFaaS routes it.
+        .api_route("/async-function/{name}/", post_with(async_function::invoke, |op| invocation_doc(op, true)))
+        .api_route(
+            "/async-function/{name}/{*path}",
+            post_with(async_function::invoke_with_path, |op| invocation_doc(op, true)),
+        )
+        .api_route(
+            "/function/{name}",
+            post_with(sync_function::invoke, |op| invocation_doc(op, false))
+                .merge(axum::routing::on(others, sync_function::invoke)),
+        )
+        .api_route(
+            "/function/{name}/",
+            post_with(sync_function::invoke, |op| invocation_doc(op, false))
+                .merge(axum::routing::on(others, sync_function::invoke)),
+        )
+        .api_route(
+            "/function/{name}/{*path}",
+            post_with(sync_function::invoke_with_path, |op| invocation_doc(op, false))
+                .merge(axum::routing::on(others, sync_function::invoke_with_path)),
+        )
+        // Call bodies are limited and streamed by the invocation handlers themselves.
+        .layer(axum::extract::DefaultBodyLimit::disable())
+}
+
+fn health_route() -> ApiRouter<App> {
+    ApiRouter::new().api_route(
+        "/healthz",
+        get_with(system::healthz, |op| {
+            op.tag("internal")
+                .summary("Whether the gateway reaches NATS")
+                .response_with::<200, String, _>(|r| r.description("OK"))
+                .response_with::<503, String, _>(|r| r.description("NATS disconnected"))
+        }),
+    )
+}
+
+fn metrics_route() -> ApiRouter<App> {
+    ApiRouter::new().api_route(
+        "/metrics",
+        get_with(system::metrics, |op| {
+            openapi::errors(op.tag("internal").summary("Prometheus metrics (text format)"))
+                .response_with::<200, String, _>(|r| r.description("Prometheus text format"))
+                .security_requirement(openapi::BASIC_AUTH)
+                .security_requirement(openapi::BEARER)
+        }),
+    )
+}
+
+/// The gateway's own routes with `GET /openapi.json`; the binary merges the connectors' HTTP routes beside them.
+pub fn router(app: App) -> Router {
+    let admin = app.cfg.access.admin_guard();
+    let system = admin.protect_api(system_routes()).layer(axum::extract::DefaultBodyLimit::max(SPEC_BODY_LIMIT));
+    // Prometheus may scrape with a token of its own.
+    let metrics = app.cfg.access.metrics_guard().protect_api(metrics_route());
+    let mut invocations = invocation_routes();
+    if app.cfg.protect_invocations {
+        invocations = admin.protect_api(invocations);
+    }
+    let mut api = openapi::frame();
+    let router = health_route().merge(system).merge(metrics).merge(invocations).finish_api(&mut api);
+    let document = bytes::Bytes::from(serde_json::to_vec(&openapi::finish(api)).expect("the document serialises"));
+    router
+        .route(
+            "/openapi.json",
+            axum::routing::get(move || async move {
+                ([(axum::http::header::CONTENT_TYPE, "application/json")], document.clone())
+            }),
+        )
         .with_state(app)
+}
+
+/// The OpenAPI document of every route [`router`] serves.
+pub fn document() -> OpenApi {
+    let mut api = openapi::frame();
+    let _ =
+        health_route().merge(system_routes()).merge(metrics_route()).merge(invocation_routes()).finish_api(&mut api);
+    openapi::finish(api)
 }

@@ -22,7 +22,7 @@ impl Expected for ScaleRequest {
 
 pub async fn scale(
     State(app): State<App>,
-    Path(name): Path<String>,
+    Path(super::FunctionPath { name }): Path<super::FunctionPath>,
     _: InNamespace,
     JsonBody(request, _): JsonBody<ScaleRequest>,
 ) -> Result<(StatusCode, Json<ScaleReply>), ApiError> {

@@ -10,7 +10,7 @@ use super::extract::{Expected, InNamespace, JsonBody, check_namespace};
 use crate::{ApiError, App};
 
 /// A secret as posted: `value` (text) or `rawValue` (base64 bytes), as OpenFaaS takes them.
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SecretBody {
     name: String,
@@ -27,7 +27,7 @@ impl Expected for SecretBody {
 }
 
 /// A secret as listed (OpenFaaS `Secret` without its value).
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 pub struct SecretName {
     name: String,
     namespace: &'static str,
@@ -90,7 +90,7 @@ pub async fn update(State(app): State<App>, JsonBody(secret, _): JsonBody<Secret
     Ok(StatusCode::OK)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 pub struct DeleteSecret {
     name: String,
     #[serde(default)]

@@ -15,13 +15,17 @@ use sluice_contracts::{invocation::take_http_headers, names};
 use super::invocation;
 use crate::{ApiError, App, body, metrics};
 
-pub async fn invoke(State(app): State<App>, Path(name): Path<String>, request: Request) -> Response {
+pub async fn invoke(
+    State(app): State<App>,
+    Path(super::FunctionPath { name }): Path<super::FunctionPath>,
+    request: Request,
+) -> Response {
     invocation::counted(&name, |function| async move { call(app, &function, None, request).await }).await
 }
 
 pub async fn invoke_with_path(
     State(app): State<App>,
-    Path((name, path)): Path<(String, String)>,
+    Path(super::FunctionSubPath { name, path }): Path<super::FunctionSubPath>,
     request: Request,
 ) -> Response {
     invocation::counted(&name, |function| async move { call(app, &function, Some(&path), request).await }).await

@@ -1,11 +1,11 @@
 //! `/healthz`, `/metrics`, `/system/namespaces` and `/system/info`.
 
-use axum::{Json, extract::State, http::StatusCode, response::IntoResponse};
+use axum::{Json, extract::State, http::StatusCode};
 
 use crate::{ApiError, App};
 
 /// Healthy while NATS is connected.
-pub async fn healthz(State(app): State<App>) -> impl IntoResponse {
+pub async fn healthz(State(app): State<App>) -> (StatusCode, &'static str) {
     match app.topology.client.connection_state() {
         async_nats::connection::State::Connected => (StatusCode::OK, "OK"),
         _ => (StatusCode::SERVICE_UNAVAILABLE, "NATS disconnected"),
@@ -13,7 +13,7 @@ pub async fn healthz(State(app): State<App>) -> impl IntoResponse {
 }
 
 /// Prometheus text format.
-pub async fn metrics(State(app): State<App>) -> impl IntoResponse {
+pub async fn metrics(State(app): State<App>) -> (StatusCode, String) {
     match &app.cfg.metrics {
         Some(handle) => (StatusCode::OK, handle.render()),
         None => (StatusCode::NOT_FOUND, "metrics are not enabled in this process".to_owned()),

@@ -1,0 +1,143 @@
+//! The OpenAPI 3.1 document of the gateway's HTTP API, generated from the route table (`handlers::routes`)
+//! and the types its handlers read and answer; served at `GET /openapi.json` and checked in as
+//! `docs/openapi.json`.
+
+use aide::{
+    generate::GenContext,
+    openapi::{self, MediaType, OpenApi, Operation, ReferenceOr, SchemaObject, SecurityScheme, StatusCode},
+};
+use schemars::JsonSchema;
+
+use crate::ApiError;
+
+/// The body of every error answer.
+#[derive(serde::Serialize, JsonSchema)]
+pub struct ErrorBody {
+    /// What was wrong, naming the field, parameter or object.
+    pub error: String,
+}
+
+/// Security scheme names, as operations refer to them.
+pub const BASIC_AUTH: &str = "basicAuth";
+pub const BEARER: &str = "bearerToken";
+
+/// The statuses an [`ApiError`] can answer with, and what each means.
+const ERROR_STATUSES: [(u16, &str); 10] = [
+    (400, "The request is malformed; `error` names the field or parameter"),
+    (401, "Credentials are missing or wrong"),
+    (404, "The function, call, secret or namespace does not exist"),
+    (409, "The object exists already, or changed underneath the request"),
+    (413, "The body is larger than the limit"),
+    (431, "The headers are larger than the limit"),
+    (501, "A route OpenFaaS has that Sluice answers differently; `error` says what to use"),
+    (502, "The function failed to answer"),
+    (503, "NATS, JetStream or a worker is out of reach for now; try again"),
+    (504, "The function did not answer in time"),
+];
+
+impl aide::OperationOutput for ApiError {
+    type Inner = ErrorBody;
+
+    fn inferred_responses(
+        ctx: &mut GenContext,
+        _operation: &mut Operation,
+    ) -> Vec<(Option<StatusCode>, openapi::Response)> {
+        let schema = ctx.schema.subschema_for::<ErrorBody>();
+        ERROR_STATUSES
+            .iter()
+            .map(|(status, description)| {
+                let media = MediaType {
+                    schema: Some(SchemaObject { json_schema: schema.clone(), example: None, external_docs: None }),
+                    ..Default::default()
+                };
+                let response = openapi::Response {
+                    description: (*description).to_owned(),
+                    content: [("application/json".to_owned(), media)].into_iter().collect(),
+                    ..Default::default()
+                };
+                (Some(StatusCode::Code(*status)), response)
+            })
+            .collect()
+    }
+}
+
+/// Adds the error answers to an operation whose handler's own type does not carry them (a raw response).
+pub fn errors(mut op: aide::transform::TransformOperation<'_>) -> aide::transform::TransformOperation<'_> {
+    use aide::OperationOutput;
+    let operation = op.inner_mut();
+    let inferred = aide::generate::in_context(|ctx| ApiError::inferred_responses(ctx, operation));
+    let responses = operation.responses.get_or_insert_with(Default::default);
+    for (status, response) in inferred {
+        if let Some(status) = status {
+            responses.responses.entry(status).or_insert(ReferenceOr::Item(response));
+        }
+    }
+    op
+}
+
+/// The document's frame: title, version, security schemes; the routes fill in the paths.
+pub fn frame() -> OpenApi {
+    let mut api = OpenApi {
+        info: openapi::Info {
+            title: "Sluice".into(),
+            description: Some(
+                "Asynchronous, event-driven functions on NATS JetStream, with the OpenFaaS gateway API.".into(),
+            ),
+            version: env!("CARGO_PKG_VERSION").into(),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let components = api.components.get_or_insert_with(Default::default);
+    let scheme = |scheme: &str, description: &str| {
+        ReferenceOr::Item(SecurityScheme::Http {
+            scheme: scheme.into(),
+            bearer_format: None,
+            description: Some(description.into()),
+            extensions: Default::default(),
+        })
+    };
+    components.security_schemes.insert(BASIC_AUTH.into(), scheme("basic", "The admin credentials (faas-cli login)."));
+    components.security_schemes.insert(
+        BEARER.into(),
+        scheme("bearer", "The admin password as a bearer token; /metrics also takes --metrics-token."),
+    );
+    api
+}
+
+/// Finishes a generated document: axum's catch-all segments (`{*path}`) written as OpenAPI parameters.
+pub fn finish(mut api: OpenApi) -> OpenApi {
+    if let Some(paths) = api.paths.as_mut() {
+        paths.paths =
+            std::mem::take(&mut paths.paths).into_iter().map(|(path, item)| (path.replace("{*", "{"), item)).collect();
+    }
+    api
+}
+
+/// The gateway's OpenAPI document as served, pretty-printed with a final newline (as checked in).
+pub fn document_text() -> String {
+    let mut text = serde_json::to_string_pretty(&crate::handlers::document()).expect("the document serialises");
+    text.push('\n');
+    text
+}
+
+/// Where the document is checked in, from the workspace root.
+pub const CHECKED_IN: &str = "docs/openapi.json";
+
+#[cfg(test)]
+mod tests {
+    /// Fails when a route or a type it reads or answers changed without
+    /// `cargo run -p sluice-gateway --example write-openapi`.
+    #[test]
+    fn the_checked_in_document_is_up_to_date() {
+        // A route whose types cannot be described fails here rather than leaving a gap in the document.
+        aide::generate::on_error(|err| panic!("OpenAPI generation: {err}"));
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(super::CHECKED_IN);
+        let on_disk = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            on_disk == super::document_text(),
+            "{} is stale; regenerate with `cargo run -p sluice-gateway --example write-openapi`",
+            super::CHECKED_IN
+        );
+    }
+}
