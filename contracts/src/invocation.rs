@@ -69,6 +69,16 @@ pub fn put_http_headers(into: &mut NatsHeaders, headers: &http::HeaderMap) {
     }
 }
 
+/// `value` fit for a NATS header, which cannot hold a line break: CR and LF written as `%0D` and `%0A`. Callers
+/// refuse such text where they can; this keeps a value that slipped through from failing the whole message.
+pub fn one_line(value: &str) -> std::borrow::Cow<'_, str> {
+    if value.contains(['\r', '\n']) {
+        std::borrow::Cow::Owned(value.replace('\r', "%0D").replace('\n', "%0A"))
+    } else {
+        std::borrow::Cow::Borrowed(value)
+    }
+}
+
 /// Reads back headers written by [`put_http_headers`].
 pub fn take_http_headers(from: &NatsHeaders) -> http::HeaderMap {
     let mut out = http::HeaderMap::new();
@@ -102,7 +112,7 @@ impl InvocationMessage {
         headers.insert(ce::SPECVERSION, ce::VERSION);
         headers.insert(ce::ID, self.call_id.as_str());
         headers.insert(ce::TYPE, ce_type);
-        headers.insert(ce::SOURCE, self.source.as_str());
+        headers.insert(ce::SOURCE, one_line(&self.source).as_ref());
         headers.insert(ce::SUBJECT, self.function.as_str());
         headers.insert(ce::TIME, self.time.to_rfc3339());
         if let Some(ct) = self.headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) {
@@ -110,13 +120,13 @@ impl InvocationMessage {
         }
         headers.insert(wire::METHOD, self.method.as_str());
         if !self.path.is_empty() {
-            headers.insert(wire::PATH, self.path.as_str());
+            headers.insert(wire::PATH, one_line(&self.path).as_ref());
         }
         if !self.query.is_empty() {
-            headers.insert(wire::QUERY, self.query.as_str());
+            headers.insert(wire::QUERY, one_line(&self.query).as_ref());
         }
         if let Some(url) = &self.callback_url {
-            headers.insert(wire::CALLBACK_URL, url.as_str());
+            headers.insert(wire::CALLBACK_URL, one_line(url).as_ref());
         }
         put_http_headers(&mut headers, &self.headers);
         let body = match &self.payload {
@@ -185,6 +195,15 @@ mod tests {
             callback_url: Some("http://127.0.0.1:9/cb".into()),
             payload,
         }
+    }
+
+    #[test]
+    fn line_breaks_in_free_text_never_break_the_message() {
+        let mut call = sample(Payload::Inline(Bytes::new()));
+        (call.path, call.source) = ("/a\r\nb".into(), "/hooks/x\n".into());
+        let (headers, _) = call.to_nats(crate::names::CE_TYPE_REQUESTED);
+        assert_eq!(headers.get(wire::PATH).unwrap().as_str(), "/a%0D%0Ab");
+        assert_eq!(headers.get(ce::SOURCE).unwrap().as_str(), "/hooks/x%0A");
     }
 
     #[test]

@@ -36,6 +36,8 @@ pub enum ApiError {
     NotDead(String),
     #[error("invalid query: {0}")]
     BadQuery(String),
+    #[error("invalid path {0:?}: control characters cannot be passed to a function")]
+    BadPath(String),
     #[error("request body is larger than the limit of {limit} bytes")]
     BodyTooLarge { limit: usize },
     #[error("request body could not be read: {0}")]
@@ -86,6 +88,7 @@ impl ApiError {
             | Self::BadCallbackUrl { .. }
             | Self::BadCallId(_)
             | Self::BadQuery(_)
+            | Self::BadPath(_)
             | Self::BodyRead(_) => StatusCode::BAD_REQUEST,
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::HeadersTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,

@@ -75,6 +75,17 @@ pub fn errors(mut op: aide::transform::TransformOperation<'_>) -> aide::transfor
     op
 }
 
+/// A response documented under `content_type` (what the handler sends) rather than the one its Rust type implies.
+pub fn media_type<'t, T>(
+    mut response: aide::transform::TransformResponse<'t, T>,
+    content_type: &str,
+) -> aide::transform::TransformResponse<'t, T> {
+    let content = &mut response.inner().content;
+    let media = content.drain(..).next().map(|(_, media)| media).unwrap_or_default();
+    content.insert(content_type.to_owned(), media);
+    response
+}
+
 /// The document's frame: title, version, security schemes; the routes fill in the paths.
 pub fn frame() -> OpenApi {
     let mut api = OpenApi {

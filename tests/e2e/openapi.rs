@@ -45,3 +45,58 @@ async fn the_served_document_is_the_checked_in_one_and_names_only_served_routes(
     assert!(list["security"].as_array().is_some_and(|s| !s.is_empty()), "{list}");
     assert!(list["responses"]["401"].is_object(), "{list}");
 }
+
+/// schemathesis, from PyPI: `deploy/test.sh` installs it into `.tools/schemathesis` and names it in
+/// `SLUICE_SCHEMATHESIS`.
+fn schemathesis() -> std::path::PathBuf {
+    let path = std::env::var_os("SLUICE_SCHEMATHESIS").map(std::path::PathBuf::from).unwrap_or_else(|| {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".tools/schemathesis/bin/schemathesis")
+    });
+    assert!(
+        path.is_file(),
+        "schemathesis is not installed at {}: run ./deploy/test.sh, which installs it (PyPI schemathesis)",
+        path.display()
+    );
+    path
+}
+
+/// Fuzzes every documented operation (but `POST /system/alert`, a 501 by design) with schemathesis: no answer
+/// may be a 5xx, nor have a status, content type, headers or body the document does not give. A first run uses
+/// names the fuzzer makes up (the gateway must refuse them cleanly); a second pins every function name to a
+/// deployed function, so the generated specs, secrets, queries and bodies reach the handlers' core.
+#[tokio::test]
+async fn schemathesis_finds_no_server_error_and_no_answer_outside_the_document() {
+    let schemathesis = schemathesis();
+    // No container engine: the fuzzer deploys container specs with made-up images.
+    let platform = Platform::start(1, &[], &["--docker", "off"]).await;
+    platform.deploy(serde_json::json!({"service": "echo", "envProcess": "cat"})).await;
+    let dir = tempfile::tempdir().unwrap();
+    // Following logs streams until the client leaves, which a fuzzer's request never does.
+    let open = "[parameters]\n\"query.follow\" = false\n";
+    let pinned = format!("{open}\"path.name\" = \"echo\"\n\"query.name\" = \"echo\"\n");
+    let seed = std::env::var("SLUICE_SCHEMATHESIS_SEED").unwrap_or_else(|_| "20261130".into());
+    for (run, config) in [("made-up names", open.to_owned()), ("a deployed function", pinned)] {
+        let config_path = dir.path().join("schemathesis.toml");
+        std::fs::write(&config_path, config).unwrap();
+        let auth = format!("admin:{}", platform.admin_password);
+        let mut command = tokio::process::Command::new(&schemathesis);
+        command
+            .arg("--config-file")
+            .arg(&config_path)
+            .args(["run", &platform.url("/openapi.json"), "--auth", &auth, "--exclude-path", "/system/alert"])
+            .args(["--checks", "not_a_server_error,status_code_conformance,content_type_conformance"])
+            .args(["--checks", "response_schema_conformance,response_headers_conformance"])
+            .args(["--phases", "examples,coverage,fuzzing", "--max-examples", "25", "--seed", &seed])
+            .args(["--request-timeout", "20", "--no-color"])
+            .current_dir(dir.path())
+            .kill_on_drop(true);
+        let output = tokio::time::timeout(std::time::Duration::from_secs(600), command.output())
+            .await
+            .expect("schemathesis finished within 10 minutes")
+            .expect("schemathesis runs");
+        let text = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success(), "schemathesis ({run}) found problems:\n{text}");
+        assert!(text.contains("Tested: 28"), "every documented operation but one was fuzzed ({run}):\n{text}");
+    }
+    assert!(!platform.gateway.log_text().contains("panicked"), "{}", platform.gateway.log_text());
+}

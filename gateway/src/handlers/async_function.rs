@@ -43,6 +43,7 @@ fn accepted(call_id: &str) -> Response {
 async fn enqueue(app: App, function: &str, path: Option<&str>, request: Request) -> Result<Response, ApiError> {
     let (parts, request_body): (_, Body) = request.into_parts();
     app.function_cache.get(function).await?.ok_or_else(|| ApiError::UnknownFunction(function.to_owned()))?;
+    let path = path.map(invocation::sub_path).transpose()?;
     let callback_url = invocation::callback_url(&parts.headers, &app.cfg.callback_policy).await?;
     let (call_id, caller_chose_id) = invocation::call_id(&parts.headers)?;
     body::check_declared_length(&app, &parts.headers)?;

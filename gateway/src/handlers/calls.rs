@@ -46,6 +46,7 @@ pub async fn list(
     State(app): State<App>,
     Query(query): Query<CallListQuery>,
 ) -> Result<Json<Vec<CallRecord>>, ApiError> {
+    super::extract::check_function_filter(query.function.as_deref())?;
     let status = query.status.map(|s| s.parse::<CallStatus>()).transpose().map_err(ApiError::BadQuery)?;
     let limit = match &query.limit {
         Some(l) => l.parse().map_err(|_| ApiError::BadQuery(format!("limit {l:?} is not a number")))?,

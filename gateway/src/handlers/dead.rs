@@ -30,6 +30,7 @@ pub async fn list(
         Some(l) => l.parse().map_err(|_| ApiError::BadQuery(format!("limit {l:?} is not a number")))?,
         None => DEFAULT_LIMIT,
     };
+    super::extract::check_function_filter(query.function.as_deref())?;
     let found = DeadLetters::new(&app.topology)
         .list(query.function.as_deref(), limit)
         .await

@@ -99,6 +99,16 @@ impl aide::OperationInput for InNamespace {
     }
 }
 
+/// A `?function=` filter: a function name, never a pattern (it becomes part of a NATS subject filter).
+pub fn check_function_filter(function: Option<&str>) -> Result<(), ApiError> {
+    match function {
+        Some(name) if !sluice_contracts::function::is_dns_label(name) => Err(ApiError::BadQuery(format!(
+            "function {name:?} is not a function name (lowercase letters, digits and '-', at most 63)"
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// A namespace a request names (in its query or body): absent, empty or the default one.
 pub fn check_namespace(namespace: Option<&str>) -> Result<(), ApiError> {
     match namespace.filter(|n| !n.is_empty()) {

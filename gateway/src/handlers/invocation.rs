@@ -38,6 +38,15 @@ where
     response
 }
 
+/// The path after the function's name, as the function will see it: any text but control characters (a
+/// decoded `%0A` cannot travel in the call's headers, nor mean anything to a function).
+pub fn sub_path(path: &str) -> Result<&str, ApiError> {
+    if path.chars().any(char::is_control) {
+        return Err(ApiError::BadPath(path.to_owned()));
+    }
+    Ok(path)
+}
+
 /// The call id: the caller's `X-Call-Id` when valid, else a new UUIDv7 (time-ordered, so ids sort by age).
 pub fn call_id(headers: &HeaderMap) -> Result<(String, bool), ApiError> {
     match headers.get(names::http_headers::CALL_ID) {

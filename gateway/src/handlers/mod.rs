@@ -110,7 +110,10 @@ fn system_routes() -> ApiRouter<App> {
             "/system/logs",
             get_with(logs::logs, |op| {
                 tag(op, "A container function's logs").response_with::<200, String, _>(|r| {
-                    r.description("Newline-delimited JSON, one OpenFaaS logs.Message per line (application/x-ndjson)")
+                    openapi::media_type(
+                        r.description("Newline-delimited JSON, one OpenFaaS logs.Message per line"),
+                        "application/x-ndjson",
+                    )
                 })
             }),
         )
@@ -222,8 +225,12 @@ fn invocation_doc(op: TransformOperation<'_>, queued: bool) -> TransformOperatio
         })
     } else {
         op.summary("Call a function and wait for its answer (any method; POST shown)")
-            .response_with::<200, Vec<u8>, _>(|r| r.description("The function's answer: its headers and body"))
-            .default_response_with::<Vec<u8>, _>(|r| r.description("The function's answer with a status of its own"))
+            .response_with::<200, Vec<u8>, _>(|r| {
+                openapi::media_type(r.description("The function's answer: its headers and body"), "*/*")
+            })
+            .default_response_with::<Vec<u8>, _>(|r| {
+                openapi::media_type(r.description("The function's answer with a status of its own"), "*/*")
+            })
     }
 }
 

@@ -59,6 +59,9 @@ impl SecretBody {
 }
 
 async fn exists(app: &App, name: &str) -> Result<bool, ApiError> {
+    if !is_secret_name(name) {
+        return Ok(false); // not a key that can exist, nor a valid KV key
+    }
     Ok(app.topology.secrets.get(name).await.map_err(store_error)?.is_some())
 }
 

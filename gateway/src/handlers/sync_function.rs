@@ -35,6 +35,7 @@ async fn call(app: App, function: &str, path: Option<&str>, request: Request) ->
     let started = Instant::now();
     let (parts, request_body): (_, Body) = request.into_parts();
     let spec = app.function_cache.get(function).await?.ok_or_else(|| ApiError::UnknownFunction(function.to_owned()))?;
+    let path = path.map(invocation::sub_path).transpose()?;
     body::check_declared_length(&app, &parts.headers)?;
     let headers = invocation::forwarded_headers(&app, &parts.headers)?;
     let call_id = uuid::Uuid::now_v7().to_string();
