@@ -41,6 +41,10 @@ pub async fn receive(
         ConnectorError::BadRequest(format!("not a CloudEvent (binary or structured mode): {e}"))
     })?;
     let event = from_sdk(event);
+    if let Some(attribute) = event.ce_headers().into_iter().find(|(_, value)| value.contains(['\r', '\n'])) {
+        metrics::rejected("ingress", "line break");
+        return Err(ConnectorError::BadRequest(format!("the event's {} contains a line break", attribute.0)));
+    }
     if event.event_type.len() > names::MAX_EVENT_TYPE {
         metrics::rejected("ingress", "type");
         return Err(ConnectorError::BadRequest(format!(

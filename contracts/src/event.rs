@@ -82,11 +82,12 @@ impl EventMessage {
     pub fn to_nats(&self) -> (NatsHeaders, Bytes) {
         let mut headers = NatsHeaders::new();
         headers.insert(wire::NATS_MSG_ID, self.dedup_id().as_str());
+        // An S3 key or an event's attribute may hold a line break, which a NATS header cannot.
         for (name, value) in self.ce_headers() {
-            headers.insert(name.as_str(), value.as_str());
+            headers.insert(crate::invocation::one_line(&name).as_ref(), crate::invocation::one_line(&value).as_ref());
         }
         if let Some(ct) = &self.content_type {
-            headers.insert(wire::CONTENT_TYPE, ct.as_str());
+            headers.insert(wire::CONTENT_TYPE, crate::invocation::one_line(ct).as_ref());
         }
         (headers, self.data.clone())
     }
@@ -174,6 +175,14 @@ mod tests {
         assert_eq!(back.subject, event.subject);
         assert_eq!(back.extensions, event.extensions);
         assert_eq!(back.time.map(|t| t.timestamp_micros()), event.time.map(|t| t.timestamp_micros()));
+    }
+
+    #[test]
+    fn an_s3_key_with_a_line_break_still_makes_a_message() {
+        let mut event = EventMessage::new("s3://in", "sluice.s3.object.created", "{}");
+        event.subject = Some("photos/a\nb.jpg".into());
+        let (headers, _) = event.to_nats();
+        assert_eq!(headers.get(ce::SUBJECT).unwrap().as_str(), "photos/a%0Ab.jpg");
     }
 
     #[test]
