@@ -1,16 +1,25 @@
 //! A function server that takes a while to become ready, as many real ones do (a model to load, a JVM to
 //! warm): it listens on 8080 at once, but for `READY_AFTER` seconds (default 3) answers calls with 500 and
 //! `GET /_/ready` with 503, as of-watchdog does while its upstream starts. Then it answers calls with
-//! `ready:<body>`. `slow_start --probe` checks `/_/ready` on 127.0.0.1:8080 and exits 0 when ready, for an
-//! image's HEALTHCHECK.
+//! `ready:<body>`. A call to `/_/pause?seconds=N` makes it unready again for N seconds (a dependency lost,
+//! a cache reloading), so a platform's readiness checks can be seen taking it out of rotation and back.
+//! `slow_start --probe` checks `/_/ready` on 127.0.0.1:8080 and exits 0 when ready, for an image's HEALTHCHECK.
 //!
 //! Only the standard library: the image holds this one executable and its libraries.
 
 use std::{
     io::{BufRead, BufReader, Read, Write},
     net::{TcpListener, TcpStream},
-    time::{Duration, Instant},
+    sync::atomic::{AtomicU64, Ordering},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
+
+/// Unix milliseconds until which a pause (`/_/pause`) keeps the server unready.
+static PAUSED_UNTIL: AtomicU64 = AtomicU64::new(0);
+
+fn now_millis() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
 
 fn probe() -> bool {
     let Ok(mut stream) = TcpStream::connect("127.0.0.1:8080") else { return false };
@@ -50,7 +59,14 @@ fn serve(mut stream: TcpStream, ready: bool) {
     if reader.read_exact(&mut body).is_err() {
         return;
     }
-    let path = request_line.split_whitespace().nth(1).unwrap_or("/");
+    let target = request_line.split_whitespace().nth(1).unwrap_or("/");
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    if path.ends_with("/_/pause") {
+        let seconds: u64 = query.strip_prefix("seconds=").and_then(|s| s.parse().ok()).unwrap_or(10);
+        PAUSED_UNTIL.store(now_millis() + seconds.min(3600) * 1000, Ordering::Relaxed);
+        return respond(&mut stream, "200 OK", b"paused");
+    }
+    let ready = ready && now_millis() >= PAUSED_UNTIL.load(Ordering::Relaxed);
     match (path, ready) {
         ("/_/ready", true) => respond(&mut stream, "200 OK", b"OK"),
         ("/_/ready", false) => respond(&mut stream, "503 Service Unavailable", b"starting"),

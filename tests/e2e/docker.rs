@@ -485,20 +485,29 @@ async fn openfaas_scale_labels_set_the_replica_range() {
     assert!(r.text().await.unwrap().contains("com.openfaas.scale.type"));
 }
 
+/// The image of `examples/slow_start.rs`, built once for the tests that use it.
+fn slow_start_image() -> &'static str {
+    static BUILT: std::sync::Once = std::sync::Once::new();
+    const IMAGE: &str = "sluice-test/slow-start:latest";
+    BUILT.call_once(|| {
+        let examples = std::path::Path::new(env!("CARGO_BIN_EXE_sluice")).parent().unwrap().join("examples");
+        let server = examples.join("slow_start");
+        assert!(server.is_file(), "cargo builds examples/slow_start.rs with the tests");
+        let server = server.to_str().unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .args(["build", server, "-t", IMAGE, "--watchdog", server])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "sluice build: {}", String::from_utf8_lossy(&out.stderr));
+    });
+    IMAGE
+}
+
 /// A server that listens at once but is ready only seconds later (`examples/slow_start.rs`), in an image
 /// with a HEALTHCHECK and in one with only `/_/ready`: no call may fail or use up an attempt while it starts.
 #[tokio::test]
 async fn replicas_take_calls_only_once_ready() {
-    let examples = std::path::Path::new(env!("CARGO_BIN_EXE_sluice")).parent().unwrap().join("examples");
-    let server = examples.join("slow_start");
-    assert!(server.is_file(), "cargo builds examples/slow_start.rs with the tests");
-    let server = server.to_str().unwrap();
-    let base = "sluice-test/slow-start:latest";
-    let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .args(["build", server, "-t", base, "--watchdog", server])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "sluice build: {}", String::from_utf8_lossy(&out.stderr));
+    let base = slow_start_image();
     let context = tempfile::tempdir().unwrap();
     let dockerfile = format!(
         "FROM {base}\nHEALTHCHECK --interval=1s --timeout=2s --retries=1 CMD [\"/usr/local/bin/sluice-watchdog\", \"--probe\"]\n"
@@ -537,4 +546,55 @@ async fn replicas_take_calls_only_once_ready() {
     }
     let got = receiver.wait_for(2, Duration::from_secs(10)).await;
     assert!(got.iter().all(|cb| cb.body.as_ref() == b"ready:queued"));
+}
+
+/// A replica that stops being ready (`/_/pause` of `examples/slow_start.rs` makes `/_/ready` answer 503 and
+/// calls 500 for a while) leaves rotation within a few seconds, so calls meanwhile all go to the other one,
+/// and comes back, the same container, once it is ready again.
+#[tokio::test]
+async fn a_replica_that_stops_being_ready_leaves_rotation_until_ready_again() {
+    let image = slow_start_image();
+    let id = worker_id();
+    let _cleanup = Cleanup(id.clone());
+    let platform = Platform::start(1, &[], &["--worker-id", &id, "--docker", "on"]).await;
+    platform
+        .deploy(json!({"service": "flaky", "image": image, "envVars": {"READY_AFTER": "0"},
+                       "scale": {"min": 2, "max": 2}}))
+        .await;
+    let before = wait_containers(&platform, &id, "flaky", 2, Duration::from_secs(60)).await;
+    let available = async || function_status(&platform, "flaky").await["availableReplicas"].as_u64().unwrap_or(0);
+    let start = Instant::now();
+    while available().await != 2 {
+        assert!(start.elapsed() < Duration::from_secs(30), "{}", function_status(&platform, "flaky").await);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    let r = platform.http.post(platform.url("/function/flaky/_/pause?seconds=15")).send().await.unwrap();
+    assert_eq!(r.text().await.unwrap(), "paused");
+    let paused_at = Instant::now();
+    while available().await != 1 {
+        assert!(
+            paused_at.elapsed() < Duration::from_secs(10),
+            "the unready replica stayed in rotation; worker log:\n{}",
+            platform.workers[0].log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Out of rotation: every call goes to the ready replica.
+    for i in 0..20 {
+        let (status, body) = sync_call(&platform, "flaky", &i.to_string()).await;
+        assert_eq!((status, body), (200, format!("ready:{i}")), "call {i}");
+    }
+    assert!(paused_at.elapsed() < Duration::from_secs(15), "the calls ran while the replica was paused");
+    // Ready again: back in rotation, the same container.
+    while available().await != 2 {
+        assert!(paused_at.elapsed() < Duration::from_secs(45), "the replica did not come back");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let mut after = containers(&id, "flaky");
+    let mut before = before;
+    after.sort();
+    before.sort();
+    assert_eq!(after, before, "no container was replaced");
+    assert!(platform.workers[0].log_text().contains("replica no longer ready; out of rotation"));
 }

@@ -199,6 +199,19 @@ impl Engine {
         }
     }
 
+    /// One readiness check of a running replica at `addr`: its HEALTHCHECK when the image has one, else
+    /// `GET /_/ready`.
+    pub async fn probe_once(&self, id: &str, addr: &str) -> Probe {
+        let health = match self.docker.inspect_container(id, None).await {
+            Ok(inspect) => inspect.state.and_then(|s| s.health).and_then(|h| h.status),
+            Err(err) => return Probe::NotYet(format!("the engine does not know it: {err}")),
+        };
+        match readiness::from_health(health) {
+            Some(probe) => probe,
+            None => readiness::probe_http(&self.probe, addr).await,
+        }
+    }
+
     /// The container's address on the function network.
     fn endpoint_ip(&self, networks: HashMap<String, bollard::models::EndpointSettings>) -> Option<String> {
         networks

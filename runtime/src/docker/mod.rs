@@ -31,6 +31,7 @@ use tokio::time::Instant;
 use engine::Engine;
 pub use engine::Found;
 use pool::{Pool, Replica};
+use readiness::Probe;
 use scaling::{Load, Scaler};
 pub use shape::{LABEL_FUNCTION, LABEL_SPEC, LABEL_WORKER, SECRETS_PATH, spec_hash};
 
@@ -41,6 +42,8 @@ pub const COLD_START_SECONDS: &str = "sluice_cold_start_seconds";
 
 /// How long a replica whose request failed may take to accept connections again before it is removed.
 const RECHECK_WITHIN: Duration = Duration::from_secs(5);
+/// How often a ready replica's readiness is checked again (Kubernetes' readiness probe period is 10 s).
+const READINESS_EVERY: Duration = Duration::from_secs(3);
 
 /// How the docker runtime manages containers.
 #[derive(Clone, Debug)]
@@ -89,11 +92,21 @@ struct Function {
     control: Arc<tokio::sync::Mutex<Scaler>>,
     /// The last failed cold start, so waiting calls fail with its reason instead of retrying in a loop.
     start_failure: Mutex<Option<(Instant, String)>>,
+    /// When its replicas' readiness was last checked.
+    readiness_checked: Mutex<Instant>,
+    /// Replicas out of rotation until they are ready again: alive, so scaling counts them (as Kubernetes counts
+    /// an unready pod) rather than starting others in their place.
+    resting: AtomicU32,
 }
 
 impl Function {
     fn spec(&self) -> Arc<FunctionSpec> {
         self.spec.read().expect("spec lock").clone()
+    }
+
+    /// Replicas in rotation and resting ones.
+    fn alive(&self) -> u32 {
+        (self.pool.len() as u32).saturating_add(self.resting.load(Ordering::Relaxed))
     }
 }
 
@@ -152,6 +165,8 @@ impl DockerRuntime {
             desired: AtomicU32::new(0),
             control: Arc::new(tokio::sync::Mutex::new(Scaler::new(self.inner.cfg.scale_down_window))),
             start_failure: Mutex::new(None),
+            readiness_checked: Mutex::new(Instant::now()),
+            resting: AtomicU32::new(0),
         });
         functions.insert(spec.service.clone(), f.clone());
         (f, true)
@@ -207,7 +222,7 @@ impl DockerRuntime {
     /// Brings the function to `n` replicas. Caller holds the function's control lock.
     async fn scale_locked(&self, f: &Arc<Function>, n: u32) -> Result<(), RuntimeError> {
         f.desired.store(n, Ordering::Relaxed);
-        let current = f.pool.len() as u32;
+        let current = f.alive();
         if n > current {
             let spec = f.spec();
             tracing::info!(function = %spec.service, from = current, to = n, "scaling up");
@@ -215,6 +230,7 @@ impl DockerRuntime {
         } else if n < current {
             let mut replicas = f.pool.replicas();
             replicas.sort_by_key(|r| r.inflight());
+            // Resting replicas are left to come back (and be scaled down then) or to be removed.
             let ids = replicas.into_iter().take((current - n) as usize).map(|r| r.id.clone()).collect();
             tracing::info!(function = %f.spec().service, from = current, to = n, "scaling down");
             self.retire(f, ids);
@@ -275,9 +291,10 @@ impl DockerRuntime {
                 self.retire(&f, dead);
             }
         }
+        self.check_readiness(&f).await;
         let demand = f.pool.demand().saturating_add(queued.min(u32::MAX as u64) as u32);
         let idle_for = if demand > 0 { Duration::ZERO } else { f.pool.last_used().elapsed() };
-        let current = f.pool.len() as u32;
+        let current = f.alive();
         let desired = scaler.desired(&f.spec(), Instant::now(), current, Load { demand, idle_for });
         f.desired.store(desired, Ordering::Relaxed);
         if desired != current
@@ -363,6 +380,43 @@ impl DockerRuntime {
                 }
             }
         });
+    }
+
+    /// Every [`READINESS_EVERY`], asks each replica in rotation whether it is still ready (its HEALTHCHECK, else
+    /// `GET /_/ready`). One that is not leaves rotation, calls on it going on, and comes back once ready again;
+    /// one that stays unready for the readiness timeout is removed, and scaling replaces it.
+    async fn check_readiness(&self, f: &Arc<Function>) {
+        {
+            let mut checked = f.readiness_checked.lock().expect("readiness lock");
+            if checked.elapsed() < READINESS_EVERY {
+                return;
+            }
+            *checked = Instant::now();
+        }
+        let replicas = f.pool.replicas();
+        let probes = replicas.iter().map(|r| self.inner.engine.probe_once(&r.id, &r.addr));
+        let found = futures::future::join_all(probes).await;
+        for (replica, probe) in replicas.into_iter().zip(found) {
+            let Probe::NotYet(reason) = probe else { continue };
+            let Some(replica) = f.pool.take_out(&replica.id) else { continue };
+            tracing::warn!(container = %short(&replica.id), %reason, "replica no longer ready; out of rotation");
+            f.resting.fetch_add(1, Ordering::Relaxed);
+            let (engine, f, within) = (self.inner.engine.clone(), f.clone(), self.inner.cfg.ready_timeout);
+            tokio::spawn(async move {
+                let ready = engine.wait_ready(&replica.id, within).await;
+                f.resting.fetch_sub(1, Ordering::Relaxed);
+                match ready {
+                    Ok(_) => {
+                        tracing::info!(container = %short(&replica.id), "replica ready again; back in rotation");
+                        f.pool.add(replica);
+                    }
+                    Err(err) => {
+                        tracing::warn!(container = %short(&replica.id), %err, "replica stayed unready; removing it");
+                        engine.remove(&replica.id).await;
+                    }
+                }
+            });
+        }
     }
 
     /// After a failed request: the replica leaves rotation at once, so a retry goes elsewhere, and comes
