@@ -8,6 +8,7 @@ mod allocator;
 mod args;
 mod build;
 mod client;
+mod openapi;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -49,6 +50,8 @@ enum Command {
     Dead(client::dead::DeadCommand),
     /// Make a function image from a local executable, without any registry.
     Build(build::BuildArgs),
+    /// Print the OpenAPI document of the HTTP API (what GET /openapi.json answers).
+    Openapi,
 }
 
 fn main() -> std::process::ExitCode {
@@ -67,6 +70,7 @@ fn main() -> std::process::ExitCode {
             Command::Call(cmd) => client::calls::run(cmd).await,
             Command::Dead(cmd) => client::dead::run(cmd).await,
             Command::Build(args) => build::run(args).await,
+            Command::Openapi => openapi::run(),
         }
     });
     match result {

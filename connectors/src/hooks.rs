@@ -36,9 +36,16 @@ pub(crate) fn verify(secret: &[u8], headers: &HeaderMap, body: &[u8]) -> Result<
     Ok(format!("sig-{}", digest(generic.as_bytes())))
 }
 
+/// `{name}` of `/hooks/{name}`.
+#[derive(serde::Deserialize, schemars::JsonSchema)]
+pub struct HookPath {
+    /// The hook's name: its secret is `webhook-{name}`, its events' source `/hooks/{name}`.
+    pub name: String,
+}
+
 pub async fn receive(
     State(state): State<ConnectorState>,
-    Path(name): Path<String>,
+    Path(HookPath { name }): Path<HookPath>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ConnectorError> {

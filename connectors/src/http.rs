@@ -2,14 +2,17 @@
 //! CloudEvents ingress (`POST /events`), and the S3 notification endpoints. Each request becomes a CloudEvent
 //! stored in `SLUICE_EVENTS` before the answer (202), so an accepted event is never lost.
 
+use aide::{
+    axum::{ApiRouter, routing::post_with},
+    transform::TransformOperation,
+};
 use axum::{
-    Json, Router,
+    Json,
     http::StatusCode,
     response::{IntoResponse, Response},
-    routing::post,
 };
 use serde_json::json;
-use sluice_contracts::EventMessage;
+use sluice_contracts::{ErrorBody, EventMessage};
 use sluice_jetstream::topology::Topology;
 
 use crate::{hooks, ingress, metrics, router, s3};
@@ -55,6 +58,58 @@ impl IntoResponse for ConnectorError {
     }
 }
 
+/// The statuses a [`ConnectorError`] answers with, for the OpenAPI document.
+const ERROR_STATUSES: [(u16, &str); 6] = [
+    (400, "Not an event this endpoint takes; `error` says why"),
+    (401, "The signature or token is missing or wrong"),
+    (403, "The event claims a source or type reserved for Sluice's own connectors"),
+    (413, "The body is larger than one event may be"),
+    (502, "The S3 subscription could not be confirmed"),
+    (503, "The event could not be stored; send it again"),
+];
+
+impl aide::OperationOutput for ConnectorError {
+    type Inner = ErrorBody;
+
+    fn inferred_responses(
+        ctx: &mut aide::generate::GenContext,
+        _operation: &mut aide::openapi::Operation,
+    ) -> Vec<(Option<aide::openapi::StatusCode>, aide::openapi::Response)> {
+        let schema = ctx.schema.subschema_for::<ErrorBody>();
+        ERROR_STATUSES
+            .iter()
+            .map(|(status, description)| {
+                let media = aide::openapi::MediaType {
+                    schema: Some(aide::openapi::SchemaObject {
+                        json_schema: schema.clone(),
+                        example: None,
+                        external_docs: None,
+                    }),
+                    ..Default::default()
+                };
+                let response = aide::openapi::Response {
+                    description: (*description).to_owned(),
+                    content: [("application/json".to_owned(), media)].into_iter().collect(),
+                    ..Default::default()
+                };
+                (Some(aide::openapi::StatusCode::Code(*status)), response)
+            })
+            .collect()
+    }
+}
+
+/// The answer to an accepted event.
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub struct Accepted {
+    /// The event's id (CloudEvents `id`).
+    pub id: String,
+    /// CloudEvents `source`.
+    pub source: String,
+    /// CloudEvents `type`.
+    #[serde(rename = "type")]
+    pub event_type: String,
+}
+
 /// Reads a body up to `limit` bytes. A declared `Content-Length` over the limit is refused before any of the
 /// body is read, so the sender gets its 413 rather than a connection closed under it mid-write.
 pub async fn read_body(
@@ -98,25 +153,52 @@ pub async fn accept(
     event: EventMessage,
 ) -> Result<Response, ConnectorError> {
     store(state, connector, subject, &event).await?;
-    Ok((StatusCode::ACCEPTED, Json(json!({"id": event.id, "source": event.source, "type": event.event_type})))
-        .into_response())
+    let answer = Accepted { id: event.id, source: event.source, event_type: event.event_type };
+    Ok((StatusCode::ACCEPTED, Json(answer)).into_response())
+}
+
+/// An event endpoint's documentation: its summary, and the 202 with the stored event's identity.
+fn event_doc<'a>(op: TransformOperation<'a>, summary: &str) -> TransformOperation<'a> {
+    op.tag("events").summary(summary).response_with::<202, Json<Accepted>, _>(|r| r.description("Stored"))
 }
 
 /// Routes whose senders authenticate with signatures or tokens of their own rather than the gateway's
-/// credentials: webhooks (`/hooks/{name}`) and S3 notifications (`/connectors/s3/…`).
-pub fn webhook_routes(state: ConnectorState) -> Router {
-    Router::new()
-        .route("/hooks/{name}", post(hooks::receive))
-        .route("/connectors/s3/minio", post(s3::http::minio).head(s3::http::minio_probe))
-        .route("/connectors/s3/sns", post(s3::http::sns))
+/// credentials: webhooks (`/hooks/{name}`) and S3 notifications (`/connectors/s3/…`). The same table
+/// documents them in the OpenAPI document.
+pub fn webhook_routes() -> ApiRouter<ConnectorState> {
+    ApiRouter::new()
+        .api_route(
+            "/hooks/{name}",
+            post_with(hooks::receive, |op| {
+                event_doc(op, "A webhook: signed per its secret `webhook-{name}` (GitHub, or Sluice's HMAC)")
+            }),
+        )
+        .api_route(
+            "/connectors/s3/minio",
+            post_with(s3::http::minio, |op| {
+                event_doc(op, "MinIO bucket notifications (bearer token `connector-s3-token`)")
+            })
+            .head_with(s3::http::minio_probe, |op| {
+                op.tag("events")
+                    .summary("MinIO's check that the endpoint answers")
+                    .response_with::<200, (), _>(|r| r.description("Up"))
+            }),
+        )
+        .api_route(
+            "/connectors/s3/sns",
+            post_with(s3::http::sns, |op| {
+                event_doc(op, "Amazon SNS notifications of S3 events, and subscription confirmations (?token=)")
+            }),
+        )
         .layer(axum::extract::DefaultBodyLimit::disable())
-        .with_state(state)
 }
 
 /// The CloudEvents ingress (`/events`); whoever serves it puts it behind credentials.
-pub fn ingress_routes(state: ConnectorState) -> Router {
-    Router::new()
-        .route("/events", post(ingress::receive))
+pub fn ingress_routes() -> ApiRouter<ConnectorState> {
+    ApiRouter::new()
+        .api_route(
+            "/events",
+            post_with(ingress::receive, |op| event_doc(op, "A CloudEvent, binary or structured mode")),
+        )
         .layer(axum::extract::DefaultBodyLimit::disable())
-        .with_state(state)
 }

@@ -21,6 +21,7 @@
 //! assert_eq!(names::invoke_subject(&spec.service), "sluice.invoke.upper");
 //! ```
 
+pub mod answer;
 pub mod body;
 pub mod call;
 pub mod callback;
@@ -41,6 +42,7 @@ pub mod scale_labels;
 pub mod schedule;
 pub mod signature;
 
+pub use answer::ErrorBody;
 pub use call::{CallRecord, CallStatus, CallbackDelivery, CallbackState};
 pub use dead::DeadLetter;
 pub use duration::HumanDuration;

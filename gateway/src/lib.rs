@@ -9,7 +9,8 @@
 //! ```no_run
 //! # async fn demo(topology: sluice_jetstream::topology::Topology) -> Result<(), std::io::Error> {
 //! let shutdown = tokio_util::sync::CancellationToken::new();
-//! sluice_gateway::run(sluice_gateway::GatewayConfig::default(), topology, axum::Router::new(), shutdown).await
+//! let beside = aide::axum::ApiRouter::new();
+//! sluice_gateway::run(sluice_gateway::GatewayConfig::default(), topology, beside, shutdown).await
 //! # }
 //! ```
 
@@ -69,11 +70,12 @@ impl Default for GatewayConfig {
 }
 
 /// Serves the API, and `beside` (other routes the process serves on the same port: the connectors' webhooks
-/// and ingress), on `cfg.listen` until `shutdown`, then finishes in-flight requests.
+/// and ingress, documented in the same OpenAPI document), on `cfg.listen` until `shutdown`, then finishes
+/// in-flight requests.
 pub async fn run(
     cfg: GatewayConfig,
     topology: Topology,
-    beside: axum::Router,
+    beside: aide::axum::ApiRouter,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(cfg.listen).await?;
@@ -86,13 +88,13 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     cfg: GatewayConfig,
     topology: Topology,
-    beside: axum::Router,
+    beside: aide::axum::ApiRouter,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let cache_stop = shutdown.child_token();
     let limits = cfg.limits;
     let app = App::new(cfg, topology, cache_stop.clone());
-    let routes = handlers::router(app).merge(beside);
+    let routes = handlers::router(app, beside);
     let served = listen::serve(listener, routes, limits, shutdown).await;
     cache_stop.cancel();
     served

@@ -121,7 +121,7 @@ pub fn http_routes(
     topology: &Topology,
     access: &sluice_gateway::Access,
     policy: &super::CallbackPolicyArgs,
-) -> axum::Router {
+) -> aide::axum::ApiRouter {
     let state = sluice_connectors::ConnectorState {
         max_body: topology.inline_limit(),
         topology: topology.clone(),
@@ -130,8 +130,22 @@ pub fn http_routes(
             policy.sns_subscribe_host.clone(),
         )),
     };
-    let ingress = access.events_guard().protect(sluice_connectors::http::ingress_routes(state.clone()));
-    sluice_connectors::http::webhook_routes(state).merge(ingress)
+    let ingress = secured(sluice_connectors::http::ingress_routes()).with_state(state.clone());
+    sluice_connectors::http::webhook_routes().with_state(state).merge(access.events_guard().protect_api(ingress))
+}
+
+/// The ingress's operations, documented as needing credentials (the events guard).
+fn secured(
+    ingress: aide::axum::ApiRouter<sluice_connectors::ConnectorState>,
+) -> aide::axum::ApiRouter<sluice_connectors::ConnectorState> {
+    use sluice_gateway::openapi::{BASIC_AUTH, BEARER};
+    ingress.with_path_items(|item| item.security_requirement(BASIC_AUTH).security_requirement(BEARER))
+}
+
+/// Adds the connectors' HTTP routes to an OpenAPI document, as the gateway serves them beside its own.
+pub fn document_http_routes(api: &mut aide::openapi::OpenApi) {
+    use sluice_connectors::http::{ingress_routes, webhook_routes};
+    let _ = webhook_routes().merge(secured(ingress_routes())).finish_api(api);
 }
 
 fn spawn_cron(topology: &Topology, stop: &CancellationToken) -> JoinHandle<()> {
@@ -170,8 +184,8 @@ pub async fn run(args: ConnectorArgs) -> anyhow::Result<()> {
         tasks.extend(args.s3.spawn(&topology, &stop));
     }
     if serves_http {
-        let app =
-            http_routes(&topology, &access, &args.policy).route("/healthz", axum::routing::get(|| async { "OK" }));
+        let app = axum::Router::from(http_routes(&topology, &access, &args.policy))
+            .route("/healthz", axum::routing::get(|| async { "OK" }));
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("listening on {}", args.listen))?;

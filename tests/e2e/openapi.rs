@@ -70,6 +70,14 @@ async fn schemathesis_finds_no_server_error_and_no_answer_outside_the_document()
     // No container engine: the fuzzer deploys container specs with made-up images.
     let platform = Platform::start(1, &[], &["--docker", "off"]).await;
     platform.deploy(serde_json::json!({"service": "echo", "envProcess": "cat"})).await;
+    let document: Value = platform.http.get(platform.url("/openapi.json")).send().await.unwrap().json().await.unwrap();
+    let methods = ["get", "put", "post", "delete", "options", "head", "patch", "trace"];
+    let operations: usize = document["paths"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|item| methods.iter().filter(|m| item.get(**m).is_some()).count())
+        .sum();
     let dir = tempfile::tempdir().unwrap();
     // Following logs streams until the client leaves, which a fuzzer's request never does.
     let open = "[parameters]\n\"query.follow\" = false\n";
@@ -96,7 +104,8 @@ async fn schemathesis_finds_no_server_error_and_no_answer_outside_the_document()
             .expect("schemathesis runs");
         let text = String::from_utf8_lossy(&output.stdout);
         assert!(output.status.success(), "schemathesis ({run}) found problems:\n{text}");
-        assert!(text.contains("Tested: 28"), "every documented operation but one was fuzzed ({run}):\n{text}");
+        let tested = format!("Tested: {}", operations - 1);
+        assert!(text.contains(&tested), "every documented operation but one was fuzzed ({run}):\n{text}");
     }
     assert!(!platform.gateway.log_text().contains("panicked"), "{}", platform.gateway.log_text());
 }

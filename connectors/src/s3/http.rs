@@ -11,8 +11,6 @@
 //! https) or one the operator allowed (`--sns-subscribe-host`), under the outbound URL policy, without
 //! following redirects; the sender learns only whether it worked.
 
-use std::collections::HashMap;
-
 use axum::{
     Json,
     body::Body,
@@ -187,13 +185,20 @@ pub(crate) struct SnsMessage {
     topic_arn: String,
 }
 
+/// `?token=` of the SNS endpoint (SNS cannot send headers of its own).
+#[derive(serde::Deserialize, schemars::JsonSchema)]
+pub struct SnsQuery {
+    /// The secret `connector-s3-token`.
+    pub token: Option<String>,
+}
+
 pub async fn sns(
     State(state): State<ConnectorState>,
-    Query(query): Query<HashMap<String, String>>,
+    Query(query): Query<SnsQuery>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ConnectorError> {
-    check_token(&state, query.get("token").map(String::as_str)).await?;
+    check_token(&state, query.token.as_deref()).await?;
     let body = read_body(&headers, body, state.max_body).await?;
     let message: SnsMessage = serde_json::from_slice(&body).map_err(|e| {
         metrics::rejected("s3", "malformed");

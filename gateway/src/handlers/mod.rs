@@ -294,8 +294,9 @@ fn metrics_route() -> ApiRouter<App> {
     )
 }
 
-/// The gateway's own routes with `GET /openapi.json`; the binary merges the connectors' HTTP routes beside them.
-pub fn router(app: App) -> Router {
+/// The gateway's routes, `beside` (the connectors' HTTP routes, which the binary merges in) and
+/// `GET /openapi.json`, the document of them all.
+pub fn router(app: App, beside: ApiRouter) -> Router {
     let admin = app.cfg.access.admin_guard();
     let system = admin.protect_api(system_routes()).layer(axum::extract::DefaultBodyLimit::max(SPEC_BODY_LIMIT));
     // Prometheus may scrape with a token of its own.
@@ -306,6 +307,7 @@ pub fn router(app: App) -> Router {
     }
     let mut api = openapi::frame();
     let router = health_route().merge(system).merge(metrics).merge(invocations).finish_api(&mut api);
+    let beside = beside.finish_api(&mut api);
     let document = bytes::Bytes::from(serde_json::to_vec(&openapi::finish(api)).expect("the document serialises"));
     router
         .route(
@@ -315,12 +317,15 @@ pub fn router(app: App) -> Router {
             }),
         )
         .with_state(app)
+        .merge(beside)
 }
 
-/// The OpenAPI document of every route [`router`] serves.
-pub fn document() -> OpenApi {
+/// The OpenAPI document of every route [`router`] serves; `beside` adds the documentation of the routes
+/// served beside them.
+pub fn document(beside: impl FnOnce(&mut OpenApi)) -> OpenApi {
     let mut api = openapi::frame();
     let _ =
         health_route().merge(system_routes()).merge(metrics_route()).merge(invocation_routes()).finish_api(&mut api);
+    beside(&mut api);
     openapi::finish(api)
 }
