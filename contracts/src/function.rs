@@ -192,6 +192,9 @@ pub struct FunctionStatus {
     pub invocation_count: u64,
     /// When the function was last deployed or updated.
     pub created_at: chrono::DateTime<chrono::Utc>,
+    /// CPU and memory its container replicas use (container functions, once measured).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<crate::Usage>,
 }
 
 /// A spec that cannot be deployed; names the offending field.

@@ -52,4 +52,4 @@ pub use function::{
     ValidationError,
 };
 pub use invocation::{DecodeError, InvocationMessage, Payload};
-pub use replicas::{ReplicaReport, ScaleReply, ScaleRequest};
+pub use replicas::{ReplicaReport, ScaleReply, ScaleRequest, Usage};

@@ -14,6 +14,26 @@ pub struct ReplicaReport {
     /// Ready replicas taking calls.
     pub available: u32,
     pub updated_at: DateTime<Utc>,
+    /// What the replicas use, when measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<Usage>,
+}
+
+/// CPU and memory used by a function's replicas (OpenFaaS `FunctionUsage`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Usage {
+    /// CPU in use, in millicores (1000 is one core busy), over the last measurement interval.
+    pub cpu: f64,
+    /// Memory in use, in bytes, without reclaimable page cache.
+    pub total_memory_bytes: f64,
+}
+
+impl Usage {
+    /// The sum of two measurements (of several replicas or workers).
+    pub fn plus(self, other: Usage) -> Usage {
+        Usage { cpu: self.cpu + other.cpu, total_memory_bytes: self.total_memory_bytes + other.total_memory_bytes }
+    }
 }
 
 /// `POST /system/scale-function/{name}` body.

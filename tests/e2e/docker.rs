@@ -598,3 +598,34 @@ async fn a_replica_that_stops_being_ready_leaves_rotation_until_ready_again() {
     assert_eq!(after, before, "no container was replaced");
     assert!(platform.workers[0].log_text().contains("replica no longer ready; out of rotation"));
 }
+
+/// `usage` of a container function, as `faas-cli describe` shows it: the memory its replicas hold, and the CPU
+/// they used between two of the worker's reports (millicores).
+#[tokio::test]
+async fn container_usage_is_measured() {
+    let image = shell_image();
+    let id = worker_id();
+    let _cleanup = Cleanup(id.clone());
+    let platform = Platform::start(1, &[], &["--worker-id", &id, "--docker", "on"]).await;
+    platform.deploy(json!({"service": "busy", "image": image, "envProcess": "cat"})).await;
+    wait_containers(&platform, &id, "busy", 1, Duration::from_secs(60)).await;
+    let start = Instant::now();
+    let mut cpu = 0.0;
+    while cpu <= 0.0 {
+        // Calls between two reports use CPU in the replica (a process per call, and the watchdog's work).
+        for _ in 0..10 {
+            assert_eq!(sync_call(&platform, "busy", "x").await, (200, "x".to_owned()));
+        }
+        let status = function_status(&platform, "busy").await;
+        let usage = &status["usage"];
+        if usage.is_object() {
+            assert!(usage["totalMemoryBytes"].as_f64().unwrap() > 0.0, "{status}");
+            cpu = usage["cpu"].as_f64().unwrap();
+            assert!(cpu >= 0.0, "{status}");
+        }
+        assert!(start.elapsed() < Duration::from_secs(40), "no CPU measured: {status}");
+    }
+    // Functions without replicas of their own report none.
+    platform.deploy(json!({"service": "local", "envProcess": "cat"})).await;
+    assert!(function_status(&platform, "local").await.get("usage").is_none());
+}

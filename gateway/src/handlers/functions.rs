@@ -8,7 +8,7 @@ use axum::{
     http::StatusCode,
 };
 use serde::Deserialize;
-use sluice_contracts::{FunctionSpec, FunctionStatus, ReplicaReport, RuntimeKind, names};
+use sluice_contracts::{FunctionSpec, FunctionStatus, ReplicaReport, RuntimeKind, Usage, names};
 use sluice_jetstream::store::Deployed;
 use sluice_outbound::Enforce;
 
@@ -26,9 +26,17 @@ fn deployed(status: StatusCode, function: &str, unknown: Vec<String>) -> axum::r
     (status, Json(serde_json::json!({ "warnings": warnings }))).into_response()
 }
 
-/// Desired and available replicas of container functions (of `only`, when given), by function: the sums of
-/// the workers' live reports, read in one pass over KV `sluice_replicas` (keyed `{function}.{worker}`).
-async fn replica_counts(app: &App, only: Option<&str>) -> HashMap<String, (u64, u64)> {
+/// A container function's replicas over every worker.
+#[derive(Default, Clone, Copy)]
+struct Replicas {
+    desired: u64,
+    available: u64,
+    usage: Option<Usage>,
+}
+
+/// Replicas of container functions (of `only`, when given), by function: the sums of the workers' live
+/// reports, read in one pass over KV `sluice_replicas` (keyed `{function}.{worker}`).
+async fn replica_counts(app: &App, only: Option<&str>) -> HashMap<String, Replicas> {
     use futures::StreamExt;
     let mut counts = HashMap::new();
     let Ok(keys) = app.topology.replicas.keys().await else { return counts };
@@ -43,9 +51,12 @@ async fn replica_counts(app: &App, only: Option<&str>) -> HashMap<String, (u64, 
         if let Ok(report) = serde_json::from_slice::<ReplicaReport>(&value)
             && report.updated_at > fresh_after
         {
-            let (desired, available) = counts.entry(function.to_owned()).or_insert((0, 0));
-            *desired += report.desired as u64;
-            *available += report.available as u64;
+            let sum: &mut Replicas = counts.entry(function.to_owned()).or_default();
+            sum.desired += report.desired as u64;
+            sum.available += report.available as u64;
+            if let Some(usage) = report.usage {
+                sum.usage = Some(sum.usage.map_or(usage, |u| u.plus(usage)));
+            }
         }
     }
     counts
@@ -54,24 +65,25 @@ async fn replica_counts(app: &App, only: Option<&str>) -> HashMap<String, (u64, 
 /// What the API reports of a deployed function: its spec, when it was deployed, and live figures.
 fn status(
     deployed: Deployed,
-    replicas: &HashMap<String, (u64, u64)>,
+    replicas: &HashMap<String, Replicas>,
     invocations: &HashMap<String, u64>,
 ) -> FunctionStatus {
     let Deployed { mut spec, deployed_at } = deployed;
     // Process and http functions have no replicas of their own: every worker can serve them.
-    let (replicas, available_replicas) = match spec.runtime_kind() {
-        RuntimeKind::Docker => replicas.get(&spec.service).copied().unwrap_or((0, 0)),
-        RuntimeKind::Process | RuntimeKind::Http => (1, 1),
+    let counted = match spec.runtime_kind() {
+        RuntimeKind::Docker => replicas.get(&spec.service).copied().unwrap_or_default(),
+        RuntimeKind::Process | RuntimeKind::Http => Replicas { desired: 1, available: 1, usage: None },
     };
     let invocation_count = invocations.get(&spec.service).copied().unwrap_or(0);
     spec.namespace = Some(names::DEFAULT_NAMESPACE.to_owned());
     FunctionStatus {
         name: spec.service.clone(),
         spec,
-        replicas,
-        available_replicas,
+        replicas: counted.desired,
+        available_replicas: counted.available,
         invocation_count,
         created_at: deployed_at,
+        usage: counted.usage,
     }
 }
 

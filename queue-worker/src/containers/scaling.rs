@@ -2,10 +2,10 @@
 //! autoscaler and reports replica counts to KV `sluice_replicas`, and the handler of manual scale requests
 //! (`sluice.scale.{function}`, sent by gateways).
 
-use std::{sync::Arc, time::Duration};
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use async_nats::jetstream::consumer::PullConsumer;
-use sluice_contracts::{ReplicaReport, ScaleReply, ScaleRequest, names};
+use sluice_contracts::{ReplicaReport, ScaleReply, ScaleRequest, Usage, names};
 use sluice_runtime::{DockerRuntime, docker::ReplicaCount};
 use tokio_util::sync::CancellationToken;
 
@@ -16,8 +16,38 @@ const TICK: Duration = Duration::from_secs(1);
 /// A report is renewed at least this often, well inside the bucket's TTL.
 const REPORT_EVERY: Duration = Duration::from_secs(10);
 
-async fn report(worker: &Worker, docker: &DockerRuntime, function: &str, count: ReplicaCount) {
-    let report = ReplicaReport { desired: count.desired, available: count.available, updated_at: chrono::Utc::now() };
+/// Each replica's CPU time when last sampled, to turn the next sample into a rate.
+type CpuSeen = HashMap<String, (u64, tokio::time::Instant)>;
+
+/// What the function's replicas use now: memory as sampled, CPU as the rate since the previous sample of the
+/// same replica (a replica's first sample counts no CPU).
+async fn usage(docker: &DockerRuntime, function: &str, seen: &mut CpuSeen) -> Option<Usage> {
+    let samples = docker.usage_samples(function).await;
+    let now = tokio::time::Instant::now();
+    let mut total: Option<Usage> = None;
+    let mut next = CpuSeen::with_capacity(samples.len());
+    for (id, cpu_ns, memory) in samples {
+        let millicores = match seen.get(&id) {
+            Some((before, at)) if now > *at => {
+                cpu_ns.saturating_sub(*before) as f64 / now.duration_since(*at).as_nanos() as f64 * 1000.0
+            }
+            _ => 0.0,
+        };
+        let one = Usage { cpu: millicores, total_memory_bytes: memory as f64 };
+        total = Some(total.map_or(one, |t| t.plus(one)));
+        next.insert(id, (cpu_ns, now));
+    }
+    *seen = next;
+    total
+}
+
+async fn report(worker: &Worker, docker: &DockerRuntime, function: &str, count: ReplicaCount, seen: &mut CpuSeen) {
+    let report = ReplicaReport {
+        desired: count.desired,
+        available: count.available,
+        updated_at: chrono::Utc::now(),
+        usage: usage(docker, function, seen).await,
+    };
     let key = names::replicas_key(function, &docker.config().worker_id);
     let value = serde_json::to_vec(&report).expect("reports serialize");
     if let Err(err) = worker.topology.replicas.put(key, value.into()).await {
@@ -30,6 +60,7 @@ pub async fn autoscale(worker: Arc<Worker>, mut consumer: PullConsumer, function
     let Some(docker) = worker.runtimes.containers().cloned() else { return };
     let mut every = tokio::time::interval(TICK);
     let mut last: Option<(ReplicaCount, tokio::time::Instant)> = None;
+    let mut cpu_seen = CpuSeen::new();
     loop {
         tokio::select! { _ = stop.cancelled() => break, _ = every.tick() => {} }
         let queued = match consumer.info().await {
@@ -42,7 +73,7 @@ pub async fn autoscale(worker: Arc<Worker>, mut consumer: PullConsumer, function
         docker.tick(&function, queued).await;
         let count = docker.replicas(&function);
         if last.is_none_or(|(c, at)| c != count || at.elapsed() >= REPORT_EVERY) {
-            report(&worker, &docker, &function, count).await;
+            report(&worker, &docker, &function, count, &mut cpu_seen).await;
             last = Some((count, tokio::time::Instant::now()));
         }
     }
@@ -60,7 +91,7 @@ pub async fn listen(worker: Arc<Worker>, shutdown: CancellationToken) -> Result<
                 Err(err) => ScaleReply::Failed { error: format!("bad scale request: {err}") },
                 Ok(scale) => match docker.scale(&function, scale.replicas).await {
                     Ok(count) => {
-                        report(&worker, &docker, &function, count).await;
+                        report(&worker, &docker, &function, count, &mut CpuSeen::new()).await;
                         ScaleReply::Scaled { desired: count.desired, available: count.available }
                     }
                     Err(err) => ScaleReply::Failed { error: err.to_string() },

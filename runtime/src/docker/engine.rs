@@ -212,6 +212,18 @@ impl Engine {
         }
     }
 
+    /// The container's CPU time so far (nanoseconds) and its memory in use (bytes, without the page cache
+    /// the kernel can reclaim, as `docker stats` shows it); `None` when the engine cannot say.
+    pub async fn usage_sample(&self, id: &str) -> Option<(u64, u64)> {
+        use futures::StreamExt;
+        let options = bollard::query_parameters::StatsOptions { stream: false, one_shot: true };
+        let stats = self.docker.stats(id, Some(options)).next().await?.ok()?;
+        let cpu = stats.cpu_stats?.cpu_usage?.total_usage?;
+        let memory = stats.memory_stats?;
+        let cache = memory.stats.as_ref().and_then(|s| s.get("inactive_file").or_else(|| s.get("total_inactive_file")));
+        Some((cpu, memory.usage?.saturating_sub(cache.copied().unwrap_or(0))))
+    }
+
     /// The container's address on the function network.
     fn endpoint_ip(&self, networks: HashMap<String, bollard::models::EndpointSettings>) -> Option<String> {
         networks

@@ -270,6 +270,15 @@ impl DockerRuntime {
     }
 
     /// Replica counts of a function on this worker.
+    /// CPU time (ns) and memory (bytes) of each of `name`'s replicas in rotation, by container.
+    pub async fn usage_samples(&self, name: &str) -> Vec<(String, u64, u64)> {
+        let Some(f) = self.known(name) else { return Vec::new() };
+        let replicas = f.pool.replicas();
+        let samples = replicas.iter().map(|r| self.inner.engine.usage_sample(&r.id));
+        let found = futures::future::join_all(samples).await;
+        replicas.iter().zip(found).filter_map(|(r, s)| s.map(|(cpu, mem)| (r.id.clone(), cpu, mem))).collect()
+    }
+
     pub fn replicas(&self, name: &str) -> ReplicaCount {
         self.known(name).map_or_else(ReplicaCount::default, |f| ReplicaCount {
             desired: f.desired.load(Ordering::Relaxed),
