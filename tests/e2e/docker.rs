@@ -163,7 +163,7 @@ async fn container_function_deploy_call_scale_roll_and_delete() {
     };
     tokio::time::sleep(Duration::from_millis(300)).await;
     let r = platform.http.put(platform.url("/system/functions")).json(&greet("two")).send().await.unwrap();
-    assert_eq!(r.status(), 200);
+    assert_eq!(r.status(), 202);
     let start = Instant::now();
     loop {
         let now = containers(&id, "greet");

@@ -131,6 +131,17 @@ async fn system_routes_answer_in_openfaas_shapes() {
     assert_eq!(status, 400);
     assert!(error.starts_with("invalid function spec: namespace:"), "{error}");
 
+    // The go-sdk's DeleteFunction names the namespace: another one is refused, never ignored.
+    let r = platform.http.delete(platform.url("/system/functions"));
+    let (status, error) =
+        error_of(r.json(&json!({"functionName": "echo", "namespace": "dev"})).send().await.unwrap()).await;
+    assert_eq!(status, 404);
+    assert!(error.contains("\"dev\""), "{error}");
+    // The go-sdk's Update, which took only a 202 in its earlier releases.
+    let spec = json!({"service": "echo", "envProcess": "cat", "namespace": "openfaas-fn"});
+    let r = platform.http.put(platform.url("/system/functions")).json(&spec).send().await.unwrap();
+    assert_eq!(r.status(), 202);
+
     // AlertManager's scaling sink is refused by name: Sluice scales from queue depth.
     let (status, error) =
         error_of(platform.http.post(platform.url("/system/alert")).json(&json!({})).send().await.unwrap()).await;

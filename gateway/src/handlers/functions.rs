@@ -150,7 +150,8 @@ pub async fn update(
     }
     app.functions.put(&spec).await?;
     tracing::info!(function = %spec.service, "function updated");
-    let response = deployed(StatusCode::OK, &spec.service, unknown);
+    // 202 like a deploy: the go-sdk's Update takes nothing else (faas-cli takes 200 too).
+    let response = deployed(StatusCode::ACCEPTED, &spec.service, unknown);
     app.function_cache.insert(spec.into());
     Ok(response)
 }
@@ -159,6 +160,9 @@ pub async fn update(
 #[serde(rename_all = "camelCase")]
 pub struct DeleteRequest {
     function_name: String,
+    /// As the go-sdk sends it: absent, empty or the default namespace.
+    #[serde(default)]
+    namespace: Option<String>,
 }
 
 impl Expected for DeleteRequest {
@@ -173,6 +177,7 @@ pub async fn delete(
     State(app): State<App>,
     JsonBody(request, _): JsonBody<DeleteRequest>,
 ) -> Result<StatusCode, ApiError> {
+    super::extract::check_namespace(request.namespace.as_deref())?;
     if !app.functions.delete(&request.function_name).await? {
         return Err(ApiError::UnknownFunction(request.function_name));
     }

@@ -81,7 +81,7 @@ fn system_routes() -> ApiRouter<App> {
                     })
                 })
                 .put_with(functions::update, |op| {
-                    tag(op, "Update a function").response_with::<200, (), _>(|r| {
+                    tag(op, "Update a function").response_with::<202, (), _>(|r| {
                         r.description("Updated; a body with `warnings` names fields that were ignored")
                     })
                 })
