@@ -210,15 +210,7 @@ async fn invocation_counts_of_several_workers_add_up() {
     platform.deploy(json!({"service": "count", "envProcess": "cat"})).await;
     let receiver = CallbackReceiver::start().await;
     for _ in 0..30 {
-        let r = platform
-            .http
-            .post(platform.url("/async-function/count"))
-            .header("X-Callback-Url", &receiver.url)
-            .body("x")
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 202);
+        platform.call_async("count", "x", Some(&receiver.url)).await;
     }
     receiver.wait_for(30, Duration::from_secs(60)).await;
     // Two workers share the calls and add their counts to one total, each with compare-and-set: none is lost.

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use async_nats::jetstream::kv;
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -68,14 +68,7 @@ impl FunctionStore {
 
     /// Every deployed function with the time it was last deployed, by name.
     pub async fn list_deployed(&self) -> Result<Vec<Deployed>, StoreError> {
-        let keys: Vec<String> = self
-            .kv
-            .keys()
-            .await
-            .map_err(StoreError::unavailable)?
-            .try_collect()
-            .await
-            .map_err(StoreError::unavailable)?;
+        let keys = super::all_keys(&self.kv).await?;
         let mut found = Vec::with_capacity(keys.len());
         for key in keys {
             if let Some(deployed) = self.get_deployed(&key).await? {

@@ -5,7 +5,6 @@
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use async_nats::jetstream::kv;
-use futures::TryStreamExt;
 use tokio_util::sync::CancellationToken;
 
 use super::StoreError;
@@ -50,14 +49,7 @@ impl InvocationTally {
 
     /// Every function's shared total.
     pub async fn totals(&self) -> Result<HashMap<String, u64>, StoreError> {
-        let keys: Vec<String> = self
-            .kv
-            .keys()
-            .await
-            .map_err(StoreError::unavailable)?
-            .try_collect()
-            .await
-            .map_err(StoreError::unavailable)?;
+        let keys = super::all_keys(&self.kv).await?;
         let mut totals = HashMap::with_capacity(keys.len());
         for key in keys {
             if let Some(value) = self.kv.get(&key).await.map_err(StoreError::unavailable)? {

@@ -24,6 +24,12 @@ pub enum StoreError {
     },
 }
 
+/// Every key of `kv`, read in one listing.
+pub(crate) async fn all_keys(kv: &async_nats::jetstream::kv::Store) -> Result<Vec<String>, StoreError> {
+    use futures::TryStreamExt;
+    kv.keys().await.map_err(StoreError::unavailable)?.try_collect().await.map_err(StoreError::unavailable)
+}
+
 impl StoreError {
     pub fn unavailable(err: impl std::error::Error + Send + Sync + 'static) -> Self {
         Self::Unavailable(Box::new(err))
