@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use sluice_contracts::{EventMessage, FunctionSpec, event::subject_token, names, schedule::Schedule};
+use sluice_contracts::{EventMessage, FunctionRef, FunctionSpec, event::subject_token, names, schedule::Schedule};
 use sluice_jetstream::{
     retry::{self, Backoff},
     store::{FunctionStore, SpecChange},
@@ -22,6 +22,7 @@ use crate::{metrics, router, triggers};
 /// One schedule of one function.
 #[derive(Clone, Debug, PartialEq)]
 struct Tick {
+    /// [`FunctionRef::stable_name`](sluice_contracts::FunctionRef::stable_name) of the function.
     function: String,
     /// Trigger index, or `schedule` for the annotation.
     key: String,
@@ -61,7 +62,7 @@ fn ticks_of(spec: &FunctionSpec) -> Vec<Tick> {
         .enumerate()
         .filter_map(|(i, t)| {
             Some(Tick {
-                function: spec.service.clone(),
+                function: spec.function_ref().stable_name(),
                 key: i.to_string(),
                 expression: t.cron.clone()?,
                 timezone: t.timezone.clone(),
@@ -71,7 +72,7 @@ fn ticks_of(spec: &FunctionSpec) -> Vec<Tick> {
         .collect();
     if let Some(expression) = spec.annotations.get("schedule") {
         out.push(Tick {
-            function: spec.service.clone(),
+            function: spec.function_ref().stable_name(),
             key: "schedule".into(),
             expression: expression.clone(),
             timezone: None,
@@ -141,12 +142,12 @@ pub async fn run(topology: Topology, shutdown: CancellationToken) {
     let store = FunctionStore::new(topology.functions.clone());
     let mut changes = store.follow(shutdown.clone());
     // By (function, trigger key): the schedule running and how to stop it.
-    let mut running: HashMap<(String, String), (Tick, CancellationToken)> = HashMap::new();
+    let mut running: HashMap<(FunctionRef, String), (Tick, CancellationToken)> = HashMap::new();
     tracing::info!("cron connector started");
     while let Some(change) = changes.recv().await {
         let (function, wanted) = match change {
-            SpecChange::Deployed(spec) => (spec.service.clone(), ticks_of(&spec)),
-            SpecChange::Removed(name) => (name, Vec::new()),
+            SpecChange::Deployed(spec) => (spec.function_ref(), ticks_of(&spec)),
+            SpecChange::Removed(function) => (function, Vec::new()),
         };
         running.retain(|(f, key), (tick, stop)| {
             let keep = *f != function || wanted.iter().any(|w| w.key == *key && w == tick);

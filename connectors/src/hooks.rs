@@ -60,7 +60,7 @@ pub async fn receive(
     let secret = state
         .topology
         .secrets
-        .get(format!("webhook-{name}"))
+        .get(names::secret_key(&state.secrets_namespace, &format!("webhook-{name}")))
         .await
         .map_err(|e| ConnectorError::NotStored(format!("reading the webhook secret: {e}")))?;
     let signed_id = match &secret {

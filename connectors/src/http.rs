@@ -25,6 +25,8 @@ pub struct ConnectorState {
     pub max_body: usize,
     /// Where SNS subscription confirmations may go.
     pub sns: std::sync::Arc<s3::http::SnsConfirmer>,
+    /// The namespace whose secrets hold the webhook secrets and the S3 connector token: the default one.
+    pub secrets_namespace: String,
 }
 
 /// A refused request: a 4xx (or 503) with `{"error": "..."}`.

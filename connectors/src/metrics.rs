@@ -23,8 +23,8 @@ pub fn received(source: &str) {
     metrics::counter!(EVENTS_ROUTED_IN, "source" => source.to_owned()).increment(1);
 }
 
-pub fn routed(function: &str) {
-    metrics::counter!(CALLS_ROUTED, "function_name" => function.to_owned()).increment(1);
+pub fn routed(function: &sluice_contracts::FunctionRef) {
+    metrics::counter!(CALLS_ROUTED, "function_name" => function.to_string()).increment(1);
 }
 
 pub fn unmatched(source: &str) {

@@ -13,7 +13,7 @@ use async_nats::jetstream::{
 use bytes::Bytes;
 use futures::StreamExt;
 use sluice_contracts::{
-    EventMessage, InvocationMessage, Payload, names,
+    EventMessage, FunctionRef, InvocationMessage, Payload, names,
     replay::{ReplayReply, ReplayRequest},
 };
 use sluice_jetstream::{
@@ -55,17 +55,18 @@ impl EventRouter {
         Self { topology, functions, queue }
     }
 
-    /// Queues the calls `event` makes (only to `only` when given); returns how many functions matched.
-    pub async fn route(&self, event: &EventMessage, only: Option<&str>) -> Result<usize, RouteError> {
+    /// Queues the calls `event` makes (only to the function `only` when given); returns how many functions
+    /// matched.
+    pub async fn route(&self, event: &EventMessage, only: Option<&FunctionRef>) -> Result<usize, RouteError> {
         let targets: Vec<_> = self
             .functions
             .all()
             .into_iter()
-            .filter(|spec| only.is_none_or(|f| f == spec.service))
+            .filter(|spec| only.is_none_or(|f| *f == spec.function_ref()))
             .filter_map(|spec| triggers::matching(&spec, event).map(|m| (spec, m)))
             .collect();
         for (spec, matched) in &targets {
-            self.queue(event, &spec.service, matched.callback_url.clone()).await?;
+            self.queue(event, &spec.function_ref(), matched.callback_url.clone()).await?;
         }
         if targets.is_empty() {
             metrics::unmatched(&event.source);
@@ -76,12 +77,12 @@ impl EventRouter {
     async fn queue(
         &self,
         event: &EventMessage,
-        function: &str,
+        function: &FunctionRef,
         callback_url: Option<String>,
     ) -> Result<(), RouteError> {
         let call = InvocationMessage {
             call_id: event.call_id_for(function),
-            function: function.to_owned(),
+            function: function.clone(),
             source: ROUTER_SOURCE.to_owned(),
             time: chrono::Utc::now(),
             method: http::Method::POST,
@@ -95,7 +96,7 @@ impl EventRouter {
         // event already queued this call.
         if self.queue.submit(&call, Claim::Derived).await.map_err(|e| RouteError(e.to_string()))? == Submitted::Queued {
             metrics::routed(function);
-            tracing::debug!(call_id = %call.call_id, function, event = %event.id, "event routed");
+            tracing::debug!(call_id = %call.call_id, %function, event = %event.id, "event routed");
         }
         Ok(())
     }
@@ -105,7 +106,7 @@ impl EventRouter {
     pub async fn replay(
         &self,
         since: chrono::DateTime<chrono::Utc>,
-        only: Option<&str>,
+        only: Option<&FunctionRef>,
     ) -> Result<(u64, u64), RouteError> {
         let err = |e: &dyn std::fmt::Display| RouteError(e.to_string());
         let stream = self.topology.jetstream.get_stream(names::EVENTS_STREAM).await.map_err(|e| err(&e))?;
@@ -220,9 +221,12 @@ pub async fn answer_replays(routes: EventRouter, shutdown: CancellationToken) ->
         let Some(reply) = request.reply else { continue };
         let answer = match serde_json::from_slice::<ReplayRequest>(&request.payload) {
             Err(err) => ReplayReply::Failed { error: format!("bad replay request: {err}") },
-            Ok(ask) => match routes.replay(ask.since, ask.function.as_deref()).await {
-                Ok((events, calls)) => ReplayReply::Replayed { events, calls },
-                Err(err) => ReplayReply::Failed { error: err.to_string() },
+            Ok(ask) => match ask.function.as_deref().map(|key| FunctionRef::from_key(key).ok_or(key)) {
+                Some(Err(key)) => ReplayReply::Failed { error: format!("{key:?} is not a function key") },
+                only => match routes.replay(ask.since, only.and_then(Result::ok).as_ref()).await {
+                    Ok((events, calls)) => ReplayReply::Replayed { events, calls },
+                    Err(err) => ReplayReply::Failed { error: err.to_string() },
+                },
             },
         };
         let answer = serde_json::to_vec(&answer).expect("replies serialize");

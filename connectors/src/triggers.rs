@@ -14,6 +14,8 @@ pub fn webhook_source(name: &str) -> String {
 }
 
 /// `source` of one cron trigger's ticks; `trigger` is the index in `triggers`, or `schedule` for the annotation.
+/// The source of a cron trigger's events; `function` is the function's
+/// [`stable_name`](sluice_contracts::FunctionRef::stable_name).
 pub fn cron_source(function: &str, trigger: &str) -> String {
     format!("/sluice/cron/{function}/{trigger}")
 }
@@ -80,7 +82,7 @@ pub struct Match {
 pub fn matching(spec: &FunctionSpec, event: &EventMessage) -> Option<Match> {
     let by_trigger = spec.triggers.iter().enumerate().find(|(i, trigger)| {
         if trigger.cron.is_some() {
-            return event.source == cron_source(&spec.service, &i.to_string());
+            return event.source == cron_source(&spec.function_ref().stable_name(), &i.to_string());
         }
         if let Some(hook) = &trigger.webhook {
             return event.source == webhook_source(hook);
@@ -97,8 +99,8 @@ pub fn matching(spec: &FunctionSpec, event: &EventMessage) -> Option<Match> {
     if let Some((_, trigger)) = by_trigger {
         return Some(Match { callback_url: trigger.callback_url.clone() });
     }
-    let by_schedule =
-        spec.annotations.contains_key("schedule") && event.source == cron_source(&spec.service, "schedule");
+    let by_schedule = spec.annotations.contains_key("schedule")
+        && event.source == cron_source(&spec.function_ref().stable_name(), "schedule");
     // OpenFaaS connectors deliver a topic to every function listing it; here a topic is an event type or a
     // webhook name.
     let by_topic = spec.annotations.get("topic").is_some_and(|topics| {

@@ -46,6 +46,9 @@ impl std::str::FromStr for CallStatus {
 pub struct CallRecord {
     pub call_id: String,
     pub function: String,
+    /// The function's namespace; records written before namespaces existed belong to `openfaas-fn`.
+    #[serde(default = "legacy_namespace")]
+    pub namespace: String,
     pub status: CallStatus,
     /// Attempts started so far.
     pub attempts: u32,
@@ -94,11 +97,16 @@ pub struct CallbackState {
     pub last_error: Option<String>,
 }
 
+fn legacy_namespace() -> String {
+    crate::function_ref::LEGACY_NAMESPACE.to_owned()
+}
+
 impl CallRecord {
-    pub fn queued(call_id: &str, function: &str, created_at: DateTime<Utc>) -> Self {
+    pub fn queued(call_id: &str, function: &crate::FunctionRef, created_at: DateTime<Utc>) -> Self {
         Self {
             call_id: call_id.to_owned(),
-            function: function.to_owned(),
+            function: function.name.clone(),
+            namespace: function.namespace.clone(),
             status: CallStatus::Queued,
             attempts: 0,
             function_status: None,
@@ -110,6 +118,11 @@ impl CallRecord {
             dead_letter: None,
             callback_url: None,
         }
+    }
+
+    /// The function the call is to.
+    pub fn function_ref(&self) -> crate::FunctionRef {
+        crate::FunctionRef::new(self.namespace.as_str(), self.function.as_str())
     }
 }
 
@@ -131,12 +144,19 @@ mod tests {
 
     #[test]
     fn record_uses_the_documented_field_names() {
-        let record = CallRecord::queued("c1", "f", Utc::now());
+        let record = CallRecord::queued("c1", &crate::FunctionRef::new("team-a", "f"), Utc::now());
         let json = serde_json::to_value(&record).unwrap();
-        for field in ["callId", "function", "status", "attempts", "createdAt"] {
+        for field in ["callId", "function", "namespace", "status", "attempts", "createdAt"] {
             assert!(json.get(field).is_some(), "{field} missing from {json}");
         }
         assert_eq!(json["status"], "queued");
+    }
+
+    #[test]
+    fn records_from_before_namespaces_belong_to_the_legacy_one() {
+        let old = r#"{"callId":"c1","function":"f","status":"queued","attempts":0,"createdAt":"2026-01-01T00:00:00Z"}"#;
+        let record: CallRecord = serde_json::from_str(old).unwrap();
+        assert_eq!(record.function_ref(), crate::FunctionRef::new("openfaas-fn", "f"));
     }
 
     #[test]

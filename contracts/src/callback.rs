@@ -14,7 +14,7 @@ use crate::{
 /// What a callback reports about a call.
 pub struct CallbackFacts<'a> {
     pub call_id: &'a str,
-    pub function: &'a str,
+    pub function: &'a crate::FunctionRef,
     /// `ce-type`: completed, failed or cancelled.
     pub ce_type: &'a str,
     pub function_status: u16,
@@ -34,7 +34,8 @@ pub fn contract_headers(facts: &CallbackFacts<'_>) -> http::HeaderMap {
         }
     };
     set(h::CALL_ID, facts.call_id.to_owned());
-    set(h::FUNCTION_NAME, facts.function.to_owned());
+    set(h::FUNCTION_NAME, facts.function.name.clone());
+    set(h::FUNCTION_NAMESPACE, facts.function.namespace.clone());
     set(h::FUNCTION_STATUS, facts.function_status.to_string());
     set(h::DURATION_SECONDS, format!("{:.6}", facts.duration_seconds));
     set(h::START_TIME, facts.started.timestamp_nanos_opt().unwrap_or_default().to_string());
@@ -44,7 +45,7 @@ pub fn contract_headers(facts: &CallbackFacts<'_>) -> http::HeaderMap {
     set(ce::ID, facts.call_id.to_owned());
     set(ce::TYPE, facts.ce_type.to_owned());
     set(ce::SOURCE, names::CE_SOURCE_WORKER.to_owned());
-    set(ce::SUBJECT, facts.function.to_owned());
+    set(ce::SUBJECT, facts.function.name.clone());
     set(ce::TIME, Utc::now().to_rfc3339());
     if let Some(content_type) = facts.content_type {
         set("content-type", content_type.to_owned());
@@ -57,6 +58,7 @@ fn lower(name: &'static str) -> &'static str {
     match name {
         h::CALL_ID => "x-call-id",
         h::FUNCTION_NAME => "x-function-name",
+        h::FUNCTION_NAMESPACE => "x-function-namespace",
         h::FUNCTION_STATUS => "x-function-status",
         h::DURATION_SECONDS => "x-duration-seconds",
         h::START_TIME => "x-start-time",
@@ -71,7 +73,7 @@ fn lower(name: &'static str) -> &'static str {
 pub struct CallbackMessage {
     pub url: String,
     pub call_id: String,
-    pub function: String,
+    pub function: crate::FunctionRef,
     /// The contract headers, as sent.
     pub headers: http::HeaderMap,
     pub body: Payload,
@@ -84,7 +86,7 @@ impl CallbackMessage {
         headers.insert(wire::NATS_MSG_ID, format!("{}.callback", self.call_id));
         headers.insert(wire::CALLBACK_TARGET, self.url.as_str());
         headers.insert(ce::ID, self.call_id.as_str());
-        headers.insert(ce::SUBJECT, self.function.as_str());
+        headers.insert(ce::SUBJECT, self.function.key());
         put_http_headers(&mut headers, &self.headers);
         match &self.body {
             Payload::Inline(body) => (headers, body.clone()),
@@ -100,7 +102,7 @@ impl CallbackMessage {
         Some(Self {
             url: get(wire::CALLBACK_TARGET)?,
             call_id: get(ce::ID)?,
-            function: get(ce::SUBJECT)?,
+            function: crate::FunctionRef::from_key(&get(ce::SUBJECT)?)?,
             headers: take_http_headers(headers),
             body: match get(wire::PAYLOAD_OBJECT) {
                 Some(name) => Payload::Object(name),
@@ -118,7 +120,7 @@ mod tests {
     fn outbox_message_round_trips() {
         let facts = CallbackFacts {
             call_id: "c1",
-            function: "f",
+            function: &crate::FunctionRef::new("team-a", "f"),
             ce_type: names::CE_TYPE_COMPLETED,
             function_status: 200,
             duration_seconds: 1.5,
@@ -129,17 +131,22 @@ mod tests {
         };
         let headers = contract_headers(&facts);
         assert_eq!(headers["x-sluice-attempt"], "2");
+        assert_eq!(
+            (&headers["x-function-name"], &headers["x-function-namespace"]),
+            (&"f".parse().unwrap(), &"team-a".parse().unwrap())
+        );
         assert_eq!(headers["ce-type"], "sluice.invocation.completed");
         let message = CallbackMessage {
             url: "http://127.0.0.1:9/cb".into(),
             call_id: "c1".into(),
-            function: "f".into(),
+            function: crate::FunctionRef::new("team-a", "f"),
             headers,
             body: Payload::Inline(Bytes::from_static(b"result")),
         };
         let (nats_headers, body) = message.to_nats();
         let back = CallbackMessage::from_nats(&nats_headers, body).unwrap();
         assert_eq!(back.url, message.url);
+        assert_eq!(back.function, message.function);
         assert_eq!(back.headers["x-duration-seconds"], "1.500000");
         assert_eq!(back.headers["content-type"], "text/plain");
         assert_eq!(back.body, Payload::Inline(Bytes::from_static(b"result")));

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 pub struct DeadLetter {
     pub call_id: String,
     pub function: String,
+    pub namespace: String,
     /// Last function status; 0 when there was no response.
     pub status: u16,
     pub error: String,

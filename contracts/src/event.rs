@@ -66,8 +66,10 @@ impl EventMessage {
     }
 
     /// The id of the call this event makes to `function`: the same event and function always give the same
-    /// id, so a redelivered or re-published event queues the call once.
-    pub fn call_id_for(&self, function: &str) -> String {
+    /// id, so a redelivered or re-published event queues the call once; the same event gives two functions of
+    /// one name in two namespaces two calls.
+    pub fn call_id_for(&self, function: &crate::FunctionRef) -> String {
+        let function = function.stable_name();
         let digest = Sha256::new()
             .chain_update(self.source.as_bytes())
             .chain_update(b"\n")
@@ -188,9 +190,12 @@ mod tests {
     #[test]
     fn call_ids_depend_on_event_and_function_only() {
         let event = EventMessage::new("/s", "t", "");
-        assert_eq!(event.call_id_for("f"), event.clone().call_id_for("f"));
-        assert_ne!(event.call_id_for("f"), event.call_id_for("g"));
-        assert!(crate::call::is_valid_call_id(&event.call_id_for("f")));
+        let f = |namespace: &str, name: &str| crate::FunctionRef::new(namespace, name);
+        let default = crate::names::DEFAULT_NAMESPACE;
+        assert_eq!(event.call_id_for(&f(default, "f")), event.clone().call_id_for(&f(default, "f")));
+        assert_ne!(event.call_id_for(&f(default, "f")), event.call_id_for(&f(default, "g")));
+        assert_ne!(event.call_id_for(&f(default, "f")), event.call_id_for(&f("team-a", "f")));
+        assert!(crate::call::is_valid_call_id(&event.call_id_for(&f("team-a", "f"))));
     }
 
     #[test]

@@ -139,7 +139,7 @@ pub struct Trigger {
 pub struct FunctionSpec {
     /// Function name: a DNS-1123 label of at most 63 characters.
     pub service: String,
-    /// OpenFaaS namespace; only `openfaas-fn` (the default) exists.
+    /// OpenFaaS namespace; the gateway's default namespace (`openfaas-fn` unless configured) when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
     /// Container image (docker runtime).
@@ -230,6 +230,13 @@ pub fn is_secret_name(name: &str) -> bool {
 }
 
 impl FunctionSpec {
+    /// Who the function is: its namespace (as deployed; a spec stored before namespaces existed has none and
+    /// lives in the [legacy namespace](crate::function_ref::LEGACY_NAMESPACE)) and its name.
+    pub fn function_ref(&self) -> crate::FunctionRef {
+        let namespace = self.namespace.as_deref().unwrap_or(crate::function_ref::LEGACY_NAMESPACE);
+        crate::FunctionRef::new(namespace, self.service.as_str())
+    }
+
     /// The runtime calls go through: explicit, else `docker` with an image, else `process`.
     pub fn runtime_kind(&self) -> RuntimeKind {
         self.runtime.unwrap_or(if self.image.is_some() { RuntimeKind::Docker } else { RuntimeKind::Process })
@@ -271,14 +278,11 @@ impl FunctionSpec {
             ));
         }
         if let Some(namespace) = self.namespace.as_deref()
-            && namespace != crate::names::DEFAULT_NAMESPACE
+            && !is_dns_label(namespace)
         {
             return Err(ValidationError::new(
                 "namespace",
-                format!(
-                    "namespace {namespace:?} does not exist; functions live in {:?}",
-                    crate::names::DEFAULT_NAMESPACE
-                ),
+                format!("{namespace:?} is not a valid namespace name: use 1-63 lowercase letters, digits and '-'"),
             ));
         }
         Ok(())
@@ -505,6 +509,7 @@ mod tests {
             (r#"{"service":"a"}"#, "envProcess"),
             (r#"{"service":"a","runtime":"http","upstream":"ftp://x"}"#, "upstream"),
             (r#"{"service":"a","runtime":"docker"}"#, "image"),
+            (r#"{"service":"a","namespace":"Team.A","envProcess":"cat"}"#, "namespace"),
             (r#"{"service":"a","envProcess":"cat","async":{"maxInflight":0}}"#, "async.maxInflight"),
             (r#"{"service":"a","envProcess":"cat","triggers":[{}]}"#, "triggers[0]"),
             (r#"{"service":"a","image":"x","limits":{"memory":"12Qi"}}"#, "limits.memory"),

@@ -6,7 +6,7 @@
 //! is stored in the `sluice_payloads` object store and only its name travels (claim check).
 //!
 //! The same encoding serves queued calls on `SLUICE_INVOCATIONS` and synchronous requests on
-//! `sluice.sync.{function}`.
+//! `sluice.sync.{namespace}.{function}`.
 
 use async_nats::HeaderMap as NatsHeaders;
 use bytes::Bytes;
@@ -27,7 +27,8 @@ pub enum Payload {
 #[derive(Clone, Debug)]
 pub struct InvocationMessage {
     pub call_id: String,
-    pub function: String,
+    /// The function called; its key travels as `ce-subject`.
+    pub function: crate::FunctionRef,
     /// CloudEvents `source`: who queued the call.
     pub source: String,
     pub time: DateTime<Utc>,
@@ -113,7 +114,7 @@ impl InvocationMessage {
         headers.insert(ce::ID, self.call_id.as_str());
         headers.insert(ce::TYPE, ce_type);
         headers.insert(ce::SOURCE, one_line(&self.source).as_ref());
-        headers.insert(ce::SUBJECT, self.function.as_str());
+        headers.insert(ce::SUBJECT, self.function.key());
         headers.insert(ce::TIME, self.time.to_rfc3339());
         if let Some(ct) = self.headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) {
             headers.insert(wire::CONTENT_TYPE, ct);
@@ -142,7 +143,9 @@ impl InvocationMessage {
     /// Decodes a message written by [`InvocationMessage::to_nats`].
     pub fn from_nats(headers: &NatsHeaders, body: Bytes) -> Result<Self, DecodeError> {
         let call_id = required(headers, ce::ID)?.to_owned();
-        let function = required(headers, ce::SUBJECT)?.to_owned();
+        let subject = required(headers, ce::SUBJECT)?;
+        let function = crate::FunctionRef::from_key(subject)
+            .ok_or_else(|| DecodeError::Invalid { header: ce::SUBJECT, value: subject.to_owned() })?;
         let source = header(headers, ce::SOURCE).unwrap_or_default().to_owned();
         let time = match header(headers, ce::TIME) {
             Some(t) => DateTime::parse_from_rfc3339(t)
@@ -185,7 +188,7 @@ mod tests {
         headers.insert("content-length", "4".parse().unwrap());
         InvocationMessage {
             call_id: "0191-abc".into(),
-            function: "upper".into(),
+            function: crate::FunctionRef::new("team-a", "upper"),
             source: "/sluice/gateway".into(),
             time: Utc::now(),
             method: http::Method::PUT,
@@ -215,6 +218,8 @@ mod tests {
         assert_eq!(headers.get(wire::CONTENT_TYPE).unwrap().as_str(), "application/json");
         let back = InvocationMessage::from_nats(&headers, body).unwrap();
         assert_eq!(back.call_id, call.call_id);
+        assert_eq!(back.function, call.function);
+        assert_eq!(headers.get(ce::SUBJECT).unwrap().as_str(), "team-a.upper");
         assert_eq!(back.method, http::Method::PUT);
         assert_eq!((back.path.as_str(), back.query.as_str()), ("/a/b", "x=1&y=2"));
         let multi: Vec<_> = back.headers.get_all("x-multi").iter().collect();

@@ -4,7 +4,8 @@
 //! This crate owns everything that crosses that boundary, so that both sides of every contract compile
 //! against one definition (reading and writing JetStream is `sluice-jetstream`'s job):
 //!
-//! - [`names`]: streams, subjects, KV buckets, consumers and header names;
+//! - [`names`]: streams, subjects, KV buckets, consumers and header names, and [`FunctionRef`], the
+//!   `(namespace, name)` every one of a function's subjects and keys is made from;
 //! - [`FunctionSpec`]: the deployed function (OpenFaaS `FunctionDeployment` plus Sluice fields), with validation;
 //! - [`CallRecord`]: the state of one call, as kept in KV `sluice_calls`;
 //! - [`InvocationMessage`]: one call on the wire (CloudEvents NATS binding, binary mode);
@@ -18,7 +19,7 @@
 //! use sluice_contracts::{names, FunctionSpec};
 //! let spec: FunctionSpec = serde_json::from_str(r#"{"service": "upper", "envProcess": "tr a-z A-Z"}"#).unwrap();
 //! spec.validate().unwrap();
-//! assert_eq!(names::invoke_subject(&spec.service), "sluice.invoke.upper");
+//! assert_eq!(names::invoke_subject(&spec.function_ref()), "sluice.invoke.openfaas-fn.upper");
 //! ```
 
 pub mod answer;
@@ -30,10 +31,12 @@ pub mod dead;
 pub mod duration;
 pub mod event;
 pub mod function;
+pub mod function_ref;
 pub mod invocation;
 pub mod json_schema;
 pub mod logs;
 pub mod names;
+pub mod namespace;
 pub mod outbound;
 pub mod quantity;
 pub mod replay;
@@ -51,5 +54,7 @@ pub use function::{
     AsyncConfig, FunctionSpec, FunctionStatus, Resources, RetryPolicy, RuntimeKind, ScaleConfig, Trigger,
     ValidationError,
 };
+pub use function_ref::FunctionRef;
 pub use invocation::{DecodeError, InvocationMessage, Payload};
+pub use namespace::Namespace;
 pub use replicas::{ReplicaReport, ScaleReply, ScaleRequest, Usage};

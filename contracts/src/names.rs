@@ -1,6 +1,10 @@
 //! Every name that crosses a process boundary: streams, subjects, buckets, consumers, headers.
 //!
 //! Call sites use these instead of formatting strings themselves, so a rename happens in one place.
+//! A function's subjects and keys put its namespace first (`sluice.invoke.{namespace}.{function}`), so one
+//! prefix selects a tenant; see `docs/namespaces.md`.
+
+pub use crate::function_ref::FunctionRef;
 
 /// Work-queue stream holding one message per queued call.
 pub const INVOCATIONS_STREAM: &str = "SLUICE_INVOCATIONS";
@@ -12,78 +16,75 @@ pub const RESULTS_STREAM: &str = "SLUICE_RESULTS";
 pub const DEAD_STREAM: &str = "SLUICE_DEAD";
 /// Work-queue stream of callbacks waiting for (re)delivery: the durable callback outbox.
 pub const CALLBACKS_STREAM: &str = "SLUICE_CALLBACKS";
-/// The namespace every function lives in (OpenFaaS's default). Invocation paths may name it
-/// (`/function/NAME.openfaas-fn`), as faas-cli and the go-sdk do; no other namespace exists yet.
+/// The namespace a bare function name means unless the gateway is told otherwise (OpenFaaS's default).
 pub const DEFAULT_NAMESPACE: &str = "openfaas-fn";
+/// KV bucket of namespaces other than the default one, keyed by name; the value is a [`crate::Namespace`].
+pub const NAMESPACES_BUCKET: &str = "sluice_namespaces";
 
-/// Splits an invocation path's `NAME.NAMESPACE` (function names hold no dots) into name and namespace.
-pub fn split_namespace(qualified: &str) -> (&str, Option<&str>) {
-    match qualified.split_once('.') {
-        Some((name, namespace)) => (name, Some(namespace)),
-        None => (qualified, None),
-    }
-}
-
-/// KV bucket of function specs, keyed by function name.
+/// KV bucket of function specs, keyed `{namespace}.{function}`.
 pub const FUNCTIONS_BUCKET: &str = "sluice_functions";
 /// KV bucket of call records, keyed by call id.
 pub const CALLS_BUCKET: &str = "sluice_calls";
 /// Object store for bodies larger than the NATS max payload.
 pub const PAYLOADS_BUCKET: &str = "sluice_payloads";
 
-/// Subject prefix of queued calls: `sluice.invoke.{function}`.
+/// Subject prefix of queued calls: `sluice.invoke.{namespace}.{function}`.
 pub const INVOKE_PREFIX: &str = "sluice.invoke";
-/// Subject prefix of synchronous calls (core NATS request/reply): `sluice.sync.{function}`.
+/// Subject prefix of synchronous calls (core NATS request/reply): `sluice.sync.{namespace}.{function}`.
 pub const SYNC_PREFIX: &str = "sluice.sync";
-/// Subject prefix of completion events: `sluice.results.{function}`.
+/// Subject prefix of completion events: `sluice.results.{namespace}.{function}`.
 pub const RESULTS_PREFIX: &str = "sluice.results";
-/// Subject prefix of dead letters: `sluice.dead.{function}`.
+/// Subject prefix of dead letters: `sluice.dead.{namespace}.{function}`.
 pub const DEAD_PREFIX: &str = "sluice.dead";
 /// Subject prefix of connector events: `sluice.events.{source}.…`.
 pub const EVENTS_PREFIX: &str = "sluice.events";
-/// Subject prefix of callbacks in the outbox: `sluice.callbacks.{function}`.
+/// Subject prefix of callbacks in the outbox: `sluice.callbacks.{namespace}.{function}`.
 pub const CALLBACKS_PREFIX: &str = "sluice.callbacks";
 /// Subject prefix of cancellation notices (core NATS, to every worker): `sluice.cancel.{call id}`.
 pub const CANCEL_PREFIX: &str = "sluice.cancel";
-/// KV bucket of replica counts, keyed `{function}.{worker}`.
+/// KV bucket of replica counts, keyed `{namespace}.{function}.{worker}`.
 pub const REPLICAS_BUCKET: &str = "sluice_replicas";
-/// KV bucket of each function's finished invocations (sync and async), keyed by function name; the value is
+/// KV bucket of each function's finished invocations (sync and async), keyed `{namespace}.{function}`; the value is
 /// the count in decimal.
 pub const INVOCATIONS_BUCKET: &str = "sluice_invocations";
-/// KV bucket of secrets for container functions, keyed by secret name.
+/// KV bucket of secrets for container functions, keyed `{namespace}.{secret}`.
 pub const SECRETS_BUCKET: &str = "sluice_secrets";
 /// Core NATS subjects (not stored) on which every docker-running worker takes manual scale requests.
 pub const SCALE_PREFIX: &str = "sluice.scale";
 /// Core NATS subjects on which workers stream a function's container logs to a gateway.
 pub const LOGS_PREFIX: &str = "sluice.logs";
 
-pub fn scale_subject(function: &str) -> String {
-    format!("{SCALE_PREFIX}.{function}")
+pub fn scale_subject(function: &FunctionRef) -> String {
+    format!("{SCALE_PREFIX}.{}", function.key())
 }
-pub fn logs_subject(function: &str) -> String {
-    format!("{LOGS_PREFIX}.{function}")
+pub fn logs_subject(function: &FunctionRef) -> String {
+    format!("{LOGS_PREFIX}.{}", function.key())
 }
-pub fn replicas_key(function: &str, worker: &str) -> String {
-    format!("{function}.{worker}")
+pub fn replicas_key(function: &FunctionRef, worker: &str) -> String {
+    format!("{}.{worker}", function.key())
+}
+/// The KV key of a secret in a namespace; a secret name may hold `.`, the namespace never does.
+pub fn secret_key(namespace: &str, secret: &str) -> String {
+    format!("{namespace}.{secret}")
 }
 
 /// Queue group in which workers share synchronous calls.
 pub const SYNC_QUEUE_GROUP: &str = "sluice-workers";
 
-pub fn invoke_subject(function: &str) -> String {
-    format!("{INVOKE_PREFIX}.{function}")
+pub fn invoke_subject(function: &FunctionRef) -> String {
+    format!("{INVOKE_PREFIX}.{}", function.key())
 }
-pub fn sync_subject(function: &str) -> String {
-    format!("{SYNC_PREFIX}.{function}")
+pub fn sync_subject(function: &FunctionRef) -> String {
+    format!("{SYNC_PREFIX}.{}", function.key())
 }
-pub fn results_subject(function: &str) -> String {
-    format!("{RESULTS_PREFIX}.{function}")
+pub fn results_subject(function: &FunctionRef) -> String {
+    format!("{RESULTS_PREFIX}.{}", function.key())
 }
-pub fn dead_subject(function: &str) -> String {
-    format!("{DEAD_PREFIX}.{function}")
+pub fn dead_subject(function: &FunctionRef) -> String {
+    format!("{DEAD_PREFIX}.{}", function.key())
 }
-pub fn callbacks_subject(function: &str) -> String {
-    format!("{CALLBACKS_PREFIX}.{function}")
+pub fn callbacks_subject(function: &FunctionRef) -> String {
+    format!("{CALLBACKS_PREFIX}.{}", function.key())
 }
 pub fn cancel_subject(call_id: &str) -> String {
     format!("{CANCEL_PREFIX}.{call_id}")
@@ -98,9 +99,10 @@ pub const REPLAY_SUBJECT: &str = "sluice.router.replay";
 pub const ROUTER_QUEUE_GROUP: &str = "sluice-routers";
 /// KV bucket of S3 objects the polling connector has announced: key a hash of (bucket, key), value the ETag.
 pub const S3_SEEN_BUCKET: &str = "sluice_s3_seen";
-/// Durable pull consumer shared by every worker for one function's queue.
-pub fn invoke_consumer(function: &str) -> String {
-    format!("invoke-{function}")
+/// Durable pull consumer shared by every worker for one function's queue: `invoke-{namespace}_{function}`
+/// (consumer names cannot hold `.`, and `_` is in no DNS label).
+pub fn invoke_consumer(function: &FunctionRef) -> String {
+    format!("invoke-{}_{}", function.namespace, function.name)
 }
 
 /// CloudEvents type of a queued call.
@@ -163,6 +165,7 @@ pub mod http_headers {
     pub const CALL_ID: &str = "X-Call-Id";
     pub const CALLBACK_URL: &str = "X-Callback-Url";
     pub const FUNCTION_NAME: &str = "X-Function-Name";
+    pub const FUNCTION_NAMESPACE: &str = "X-Function-Namespace";
     pub const FUNCTION_STATUS: &str = "X-Function-Status";
     pub const DURATION_SECONDS: &str = "X-Duration-Seconds";
     pub const START_TIME: &str = "X-Start-Time";

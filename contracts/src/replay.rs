@@ -5,7 +5,8 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-/// Route the events stored since `since` again (only to `function` when given).
+/// Route the events stored since `since` again (only to `function`, a function's
+/// [key](crate::FunctionRef::key), when given).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ReplayRequest {

@@ -43,7 +43,7 @@ pub struct ScaleRequest {
     /// The function; optional, the path names it too.
     #[serde(default)]
     pub service_name: Option<String>,
-    /// OpenFaaS namespace; only the default one exists.
+    /// The function's namespace; the default one when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
     pub replicas: u32,

@@ -4,11 +4,13 @@ use std::{ops::Deref, sync::Arc};
 
 use sluice_jetstream::{
     Queue,
-    store::{CallStore, FunctionCache, FunctionStore, InvocationTally},
+    store::{CallStore, FunctionCache, FunctionStore, InvocationTally, NamespaceStore},
     topology::Topology,
 };
 
-use crate::GatewayConfig;
+use sluice_contracts::{FunctionRef, FunctionSpec};
+
+use crate::{ApiError, GatewayConfig};
 
 /// What every handler can reach. Cloned for every request, so it is one reference-counted pointer: the
 /// JetStream handles inside carry whole stream configurations and are costly to copy.
@@ -32,6 +34,8 @@ pub struct AppState {
     pub calls: CallStore,
     /// Finished invocations per function, as the workers count them.
     pub invocations: InvocationTally,
+    /// The namespaces functions and secrets live in.
+    pub namespaces: NamespaceStore,
     /// Where calls and callbacks are queued.
     pub queue: Queue,
 }
@@ -45,6 +49,7 @@ impl App {
             functions,
             queue: Queue::new(topology.clone()),
             invocations: InvocationTally::new(topology.invocations.clone()),
+            namespaces: NamespaceStore::new(topology.namespaces.clone(), cfg.default_namespace.clone()),
             calls: CallStore::new(topology.calls.clone(), topology.jetstream.clone()),
             cfg: Arc::new(cfg),
             topology,
@@ -56,5 +61,40 @@ impl AppState {
     /// Bodies up to this size travel inside the NATS message; larger ones go to the object store.
     pub fn inline_body_limit(&self) -> usize {
         self.topology.inline_limit()
+    }
+
+    /// The namespace a request names (`?namespace=` or a body's `namespace`): the default one when absent or
+    /// empty, else one that exists; an unknown one is a 404 naming it, never ignored.
+    pub async fn namespace(&self, requested: Option<&str>) -> Result<String, ApiError> {
+        match requested.filter(|n| !n.is_empty()) {
+            None => Ok(self.namespaces.default_namespace().to_owned()),
+            Some(name) if self.namespaces.exists(name).await? => Ok(name.to_owned()),
+            Some(name) => Err(ApiError::UnknownNamespace(name.to_owned())),
+        }
+    }
+
+    /// The function an invocation path names: `NAME` (in the default namespace) or `NAME.NAMESPACE`.
+    pub fn function_ref(&self, qualified: &str) -> FunctionRef {
+        FunctionRef::from_qualified(qualified, self.namespaces.default_namespace())
+    }
+
+    /// How answers name a function: its name alone in the default namespace, else `NAME.NAMESPACE`.
+    pub fn shown(&self, function: &FunctionRef) -> String {
+        if function.namespace == self.namespaces.default_namespace() {
+            function.name.clone()
+        } else {
+            function.to_string()
+        }
+    }
+
+    /// A deployed function's spec; a 404 names the function, or its namespace when that does not exist.
+    pub async fn deployed(&self, function: &FunctionRef) -> Result<Arc<FunctionSpec>, ApiError> {
+        if let Some(spec) = self.function_cache.get(function).await? {
+            return Ok(spec);
+        }
+        if !self.namespaces.exists(&function.namespace).await? {
+            return Err(ApiError::UnknownNamespace(function.namespace.clone()));
+        }
+        Err(ApiError::UnknownFunction(self.shown(function)))
     }
 }

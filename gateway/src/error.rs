@@ -16,8 +16,12 @@ pub enum ApiError {
     UnknownFunction(String),
     #[error("call {0:?} not found")]
     UnknownCall(String),
-    #[error("namespace {0:?} not found; functions live in \"openfaas-fn\"")]
+    #[error("namespace {0:?} not found; GET /system/namespaces lists them, POST /system/namespace/ creates one")]
     UnknownNamespace(String),
+    #[error("namespace {0:?} already exists")]
+    NamespaceExists(String),
+    #[error("namespace {name:?} is not empty: it still holds {what}")]
+    NamespaceInUse { name: String, what: String },
     #[error("function {0:?} already exists; use PUT /system/functions to update it")]
     FunctionExists(String),
     #[error("invalid function spec: {0}")]
@@ -79,6 +83,8 @@ impl ApiError {
             }
             Self::FunctionExists(_)
             | Self::SecretExists(_)
+            | Self::NamespaceExists(_)
+            | Self::NamespaceInUse { .. }
             | Self::CallIdTaken { .. }
             | Self::CallFinished { .. }
             | Self::NotDead(_)

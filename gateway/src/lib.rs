@@ -52,6 +52,8 @@ pub struct GatewayConfig {
     pub limits: listen::ListenLimits,
     /// Renders `/metrics`; absent when the process installed no Prometheus recorder.
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    /// The namespace a bare function name means (`openfaas-fn` unless configured).
+    pub default_namespace: String,
 }
 
 impl Default for GatewayConfig {
@@ -65,6 +67,7 @@ impl Default for GatewayConfig {
             callback_policy: Default::default(),
             limits: Default::default(),
             metrics: None,
+            default_namespace: sluice_contracts::names::DEFAULT_NAMESPACE.to_owned(),
         }
     }
 }

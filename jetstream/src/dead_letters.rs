@@ -10,7 +10,7 @@ use async_nats::{
 use bytes::Bytes;
 use futures::StreamExt;
 use sluice_contracts::{
-    DeadLetter, InvocationMessage,
+    DeadLetter, FunctionRef, InvocationMessage,
     names::{self, wire},
 };
 
@@ -18,7 +18,7 @@ use crate::{queue::QueueError, store::StoreError, topology::Topology};
 
 /// Why a call failed for good, as its dead letter says.
 pub struct Burial<'a> {
-    pub function: &'a str,
+    pub function: &'a FunctionRef,
     pub call_id: &'a str,
     /// The function's HTTP status, or Sluice's for a failure of its own.
     pub status: u16,
@@ -63,17 +63,26 @@ impl DeadLetters {
             .map_err(|e| QueueError::NotACall { sequence, reason: e.to_string() })
     }
 
-    /// The newest `limit` dead letters (of `function` when given), newest first. Waits at most 5 s for any
-    /// one message, so a stalled server cannot hold the caller forever.
-    pub async fn list(&self, function: Option<&str>, limit: usize) -> Result<Vec<DeadLetter>, StoreError> {
-        let filter = match function {
-            Some(f) => names::dead_subject(f),
-            None => format!("{}.>", names::DEAD_PREFIX),
-        };
+    /// The newest `limit` dead letters of `namespace` (of its function `function` when given), newest first.
+    /// Waits at most 5 s for any one message, so a stalled server cannot hold the caller forever.
+    pub async fn list(
+        &self,
+        namespace: &str,
+        function: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<DeadLetter>, StoreError> {
+        let mut filters = vec![match function {
+            Some(name) => names::dead_subject(&FunctionRef::new(namespace, name)),
+            None => format!("{}.{namespace}.>", names::DEAD_PREFIX),
+        }];
+        if namespace == sluice_contracts::function_ref::LEGACY_NAMESPACE {
+            // Dead letters stored before namespaces existed (`sluice.dead.{function}`) stay readable.
+            filters.push(format!("{}.{}", names::DEAD_PREFIX, function.unwrap_or("*")));
+        }
         let stream = self.jetstream.get_stream_no_info(names::DEAD_STREAM).await.map_err(StoreError::unavailable)?;
         let consumer = stream
             .create_consumer(OrderedConfig {
-                filter_subject: filter,
+                filter_subjects: filters,
                 deliver_policy: DeliverPolicy::All,
                 ..Default::default()
             })
@@ -86,9 +95,12 @@ impl DeadLetters {
                 let headers = message.headers.clone().unwrap_or_default();
                 let info = message.info().map_err(|e| StoreError::Unavailable(e.to_string().into()))?;
                 let (sequence, pending) = (info.stream_sequence, info.pending);
+                let function = FunctionRef::from_key(&header(&headers, names::ce::SUBJECT));
+                let (namespace, function) = function.map(|f| (f.namespace, f.name)).unwrap_or_default();
                 found.push_back(DeadLetter {
                     call_id: header(&headers, names::ce::ID),
-                    function: header(&headers, names::ce::SUBJECT),
+                    function,
+                    namespace,
                     status: header(&headers, wire::DEAD_STATUS).parse().unwrap_or_default(),
                     error: header(&headers, wire::DEAD_ERROR),
                     attempts: header(&headers, wire::DEAD_ATTEMPTS).parse().unwrap_or_default(),

@@ -8,9 +8,11 @@
 //! - [`payloads`]: large bodies in the object store, streamed;
 //! - [`queue`]: submitting calls and enqueueing callbacks — the one place work enters the queue;
 //! - [`dead_letters`]: writing and reading the dead-letter stream;
+//! - [`migrate`]: moving data stored before namespaces existed into the default namespace;
 //! - [`retry`]: retrying a write that failed for a passing reason.
 
 pub mod dead_letters;
+pub mod migrate;
 pub mod payloads;
 pub mod queue;
 pub mod retry;

@@ -59,6 +59,8 @@ pub struct Topology {
     pub secrets: kv::Store,
     /// Finished invocations per function.
     pub invocations: kv::Store,
+    /// Namespaces other than the default one.
+    pub namespaces: kv::Store,
     pub payloads: object_store::ObjectStore,
     /// Largest message the server accepts; bodies above it go through the object store.
     pub max_payload: usize,
@@ -169,12 +171,33 @@ pub async fn ensure(client: async_nats::Client, cfg: &TopologyConfig) -> Result<
     };
     let (functions, calls) = (reopen(names::FUNCTIONS_BUCKET).await?, reopen(names::CALLS_BUCKET).await?);
     let (replicas, secrets) = (reopen(names::REPLICAS_BUCKET).await?, reopen(names::SECRETS_BUCKET).await?);
-    let invocations = reopen(names::INVOCATIONS_BUCKET).await?;
+    let (invocations, namespaces) = (reopen(names::INVOCATIONS_BUCKET).await?, reopen(names::NAMESPACES_BUCKET).await?);
     let payloads = jetstream
         .get_object_store(names::PAYLOADS_BUCKET)
         .await
         .map_err(|e| create_error(names::PAYLOADS_BUCKET)(e.into()))?;
-    Ok(Topology { client, jetstream, functions, calls, replicas, secrets, invocations, payloads, max_payload })
+    let topology = Topology {
+        client,
+        jetstream,
+        functions,
+        calls,
+        replicas,
+        secrets,
+        invocations,
+        namespaces,
+        payloads,
+        max_payload,
+    };
+    let mut tries = 0;
+    while let Err(err) = crate::migrate::legacy_layout(&topology).await {
+        tries += 1;
+        if tries == 5 {
+            return Err(create_error("the namespaced layout")(err));
+        }
+        tracing::warn!(%err, "moving data into the default namespace incomplete; retrying");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    Ok(topology)
 }
 
 /// Creates (or updates) every stream and bucket, concurrently, so a cluster runs their leader elections
@@ -249,6 +272,7 @@ async fn create_all(client: &async_nats::Client, cfg: &TopologyConfig) -> Result
         bucket(names::REPLICAS_BUCKET, 1, REPLICA_REPORT_TTL),
         bucket(names::SECRETS_BUCKET, 1, Duration::ZERO),
         bucket(names::INVOCATIONS_BUCKET, 1, Duration::ZERO),
+        bucket(names::NAMESPACES_BUCKET, 1, Duration::ZERO),
         objects
     )?;
     Ok(())

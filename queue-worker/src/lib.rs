@@ -30,6 +30,7 @@ use delivery::{callback, outbox, results, sweep};
 use execution::{cancel, execute, lease, outcome, record, retry};
 use intake::{consume, deleted, notices, registry, sync};
 
+use sluice_contracts::FunctionRef;
 use std::{sync::Arc, time::Duration};
 
 use sluice_jetstream::{
@@ -106,10 +107,10 @@ pub(crate) struct Worker {
     pub inline_limit: usize,
     /// Calls running here, so a cancellation can stop them.
     pub running: Arc<cancel::Running>,
-    /// Current specs by name, kept by the registry; read by synchronous calls.
-    pub specs: std::sync::RwLock<std::collections::HashMap<String, Arc<sluice_contracts::FunctionSpec>>>,
+    /// Current specs by function, kept by the registry; read by synchronous calls.
+    pub specs: std::sync::RwLock<std::collections::HashMap<FunctionRef, Arc<sluice_contracts::FunctionSpec>>>,
     /// Each served function's call slots (`async.maxInflight`), shared by its queued and synchronous calls.
-    pub function_slots: std::sync::RwLock<std::collections::HashMap<String, Arc<Semaphore>>>,
+    pub function_slots: std::sync::RwLock<std::collections::HashMap<FunctionRef, Arc<Semaphore>>>,
 }
 
 /// Runs a worker until `shutdown`; then stops taking calls, lets started ones finish within the grace

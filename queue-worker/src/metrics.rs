@@ -1,4 +1,6 @@
-//! Metric names the worker records.
+//! Metric names the worker records. `function_name` is `{name}.{namespace}`, as OpenFaaS labels functions.
+
+use sluice_contracts::FunctionRef;
 
 /// Calls ended, by function and outcome (`succeeded`, `failed`).
 pub const CALLS_TOTAL: &str = "sluice_queue_calls_total";
@@ -13,17 +15,17 @@ pub const OVERHEAD_SECONDS: &str = "sluice_queue_overhead_seconds";
 /// Callback deliveries, by outcome.
 pub const CALLBACKS_TOTAL: &str = "sluice_callbacks_total";
 
-pub fn inflight(function: &str, delta: f64) {
-    metrics::gauge!(INFLIGHT, "function_name" => function.to_owned()).increment(delta);
+pub fn inflight(function: &FunctionRef, delta: f64) {
+    metrics::gauge!(INFLIGHT, "function_name" => function.to_string()).increment(delta);
 }
 
-pub fn pending(function: &str, value: u64) {
-    metrics::gauge!(PENDING, "function_name" => function.to_owned()).set(value as f64);
+pub fn pending(function: &FunctionRef, value: u64) {
+    metrics::gauge!(PENDING, "function_name" => function.to_string()).set(value as f64);
 }
 
-pub fn ended(function: &str, outcome: &'static str, seconds: f64) {
-    metrics::counter!(CALLS_TOTAL, "function_name" => function.to_owned(), "outcome" => outcome).increment(1);
-    metrics::histogram!(CALL_SECONDS, "function_name" => function.to_owned()).record(seconds);
+pub fn ended(function: &FunctionRef, outcome: &'static str, seconds: f64) {
+    metrics::counter!(CALLS_TOTAL, "function_name" => function.to_string(), "outcome" => outcome).increment(1);
+    metrics::histogram!(CALL_SECONDS, "function_name" => function.to_string()).record(seconds);
 }
 
 pub fn callback(outcome: &'static str) {

@@ -40,13 +40,14 @@ pub trait Runtime: Send + Sync {
     /// changed spec is deployed again and rolls what runs.
     fn deploy(&self, spec: &FunctionSpec) -> impl Future<Output = Result<(), RuntimeError>> + Send;
 
-    /// Releases what `function` held (its containers, after their calls finish). Nothing by default.
+    /// Releases what `function` (a [key](sluice_contracts::FunctionRef::key)) held (its containers, after their
+    /// calls finish). Nothing by default.
     fn remove(&self, function: &str) -> impl Future<Output = ()> + Send {
         let _ = function;
         async {}
     }
 
-    /// Releases what functions no longer in `deployed` still hold (removed while this worker was down).
+    /// Releases what functions no longer in `deployed` (keys) still hold (removed while this worker was down).
     fn remove_orphans(&self, deployed: &HashSet<String>) -> impl Future<Output = Result<(), RuntimeError>> + Send {
         let _ = deployed;
         async { Ok(()) }
@@ -181,7 +182,7 @@ impl Runtime for Runtimes {
                 .map(|s| (*s).to_owned())
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "panic".to_owned());
-            tracing::error!(function = %spec.service, what, "a call's runtime panicked");
+            tracing::error!(function = %spec.function_ref(), what, "a call's runtime panicked");
             Err(RuntimeError::Crashed(what))
         })
     }

@@ -44,6 +44,8 @@ pub struct ConnectorArgs {
     pub policy: super::CallbackPolicyArgs,
     #[command(flatten)]
     pub listen_limits: super::ListenOptions,
+    #[command(flatten)]
+    pub namespace: super::NamespaceArgs,
     /// Where the generated admin password is kept (when no credentials are given).
     #[arg(long, env = "SLUICE_DATA_DIR", default_value_os_t = crate::args::default_data_dir())]
     pub data_dir: std::path::PathBuf,
@@ -115,14 +117,16 @@ fn spawn_router(topology: &Topology, stop: &CancellationToken) -> JoinHandle<()>
 }
 
 /// The connectors' HTTP routes: webhooks and S3 notifications (which authenticate themselves: their senders
-/// cannot log in) and the `/events` ingress behind `access`'s events guard. The gateway serves them beside
-/// its API; `sluice connector webhook` serves them alone.
+/// cannot log in, and their secrets are in `secrets_namespace`) and the `/events` ingress behind `access`'s
+/// events guard. The gateway serves them beside its API; `sluice connector webhook` serves them alone.
 pub fn http_routes(
     topology: &Topology,
     access: &sluice_gateway::Access,
     policy: &super::CallbackPolicyArgs,
+    secrets_namespace: &str,
 ) -> aide::axum::ApiRouter {
     let state = sluice_connectors::ConnectorState {
+        secrets_namespace: secrets_namespace.to_owned(),
         max_body: topology.inline_limit(),
         topology: topology.clone(),
         sns: std::sync::Arc::new(sluice_connectors::s3::http::SnsConfirmer::new(
@@ -184,7 +188,7 @@ pub async fn run(args: ConnectorArgs) -> anyhow::Result<()> {
         tasks.extend(args.s3.spawn(&topology, &stop));
     }
     if serves_http {
-        let app = axum::Router::from(http_routes(&topology, &access, &args.policy))
+        let app = axum::Router::from(http_routes(&topology, &access, &args.policy, &args.namespace.default_namespace))
             .route("/healthz", axum::routing::get(|| async { "OK" }));
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await

@@ -28,6 +28,8 @@ pub struct GatewayOptions {
     /// Require the credentials on /function and /async-function too.
     #[arg(long, env = "SLUICE_PROTECT_INVOCATIONS")]
     pub protect_invocations: bool,
+    #[command(flatten)]
+    pub namespace: super::NamespaceArgs,
 }
 
 impl GatewayOptions {
@@ -51,6 +53,7 @@ impl GatewayOptions {
             callback_policy: policy.policy(),
             limits: self.listen_limits.limits(),
             metrics: Some(metrics),
+            default_namespace: self.namespace.default_namespace.clone(),
         })
     }
 }
@@ -77,6 +80,6 @@ pub async fn run(args: GatewayArgs) -> anyhow::Result<()> {
     let cfg = args.gateway.config(metrics, &args.policy, &args.data_dir)?;
     let topology = args.nats.topology(args.nats.required_url()?, "sluice-gateway").await?;
     let stop = shutdown::on_signal();
-    let beside = connector::http_routes(&topology, &cfg.access, &args.policy);
+    let beside = connector::http_routes(&topology, &cfg.access, &args.policy, &cfg.default_namespace);
     sluice_gateway::run(cfg, topology, beside, stop).await.context("gateway failed")
 }

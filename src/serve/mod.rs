@@ -12,5 +12,5 @@ pub mod up;
 pub mod worker;
 
 pub use gateway::{GatewayArgs, GatewayOptions};
-pub use options::{CallbackPolicyArgs, ListenOptions, NatsArgs};
+pub use options::{CallbackPolicyArgs, ListenOptions, NamespaceArgs, NatsArgs};
 pub use worker::{WorkerArgs, WorkerOptions, run_worker};

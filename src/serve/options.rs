@@ -1,4 +1,5 @@
-//! Options every server command shares: NATS, the listener's limits, and the outbound URL policy.
+//! Options every server command shares: NATS, the listener's limits, the outbound URL policy and the default
+//! namespace.
 
 use std::time::Duration;
 
@@ -40,6 +41,24 @@ impl NatsArgs {
 
     pub fn required_url(&self) -> anyhow::Result<&str> {
         self.nats_url.as_deref().context("--nats-url (or SLUICE_NATS_URL) is required")
+    }
+}
+
+/// The namespace a bare function name means (in invocation paths, deploys and `/system` queries); its secrets
+/// also hold the connectors' own (`webhook-{name}`, `connector-s3-token`).
+#[derive(Args, Clone, Debug)]
+pub struct NamespaceArgs {
+    /// The namespace a bare function name means; the connectors' secrets live there too.
+    #[arg(long, env = "SLUICE_DEFAULT_NAMESPACE", default_value = sluice_contracts::names::DEFAULT_NAMESPACE,
+          value_parser = dns_label)]
+    pub default_namespace: String,
+}
+
+fn dns_label(name: &str) -> Result<String, String> {
+    if sluice_contracts::function::is_dns_label(name) {
+        Ok(name.to_owned())
+    } else {
+        Err("use 1-63 lowercase letters, digits and '-', starting and ending with a letter or digit".to_owned())
     }
 }
 

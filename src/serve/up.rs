@@ -72,7 +72,8 @@ async fn serve(
         .await
         .with_context(|| format!("listening on {}", gateway_cfg.listen))?;
     tracing::info!(listen = %listener.local_addr()?, nats = %url, "sluice is up");
-    let beside = super::connector::http_routes(&topology, &gateway_cfg.access, &args.policy);
+    let beside =
+        super::connector::http_routes(&topology, &gateway_cfg.access, &args.policy, &gateway_cfg.default_namespace);
     let gateway = sluice_gateway::serve(listener, gateway_cfg, topology.clone(), beside, stop.clone());
     let runtimes = args.worker.docker.runtimes().await?;
     let mut connectors = super::connector::spawn_background(&topology, &stop);

@@ -9,6 +9,7 @@ mod events;
 mod fairness;
 mod large_body;
 mod limits;
+mod namespaces;
 mod openapi;
 mod openfaas;
 mod records;

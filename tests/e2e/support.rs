@@ -444,6 +444,7 @@ impl Platform {
             return "no invocation stream".into();
         };
         let stream_state = stream.info().await.map(|i| format!("{:?}", i.state)).unwrap_or_default();
+        let function = &sluice_contracts::FunctionRef::new(sluice_contracts::names::DEFAULT_NAMESPACE, function);
         let consumer_name = sluice_contracts::names::invoke_consumer(function);
         let consumer = match stream.get_consumer::<async_nats::jetstream::consumer::pull::Config>(&consumer_name).await
         {

@@ -103,7 +103,7 @@ async fn check_token(state: &ConnectorState, given: Option<&str>) -> Result<(), 
     let expected = state
         .topology
         .secrets
-        .get(TOKEN_SECRET)
+        .get(sluice_contracts::names::secret_key(&state.secrets_namespace, TOKEN_SECRET))
         .await
         .map_err(|e| ConnectorError::NotStored(format!("reading the connector token: {e}")))?;
     match expected {

@@ -49,7 +49,7 @@ fn seen_key(bucket: &str, key: &str) -> String {
 
 /// The (bucket, prefix) pairs the deployed functions' S3 triggers name.
 async fn targets(topology: &Topology) -> BTreeSet<(String, String)> {
-    let Ok(specs) = FunctionStore::new(topology.functions.clone()).list().await else { return BTreeSet::new() };
+    let Ok(specs) = FunctionStore::new(topology.functions.clone()).list(None).await else { return BTreeSet::new() };
     specs
         .iter()
         .flat_map(|spec| spec.triggers.iter().filter_map(|t| t.s3.as_ref()))

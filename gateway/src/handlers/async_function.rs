@@ -6,7 +6,7 @@ use axum::{
     http::{HeaderValue, StatusCode, header::LOCATION},
     response::{IntoResponse, Response},
 };
-use sluice_contracts::names;
+use sluice_contracts::{FunctionRef, names};
 use sluice_jetstream::queue::Claim;
 
 use super::invocation;
@@ -17,7 +17,8 @@ pub async fn invoke(
     Path(super::FunctionPath { name }): Path<super::FunctionPath>,
     request: Request,
 ) -> Response {
-    invocation::counted(&name, |function| async move { enqueue(app, &function, None, request).await }).await
+    invocation::counted(&app.clone(), &name, |function| async move { enqueue(app, &function, None, request).await })
+        .await
 }
 
 pub async fn invoke_with_path(
@@ -25,7 +26,9 @@ pub async fn invoke_with_path(
     Path(super::FunctionSubPath { name, path }): Path<super::FunctionSubPath>,
     request: Request,
 ) -> Response {
-    invocation::counted(&name, |function| async move { enqueue(app, &function, Some(&path), request).await }).await
+    let app2 = app.clone();
+    invocation::counted(&app2, &name, |function| async move { enqueue(app, &function, Some(&path), request).await })
+        .await
 }
 
 fn accepted(call_id: &str) -> Response {
@@ -40,9 +43,9 @@ fn accepted(call_id: &str) -> Response {
     response
 }
 
-async fn enqueue(app: App, function: &str, path: Option<&str>, request: Request) -> Result<Response, ApiError> {
+async fn enqueue(app: App, function: &FunctionRef, path: Option<&str>, request: Request) -> Result<Response, ApiError> {
     let (parts, request_body): (_, Body) = request.into_parts();
-    app.function_cache.get(function).await?.ok_or_else(|| ApiError::UnknownFunction(function.to_owned()))?;
+    app.deployed(function).await?;
     let path = path.map(invocation::sub_path).transpose()?;
     let callback_url = invocation::callback_url(&parts.headers, &app.cfg.callback_policy).await?;
     let (call_id, caller_chose_id) = invocation::call_id(&parts.headers)?;
@@ -50,8 +53,8 @@ async fn enqueue(app: App, function: &str, path: Option<&str>, request: Request)
     let headers = invocation::forwarded_headers(&app, &parts.headers)?;
     if caller_chose_id && let Some(existing) = app.calls.get(&call_id).await? {
         // The same id again is the same call: queued once, answered alike.
-        if existing.function != function {
-            return Err(ApiError::CallIdTaken { id: call_id, function: existing.function });
+        if existing.function_ref() != *function {
+            return Err(ApiError::CallIdTaken { id: call_id, function: app.shown(&existing.function_ref()) });
         }
         return Ok(accepted(&call_id));
     }
@@ -59,6 +62,6 @@ async fn enqueue(app: App, function: &str, path: Option<&str>, request: Request)
     let message = invocation::message(function, path, &parts, headers, call_id, callback_url, payload);
     app.queue.submit(&message, Claim::Fresh).await?;
     metrics::queued(function);
-    tracing::debug!(call_id = %message.call_id, function, "call queued");
+    tracing::debug!(call_id = %message.call_id, %function, "call queued");
     Ok(accepted(&message.call_id))
 }

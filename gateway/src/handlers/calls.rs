@@ -1,4 +1,5 @@
-//! `GET /system/calls/{id}`, `GET /system/calls?function=&status=&limit=` and `DELETE /system/calls/{id}`.
+//! `GET /system/calls/{id}`, `GET /system/calls?namespace=&function=&status=&limit=` and
+//! `DELETE /system/calls/{id}`.
 
 use std::time::Duration;
 
@@ -15,7 +16,7 @@ use sluice_contracts::{
 
 use sluice_jetstream::store::Modified;
 
-use super::extract::Query;
+use super::extract::{InNamespace, Query};
 use crate::{ApiError, App};
 
 const DEFAULT_LIMIT: usize = 100;
@@ -44,6 +45,7 @@ pub struct CallListQuery {
 
 pub async fn list(
     State(app): State<App>,
+    InNamespace(namespace): InNamespace,
     Query(query): Query<CallListQuery>,
 ) -> Result<Json<Vec<CallRecord>>, ApiError> {
     super::extract::check_function_filter(query.function.as_deref())?;
@@ -52,7 +54,7 @@ pub async fn list(
         Some(l) => l.parse().map_err(|_| ApiError::BadQuery(format!("limit {l:?} is not a number")))?,
         None => DEFAULT_LIMIT,
     };
-    let records = app.calls.list(query.function.as_deref(), status, limit, Duration::from_secs(10)).await?;
+    let records = app.calls.list(&namespace, query.function.as_deref(), status, limit, Duration::from_secs(10)).await?;
     Ok(Json(records.into_iter().map(public).collect()))
 }
 
@@ -61,9 +63,9 @@ pub async fn cancel_of(
     State(app): State<App>,
     Path(super::FunctionCallPath { name, id }): Path<super::FunctionCallPath>,
 ) -> Result<Json<CallRecord>, ApiError> {
-    let function = super::invocation::function_name(&name)?;
+    let function = app.function_ref(&name);
     match app.calls.get(&id).await? {
-        Some(record) if record.function == function => cancel(State(app), Path(super::CallPath { id })).await,
+        Some(record) if record.function_ref() == function => cancel(State(app), Path(super::CallPath { id })).await,
         _ => Err(ApiError::UnknownCall(id)),
     }
 }
@@ -87,7 +89,7 @@ pub async fn cancel(
         Ok(())
     });
     let record = match cancelled.await? {
-        Modified::Written(record) => record,
+        Modified::Written(record) => *record,
         Modified::Missing => return Err(ApiError::UnknownCall(id)),
         Modified::Refused(status) => return Err(ApiError::CallFinished { id, status }),
         Modified::KeepsChanging => {
@@ -101,7 +103,7 @@ pub async fn cancel(
     }
     let _ = client.flush().await;
     if let Some(url) = &record.callback_url {
-        let max_attempts = match app.functions.get(&record.function).await {
+        let max_attempts = match app.functions.get(&record.function_ref()).await {
             Ok(Some(spec)) => spec.async_config.and_then(|a| a.retry).and_then(|r| r.attempts),
             _ => None,
         };
@@ -121,7 +123,7 @@ async fn enqueue_cancellation_callback(
     let started = record.started_at.unwrap_or(now);
     let headers = contract_headers(&CallbackFacts {
         call_id: &record.call_id,
-        function: &record.function,
+        function: &record.function_ref(),
         ce_type: names::CE_TYPE_CANCELLED,
         function_status: CANCELLED_STATUS,
         duration_seconds: (now - started).to_std().unwrap_or_default().as_secs_f64(),
@@ -134,7 +136,7 @@ async fn enqueue_cancellation_callback(
     let message = CallbackMessage {
         url: url.to_owned(),
         call_id: record.call_id.clone(),
-        function: record.function.clone(),
+        function: record.function_ref(),
         headers,
         body: Payload::Inline(body.into()),
     };

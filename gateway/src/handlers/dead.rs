@@ -1,4 +1,4 @@
-//! `GET /system/dead?function=&limit=` lists dead letters; `POST /system/dead/{id}/replay` queues a dead call
+//! `GET /system/dead?namespace=&function=&limit=` lists dead letters; `POST /system/dead/{id}/replay` queues a dead call
 //! again as a new attempt series.
 
 use axum::{
@@ -11,7 +11,7 @@ use serde::Deserialize;
 use sluice_contracts::{DeadLetter, names};
 use sluice_jetstream::dead_letters::DeadLetters;
 
-use super::extract::Query;
+use super::extract::{InNamespace, Query};
 use crate::{ApiError, App};
 
 const DEFAULT_LIMIT: usize = 100;
@@ -24,6 +24,7 @@ pub struct DeadListQuery {
 
 pub async fn list(
     State(app): State<App>,
+    InNamespace(namespace): InNamespace,
     Query(query): Query<DeadListQuery>,
 ) -> Result<Json<Vec<DeadLetter>>, ApiError> {
     let limit = match &query.limit {
@@ -32,7 +33,7 @@ pub async fn list(
     };
     super::extract::check_function_filter(query.function.as_deref())?;
     let found = DeadLetters::new(&app.topology)
-        .list(query.function.as_deref(), limit)
+        .list(&namespace, query.function.as_deref(), limit)
         .await
         .map_err(|e| ApiError::Unavailable(format!("reading dead letters: {e}")))?;
     Ok(Json(found))

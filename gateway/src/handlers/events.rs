@@ -27,6 +27,9 @@ pub struct ReplayBody {
     /// Only to this function.
     #[serde(default)]
     function: Option<String>,
+    /// The namespace of `function`; the default one when absent.
+    #[serde(default)]
+    namespace: Option<String>,
 }
 
 impl Expected for ReplayBody {
@@ -47,12 +50,13 @@ pub async fn replay(
             })?
         }
     };
-    if let Some(function) = &request.function
-        && app.function_cache.get(function).await?.is_none()
-    {
-        return Err(ApiError::UnknownFunction(function.clone()));
+    let namespace = app.namespace(request.namespace.as_deref()).await?;
+    let function = request.function.map(|name| sluice_contracts::FunctionRef::new(namespace, name));
+    if let Some(function) = &function {
+        app.deployed(function).await?;
     }
-    let payload = serde_json::to_vec(&ReplayRequest { since, function: request.function }).expect("requests serialize");
+    let function = function.map(|f| f.key());
+    let payload = serde_json::to_vec(&ReplayRequest { since, function }).expect("requests serialize");
     let ask = async_nats::Request::new().payload(payload.into()).timeout(Some(REPLAY_TIMEOUT));
     let reply = app.topology.client.send_request(names::REPLAY_SUBJECT, ask).await.map_err(|err| match err.kind() {
         RequestErrorKind::NoResponders => ApiError::Unavailable("no event router is running".into()),

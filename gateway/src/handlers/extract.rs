@@ -73,23 +73,23 @@ impl<T: schemars::JsonSchema> aide::OperationInput for Query<T> {
     }
 }
 
-/// `?namespace=` on a `/system` route, as the go-sdk and faas-cli send it: absent or the default namespace,
-/// else a 404 naming it, never silently ignored.
-pub struct InNamespace;
+/// `?namespace=` on a `/system` route, as the go-sdk and faas-cli send it: the default namespace when absent
+/// or empty, else one that exists; an unknown one is a 404 naming it, never silently ignored.
+pub struct InNamespace(pub String);
 
-impl<S: Send + Sync> axum::extract::FromRequestParts<S> for InNamespace {
+impl axum::extract::FromRequestParts<crate::App> for InNamespace {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Self, ApiError> {
-        let Query(Namespace { namespace }) = Query::from_request_parts(parts, state).await?;
-        check_namespace(namespace.as_deref()).map(|()| Self)
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, app: &crate::App) -> Result<Self, ApiError> {
+        let Query(Namespace { namespace }) = Query::from_request_parts(parts, app).await?;
+        app.namespace(namespace.as_deref()).await.map(Self)
     }
 }
 
 /// The query parameter [`InNamespace`] reads.
 #[derive(serde::Deserialize, schemars::JsonSchema)]
 struct Namespace {
-    /// The functions' namespace, as faas-cli sends it: absent or `openfaas-fn`.
+    /// The namespace, as faas-cli sends it; the default one (`openfaas-fn` unless configured) when absent.
     namespace: Option<String>,
 }
 
@@ -105,16 +105,6 @@ pub fn check_function_filter(function: Option<&str>) -> Result<(), ApiError> {
         Some(name) if !sluice_contracts::function::is_dns_label(name) => Err(ApiError::BadQuery(format!(
             "function {name:?} is not a function name (lowercase letters, digits and '-', at most 63)"
         ))),
-        _ => Ok(()),
-    }
-}
-
-/// A namespace a request names (in its query or body): absent, empty or the default one.
-pub fn check_namespace(namespace: Option<&str>) -> Result<(), ApiError> {
-    match namespace.filter(|n| !n.is_empty()) {
-        Some(namespace) if namespace != sluice_contracts::names::DEFAULT_NAMESPACE => {
-            Err(ApiError::UnknownNamespace(namespace.to_owned()))
-        }
         _ => Ok(()),
     }
 }

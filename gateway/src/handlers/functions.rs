@@ -8,7 +8,7 @@ use axum::{
     http::StatusCode,
 };
 use serde::Deserialize;
-use sluice_contracts::{FunctionSpec, FunctionStatus, ReplicaReport, RuntimeKind, Usage, names};
+use sluice_contracts::{FunctionRef, FunctionSpec, FunctionStatus, ReplicaReport, RuntimeKind, Usage};
 use sluice_jetstream::store::Deployed;
 use sluice_outbound::Enforce;
 
@@ -16,12 +16,12 @@ use super::extract::{Expected, InNamespace, JsonBody};
 use crate::{ApiError, App};
 
 /// The answer to a deploy: `status`, with the ignored fields named when there are any.
-fn deployed(status: StatusCode, function: &str, unknown: Vec<String>) -> axum::response::Response {
+fn deployed(status: StatusCode, function: &FunctionRef, unknown: Vec<String>) -> axum::response::Response {
     use axum::response::IntoResponse;
     if unknown.is_empty() {
         return status.into_response();
     }
-    tracing::warn!(function, fields = ?unknown, "deployed with fields that are not understood and were ignored");
+    tracing::warn!(%function, fields = ?unknown, "deployed with fields that are not understood and were ignored");
     let warnings: Vec<String> = unknown.iter().map(|f| format!("unknown field {f:?} ignored")).collect();
     (status, Json(serde_json::json!({ "warnings": warnings }))).into_response()
 }
@@ -34,21 +34,23 @@ struct Replicas {
     usage: Option<Usage>,
 }
 
-/// Replicas of container functions (of `only`, when given), by function: the sums of the workers' live
-/// reports, read in one pass over KV `sluice_replicas` (keyed `{function}.{worker}`).
-async fn replica_counts(app: &App, only: Option<&str>) -> HashMap<String, Replicas> {
-    use futures::StreamExt;
+/// Replicas of the container functions of `namespace` (of its function `only`, when given), by function
+/// name: the sums of the workers' live reports, read in one pass over their keys in KV `sluice_replicas`
+/// (keyed `{namespace}.{function}.{worker}`).
+async fn replica_counts(app: &App, namespace: &str, only: Option<&str>) -> HashMap<String, Replicas> {
     let mut counts = HashMap::new();
-    let Ok(keys) = app.topology.replicas.keys().await else { return counts };
-    let keys: Vec<String> = keys.filter_map(|k| async { k.ok() }).collect().await;
+    let prefix = match only {
+        Some(name) => FunctionRef::new(namespace, name).key(),
+        None => namespace.to_owned(),
+    };
+    let Ok(entries) = sluice_jetstream::store::latest_under(&app.topology.replicas, Some(&prefix), true).await else {
+        return counts;
+    };
     let fresh_after = chrono::Utc::now() - sluice_jetstream::topology::REPLICA_REPORT_TTL;
-    for key in keys {
-        let Some((function, _worker)) = key.split_once('.') else { continue };
-        if only.is_some_and(|f| f != function) {
-            continue;
-        }
-        let Ok(Some(value)) = app.topology.replicas.get(&key).await else { continue };
-        if let Ok(report) = serde_json::from_slice::<ReplicaReport>(&value)
+    for entry in entries {
+        let Some(rest) = entry.key.strip_prefix(namespace).and_then(|k| k.strip_prefix('.')) else { continue };
+        let Some((function, _worker)) = rest.split_once('.') else { continue };
+        if let Ok(report) = serde_json::from_slice::<ReplicaReport>(&entry.value)
             && report.updated_at > fresh_after
         {
             let sum: &mut Replicas = counts.entry(function.to_owned()).or_default();
@@ -75,7 +77,7 @@ fn status(
         RuntimeKind::Process | RuntimeKind::Http => Replicas { desired: 1, available: 1, usage: None },
     };
     let invocation_count = invocations.get(&spec.service).copied().unwrap_or(0);
-    spec.namespace = Some(names::DEFAULT_NAMESPACE.to_owned());
+    spec.namespace = Some(spec.function_ref().namespace);
     FunctionStatus {
         name: spec.service.clone(),
         spec,
@@ -87,27 +89,39 @@ fn status(
     }
 }
 
-pub async fn list(State(app): State<App>, _: InNamespace) -> Result<Json<Vec<FunctionStatus>>, ApiError> {
-    let (replicas, invocations) = (replica_counts(&app, None).await, app.invocations.totals().await?);
-    let deployed = app.functions.list_deployed().await?;
+/// The functions of one namespace (`?namespace=`, the default one when absent).
+pub async fn list(
+    State(app): State<App>,
+    InNamespace(namespace): InNamespace,
+) -> Result<Json<Vec<FunctionStatus>>, ApiError> {
+    let (replicas, invocations, deployed) = tokio::join!(
+        replica_counts(&app, &namespace, None),
+        app.invocations.totals(&namespace),
+        app.functions.list_deployed(Some(&namespace))
+    );
+    let (invocations, deployed) = (invocations?, deployed?);
     Ok(Json(deployed.into_iter().map(|d| status(d, &replicas, &invocations)).collect()))
 }
 
 pub async fn get(
     State(app): State<App>,
     Path(super::FunctionPath { name }): Path<super::FunctionPath>,
-    _: InNamespace,
+    InNamespace(namespace): InNamespace,
 ) -> Result<Json<FunctionStatus>, ApiError> {
-    let deployed = app.functions.get_deployed(&name).await?.ok_or(ApiError::UnknownFunction(name))?;
-    let replicas = replica_counts(&app, Some(&deployed.spec.service)).await;
-    let count = app.invocations.total(&deployed.spec.service).await?;
-    let invocations = HashMap::from([(deployed.spec.service.clone(), count)]);
+    let function = FunctionRef::new(namespace.as_str(), name.as_str());
+    let deployed =
+        app.functions.get_deployed(&function).await?.ok_or_else(|| ApiError::UnknownFunction(app.shown(&function)))?;
+    let replicas = replica_counts(&app, &namespace, Some(&name)).await;
+    let count = app.invocations.total(&function).await?;
+    let invocations = HashMap::from([(name, count)]);
     Ok(Json(status(deployed, &replicas, &invocations)))
 }
 
-/// The spec's own checks, plus: the secrets it names exist.
-async fn validate(app: &App, spec: &FunctionSpec) -> Result<(), ApiError> {
+/// The spec's own checks, plus: its namespace and the secrets it names (in that namespace) exist. Fills in the
+/// namespace when the spec names none.
+async fn validate(app: &App, spec: &mut FunctionSpec) -> Result<(), ApiError> {
     spec.validate()?;
+    spec.namespace = Some(app.namespace(spec.namespace.as_deref()).await?);
     for (i, url) in spec.triggers.iter().enumerate().filter_map(|(i, t)| Some((i, t.callback_url.as_deref()?))) {
         app.cfg.callback_policy.check(url).await.map_err(|denied| {
             ApiError::InvalidSpec(sluice_contracts::ValidationError {
@@ -116,10 +130,13 @@ async fn validate(app: &App, spec: &FunctionSpec) -> Result<(), ApiError> {
             })
         })?;
     }
-    if let Some(missing) = super::secrets::first_missing(app, &spec.secrets).await? {
+    let namespace = spec.function_ref().namespace;
+    if let Some(missing) = super::secrets::first_missing(app, &namespace, &spec.secrets).await? {
         return Err(ApiError::InvalidSpec(sluice_contracts::ValidationError {
             field: "secrets".into(),
-            message: format!("secret {missing:?} does not exist; create it with POST /system/secrets"),
+            message: format!(
+                "secret {missing:?} does not exist in namespace {namespace:?}; create it with POST /system/secrets"
+            ),
         }));
     }
     Ok(())
@@ -127,31 +144,33 @@ async fn validate(app: &App, spec: &FunctionSpec) -> Result<(), ApiError> {
 
 pub async fn create(
     State(app): State<App>,
-    JsonBody(spec, unknown): JsonBody<FunctionSpec>,
+    JsonBody(mut spec, unknown): JsonBody<FunctionSpec>,
 ) -> Result<axum::response::Response, ApiError> {
-    validate(&app, &spec).await?;
-    if app.functions.get(&spec.service).await?.is_some() {
-        return Err(ApiError::FunctionExists(spec.service));
+    validate(&app, &mut spec).await?;
+    let function = spec.function_ref();
+    if app.functions.get(&function).await?.is_some() {
+        return Err(ApiError::FunctionExists(app.shown(&function)));
     }
     app.functions.put(&spec).await?;
-    tracing::info!(function = %spec.service, runtime = spec.runtime_kind().as_str(), "function deployed");
-    let response = deployed(StatusCode::ACCEPTED, &spec.service, unknown);
+    tracing::info!(%function, runtime = spec.runtime_kind().as_str(), "function deployed");
+    let response = deployed(StatusCode::ACCEPTED, &function, unknown);
     app.function_cache.insert(spec.into());
     Ok(response)
 }
 
 pub async fn update(
     State(app): State<App>,
-    JsonBody(spec, unknown): JsonBody<FunctionSpec>,
+    JsonBody(mut spec, unknown): JsonBody<FunctionSpec>,
 ) -> Result<axum::response::Response, ApiError> {
-    validate(&app, &spec).await?;
-    if app.functions.get(&spec.service).await?.is_none() {
-        return Err(ApiError::UnknownFunction(spec.service));
+    validate(&app, &mut spec).await?;
+    let function = spec.function_ref();
+    if app.functions.get(&function).await?.is_none() {
+        return Err(ApiError::UnknownFunction(app.shown(&function)));
     }
     app.functions.put(&spec).await?;
-    tracing::info!(function = %spec.service, "function updated");
+    tracing::info!(%function, "function updated");
     // 202 like a deploy: the go-sdk's Update takes nothing else (faas-cli takes 200 too).
-    let response = deployed(StatusCode::ACCEPTED, &spec.service, unknown);
+    let response = deployed(StatusCode::ACCEPTED, &function, unknown);
     app.function_cache.insert(spec.into());
     Ok(response)
 }
@@ -160,7 +179,7 @@ pub async fn update(
 #[serde(rename_all = "camelCase")]
 pub struct DeleteRequest {
     function_name: String,
-    /// As the go-sdk sends it: absent, empty or the default namespace.
+    /// The function's namespace; the default one when absent or empty.
     #[serde(default)]
     namespace: Option<String>,
 }
@@ -177,14 +196,15 @@ pub async fn delete(
     State(app): State<App>,
     JsonBody(request, _): JsonBody<DeleteRequest>,
 ) -> Result<StatusCode, ApiError> {
-    super::extract::check_namespace(request.namespace.as_deref())?;
-    if !app.functions.delete(&request.function_name).await? {
-        return Err(ApiError::UnknownFunction(request.function_name));
+    let namespace = app.namespace(request.namespace.as_deref()).await?;
+    let function = FunctionRef::new(namespace, request.function_name);
+    if !app.functions.delete(&function).await? {
+        return Err(ApiError::UnknownFunction(app.shown(&function)));
     }
-    tracing::info!(function = %request.function_name, "function removed");
-    if let Err(err) = app.invocations.forget(&request.function_name).await {
-        tracing::warn!(%err, function = %request.function_name, "its invocation count was kept");
+    tracing::info!(%function, "function removed");
+    if let Err(err) = app.invocations.forget(&function).await {
+        tracing::warn!(%err, %function, "its invocation count was kept");
     }
-    app.function_cache.remove(&request.function_name);
+    app.function_cache.remove(&function);
     Ok(StatusCode::OK)
 }

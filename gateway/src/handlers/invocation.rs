@@ -5,32 +5,21 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use chrono::Utc;
-use sluice_contracts::{InvocationMessage, Payload, names, outbound::OutboundPolicy};
+use sluice_contracts::{FunctionRef, InvocationMessage, Payload, names, outbound::OutboundPolicy};
 use sluice_outbound::Enforce;
 
 use crate::{ApiError, App, metrics};
 
-/// The function an invocation path names: `NAME`, or `NAME.NAMESPACE` as faas-cli and the go-sdk send it.
-pub fn function_name(qualified: &str) -> Result<&str, ApiError> {
-    match names::split_namespace(qualified) {
-        (name, None) => Ok(name),
-        (name, Some(namespace)) if namespace == names::DEFAULT_NAMESPACE => Ok(name),
-        (_, Some(namespace)) => Err(ApiError::UnknownNamespace(namespace.to_owned())),
-    }
-}
-
-/// Runs `call` for the function an invocation path names and counts its answer. Only deployed functions are
-/// counted: a name a caller made up must not become a metric label.
-pub async fn counted<Fut>(qualified: &str, call: impl FnOnce(String) -> Fut) -> Response
+/// Runs `call` for the function an invocation path names (`NAME`, or `NAME.NAMESPACE` as faas-cli and the
+/// go-sdk send it) and counts its answer. Only deployed functions are counted: a name a caller made up must
+/// not become a metric label.
+pub async fn counted<Fut>(app: &App, qualified: &str, call: impl FnOnce(FunctionRef) -> Fut) -> Response
 where
     Fut: Future<Output = Result<Response, ApiError>>,
 {
-    let function = match function_name(qualified) {
-        Ok(function) => function.to_owned(),
-        Err(err) => return err.into_response(),
-    };
+    let function = app.function_ref(qualified);
     let outcome = call(function.clone()).await;
-    let deployed = !matches!(outcome, Err(ApiError::UnknownFunction(_)));
+    let deployed = !matches!(outcome, Err(ApiError::UnknownFunction(_) | ApiError::UnknownNamespace(_)));
     let response = outcome.unwrap_or_else(IntoResponse::into_response);
     if deployed {
         metrics::invocation(&function, response.status().as_u16());
@@ -91,7 +80,7 @@ pub fn forwarded_headers(app: &App, headers: &HeaderMap) -> Result<HeaderMap, Ap
 
 /// The message for a call of `function` made by request `parts`, with `headers` forwarded.
 pub fn message(
-    function: &str,
+    function: &FunctionRef,
     path: Option<&str>,
     parts: &Parts,
     headers: HeaderMap,
@@ -101,7 +90,7 @@ pub fn message(
 ) -> InvocationMessage {
     InvocationMessage {
         call_id,
-        function: function.to_owned(),
+        function: function.clone(),
         source: names::CE_SOURCE_GATEWAY.to_owned(),
         time: Utc::now(),
         method: parts.method.clone(),

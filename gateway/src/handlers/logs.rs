@@ -50,12 +50,11 @@ fn since_unix(text: &str) -> Result<i64, ApiError> {
 
 pub async fn logs(
     State(app): State<App>,
-    _: InNamespace,
+    InNamespace(namespace): InNamespace,
     Query(params): Query<LogParams>,
 ) -> Result<Response, ApiError> {
-    if app.function_cache.get(&params.name).await?.is_none() {
-        return Err(ApiError::UnknownFunction(params.name));
-    }
+    let function = sluice_contracts::FunctionRef::new(namespace, params.name.as_str());
+    app.deployed(&function).await?;
     let since = params.since.as_deref().map(since_unix).transpose()?;
     let tail = match params.tail.filter(|n| *n >= 0) {
         Some(n) if n > MAX_TAIL as i64 => {
@@ -71,7 +70,7 @@ pub async fn logs(
     let pings = client.subscribe(logs::alive_subject(&inbox)).await.map_err(|e| unavailable(e.to_string()))?;
     client
         .publish_with_reply(
-            names::logs_subject(&params.name),
+            names::logs_subject(&function),
             inbox,
             serde_json::to_vec(&query).expect("queries serialize").into(),
         )

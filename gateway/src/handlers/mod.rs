@@ -8,6 +8,7 @@ mod extract;
 mod functions;
 mod invocation;
 mod logs;
+mod namespaces;
 mod scale;
 mod secrets;
 mod sync_function;
@@ -34,14 +35,14 @@ pub(crate) const SPEC_BODY_LIMIT: usize = 1024 * 1024;
 /// `{name}` in a path: a function, optionally `NAME.NAMESPACE` on invocation routes.
 #[derive(Deserialize, JsonSchema)]
 pub struct FunctionPath {
-    /// The function's name (`NAME` or `NAME.openfaas-fn`).
+    /// The function's name: `NAME` (the default namespace) or `NAME.NAMESPACE`.
     pub name: String,
 }
 
 /// `{name}/{path}`: a function and the rest of the path, which reaches the function.
 #[derive(Deserialize, JsonSchema)]
 pub struct FunctionSubPath {
-    /// The function's name (`NAME` or `NAME.openfaas-fn`).
+    /// The function's name: `NAME` (the default namespace) or `NAME.NAMESPACE`.
     pub name: String,
     /// The rest of the path, passed to the function.
     pub path: String,
@@ -90,7 +91,24 @@ fn system_routes() -> ApiRouter<App> {
                 }),
         )
         .api_route("/system/function/{name}", get_with(functions::get, |op| tag(op, "Describe one function")))
-        .api_route("/system/namespaces", get_with(system::namespaces, |op| openapi::errors(tag(op, "List namespaces"))))
+        .api_route("/system/namespaces", get_with(namespaces::list, |op| tag(op, "List namespaces, the default first")))
+        .api_route(
+            "/system/namespace/",
+            post_with(namespaces::create, |op| {
+                tag(op, "Create a namespace").response_with::<201, (), _>(|r| r.description("Created"))
+            }),
+        )
+        .api_route(
+            "/system/namespace/{name}",
+            get_with(namespaces::get, |op| tag(op, "Describe a namespace"))
+                .put_with(namespaces::update, |op| {
+                    tag(op, "Change a namespace's labels and annotations")
+                        .response_with::<202, (), _>(|r| r.description("Changed"))
+                })
+                .delete_with(namespaces::delete, |op| {
+                    tag(op, "Remove an empty namespace").response_with::<200, (), _>(|r| r.description("Removed"))
+                }),
+        )
         .api_route(
             "/system/info",
             get_with(system::info, |op| openapi::errors(tag(op, "Provider, version and architecture"))),

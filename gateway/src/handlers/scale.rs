@@ -8,9 +8,9 @@ use axum::{
     extract::{Path, State},
     http::StatusCode,
 };
-use sluice_contracts::{RuntimeKind, ScaleReply, ScaleRequest, names};
+use sluice_contracts::{FunctionRef, RuntimeKind, ScaleReply, ScaleRequest, names};
 
-use super::extract::{Expected, InNamespace, JsonBody, check_namespace};
+use super::extract::{Expected, InNamespace, JsonBody};
 use crate::{ApiError, App};
 
 /// Scaling up waits for the new containers to be ready; this bounds the wait.
@@ -23,17 +23,22 @@ impl Expected for ScaleRequest {
 pub async fn scale(
     State(app): State<App>,
     Path(super::FunctionPath { name }): Path<super::FunctionPath>,
-    _: InNamespace,
+    InNamespace(namespace): InNamespace,
     JsonBody(request, _): JsonBody<ScaleRequest>,
 ) -> Result<(StatusCode, Json<ScaleReply>), ApiError> {
-    check_namespace(request.namespace.as_deref())?;
+    // The body may name the namespace too (the go-sdk sends it there); both must agree.
+    let namespace = match request.namespace.as_deref().filter(|n| !n.is_empty()) {
+        Some(named) if named != namespace => app.namespace(Some(named)).await?,
+        _ => namespace,
+    };
     if request.service_name.as_ref().is_some_and(|s| *s != name) {
         return Err(ApiError::BadQuery(format!(
             "serviceName {:?} differs from the path's {name:?}",
             request.service_name
         )));
     }
-    let spec = app.function_cache.get(&name).await?.ok_or_else(|| ApiError::UnknownFunction(name.clone()))?;
+    let function = FunctionRef::new(namespace, name.as_str());
+    let spec = app.deployed(&function).await?;
     if spec.runtime_kind() != RuntimeKind::Docker {
         return Err(ApiError::BadQuery(format!(
             "{name} is a {} function; only container functions have replicas",
@@ -45,7 +50,7 @@ pub async fn scale(
     let reply = app
         .topology
         .client
-        .send_request(names::scale_subject(&name), ask)
+        .send_request(names::scale_subject(&function), ask)
         .await
         .map_err(|_| ApiError::NoWorker(name.clone()))?;
     let answer: ScaleReply = serde_json::from_slice(&reply.payload)
@@ -53,6 +58,6 @@ pub async fn scale(
     if let ScaleReply::Failed { error } = answer {
         return Err(ApiError::CallFailed(format!("scaling {name}: {error}")));
     }
-    tracing::info!(function = %name, replicas = request.replicas, "function scaled");
+    tracing::info!(%function, replicas = request.replicas, "function scaled");
     Ok((StatusCode::ACCEPTED, Json(answer)))
 }

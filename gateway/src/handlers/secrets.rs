@@ -1,12 +1,13 @@
-//! `/system/secrets`: secrets for container functions (OpenFaaS `Secret` JSON), kept in KV `sluice_secrets`.
-//! Values go in and never come out: listing shows names only, and nothing here logs a value.
+//! `/system/secrets`: secrets for container functions (OpenFaaS `Secret` JSON), one set per namespace, kept in
+//! KV `sluice_secrets` under `{namespace}.{name}`. Values go in and never come out: listing shows names only,
+//! and nothing here logs a value.
 
 use axum::{Json, extract::State, http::StatusCode};
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use sluice_contracts::{function::is_secret_name, names};
 
-use super::extract::{Expected, InNamespace, JsonBody, check_namespace};
+use super::extract::{Expected, InNamespace, JsonBody};
 use crate::{ApiError, App};
 
 /// A secret as posted: `value` (text) or `rawValue` (base64 bytes), as OpenFaaS takes them.
@@ -30,7 +31,7 @@ impl Expected for SecretBody {
 #[derive(Serialize, schemars::JsonSchema)]
 pub struct SecretName {
     name: String,
-    namespace: &'static str,
+    namespace: String,
 }
 
 fn store_error(err: impl std::fmt::Display) -> ApiError {
@@ -38,8 +39,9 @@ fn store_error(err: impl std::fmt::Display) -> ApiError {
 }
 
 impl SecretBody {
-    fn checked(self) -> Result<(String, Vec<u8>), ApiError> {
-        check_namespace(self.namespace.as_deref())?;
+    /// The secret's namespace, name and value.
+    async fn checked(self, app: &App) -> Result<(String, String, Vec<u8>), ApiError> {
+        let namespace = app.namespace(self.namespace.as_deref()).await?;
         if !is_secret_name(&self.name) {
             return Err(ApiError::BadQuery(format!(
                 "secret name {:?}: use letters, digits, '-', '_' and '.', not starting with '.'",
@@ -54,42 +56,52 @@ impl SecretBody {
             (Some(text), None) => text.into_bytes(),
             (None, None) => return Err(ApiError::BadQuery("give value or rawValue".into())),
         };
-        Ok((self.name, value))
+        Ok((namespace, self.name, value))
     }
 }
 
-async fn exists(app: &App, name: &str) -> Result<bool, ApiError> {
+async fn exists(app: &App, namespace: &str, name: &str) -> Result<bool, ApiError> {
     if !is_secret_name(name) {
         return Ok(false); // not a key that can exist, nor a valid KV key
     }
-    Ok(app.topology.secrets.get(name).await.map_err(store_error)?.is_some())
+    Ok(app.topology.secrets.get(names::secret_key(namespace, name)).await.map_err(store_error)?.is_some())
 }
 
-pub async fn list(State(app): State<App>, _: InNamespace) -> Result<Json<Vec<SecretName>>, ApiError> {
-    use futures::StreamExt;
-    let keys = app.topology.secrets.keys().await.map_err(store_error)?;
-    let mut names: Vec<String> = keys.filter_map(|k| async { k.ok() }).collect().await;
+/// The names of one namespace's secrets, read by their keys' prefix.
+pub async fn names_in(app: &App, namespace: &str) -> Result<Vec<String>, ApiError> {
+    let entries = sluice_jetstream::store::latest_under(&app.topology.secrets, Some(namespace), false).await?;
+    let prefix = format!("{namespace}.");
+    let mut names: Vec<String> =
+        entries.into_iter().filter_map(|entry| Some(entry.key.strip_prefix(&prefix)?.to_owned())).collect();
     names.sort();
-    Ok(Json(names.into_iter().map(|name| SecretName { name, namespace: names::DEFAULT_NAMESPACE }).collect()))
+    Ok(names)
+}
+
+pub async fn list(
+    State(app): State<App>,
+    InNamespace(namespace): InNamespace,
+) -> Result<Json<Vec<SecretName>>, ApiError> {
+    let names = names_in(&app, &namespace).await?;
+    Ok(Json(names.into_iter().map(|name| SecretName { name, namespace: namespace.clone() }).collect()))
 }
 
 pub async fn create(State(app): State<App>, JsonBody(secret, _): JsonBody<SecretBody>) -> Result<StatusCode, ApiError> {
-    let (name, value) = secret.checked()?;
-    if exists(&app, &name).await? {
+    let (namespace, name, value) = secret.checked(&app).await?;
+    if exists(&app, &namespace, &name).await? {
         return Err(ApiError::SecretExists(name));
     }
-    app.topology.secrets.put(&name, value.into()).await.map_err(store_error)?;
-    tracing::info!(secret = %name, "secret created");
+    app.topology.secrets.put(names::secret_key(&namespace, &name), value.into()).await.map_err(store_error)?;
+    tracing::info!(secret = %name, %namespace, "secret created");
     Ok(StatusCode::CREATED)
 }
 
 pub async fn update(State(app): State<App>, JsonBody(secret, _): JsonBody<SecretBody>) -> Result<StatusCode, ApiError> {
-    let (name, value) = secret.checked()?;
-    if !exists(&app, &name).await? {
+    let (namespace, name, value) = secret.checked(&app).await?;
+    if !exists(&app, &namespace, &name).await? {
         return Err(ApiError::UnknownSecret(name));
     }
-    app.topology.secrets.put(&name, value.into()).await.map_err(store_error)?;
-    tracing::info!(secret = %name, "secret updated");
+    app.topology.secrets.put(names::secret_key(&namespace, &name), value.into()).await.map_err(store_error)?;
+    tracing::info!(secret = %name, %namespace, "secret updated");
     Ok(StatusCode::OK)
 }
 
@@ -108,19 +120,19 @@ pub async fn delete(
     State(app): State<App>,
     JsonBody(DeleteSecret { name, namespace }, _): JsonBody<DeleteSecret>,
 ) -> Result<StatusCode, ApiError> {
-    check_namespace(namespace.as_deref())?;
-    if !exists(&app, &name).await? {
+    let namespace = app.namespace(namespace.as_deref()).await?;
+    if !exists(&app, &namespace, &name).await? {
         return Err(ApiError::UnknownSecret(name));
     }
-    app.topology.secrets.delete(&name).await.map_err(store_error)?;
-    tracing::info!(secret = %name, "secret removed");
+    app.topology.secrets.delete(names::secret_key(&namespace, &name)).await.map_err(store_error)?;
+    tracing::info!(secret = %name, %namespace, "secret removed");
     Ok(StatusCode::OK)
 }
 
-/// The first secret `secrets` names that is not in the store, if any (checked at deploy).
-pub async fn first_missing(app: &App, secrets: &[String]) -> Result<Option<String>, ApiError> {
+/// The first secret `secrets` names that is not in `namespace`, if any (checked at deploy).
+pub async fn first_missing(app: &App, namespace: &str, secrets: &[String]) -> Result<Option<String>, ApiError> {
     for name in secrets {
-        if !exists(app, name).await? {
+        if !exists(app, namespace, name).await? {
             return Ok(Some(name.clone()));
         }
     }

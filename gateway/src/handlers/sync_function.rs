@@ -10,7 +10,7 @@ use axum::{
     response::Response,
 };
 use futures::StreamExt;
-use sluice_contracts::{invocation::take_http_headers, names};
+use sluice_contracts::{FunctionRef, invocation::take_http_headers, names};
 
 use super::invocation;
 use crate::{ApiError, App, body, metrics};
@@ -20,7 +20,7 @@ pub async fn invoke(
     Path(super::FunctionPath { name }): Path<super::FunctionPath>,
     request: Request,
 ) -> Response {
-    invocation::counted(&name, |function| async move { call(app, &function, None, request).await }).await
+    invocation::counted(&app.clone(), &name, |function| async move { call(app, &function, None, request).await }).await
 }
 
 pub async fn invoke_with_path(
@@ -28,13 +28,14 @@ pub async fn invoke_with_path(
     Path(super::FunctionSubPath { name, path }): Path<super::FunctionSubPath>,
     request: Request,
 ) -> Response {
-    invocation::counted(&name, |function| async move { call(app, &function, Some(&path), request).await }).await
+    let app2 = app.clone();
+    invocation::counted(&app2, &name, |function| async move { call(app, &function, Some(&path), request).await }).await
 }
 
-async fn call(app: App, function: &str, path: Option<&str>, request: Request) -> Result<Response, ApiError> {
+async fn call(app: App, function: &FunctionRef, path: Option<&str>, request: Request) -> Result<Response, ApiError> {
     let started = Instant::now();
     let (parts, request_body): (_, Body) = request.into_parts();
-    let spec = app.function_cache.get(function).await?.ok_or_else(|| ApiError::UnknownFunction(function.to_owned()))?;
+    let spec = app.deployed(function).await?;
     let path = path.map(invocation::sub_path).transpose()?;
     body::check_declared_length(&app, &parts.headers)?;
     let headers = invocation::forwarded_headers(&app, &parts.headers)?;
@@ -49,9 +50,9 @@ async fn call(app: App, function: &str, path: Option<&str>, request: Request) ->
     let reply = app.topology.client.send_request(names::sync_subject(function), request).await;
     app.queue.discard(&message.payload).await;
     let reply = reply.map_err(|err| match err.kind() {
-        RequestErrorKind::NoResponders => ApiError::NoWorker(function.to_owned()),
+        RequestErrorKind::NoResponders => ApiError::NoWorker(app.shown(function)),
         RequestErrorKind::TimedOut => {
-            ApiError::SyncTimeout { function: function.to_owned(), seconds: timeout.as_secs() }
+            ApiError::SyncTimeout { function: app.shown(function), seconds: timeout.as_secs() }
         }
         _ => ApiError::CallFailed(err.to_string()),
     })?;

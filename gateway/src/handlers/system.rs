@@ -1,4 +1,4 @@
-//! `/healthz`, `/metrics`, `/system/namespaces` and `/system/info`.
+//! `/healthz`, `/metrics`, `/system/alert` and `/system/info`.
 
 use axum::{Json, extract::State, http::StatusCode};
 
@@ -18,11 +18,6 @@ pub async fn metrics(State(app): State<App>) -> (StatusCode, String) {
         Some(handle) => (StatusCode::OK, handle.render()),
         None => (StatusCode::NOT_FOUND, "metrics are not enabled in this process".to_owned()),
     }
-}
-
-/// `GET /system/namespaces`: the namespaces functions live in (OpenFaaS's shape: a list of names).
-pub async fn namespaces() -> Json<[&'static str; 1]> {
-    Json([sluice_contracts::names::DEFAULT_NAMESPACE])
 }
 
 /// `POST /system/alert`: OpenFaaS scales from AlertManager's alerts here. Sluice scales from its own queue

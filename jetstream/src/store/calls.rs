@@ -12,7 +12,7 @@ use sluice_contracts::{CallRecord, CallStatus, call::is_valid_call_id};
 #[derive(Debug)]
 pub enum Modified<E> {
     /// The change is stored; the record as written.
-    Written(CallRecord),
+    Written(Box<CallRecord>),
     /// There is no such record.
     Missing,
     /// The change refused the record as it found it.
@@ -84,7 +84,7 @@ impl CallStore {
                 return Ok(Modified::Refused(refusal));
             }
             if self.update(&record, revision).await?.is_some() {
-                return Ok(Modified::Written(record));
+                return Ok(Modified::Written(Box::new(record)));
             }
         }
         Ok(Modified::KeepsChanging)
@@ -112,15 +112,13 @@ impl CallStore {
         self.kv.put(&record.call_id, bytes.into()).await.map_err(StoreError::unavailable)
     }
 
-    /// The most recent calls, newest first, optionally of one function and status.
-    ///
-    /// Reads the bucket's current values with an ordered consumer; bounded by `limit` kept and by `budget`
-    /// of waiting so a huge bucket cannot hold the request forever.
-    /// The newest records (by creation) matching `function` and `status`, at most `limit`. The cost follows
+    /// The newest records (by creation) of calls to functions in `namespace` matching `function` and `status`,
+    /// at most `limit`. The cost follows
     /// the page, not the bucket: records are read from the end of the bucket's stream (the most recently
     /// written), in windows that grow only while the page is not full, until `budget` is spent.
     pub async fn list(
         &self,
+        namespace: &str,
         function: Option<&str>,
         status: Option<CallStatus>,
         limit: usize,
@@ -158,6 +156,7 @@ impl CallStore {
                     break;
                 }
                 if let Ok(record) = serde_json::from_slice::<CallRecord>(&message.payload)
+                    && record.namespace == namespace
                     && function.is_none_or(|f| record.function == f)
                     && status.is_none_or(|s| record.status == s)
                 {

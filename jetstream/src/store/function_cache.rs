@@ -7,12 +7,12 @@ use std::{
 };
 
 use super::{FunctionStore, SpecChange, StoreError};
-use sluice_contracts::FunctionSpec;
+use sluice_contracts::{FunctionRef, FunctionSpec};
 use tokio_util::sync::CancellationToken;
 
-/// Specs by function name, following KV `sluice_functions`.
+/// Specs by namespace and name, following KV `sluice_functions`.
 pub struct FunctionCache {
-    specs: RwLock<HashMap<String, Arc<FunctionSpec>>>,
+    specs: RwLock<HashMap<FunctionRef, Arc<FunctionSpec>>>,
     store: FunctionStore,
 }
 
@@ -24,11 +24,11 @@ impl FunctionCache {
         cache
     }
 
-    pub async fn get(&self, name: &str) -> Result<Option<Arc<FunctionSpec>>, StoreError> {
-        if let Some(spec) = self.specs.read().expect("function cache lock").get(name) {
+    pub async fn get(&self, function: &FunctionRef) -> Result<Option<Arc<FunctionSpec>>, StoreError> {
+        if let Some(spec) = self.specs.read().expect("function cache lock").get(function) {
             return Ok(Some(spec.clone()));
         }
-        let found = self.store.get(name).await?.map(Arc::new);
+        let found = self.store.get(function).await?.map(Arc::new);
         if let Some(spec) = &found {
             self.insert(spec.clone());
         }
@@ -42,11 +42,11 @@ impl FunctionCache {
 
     /// Takes a change made through this process at once, ahead of the watch.
     pub fn insert(&self, spec: Arc<FunctionSpec>) {
-        self.specs.write().expect("function cache lock").insert(spec.service.clone(), spec);
+        self.specs.write().expect("function cache lock").insert(spec.function_ref(), spec);
     }
 
-    pub fn remove(&self, name: &str) {
-        self.specs.write().expect("function cache lock").remove(name);
+    pub fn remove(&self, function: &FunctionRef) {
+        self.specs.write().expect("function cache lock").remove(function);
     }
 
     async fn follow(self: Arc<Self>, stop: CancellationToken) {
@@ -54,7 +54,7 @@ impl FunctionCache {
         while let Some(change) = changes.recv().await {
             match change {
                 SpecChange::Deployed(spec) => self.insert(Arc::new(*spec)),
-                SpecChange::Removed(name) => self.remove(&name),
+                SpecChange::Removed(function) => self.remove(&function),
             }
         }
     }

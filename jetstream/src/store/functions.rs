@@ -1,4 +1,4 @@
-//! Function specs in KV `sluice_functions`, keyed by function name.
+//! Function specs in KV `sluice_functions`, keyed `{namespace}.{function}`.
 
 use std::time::Duration;
 
@@ -8,7 +8,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::StoreError;
-use sluice_contracts::FunctionSpec;
+use sluice_contracts::{FunctionRef, FunctionSpec};
 
 /// The desired state of every function; workers reconcile their runtimes to it.
 #[derive(Clone)]
@@ -25,16 +25,17 @@ impl FunctionStore {
         &self.kv
     }
 
-    pub async fn get(&self, name: &str) -> Result<Option<FunctionSpec>, StoreError> {
-        Ok(self.get_deployed(name).await?.map(|deployed| deployed.spec))
+    pub async fn get(&self, function: &FunctionRef) -> Result<Option<FunctionSpec>, StoreError> {
+        Ok(self.get_deployed(function).await?.map(|deployed| deployed.spec))
     }
 
     /// A function's spec with the time it was last deployed.
-    pub async fn get_deployed(&self, name: &str) -> Result<Option<Deployed>, StoreError> {
-        if !sluice_contracts::function::is_dns_label(name) {
+    pub async fn get_deployed(&self, function: &FunctionRef) -> Result<Option<Deployed>, StoreError> {
+        if FunctionRef::from_key(&function.key()).as_ref() != Some(function) {
             return Ok(None); // not a key that can exist, nor a valid KV key
         }
-        let Some(entry) = self.kv.entry(name).await.map_err(StoreError::unavailable)? else {
+        let name = function.key();
+        let Some(entry) = self.kv.entry(&name).await.map_err(StoreError::unavailable)? else {
             return Ok(None);
         };
         if entry.operation != kv::Operation::Put {
@@ -42,40 +43,42 @@ impl FunctionStore {
         }
         let deployed_at = chrono::DateTime::from_timestamp(entry.created.unix_timestamp(), entry.created.nanosecond())
             .unwrap_or_default();
-        Ok(Some(Deployed { spec: decode(name, &entry.value)?, deployed_at }))
+        Ok(Some(Deployed { spec: decode(&name, &entry.value)?, deployed_at }))
     }
 
-    /// Stores `spec`; returns whether a function of that name existed before.
+    /// Stores `spec` under its namespace and name.
     pub async fn put(&self, spec: &FunctionSpec) -> Result<(), StoreError> {
         let bytes = serde_json::to_vec(spec).expect("a spec always serialises");
-        self.kv.put(&spec.service, bytes.into()).await.map_err(StoreError::unavailable)?;
+        self.kv.put(spec.function_ref().key(), bytes.into()).await.map_err(StoreError::unavailable)?;
         Ok(())
     }
 
     /// Removes a function; returns false when there was none.
-    pub async fn delete(&self, name: &str) -> Result<bool, StoreError> {
-        if self.get(name).await?.is_none() {
+    pub async fn delete(&self, function: &FunctionRef) -> Result<bool, StoreError> {
+        if self.get(function).await?.is_none() {
             return Ok(false);
         }
-        self.kv.delete(name).await.map_err(StoreError::unavailable)?;
+        self.kv.delete(function.key()).await.map_err(StoreError::unavailable)?;
         Ok(true)
     }
 
-    /// Every deployed function, by name.
-    pub async fn list(&self) -> Result<Vec<FunctionSpec>, StoreError> {
-        Ok(self.list_deployed().await?.into_iter().map(|deployed| deployed.spec).collect())
+    /// Every function deployed in `namespace` (in every namespace when `None`), by name.
+    pub async fn list(&self, namespace: Option<&str>) -> Result<Vec<FunctionSpec>, StoreError> {
+        Ok(self.list_deployed(namespace).await?.into_iter().map(|deployed| deployed.spec).collect())
     }
 
-    /// Every deployed function with the time it was last deployed, by name.
-    pub async fn list_deployed(&self) -> Result<Vec<Deployed>, StoreError> {
-        let keys = super::all_keys(&self.kv).await?;
-        let mut found = Vec::with_capacity(keys.len());
-        for key in keys {
-            if let Some(deployed) = self.get_deployed(&key).await? {
-                found.push(deployed);
+    /// Every function deployed in `namespace` (in every namespace when `None`) with the time it was last
+    /// deployed, by name; read in one pass over the namespace's keys.
+    pub async fn list_deployed(&self, namespace: Option<&str>) -> Result<Vec<Deployed>, StoreError> {
+        let entries = super::latest_under(&self.kv, namespace, true).await?;
+        let mut found = Vec::with_capacity(entries.len());
+        for entry in entries {
+            match decode(&entry.key, &entry.value) {
+                Ok(spec) => found.push(Deployed { spec, deployed_at: entry.written }),
+                Err(err) => tracing::error!(%err, "stored spec left out of a listing"),
             }
         }
-        found.sort_by(|a, b| a.spec.service.cmp(&b.spec.service));
+        found.sort_by_key(|deployed| deployed.spec.function_ref());
         Ok(found)
     }
 }
@@ -91,7 +94,7 @@ pub struct Deployed {
 #[derive(Debug)]
 pub enum SpecChange {
     Deployed(Box<FunctionSpec>),
-    Removed(String),
+    Removed(FunctionRef),
 }
 
 impl FunctionStore {
@@ -124,7 +127,12 @@ impl FunctionStore {
                                 }
                             }
                         }
-                        Some(Ok(entry)) => SpecChange::Removed(entry.key),
+                        // A bare key is removed only when it moves under its namespace: nothing is removed.
+                        Some(Ok(entry)) if !entry.key.contains('.') => continue,
+                        Some(Ok(entry)) => match FunctionRef::from_key(&entry.key) {
+                            Some(function) => SpecChange::Removed(function),
+                            None => continue,
+                        },
                         Some(Err(err)) => {
                             tracing::warn!(%err, "function watch interrupted; resuming");
                             break;
@@ -141,10 +149,15 @@ impl FunctionStore {
     }
 }
 
+/// A stored spec. One stored before namespaces existed has no namespace of its own: its key says where it lives.
 pub(crate) fn decode(key: &str, bytes: &[u8]) -> Result<FunctionSpec, StoreError> {
-    serde_json::from_slice(bytes).map_err(|source| StoreError::Corrupt {
+    let mut spec: FunctionSpec = serde_json::from_slice(bytes).map_err(|source| StoreError::Corrupt {
         what: "function spec",
         key: key.to_owned(),
         source,
-    })
+    })?;
+    if spec.namespace.is_none() {
+        spec.namespace = FunctionRef::from_key(key).map(|f| f.namespace);
+    }
+    Ok(spec)
 }

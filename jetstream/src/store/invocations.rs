@@ -1,4 +1,4 @@
-//! Finished invocations per function in KV `sluice_invocations`: each process counts in memory and adds its
+//! Finished invocations per function in KV `sluice_invocations` (keyed `{namespace}.{function}`): each process counts in memory and adds its
 //! counts to the shared totals every [`FLUSH_EVERY`], so `invocationCount` covers every worker without a
 //! KV write per call. Counts a process has not flushed when it dies are lost (at most one interval's).
 
@@ -8,6 +8,7 @@ use async_nats::jetstream::kv;
 use tokio_util::sync::CancellationToken;
 
 use super::StoreError;
+use sluice_contracts::FunctionRef;
 
 /// How often a process adds what it counted to the shared totals.
 pub const FLUSH_EVERY: Duration = Duration::from_secs(2);
@@ -19,6 +20,7 @@ const CAS_TRIES: usize = 8;
 #[derive(Clone)]
 pub struct InvocationTally {
     kv: kv::Store,
+    /// Counts not yet added to the totals, by function key.
     pending: Arc<std::sync::Mutex<HashMap<String, u64>>>,
 }
 
@@ -28,41 +30,34 @@ impl InvocationTally {
     }
 
     /// Counts one finished invocation of `function`.
-    pub fn count(&self, function: &str) {
-        let mut pending = self.pending.lock().expect("tally lock");
-        match pending.get_mut(function) {
-            Some(n) => *n = n.saturating_add(1),
-            None => {
-                pending.insert(function.to_owned(), 1);
-            }
-        }
+    pub fn count(&self, function: &FunctionRef) {
+        let slot = &mut *self.pending.lock().expect("tally lock");
+        let n = slot.entry(function.key()).or_default();
+        *n = n.saturating_add(1);
     }
 
     /// The shared total of `function` (what has been flushed, by every process).
-    pub async fn total(&self, function: &str) -> Result<u64, StoreError> {
-        if !sluice_contracts::function::is_dns_label(function) {
+    pub async fn total(&self, function: &FunctionRef) -> Result<u64, StoreError> {
+        if FunctionRef::from_key(&function.key()).as_ref() != Some(function) {
             return Ok(0);
         }
-        let value = self.kv.get(function).await.map_err(StoreError::unavailable)?;
+        let value = self.kv.get(function.key()).await.map_err(StoreError::unavailable)?;
         Ok(value.as_deref().map(parse).unwrap_or(0))
     }
 
-    /// Every function's shared total.
-    pub async fn totals(&self) -> Result<HashMap<String, u64>, StoreError> {
-        let keys = super::all_keys(&self.kv).await?;
-        let mut totals = HashMap::with_capacity(keys.len());
-        for key in keys {
-            if let Some(value) = self.kv.get(&key).await.map_err(StoreError::unavailable)? {
-                totals.insert(key, parse(&value));
-            }
-        }
-        Ok(totals)
+    /// The shared total of every function in `namespace`, by function name; one pass over its keys.
+    pub async fn totals(&self, namespace: &str) -> Result<HashMap<String, u64>, StoreError> {
+        let entries = super::latest_under(&self.kv, Some(namespace), true).await?;
+        Ok(entries
+            .into_iter()
+            .filter_map(|entry| Some((FunctionRef::from_key(&entry.key)?.name, parse(&entry.value))))
+            .collect())
     }
 
     /// Drops `function`'s total (it was removed); a redeployed function starts again from zero.
-    pub async fn forget(&self, function: &str) -> Result<(), StoreError> {
-        self.pending.lock().expect("tally lock").remove(function);
-        self.kv.purge(function).await.map_err(StoreError::unavailable)
+    pub async fn forget(&self, function: &FunctionRef) -> Result<(), StoreError> {
+        self.pending.lock().expect("tally lock").remove(&function.key());
+        self.kv.purge(function.key()).await.map_err(StoreError::unavailable)
     }
 
     /// Adds every pending count to the shared totals; a count that could not be added stays pending.

@@ -4,11 +4,15 @@ pub mod calls;
 mod function_cache;
 mod functions;
 mod invocations;
+mod latest;
+mod namespaces;
 
 pub use calls::{CallStore, Modified};
 pub use function_cache::FunctionCache;
 pub use functions::{Deployed, FunctionStore, SpecChange};
 pub use invocations::{FLUSH_EVERY, InvocationTally};
+pub use latest::{Latest, latest_under};
+pub use namespaces::NamespaceStore;
 
 /// A KV operation failed; the caller decides whether that is a 503 or a retry.
 #[derive(Debug, thiserror::Error)]
@@ -22,12 +26,6 @@ pub enum StoreError {
         #[source]
         source: serde_json::Error,
     },
-}
-
-/// Every key of `kv`, read in one listing.
-pub(crate) async fn all_keys(kv: &async_nats::jetstream::kv::Store) -> Result<Vec<String>, StoreError> {
-    use futures::TryStreamExt;
-    kv.keys().await.map_err(StoreError::unavailable)?.try_collect().await.map_err(StoreError::unavailable)
 }
 
 impl StoreError {

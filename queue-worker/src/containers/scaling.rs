@@ -5,7 +5,7 @@
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use async_nats::jetstream::consumer::PullConsumer;
-use sluice_contracts::{ReplicaReport, ScaleReply, ScaleRequest, Usage, names};
+use sluice_contracts::{FunctionRef, ReplicaReport, ScaleReply, ScaleRequest, Usage, names};
 use sluice_runtime::{DockerRuntime, docker::ReplicaCount};
 use tokio_util::sync::CancellationToken;
 
@@ -41,22 +41,34 @@ async fn usage(docker: &DockerRuntime, function: &str, seen: &mut CpuSeen) -> Op
     total
 }
 
-async fn report(worker: &Worker, docker: &DockerRuntime, function: &str, count: ReplicaCount, seen: &mut CpuSeen) {
+async fn report(
+    worker: &Worker,
+    docker: &DockerRuntime,
+    function: &FunctionRef,
+    count: ReplicaCount,
+    seen: &mut CpuSeen,
+) {
     let report = ReplicaReport {
         desired: count.desired,
         available: count.available,
         updated_at: chrono::Utc::now(),
-        usage: usage(docker, function, seen).await,
+        usage: usage(docker, &function.key(), seen).await,
     };
     let key = names::replicas_key(function, &docker.config().worker_id);
     let value = serde_json::to_vec(&report).expect("reports serialize");
     if let Err(err) = worker.topology.replicas.put(key, value.into()).await {
-        tracing::debug!(%err, function, "replica report not stored");
+        tracing::debug!(%err, %function, "replica report not stored");
     }
 }
 
 /// Autoscales one container function until `stop`, then withdraws this worker's report.
-pub async fn autoscale(worker: Arc<Worker>, mut consumer: PullConsumer, function: String, stop: CancellationToken) {
+pub async fn autoscale(
+    worker: Arc<Worker>,
+    mut consumer: PullConsumer,
+    function: FunctionRef,
+    stop: CancellationToken,
+) {
+    let key = function.key();
     let Some(docker) = worker.runtimes.containers().cloned() else { return };
     let mut every = tokio::time::interval(TICK);
     let mut last: Option<(ReplicaCount, tokio::time::Instant)> = None;
@@ -70,8 +82,8 @@ pub async fn autoscale(worker: Arc<Worker>, mut consumer: PullConsumer, function
             }
             Err(_) => 0,
         };
-        docker.tick(&function, queued).await;
-        let count = docker.replicas(&function);
+        docker.tick(&key, queued).await;
+        let count = docker.replicas(&key);
         if last.is_none_or(|(c, at)| c != count || at.elapsed() >= REPORT_EVERY) {
             report(&worker, &docker, &function, count, &mut cpu_seen).await;
             last = Some((count, tokio::time::Instant::now()));
@@ -84,12 +96,13 @@ pub async fn autoscale(worker: Arc<Worker>, mut consumer: PullConsumer, function
 /// Answers manual scale requests for the container functions this worker runs, until `shutdown`.
 pub async fn listen(worker: Arc<Worker>, shutdown: CancellationToken) -> Result<(), WorkerError> {
     let Some(docker) = worker.runtimes.containers().cloned() else { return Ok(()) };
-    notices::each(&worker, names::SCALE_PREFIX, &shutdown, |function, request| {
+    notices::each(&worker, names::SCALE_PREFIX, &shutdown, |key, request| {
+        let Some(function) = FunctionRef::from_key(&key) else { return };
         let (worker, docker) = (worker.clone(), docker.clone());
         tokio::spawn(async move {
             let answer = match serde_json::from_slice::<ScaleRequest>(&request.payload) {
                 Err(err) => ScaleReply::Failed { error: format!("bad scale request: {err}") },
-                Ok(scale) => match docker.scale(&function, scale.replicas).await {
+                Ok(scale) => match docker.scale(&key, scale.replicas).await {
                     Ok(count) => {
                         report(&worker, &docker, &function, count, &mut CpuSeen::new()).await;
                         ScaleReply::Scaled { desired: count.desired, available: count.available }

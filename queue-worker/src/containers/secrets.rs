@@ -1,6 +1,7 @@
 //! Secret files for container functions: each function gets a private directory holding only the secrets its
-//! spec names (mounted read-only at `/var/openfaas/secrets/`), written from KV `sluice_secrets` before its
-//! containers start and rewritten when a secret changes.
+//! spec names from its own namespace (mounted read-only at `/var/openfaas/secrets/`), written from KV
+//! `sluice_secrets` (keys `{namespace}.{secret}`) before its containers start and rewritten when a secret
+//! changes.
 
 use std::{
     io::Write,
@@ -12,7 +13,7 @@ use std::{
 
 use async_nats::jetstream::kv;
 use futures::StreamExt;
-use sluice_contracts::FunctionSpec;
+use sluice_contracts::{FunctionSpec, names};
 use tokio_util::sync::CancellationToken;
 
 use crate::Worker;
@@ -33,7 +34,8 @@ fn write_secret(dir: &Path, name: &str, value: &[u8]) -> std::io::Result<()> {
 
 /// Writes every secret `spec` names into its directory; names the first one that cannot be had.
 pub async fn materialize(worker: &Worker, spec: &FunctionSpec) -> Result<(), String> {
-    let Some(dir) = function_dir(worker, &spec.service) else { return Ok(()) };
+    let Some(dir) = function_dir(worker, &spec.function_ref().key()) else { return Ok(()) };
+    let namespace = spec.function_ref().namespace;
     if spec.secrets.is_empty() {
         return Ok(());
     }
@@ -41,7 +43,7 @@ pub async fn materialize(worker: &Worker, spec: &FunctionSpec) -> Result<(), Str
         let value = worker
             .topology
             .secrets
-            .get(name)
+            .get(names::secret_key(&namespace, name))
             .await
             .map_err(|e| format!("reading secret {name:?}: {e}"))?
             .ok_or_else(|| format!("secret {name:?} does not exist"))?;
@@ -50,7 +52,7 @@ pub async fn materialize(worker: &Worker, spec: &FunctionSpec) -> Result<(), Str
     Ok(())
 }
 
-/// Removes a function's secret directory (after the function is gone).
+/// Removes a function's secret directory (after the function is gone); `function` is its key.
 pub fn forget(worker: &Worker, function: &str) {
     if let Some(dir) = function_dir(worker, function) {
         let _ = std::fs::remove_dir_all(dir);
@@ -76,22 +78,23 @@ pub async fn follow(worker: Arc<Worker>, shutdown: CancellationToken) {
                 e = watch.next() => e,
             };
             let Some(Ok(entry)) = entry else { break };
+            let Some((namespace, secret)) = entry.key.split_once('.') else { continue };
             let users: Vec<Arc<FunctionSpec>> = worker
                 .specs
                 .read()
                 .expect("spec map lock")
                 .values()
-                .filter(|s| s.secrets.contains(&entry.key))
+                .filter(|s| s.function_ref().namespace == namespace && s.secrets.iter().any(|n| n == secret))
                 .cloned()
                 .collect();
             for spec in users {
-                let Some(dir) = function_dir(&worker, &spec.service) else { continue };
+                let Some(dir) = function_dir(&worker, &spec.function_ref().key()) else { continue };
                 let result = match entry.operation {
-                    kv::Operation::Put => write_secret(&dir, &entry.key, &entry.value),
-                    _ => std::fs::remove_file(dir.join(&entry.key)),
+                    kv::Operation::Put => write_secret(&dir, secret, &entry.value),
+                    _ => std::fs::remove_file(dir.join(secret)),
                 };
                 match result {
-                    Ok(()) => tracing::info!(secret = %entry.key, function = %spec.service, "secret file refreshed"),
+                    Ok(()) => tracing::info!(secret, function = %spec.function_ref(), "secret file refreshed"),
                     Err(err) => tracing::warn!(secret = %entry.key, %err, "secret file not refreshed"),
                 }
             }

@@ -1,4 +1,4 @@
-//! Completion events on `sluice.results.{function}`: one per call, for chaining and audit.
+//! Completion events on `sluice.results.{namespace}.{function}`: one per call, for chaining and audit.
 
 use async_nats::HeaderMap;
 use chrono::Utc;
@@ -13,7 +13,7 @@ use crate::{Worker, outcome::Outcome};
 /// The facts of a finished call the event reports.
 pub struct Completion<'a> {
     pub call_id: &'a str,
-    pub function: &'a str,
+    pub function: &'a sluice_contracts::FunctionRef,
     pub attempt: u32,
     pub duration: std::time::Duration,
     pub outcome: &'a Outcome,
@@ -30,7 +30,7 @@ pub async fn publish(worker: &Worker, done: &Completion<'_>) -> Result<Payload, 
     headers.insert(ce::ID, done.call_id);
     headers.insert(ce::TYPE, ce_type);
     headers.insert(ce::SOURCE, names::CE_SOURCE_WORKER);
-    headers.insert(ce::SUBJECT, done.function);
+    headers.insert(ce::SUBJECT, done.function.key());
     headers.insert(ce::TIME, Utc::now().to_rfc3339());
     headers.insert(h::CALL_ID, done.call_id);
     headers.insert(h::FUNCTION_STATUS, done.outcome.status.to_string());

@@ -8,7 +8,7 @@ use async_nats::jetstream::{
     consumer::{AckPolicy, PullConsumer, pull},
 };
 use futures::StreamExt;
-use sluice_contracts::{FunctionSpec, RuntimeKind, names};
+use sluice_contracts::{FunctionRef, FunctionSpec, RuntimeKind, names};
 use sluice_runtime::Runtime;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
@@ -30,7 +30,7 @@ pub struct Slots {
 }
 
 /// The function's durable consumer, created when missing.
-pub async fn consumer(worker: &Worker, function: &str) -> Result<PullConsumer, async_nats::Error> {
+pub async fn consumer(worker: &Worker, function: &FunctionRef) -> Result<PullConsumer, async_nats::Error> {
     let stream = worker.topology.jetstream.get_stream_no_info(names::INVOCATIONS_STREAM).await?;
     let name = names::invoke_consumer(function);
     Ok(stream
@@ -61,7 +61,7 @@ pub async fn run(
     function_slots: Arc<Semaphore>,
     stop: CancellationToken,
 ) {
-    let function = spec.service.clone();
+    let function = spec.function_ref();
     let consumer = loop {
         match consumer(&worker, &function).await {
             Ok(c) => break c,
@@ -177,7 +177,7 @@ pub async fn hand_back(message: &Message) {
     }
 }
 
-async fn sample_pending(mut consumer: PullConsumer, function: String, stop: CancellationToken) {
+async fn sample_pending(mut consumer: PullConsumer, function: FunctionRef, stop: CancellationToken) {
     let mut every = tokio::time::interval(Duration::from_secs(5));
     loop {
         tokio::select! { _ = stop.cancelled() => return, _ = every.tick() => {} }

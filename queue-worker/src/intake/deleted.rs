@@ -16,7 +16,7 @@ pub const DELETED_STATUS: u16 = 410;
 /// Ends the queued calls of `spec`'s function, which was just deleted; stops at `shutdown`, when the
 /// function is deployed again, or when its queue is empty.
 pub async fn drain(worker: Arc<Worker>, spec: Arc<FunctionSpec>, shutdown: CancellationToken) {
-    let function = spec.service.clone();
+    let function = spec.function_ref();
     let reason = format!("function {function:?} was deleted before the call ran");
     let Ok(mut consumer) = consume::consumer(&worker, &function).await else { return };
     let mut ended = 0u64;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use async_nats::{HeaderMap, Message};
 use futures::StreamExt;
 use sluice_contracts::{
-    FunctionSpec, InvocationMessage, Payload,
+    FunctionRef, FunctionSpec, InvocationMessage, Payload,
     invocation::put_http_headers,
     names::{self, http_headers as h, wire},
 };
@@ -19,7 +19,7 @@ use crate::{Worker, WorkerError, metrics, outcome::Outcome};
 
 /// Answers synchronous calls until `shutdown`.
 pub async fn serve(worker: Arc<Worker>, shutdown: CancellationToken) -> Result<(), WorkerError> {
-    let subject = format!("{}.*", names::SYNC_PREFIX);
+    let subject = format!("{}.*.*", names::SYNC_PREFIX);
     let mut requests = worker
         .topology
         .client
@@ -42,7 +42,7 @@ pub async fn serve(worker: Arc<Worker>, shutdown: CancellationToken) -> Result<(
     Ok(())
 }
 
-async fn spec(worker: &Worker, function: &str) -> Option<Arc<FunctionSpec>> {
+async fn spec(worker: &Worker, function: &FunctionRef) -> Option<Arc<FunctionSpec>> {
     let known = worker.specs.read().expect("spec map lock").get(function).cloned();
     match known {
         Some(spec) => Some(spec),
@@ -93,7 +93,7 @@ fn uuid_like(headers: &HeaderMap) -> String {
 async fn run(worker: &Worker, call: InvocationMessage) -> Outcome {
     let Some(spec) = spec(worker, &call.function).await else {
         return Outcome::from_result(Err(sluice_runtime::RuntimeError::Backend(
-            format!("function {:?} is not deployed", call.function).into(),
+            format!("function {} is not deployed", call.function).into(),
         )));
     };
     // Like the OpenFaaS watchdog's max_inflight: a function at its limit answers 429 at once.
@@ -113,7 +113,7 @@ async fn run(worker: &Worker, call: InvocationMessage) -> Outcome {
             Err(_) => {
                 return Outcome::failure(
                     429,
-                    format!("function {:?} is running its maxInflight of {limit} calls; try again", call.function),
+                    format!("function {} is running its maxInflight of {limit} calls; try again", call.function),
                 );
             }
         },

@@ -17,7 +17,7 @@ use tokio::time::Instant;
 
 use super::{
     readiness::{self, Probe},
-    shape::{self, FUNCTION_PORT, LABEL_FUNCTION, LABEL_SPEC, LABEL_WORKER},
+    shape::{self, FUNCTION_PORT, LABEL_FUNCTION, LABEL_NAMESPACE, LABEL_SPEC, LABEL_WORKER},
 };
 use crate::RuntimeError;
 
@@ -25,6 +25,7 @@ use crate::RuntimeError;
 #[derive(Clone, Debug)]
 pub struct Found {
     pub id: String,
+    /// The function's key (`{namespace}.{name}`).
     pub function: String,
     pub spec_hash: String,
     pub running: bool,
@@ -100,10 +101,15 @@ impl Engine {
     }
 
     /// This worker's containers, of one function or of all.
+    /// This worker's containers, of the function with key `function` when given.
     pub async fn list(&self, function: Option<&str>) -> Result<Vec<Found>, RuntimeError> {
+        let function = match function.map(sluice_contracts::FunctionRef::from_key) {
+            Some(None) => return Ok(Vec::new()),
+            wanted => wanted.flatten(),
+        };
         let mut label = vec![format!("{LABEL_WORKER}={}", self.worker)];
-        if let Some(f) = function {
-            label.push(format!("{LABEL_FUNCTION}={f}"));
+        if let Some(f) = &function {
+            label.push(format!("{LABEL_FUNCTION}={}", f.name));
         }
         let filters = HashMap::from([("label".to_owned(), label)]);
         let options = ListContainersOptionsBuilder::default().all(true).filters(&filters).build();
@@ -112,6 +118,13 @@ impl Engine {
             .into_iter()
             .filter_map(|c| {
                 let labels = c.labels.unwrap_or_default();
+                // A container started before namespaces existed has no namespace label: the legacy one.
+                let namespace =
+                    labels.get(LABEL_NAMESPACE).map_or(sluice_contracts::function_ref::LEGACY_NAMESPACE, |n| n);
+                let found = sluice_contracts::FunctionRef::new(namespace, labels.get(LABEL_FUNCTION)?.as_str());
+                if function.as_ref().is_some_and(|f| *f != found) {
+                    return None;
+                }
                 let addr = c
                     .network_settings
                     .and_then(|n| n.networks)
@@ -120,7 +133,7 @@ impl Engine {
                     .map(|ip| format!("{ip}:{FUNCTION_PORT}"));
                 Some(Found {
                     id: c.id?,
-                    function: labels.get(LABEL_FUNCTION)?.clone(),
+                    function: found.key(),
                     spec_hash: labels.get(LABEL_SPEC).cloned().unwrap_or_default(),
                     running: c.state == Some(ContainerSummaryStateEnum::RUNNING),
                     addr,
@@ -136,7 +149,7 @@ impl Engine {
         secrets_dir: Option<&std::path::Path>,
         ready_within: Duration,
     ) -> Result<Found, RuntimeError> {
-        let name = format!("sluice-{}-{}", spec.service, &uuid::Uuid::now_v7().simple().to_string()[20..]);
+        let name = format!("sluice-{}-{}", spec.function_ref(), &uuid::Uuid::now_v7().simple().to_string()[20..]);
         let body = shape::create_body(spec, &self.worker, &self.network_id, secrets_dir);
         let options = CreateContainerOptionsBuilder::default().name(&name).build();
         let created = self.docker.create_container(Some(options), body).await.map_err(backend)?;
@@ -148,7 +161,7 @@ impl Engine {
         match self.wait_ready(&id, ready_within).await {
             Ok(addr) => Ok(Found {
                 id,
-                function: spec.service.clone(),
+                function: spec.function_ref().key(),
                 spec_hash: shape::spec_hash(spec),
                 running: true,
                 addr: Some(addr),

@@ -17,12 +17,14 @@ fn split_timestamp(line: &str) -> (&str, &str) {
     }
 }
 
-/// Every container's lines, interleaved as they arrive.
+/// Every container's lines, interleaved as they arrive; `function` is the function's key, each line names it by
+/// its name alone (OpenFaaS `logs.Message`).
 pub(super) fn merge(engine: &Engine, function: &str, containers: Vec<Found>, query: LogQuery) -> LogStream {
+    let function = sluice_contracts::FunctionRef::from_key(function).map_or_else(|| function.to_owned(), |f| f.name);
     let since = query.since.unwrap_or(0).clamp(0, i32::MAX as i64) as i32;
     let streams = containers.into_iter().map(|c| {
         let instance = c.id[..c.id.len().min(12)].to_owned();
-        let name = function.to_owned();
+        let name = function.clone();
         engine.logs(&c.id, query.follow, since, query.tail).filter_map(move |output| {
             let (name, instance) = (name.clone(), instance.clone());
             async move {

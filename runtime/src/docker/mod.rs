@@ -33,7 +33,7 @@ pub use engine::Found;
 use pool::{Pool, Replica};
 use readiness::Probe;
 use scaling::{Load, Scaler};
-pub use shape::{LABEL_FUNCTION, LABEL_SPEC, LABEL_WORKER, SECRETS_PATH, spec_hash};
+pub use shape::{LABEL_FUNCTION, LABEL_NAMESPACE, LABEL_SPEC, LABEL_WORKER, SECRETS_PATH, spec_hash};
 
 use crate::{FunctionResponse, HttpRuntime, Invocation, Runtime, RuntimeConfig, RuntimeError};
 
@@ -156,7 +156,7 @@ impl DockerRuntime {
 
     fn function(&self, spec: &FunctionSpec) -> (Arc<Function>, bool) {
         let mut functions = self.inner.functions.lock().expect("functions lock");
-        if let Some(f) = functions.get(&spec.service) {
+        if let Some(f) = functions.get(&spec.function_ref().key()) {
             return (f.clone(), false);
         }
         let f = Arc::new(Function {
@@ -168,7 +168,7 @@ impl DockerRuntime {
             readiness_checked: Mutex::new(Instant::now()),
             resting: AtomicU32::new(0),
         });
-        functions.insert(spec.service.clone(), f.clone());
+        functions.insert(spec.function_ref().key(), f.clone());
         (f, true)
     }
 
@@ -177,7 +177,7 @@ impl DockerRuntime {
     }
 
     fn secrets_dir(&self, spec: &FunctionSpec) -> Option<PathBuf> {
-        (!spec.secrets.is_empty()).then(|| self.inner.cfg.secrets_dir.join(&spec.service))
+        (!spec.secrets.is_empty()).then(|| self.inner.cfg.secrets_dir.join(spec.function_ref().key()))
     }
 
     /// Starts `n` replicas of `spec` at once and adds the ready ones to the pool.
@@ -189,11 +189,11 @@ impl DockerRuntime {
             match result {
                 Ok(found) => {
                     let addr = found.addr.expect("a ready container has an address");
-                    tracing::info!(function = %spec.service, container = %short(&found.id), %addr, "replica ready");
+                    tracing::info!(function = %spec.function_ref(), container = %short(&found.id), %addr, "replica ready");
                     f.pool.add(Replica::new(found.id, addr, found.spec_hash));
                 }
                 Err(err) => {
-                    tracing::warn!(function = %spec.service, %err, "replica failed to start");
+                    tracing::warn!(function = %spec.function_ref(), %err, "replica failed to start");
                     last_err = Some(err);
                 }
             }
@@ -225,14 +225,14 @@ impl DockerRuntime {
         let current = f.alive();
         if n > current {
             let spec = f.spec();
-            tracing::info!(function = %spec.service, from = current, to = n, "scaling up");
+            tracing::info!(function = %spec.function_ref(), from = current, to = n, "scaling up");
             self.start_replicas(f, &spec, n - current).await?;
         } else if n < current {
             let mut replicas = f.pool.replicas();
             replicas.sort_by_key(|r| r.inflight());
             // Resting replicas are left to come back (and be scaled down then) or to be removed.
             let ids = replicas.into_iter().take((current - n) as usize).map(|r| r.id.clone()).collect();
-            tracing::info!(function = %f.spec().service, from = current, to = n, "scaling down");
+            tracing::info!(function = %f.spec().function_ref(), from = current, to = n, "scaling down");
             self.retire(f, ids);
         }
         Ok(())
@@ -242,14 +242,14 @@ impl DockerRuntime {
     async fn adopt(&self, f: &Function, spec: &FunctionSpec) -> Result<Vec<String>, RuntimeError> {
         let hash = spec_hash(spec);
         let mut stale = Vec::new();
-        for found in self.inner.engine.list(Some(&spec.service)).await? {
+        for found in self.inner.engine.list(Some(&spec.function_ref().key())).await? {
             let ready = match (&found.addr, found.running && found.spec_hash == hash) {
                 (Some(_), true) => self.inner.engine.wait_ready(&found.id, Duration::from_secs(2)).await.ok(),
                 _ => None,
             };
             match ready {
                 Some(addr) => {
-                    tracing::info!(function = %spec.service, container = %short(&found.id), "replica adopted");
+                    tracing::info!(function = %spec.function_ref(), container = %short(&found.id), "replica adopted");
                     f.pool.add(Replica::new(found.id, addr, found.spec_hash));
                 }
                 None => stale.push(found.id),
@@ -373,7 +373,7 @@ impl DockerRuntime {
             if f.pool.len() > 0 {
                 return;
             }
-            let name = f.spec().service.clone();
+            let name = f.spec().function_ref().key();
             scaler.pin(Instant::now(), 1);
             match runtime.scale_locked(&f, 1).await {
                 Ok(()) => {
@@ -485,12 +485,12 @@ impl Runtime for DockerRuntime {
         let want = if new && spec.min_replicas() == 0 { current } else { want };
         f.desired.store(want, Ordering::Relaxed);
         if want > current {
-            tracing::info!(function = %spec.service, replicas = want, "deploying");
+            tracing::info!(function = %spec.function_ref(), replicas = want, "deploying");
             self.start_replicas(&f, spec, want - current).await?;
         }
         // New replicas are ready: only now do the outdated ones leave.
         if !outdated.is_empty() {
-            tracing::info!(function = %spec.service, replicas = outdated.len(), "rolling update: retiring old replicas");
+            tracing::info!(function = %spec.function_ref(), replicas = outdated.len(), "rolling update: retiring old replicas");
             self.retire(&f, outdated);
         }
         for id in stale {
@@ -505,11 +505,12 @@ impl Runtime for DockerRuntime {
         call: Invocation,
         deadline: Instant,
     ) -> Result<FunctionResponse, RuntimeError> {
-        let f = match self.known(&spec.service) {
+        let f = match self.known(&spec.function_ref().key()) {
             Some(f) => f,
             None => {
                 self.deploy(spec).await?;
-                self.known(&spec.service).ok_or_else(|| RuntimeError::Backend("function removed meanwhile".into()))?
+                self.known(&spec.function_ref().key())
+                    .ok_or_else(|| RuntimeError::Backend("function removed meanwhile".into()))?
             }
         };
         let lease = self.lease(&f, deadline).await?;

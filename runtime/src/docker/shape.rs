@@ -10,6 +10,8 @@ use sluice_contracts::{FunctionSpec, quantity};
 
 /// Label naming the function a container serves.
 pub const LABEL_FUNCTION: &str = "sluice.function";
+/// Label naming the namespace of the function a container serves.
+pub const LABEL_NAMESPACE: &str = "sluice.namespace";
 /// Label naming the worker that owns a container; each worker adopts only its own.
 pub const LABEL_WORKER: &str = "sluice.worker";
 /// Label holding [`spec_hash`] of the spec the container was made from.
@@ -57,6 +59,7 @@ pub fn create_body(
 ) -> ContainerCreateBody {
     let mut labels: HashMap<String, String> = spec.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     labels.insert(LABEL_FUNCTION.into(), spec.service.clone());
+    labels.insert(LABEL_NAMESPACE.into(), spec.function_ref().namespace);
     labels.insert(LABEL_WORKER.into(), worker.into());
     labels.insert(LABEL_SPEC.into(), spec_hash(spec));
 
@@ -123,6 +126,7 @@ mod tests {
         let body = create_body(&s, "w1", "sluice", Some(Path::new("/s/f")));
         let labels = body.labels.unwrap();
         assert_eq!(labels[LABEL_FUNCTION], "f");
+        assert_eq!(labels[LABEL_NAMESPACE], "openfaas-fn");
         assert_eq!(labels[LABEL_WORKER], "w1");
         assert_eq!(labels["team"], "x");
         let env = body.env.unwrap();
