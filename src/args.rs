@@ -18,6 +18,10 @@ pub struct GatewayClientArgs {
     pub user: Option<String>,
     #[arg(long, env = "SLUICE_PASSWORD", hide_env_values = true, global = true)]
     pub password: Option<String>,
+    /// Namespace of the functions, calls, dead letters and secrets a command names (the gateway's default one
+    /// when absent).
+    #[arg(long, env = "SLUICE_NAMESPACE", global = true)]
+    pub namespace: Option<String>,
     /// Data directory of a local `sluice up`/`gateway`, whose generated admin password is used when no
     /// credentials are given and the gateway is on this machine.
     #[arg(long, env = "SLUICE_DATA_DIR", default_value_os_t = default_data_dir(), global = true, hide = true)]

@@ -81,3 +81,12 @@ fn main() -> std::process::ExitCode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_command_line_is_consistent() {
+        // Catches two options sharing a name or short flag (a global one included) before a user does.
+        <super::Cli as clap::CommandFactory>::command().debug_assert();
+    }
+}

@@ -212,16 +212,7 @@ impl ValidationError {
     }
 }
 
-/// Whether `name` is a DNS-1123 label: lowercase alphanumerics and `-`, alphanumeric at both ends, 1–63 chars.
-pub fn is_dns_label(name: &str) -> bool {
-    let bytes = name.as_bytes();
-    let alnum = |b: &u8| b.is_ascii_lowercase() || b.is_ascii_digit();
-    !bytes.is_empty()
-        && bytes.len() <= 63
-        && bytes.iter().all(|b| alnum(b) || *b == b'-')
-        && alnum(&bytes[0])
-        && alnum(&bytes[bytes.len() - 1])
-}
+pub use crate::function_ref::is_dns_label;
 
 /// Whether `name` can name a secret: it becomes a file name, so letters, digits, `-`, `_` and `.`, not starting
 /// with `.`, at most 253 characters.

@@ -1,11 +1,21 @@
-//! A function's identity: its namespace and its name, and the one key both make in subjects and KV buckets.
+//! A function's identity: its namespace and its name (both DNS labels), and the one key both make in subjects and
+//! KV buckets.
 
 use std::fmt;
 
-use crate::function::is_dns_label;
+/// OpenFaaS's default namespace, where everything stored before namespaces existed belongs.
+pub const LEGACY_NAMESPACE: &str = "openfaas-fn";
 
-/// The namespace functions lived in before namespaces existed: data stored without one belongs to it.
-pub const LEGACY_NAMESPACE: &str = crate::names::DEFAULT_NAMESPACE;
+/// Whether `name` is a DNS-1123 label: lowercase alphanumerics and `-`, alphanumeric at both ends, 1–63 chars.
+pub fn is_dns_label(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    let alnum = |b: &u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+    !bytes.is_empty()
+        && bytes.len() <= 63
+        && bytes.iter().all(|b| alnum(b) || *b == b'-')
+        && alnum(&bytes[0])
+        && alnum(&bytes[bytes.len() - 1])
+}
 
 /// One function, as `(namespace, name)`. Both are DNS labels, so neither holds `.`, `_`, `*` or `>`: the key
 /// `{namespace}.{name}` is two subject tokens and can never be read another way.

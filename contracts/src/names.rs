@@ -17,7 +17,7 @@ pub const DEAD_STREAM: &str = "SLUICE_DEAD";
 /// Work-queue stream of callbacks waiting for (re)delivery: the durable callback outbox.
 pub const CALLBACKS_STREAM: &str = "SLUICE_CALLBACKS";
 /// The namespace a bare function name means unless the gateway is told otherwise (OpenFaaS's default).
-pub const DEFAULT_NAMESPACE: &str = "openfaas-fn";
+pub const DEFAULT_NAMESPACE: &str = crate::function_ref::LEGACY_NAMESPACE;
 /// KV bucket of namespaces other than the default one, keyed by name; the value is a [`crate::Namespace`].
 pub const NAMESPACES_BUCKET: &str = "sluice_namespaces";
 

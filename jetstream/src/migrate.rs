@@ -9,6 +9,7 @@
 use std::time::Duration;
 
 use async_nats::jetstream::{
+    self,
     consumer::{AckPolicy, DeliverPolicy, pull},
     kv,
 };
@@ -19,7 +20,7 @@ use sluice_contracts::{
     names::{self, wire},
 };
 
-use crate::{store::latest_under, topology::Topology};
+use crate::store::latest_under;
 
 /// Key in `sluice_namespaces` that says the move is done (a dot makes it no namespace name).
 const DONE_MARKER: &str = "layout.namespaced";
@@ -29,20 +30,24 @@ const DRAIN_CONSUMER: &str = "migrate-unnamespaced";
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
-/// Moves what is left of the layout without namespaces; returns how many keys and queued calls it moved.
-pub async fn legacy_layout(topology: &Topology) -> Result<usize, Error> {
-    if topology.namespaces.get(DONE_MARKER).await?.is_some() {
+/// Moves what is left of the layout without namespaces (the buckets and streams exist); returns how many keys and
+/// queued calls it moved.
+pub async fn legacy_layout(js: &jetstream::Context) -> Result<usize, Error> {
+    let namespaces = js.get_key_value(names::NAMESPACES_BUCKET).await?;
+    if namespaces.get(DONE_MARKER).await?.is_some() {
         return Ok(0);
     }
     let mut moved = 0;
-    moved += move_keys(&topology.functions, |key| !key.contains('.'), Rewrite::Spec).await?;
-    moved += move_keys(&topology.invocations, |key| !key.contains('.'), Rewrite::Same).await?;
+    let functions = js.get_key_value(names::FUNCTIONS_BUCKET).await?;
+    moved += move_keys(&functions, |key| !key.contains('.'), Rewrite::Spec).await?;
+    let invocations = js.get_key_value(names::INVOCATIONS_BUCKET).await?;
+    moved += move_keys(&invocations, |key| !key.contains('.'), Rewrite::Same).await?;
     // A secret name may hold dots; one that already starts with the default namespace was moved by a run cut
     // short (or is named so on purpose, and stays readable there).
     let legacy_secret = |key: &str| !key.starts_with(&format!("{LEGACY_NAMESPACE}."));
-    moved += move_keys(&topology.secrets, legacy_secret, Rewrite::Same).await?;
-    moved += move_queued_calls(topology).await?;
-    topology.namespaces.put(DONE_MARKER, "1".into()).await?;
+    moved += move_keys(&js.get_key_value(names::SECRETS_BUCKET).await?, legacy_secret, Rewrite::Same).await?;
+    moved += move_queued_calls(js).await?;
+    namespaces.put(DONE_MARKER, "1".into()).await?;
     if moved > 0 {
         tracing::info!(moved, "data stored without a namespace moved to {LEGACY_NAMESPACE}");
     }
@@ -85,8 +90,8 @@ async fn move_keys(bucket: &kv::Store, is_legacy: impl Fn(&str) -> bool, rewrite
 /// Republishes every call queued on `sluice.invoke.{function}` to `sluice.invoke.openfaas-fn.{function}`, acking
 /// each only once the new copy is stored. The old per-function consumers go first: a work queue lets no two
 /// consumers share a subject. Processes running this at once share the drain consumer and its work.
-async fn move_queued_calls(topology: &Topology) -> Result<usize, Error> {
-    let stream = topology.jetstream.get_stream(names::INVOCATIONS_STREAM).await?;
+async fn move_queued_calls(js: &jetstream::Context) -> Result<usize, Error> {
+    let stream = js.get_stream(names::INVOCATIONS_STREAM).await?;
     let mut consumers = stream.consumer_names();
     let mut legacy = Vec::new();
     while let Some(name) = consumers.next().await {
@@ -129,7 +134,7 @@ async fn move_queued_calls(topology: &Topology) -> Result<usize, Error> {
             headers.insert(wire::NATS_MSG_ID, format!("{call_id}.moved"));
             headers.insert(names::ce::SUBJECT, function.key());
             let subject = names::invoke_subject(&function);
-            topology.jetstream.publish_with_headers(subject, headers, message.payload.clone()).await?.await?;
+            js.publish_with_headers(subject, headers, message.payload.clone()).await?.await?;
             message.ack().await?;
             moved += 1;
         }

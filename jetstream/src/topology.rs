@@ -189,7 +189,7 @@ pub async fn ensure(client: async_nats::Client, cfg: &TopologyConfig) -> Result<
         max_payload,
     };
     let mut tries = 0;
-    while let Err(err) = crate::migrate::legacy_layout(&topology).await {
+    while let Err(err) = crate::migrate::legacy_layout(&topology.jetstream).await {
         tries += 1;
         if tries == 5 {
             return Err(create_error("the namespaced layout")(err));

@@ -38,7 +38,7 @@ pub enum CronCommand {
 pub async fn run_events(cmd: EventsCommand) -> anyhow::Result<()> {
     let EventsCommand::Replay { since, function, gateway } = cmd;
     let gateway = Gateway::new(gateway);
-    let body = serde_json::json!({"since": since, "function": function});
+    let body = serde_json::json!({"since": since, "function": function, "namespace": gateway.namespace()});
     let answer: serde_json::Value =
         gateway.send(gateway.request(Method::POST, "/system/events/replay").json(&body)).await?.json().await?;
     println!("{} events read, {} calls routed", answer["events"], answer["calls"]);

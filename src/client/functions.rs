@@ -147,7 +147,7 @@ pub async fn run(cmd: FnCommand) -> anyhow::Result<()> {
         }
         FnCommand::Rm { name, gateway } => {
             let gateway = Gateway::new(gateway);
-            let body = serde_json::json!({ "functionName": name });
+            let body = serde_json::json!({ "functionName": name, "namespace": gateway.namespace() });
             gateway.send(gateway.request(Method::DELETE, "/system/functions").json(&body)).await?;
             println!("removed {name}");
             Ok(())
@@ -158,6 +158,11 @@ pub async fn run(cmd: FnCommand) -> anyhow::Result<()> {
 /// Creates the function, or updates it when it exists.
 async fn deploy(gateway: &Gateway, spec: &FunctionSpec) -> anyhow::Result<()> {
     spec.validate().with_context(|| format!("function {:?}", spec.service))?;
+    let mut spec = spec.clone();
+    if spec.namespace.is_none() {
+        spec.namespace = gateway.namespace().map(str::to_owned);
+    }
+    let spec = &spec;
     let created = gateway.send_raw(gateway.request(Method::POST, "/system/functions").json(spec)).await?;
     if created.status() == StatusCode::CONFLICT {
         gateway.send(gateway.request(Method::PUT, "/system/functions").json(spec)).await?;

@@ -62,7 +62,7 @@ pub async fn run(args: InvokeArgs) -> anyhow::Result<()> {
     let body = body(&args)?;
     let (method, route) =
         if args.is_async { (Method::POST, "async-function") } else { (args.method.clone(), "function") };
-    let mut request = gateway.request(method, &format!("/{route}/{}", args.name)).body(body);
+    let mut request = gateway.request(method, &format!("/{route}/{}", gateway.qualified(&args.name))).body(body);
     if let Some(content_type) = &args.content_type {
         request = request.header(reqwest::header::CONTENT_TYPE, content_type);
     }

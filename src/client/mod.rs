@@ -27,13 +27,33 @@ impl Gateway {
         Self { http: reqwest::Client::new(), args }
     }
 
+    /// A request to `path`; a `/system` route gets `?namespace=` when the command names one.
     pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
         let url = format!("{}{path}", self.args.gateway.trim_end_matches('/'));
-        let request = self.http.request(method, url);
+        let mut request = self.http.request(method, url);
+        if let Some(namespace) = &self.args.namespace
+            && path.starts_with("/system/")
+            && !path.starts_with("/system/namespace")
+        {
+            request = request.query(&[("namespace", namespace)]);
+        }
         match (&self.args.token, &self.args.user) {
             (Some(token), _) => request.bearer_auth(token),
             (None, Some(user)) => request.basic_auth(user, self.args.password.as_deref()),
             (None, None) => request,
+        }
+    }
+
+    /// The namespace the command names, if any.
+    pub fn namespace(&self) -> Option<&str> {
+        self.args.namespace.as_deref()
+    }
+
+    /// How an invocation path names `function`: `NAME.NAMESPACE` when the command names a namespace.
+    pub fn qualified(&self, function: &str) -> String {
+        match self.namespace() {
+            Some(namespace) if !function.contains('.') => format!("{function}.{namespace}"),
+            _ => function.to_owned(),
         }
     }
 

@@ -62,10 +62,19 @@ async fn serve(
 ) -> anyhow::Result<()> {
     let topology = args.nats.topology(url, "sluice-up").await?;
     let functions = FunctionStore::new(topology.functions.clone());
-    for spec in &specs {
+    let namespaces =
+        sluice_jetstream::store::NamespaceStore::new(topology.namespaces.clone(), &gateway_cfg.default_namespace);
+    for mut spec in specs {
         spec.validate().with_context(|| format!("function {}", spec.service))?;
-        functions.put(spec).await?;
-        tracing::info!(function = %spec.service, "deployed at start");
+        // A spec without a namespace goes where the gateway puts a bare name.
+        let namespace = spec.namespace.get_or_insert_with(|| gateway_cfg.default_namespace.clone());
+        anyhow::ensure!(
+            namespaces.exists(namespace).await?,
+            "function {}: namespace {namespace:?} does not exist (create it with POST /system/namespace/)",
+            spec.service
+        );
+        functions.put(&spec).await?;
+        tracing::info!(function = %spec.function_ref(), "deployed at start");
     }
     let stop = shutdown::on_signal();
     let listener = tokio::net::TcpListener::bind(gateway_cfg.listen)

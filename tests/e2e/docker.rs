@@ -331,6 +331,28 @@ async fn secrets_reach_only_their_function_and_logs_stream() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
+    // Another namespace's function of the same name mounts its own namespace's secret of the same name.
+    let r =
+        platform.http.post(platform.url("/system/namespace/")).json(&json!({"name": "team-a"})).send().await.unwrap();
+    assert_eq!(r.status(), 201);
+    let theirs = json!({"name": "api-key", "namespace": "team-a", "value": "team-a-key"});
+    assert_eq!(platform.http.post(&secrets).json(&theirs).send().await.unwrap().status(), 201);
+    let mut spec = reader("holder", json!(["api-key"]));
+    spec["namespace"] = json!("team-a");
+    platform.deploy(spec).await;
+    let start = Instant::now();
+    loop {
+        match sync_call(&platform, "holder.team-a", "").await {
+            (200, text) => {
+                assert_eq!(text, "team-a-key");
+                break;
+            }
+            other => assert!(start.elapsed() < Duration::from_secs(60), "team-a's holder never answered: {other:?}"),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(sync_call(&platform, "holder", "").await, (200, "s3cr3t-two".to_owned()));
+
     // Logs: the container's lines, through gateway and worker.
     let logs = platform.url("/system/logs?name=holder&tail=50");
     let r = platform.http.get(&logs).send().await.unwrap();

@@ -85,11 +85,29 @@ async fn two_teams_each_have_their_own_function_of_one_name() {
     let default_calls = platform.list_calls("").await;
     assert!(default_calls.iter().all(|c| c["namespace"] == "openfaas-fn"), "{default_calls:?}");
 
-    // Invocation counts are per namespace: team-a's one sync and one queued call, not the default's.
+    // The CLI names a namespace with --namespace (or SLUICE_NAMESPACE).
+    let cli = |args: &[&str]| {
+        let mut command = platform.cli();
+        command.args(args).stdin(std::process::Stdio::null());
+        command
+    };
+    let out = cli(&["invoke", "resize", "--namespace", "team-a", "-d", "x"]).output().await.unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "team-a\n", "{}", String::from_utf8_lossy(&out.stderr));
+    let out =
+        cli(&["fn", "deploy", "--name", "thumb", "--process", "cat", "--namespace", "team-a"]).output().await.unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = cli(&["fn", "list", "--json", "--namespace", "team-a"]).output().await.unwrap();
+    let listed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let names: Vec<&str> = listed.as_array().unwrap().iter().filter_map(|f| f["name"].as_str()).collect();
+    assert_eq!(names, ["resize", "thumb"], "{listed}");
+    let out = cli(&["fn", "rm", "thumb", "--namespace", "team-a"]).output().await.unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // Invocation counts are per namespace: team-a's two sync calls and one queued call, not the default's.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
         let count = get_json(&platform, "/system/function/resize?namespace=team-a").await["invocationCount"].clone();
-        if count == json!(2) {
+        if count == json!(3) {
             break;
         }
         assert!(tokio::time::Instant::now() < deadline, "team-a's count stays {count}");
