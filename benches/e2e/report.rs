@@ -85,6 +85,14 @@ fn rows(r: &Results) -> Vec<(&'static str, f64, &'static str, Option<f64>, &'sta
             Some(r.worker_peak_rss_large_body_mb / r.large_body_mb),
             "< 2 bodies",
         ),
+        ("baseline: read N specs from KV (one pass)", r.raw_spec_read_ms, "ms", None, ""),
+        (
+            "list N functions (GET /system/functions)",
+            r.list_ms,
+            "ms",
+            Some(r.list_ms / r.raw_spec_read_ms),
+            "(x raw read) N in the JSON",
+        ),
         ("worker RSS before the output flood", r.worker_idle_rss_output_flood_mb, "MiB", None, ""),
         (
             "worker peak RSS, 4 calls flooding output",

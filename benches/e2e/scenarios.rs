@@ -47,6 +47,12 @@ pub struct Results {
     pub output_flood_limit_mb: f64,
     pub worker_idle_rss_output_flood_mb: f64,
     pub worker_peak_rss_output_flood_mb: f64,
+    /// Functions deployed for the listing measurement.
+    pub listed_functions: usize,
+    /// `GET /system/functions` with them all deployed, median of 5, ms.
+    pub list_ms: f64,
+    /// Baseline: reading the same specs straight from the bucket's stream (last value per key), median of 5, ms.
+    pub raw_spec_read_ms: f64,
 }
 
 /// CPU time per message or call (µs): what each part costs, whatever the machine's speed at the moment.
@@ -203,7 +209,8 @@ pub async fn run_all(p: &Params) -> Results {
     (r.cpu_us.gateway_per_accept, r.cpu_us.nats_per_accept, r.cpu_us.harness_per_accept) = (cpu[0], cpu[1], cpu[2]);
     r.nats_messages.gateway_per_accept =
         sent_per_call(&sent_before, &server.sent_by_client().await, "sluice-gateway", p.n);
-    js.get_stream("SLUICE_INVOCATIONS").await.unwrap().purge().filter("sluice.invoke.accept-only").await.unwrap();
+    let accept_only = "sluice.invoke.openfaas-fn.accept-only";
+    js.get_stream("SLUICE_INVOCATIONS").await.unwrap().purge().filter(accept_only).await.unwrap();
 
     let (worker, metrics_url) = procs::worker(&nats_url, dir.path()).await;
     r.worker_idle_rss_mb = mb(worker.rss());
@@ -247,7 +254,57 @@ pub async fn run_all(p: &Params) -> Results {
     r.worker_overhead_p50_ms = quantile(&overhead, 0.5);
     r.worker_overhead_p95_ms = quantile(&overhead, 0.95);
 
+    // The listing alone: no worker starting consumers for the functions meanwhile.
+    drop(worker);
+    listing(p, &mut r, &http, &base, &js).await;
     r
+}
+
+/// `GET /system/functions` with many functions deployed, against reading their specs straight from KV.
+async fn listing(p: &Params, r: &mut Results, http: &reqwest::Client, base: &str, js: &async_nats::jetstream::Context) {
+    use futures::StreamExt;
+    r.listed_functions = if p.quick { 200 } else { 2_000 };
+    eprintln!("sluice: listing {} deployed functions", r.listed_functions);
+    futures::stream::iter(0..r.listed_functions)
+        .for_each_concurrent(32, |i| deploy(http, base, json!({"service": format!("listed-{i}"), "envProcess": "cat"})))
+        .await;
+    let median = |mut times: Vec<f64>| {
+        times.sort_by(f64::total_cmp);
+        times[times.len() / 2]
+    };
+    let mut list = Vec::new();
+    for _ in 0..5 {
+        let started = Instant::now();
+        let listed: Vec<serde_json::Value> =
+            http.get(format!("{base}/system/functions")).send().await.unwrap().json().await.unwrap();
+        list.push(started.elapsed().as_secs_f64() * 1000.0);
+        assert!(listed.len() > r.listed_functions, "{} listed", listed.len());
+    }
+    r.list_ms = median(list);
+    let stream = js.get_stream("KV_sluice_functions").await.unwrap();
+    let mut raw = Vec::new();
+    for _ in 0..5 {
+        let started = Instant::now();
+        let consumer = stream
+            .create_consumer(async_nats::jetstream::consumer::pull::OrderedConfig {
+                deliver_policy: async_nats::jetstream::consumer::DeliverPolicy::LastPerSubject,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let mut messages = consumer.messages().await.unwrap();
+        let mut read = 0;
+        while let Some(message) = messages.next().await {
+            let message = message.unwrap();
+            read += 1;
+            if message.info().unwrap().pending == 0 {
+                break;
+            }
+        }
+        raw.push(started.elapsed().as_secs_f64() * 1000.0);
+        assert!(read > r.listed_functions, "{read} read");
+    }
+    r.raw_spec_read_ms = median(raw);
 }
 
 /// A large body end to end, on a gateway and worker of its own, so their peak memory is the body's doing.
