@@ -288,6 +288,7 @@ async fn listing(p: &Params, r: &mut Results, http: &reqwest::Client, base: &str
         let consumer = stream
             .create_consumer(async_nats::jetstream::consumer::pull::OrderedConfig {
                 deliver_policy: async_nats::jetstream::consumer::DeliverPolicy::LastPerSubject,
+                filter_subject: "$KV.sluice_functions.>".into(),
                 ..Default::default()
             })
             .await
