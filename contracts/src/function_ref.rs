@@ -30,6 +30,11 @@ impl FunctionRef {
         Self { namespace: namespace.into(), name: name.into() }
     }
 
+    /// Whether both parts are DNS labels, so the key is two subject tokens (and a valid KV key).
+    pub fn is_valid(&self) -> bool {
+        is_dns_label(&self.namespace) && is_dns_label(&self.name)
+    }
+
     /// `{namespace}.{name}`: the KV key of the function's spec and count, and the tail of its subjects.
     pub fn key(&self) -> String {
         format!("{}.{}", self.namespace, self.name)
@@ -74,6 +79,7 @@ mod tests {
         let f = FunctionRef::new("team-a", "resize");
         assert_eq!(f.key(), "team-a.resize");
         assert_eq!(FunctionRef::from_key(&f.key()), Some(f.clone()));
+        assert!(f.is_valid() && !FunctionRef::new("a.b", "c").is_valid() && !FunctionRef::new("a", "*").is_valid());
         assert_eq!(f.to_string(), "resize.team-a");
         assert_eq!(f.stable_name(), "resize.team-a");
         assert_eq!(FunctionRef::new(LEGACY_NAMESPACE, "resize").stable_name(), "resize");

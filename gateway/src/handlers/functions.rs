@@ -70,14 +70,14 @@ fn status(
     replicas: &HashMap<String, Replicas>,
     invocations: &HashMap<String, u64>,
 ) -> FunctionStatus {
-    let Deployed { mut spec, deployed_at } = deployed;
+    let Deployed { spec, deployed_at } = deployed;
     // Process and http functions have no replicas of their own: every worker can serve them.
     let counted = match spec.runtime_kind() {
         RuntimeKind::Docker => replicas.get(&spec.service).copied().unwrap_or_default(),
         RuntimeKind::Process | RuntimeKind::Http => Replicas { desired: 1, available: 1, usage: None },
     };
+    // A stored spec always names its namespace (the store fills it in for specs older than namespaces).
     let invocation_count = invocations.get(&spec.service).copied().unwrap_or(0);
-    spec.namespace = Some(spec.function_ref().namespace);
     FunctionStatus {
         name: spec.service.clone(),
         spec,

@@ -26,7 +26,7 @@ pub async fn scale(
     InNamespace(namespace): InNamespace,
     JsonBody(request, _): JsonBody<ScaleRequest>,
 ) -> Result<(StatusCode, Json<ScaleReply>), ApiError> {
-    // The body may name the namespace too (the go-sdk sends it there); both must agree.
+    // The go-sdk names the namespace in the body as well as the query; the body's, when given, is the one used.
     let namespace = match request.namespace.as_deref().filter(|n| !n.is_empty()) {
         Some(named) if named != namespace => app.namespace(Some(named)).await?,
         _ => namespace,

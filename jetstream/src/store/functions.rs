@@ -31,7 +31,7 @@ impl FunctionStore {
 
     /// A function's spec with the time it was last deployed.
     pub async fn get_deployed(&self, function: &FunctionRef) -> Result<Option<Deployed>, StoreError> {
-        if FunctionRef::from_key(&function.key()).as_ref() != Some(function) {
+        if !function.is_valid() {
             return Ok(None); // not a key that can exist, nor a valid KV key
         }
         let name = function.key();

@@ -38,7 +38,7 @@ impl InvocationTally {
 
     /// The shared total of `function` (what has been flushed, by every process).
     pub async fn total(&self, function: &FunctionRef) -> Result<u64, StoreError> {
-        if FunctionRef::from_key(&function.key()).as_ref() != Some(function) {
+        if !function.is_valid() {
             return Ok(0);
         }
         let value = self.kv.get(function.key()).await.map_err(StoreError::unavailable)?;
