@@ -66,6 +66,15 @@ pub struct CallRecord {
     /// Delivery of the call's callback, when it has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub callback: Option<CallbackState>,
+    /// The function's latest progress report, while it runs and after.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<crate::CallProgress>,
+    /// When the function last reported (progress or a bare heartbeat).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heartbeat_at: Option<DateTime<Utc>>,
+    /// When a failed attempt is tried again, while the call waits for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_attempt_at: Option<DateTime<Utc>>,
     /// Sequence of the call's dead letter in `SLUICE_DEAD`, while it can be replayed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dead_letter: Option<u64>,
@@ -115,6 +124,9 @@ impl CallRecord {
             finished_at: None,
             error: None,
             callback: None,
+            progress: None,
+            heartbeat_at: None,
+            next_attempt_at: None,
             dead_letter: None,
             callback_url: None,
         }

@@ -69,6 +69,10 @@ pub struct AsyncConfig {
     /// Calls older than this are not started any more.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_age: Option<HumanDuration>,
+    /// A running call that sends no progress report for this long is stopped as hung and retried per its
+    /// retry policy; without it, only `timeout` ends a silent call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heartbeat_timeout: Option<HumanDuration>,
 }
 
 /// Replica bounds and autoscaling target.
@@ -243,6 +247,11 @@ impl FunctionSpec {
         self.async_config.as_ref().and_then(|a| a.timeout).map(HumanDuration::get)
     }
 
+    /// How long a running call may go without a progress report, if the spec says.
+    pub fn heartbeat_timeout(&self) -> Option<std::time::Duration> {
+        self.async_config.as_ref().and_then(|a| a.heartbeat_timeout).map(HumanDuration::get)
+    }
+
     /// Checks that the spec can be deployed as it is.
     pub fn validate(&self) -> Result<(), ValidationError> {
         self.validate_name()?;
@@ -345,6 +354,9 @@ impl FunctionSpec {
             }
             if cfg.max_age.is_some_and(|t| t.get().is_zero()) {
                 return Err(ValidationError::new("async.maxAge", "must be longer than zero"));
+            }
+            if cfg.heartbeat_timeout.is_some_and(|t| t.get() < std::time::Duration::from_secs(1)) {
+                return Err(ValidationError::new("async.heartbeatTimeout", "must be at least 1s"));
             }
             if let Some(retry) = &cfg.retry {
                 if retry.attempts == Some(0) {

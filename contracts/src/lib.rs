@@ -38,6 +38,7 @@ pub mod logs;
 pub mod names;
 pub mod namespace;
 pub mod outbound;
+pub mod progress;
 pub mod quantity;
 pub mod replay;
 pub mod replicas;
@@ -57,4 +58,5 @@ pub use function::{
 pub use function_ref::FunctionRef;
 pub use invocation::{DecodeError, InvocationMessage, Payload};
 pub use namespace::Namespace;
+pub use progress::{CallProgress, ProgressReport};
 pub use replicas::{ReplicaReport, ScaleReply, ScaleRequest, Usage};

@@ -34,6 +34,8 @@ pub const INVOKE_PREFIX: &str = "sluice.invoke";
 pub const SYNC_PREFIX: &str = "sluice.sync";
 /// Subject prefix of completion events: `sluice.results.{namespace}.{function}`.
 pub const RESULTS_PREFIX: &str = "sluice.results";
+/// Subject prefix of progress events (stored in `SLUICE_RESULTS`): `sluice.progress.{namespace}.{function}`.
+pub const PROGRESS_PREFIX: &str = "sluice.progress";
 /// Subject prefix of dead letters: `sluice.dead.{namespace}.{function}`.
 pub const DEAD_PREFIX: &str = "sluice.dead";
 /// Subject prefix of connector events: `sluice.events.{source}.…`.
@@ -77,6 +79,9 @@ pub fn invoke_subject(function: &FunctionRef) -> String {
 pub fn sync_subject(function: &FunctionRef) -> String {
     format!("{SYNC_PREFIX}.{}", function.key())
 }
+pub fn progress_subject(function: &FunctionRef) -> String {
+    format!("{PROGRESS_PREFIX}.{}", function.key())
+}
 pub fn results_subject(function: &FunctionRef) -> String {
     format!("{RESULTS_PREFIX}.{}", function.key())
 }
@@ -113,6 +118,8 @@ pub const CE_TYPE_COMPLETED: &str = "sluice.invocation.completed";
 pub const CE_TYPE_FAILED: &str = "sluice.invocation.failed";
 /// CloudEvents type of a call cancelled on request.
 pub const CE_TYPE_CANCELLED: &str = "sluice.invocation.cancelled";
+/// CloudEvents type of a running call's progress report.
+pub const CE_TYPE_PROGRESS: &str = "sluice.invocation.progress";
 /// CloudEvents source of calls accepted by the gateway.
 pub const CE_SOURCE_GATEWAY: &str = "/sluice/gateway";
 /// CloudEvents source of completion events published by workers.
@@ -172,6 +179,8 @@ pub mod http_headers {
     pub const ATTEMPT: &str = "X-Sluice-Attempt";
     pub const MAX_ATTEMPTS: &str = "X-Sluice-Max-Attempts";
     pub const SIGNATURE: &str = "X-Sluice-Signature";
+    /// Where a running call reports its progress: a URL for that one call and attempt.
+    pub const PROGRESS_URL: &str = "X-Sluice-Progress-Url";
 }
 
 /// Whether `name` can be a KV key or one subject token: 1 to `max` letters, digits, `-`, `_`, `=` and `.`,

@@ -38,6 +38,10 @@ pub struct AppState {
     pub namespaces: NamespaceStore,
     /// Where calls and callbacks are queued.
     pub queue: Queue,
+    /// Calls followed live (`/system/calls/{id}/events`).
+    pub call_watch: Arc<crate::call_watch::CallWatch>,
+    /// Cancelled when the gateway stops: live streams end then rather than hold the shutdown up.
+    pub stop: tokio_util::sync::CancellationToken,
 }
 
 impl App {
@@ -45,7 +49,9 @@ impl App {
     pub fn new(cfg: GatewayConfig, topology: Topology, stop: tokio_util::sync::CancellationToken) -> Self {
         let functions = FunctionStore::new(topology.functions.clone());
         Self(Arc::new(AppState {
-            function_cache: FunctionCache::start(functions.clone(), stop),
+            function_cache: FunctionCache::start(functions.clone(), stop.clone()),
+            call_watch: crate::call_watch::CallWatch::new(topology.calls.clone(), stop.clone()),
+            stop,
             functions,
             queue: Queue::new(topology.clone()),
             invocations: InvocationTally::new(topology.invocations.clone()),

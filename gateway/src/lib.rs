@@ -17,6 +17,7 @@
 mod app;
 mod auth;
 mod body;
+mod call_watch;
 mod error;
 mod handlers;
 pub mod listen;

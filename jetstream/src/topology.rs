@@ -204,19 +204,25 @@ pub async fn ensure(client: async_nats::Client, cfg: &TopologyConfig) -> Result<
 /// side by side.
 async fn create_all(client: &async_nats::Client, cfg: &TopologyConfig) -> Result<(), TopologyError> {
     let js = jetstream::new(client.clone());
+    // Progress events sit beside the completion events they lead up to.
     let streams = [
-        (names::INVOCATIONS_STREAM, names::INVOKE_PREFIX, RetentionPolicy::WorkQueue, Duration::ZERO),
-        (names::EVENTS_STREAM, names::EVENTS_PREFIX, RetentionPolicy::Limits, cfg.retention),
-        (names::RESULTS_STREAM, names::RESULTS_PREFIX, RetentionPolicy::Limits, cfg.retention),
-        (names::DEAD_STREAM, names::DEAD_PREFIX, RetentionPolicy::Limits, cfg.retention),
-        (names::CALLBACKS_STREAM, names::CALLBACKS_PREFIX, RetentionPolicy::WorkQueue, Duration::ZERO),
+        (names::INVOCATIONS_STREAM, &[names::INVOKE_PREFIX][..], RetentionPolicy::WorkQueue, Duration::ZERO),
+        (names::EVENTS_STREAM, &[names::EVENTS_PREFIX], RetentionPolicy::Limits, cfg.retention),
+        (
+            names::RESULTS_STREAM,
+            &[names::RESULTS_PREFIX, names::PROGRESS_PREFIX],
+            RetentionPolicy::Limits,
+            cfg.retention,
+        ),
+        (names::DEAD_STREAM, &[names::DEAD_PREFIX], RetentionPolicy::Limits, cfg.retention),
+        (names::CALLBACKS_STREAM, &[names::CALLBACKS_PREFIX], RetentionPolicy::WorkQueue, Duration::ZERO),
     ];
-    let streams = streams.map(|(name, prefix, retention, max_age)| {
+    let streams = streams.map(|(name, prefixes, retention, max_age)| {
         let js = js.clone();
         async move {
             js.create_or_update_stream(stream::Config {
                 name: name.to_owned(),
-                subjects: vec![format!("{prefix}.>")],
+                subjects: prefixes.iter().map(|prefix| format!("{prefix}.>")).collect(),
                 retention,
                 max_age,
                 storage: StorageType::File,

@@ -26,9 +26,9 @@ mod metrics;
 
 // Each module by its own name inside the crate; the folders say which part of the worker it serves.
 use containers::{logs, scaling, secrets};
-use delivery::{callback, outbox, results, sweep};
-use execution::{cancel, execute, lease, outcome, record, retry};
-use intake::{consume, deleted, notices, registry, sync};
+use delivery::{callback, outbox, progress, results, sweep};
+use execution::{cancel, execute, lease, outcome, record, retry, running};
+use intake::{consume, deleted, notices, registry, reports, sync};
 
 use sluice_contracts::FunctionRef;
 use std::{sync::Arc, time::Duration};
@@ -43,6 +43,7 @@ use tokio::sync::Semaphore;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 pub use callback::CallbackConfig;
+pub use reports::ProgressEndpoint;
 pub use retry::RetryDefaults;
 pub use sweep::SweepConfig;
 
@@ -61,6 +62,27 @@ pub struct WorkerConfig {
     pub callback: CallbackConfig,
     /// Collection of stored bodies no call needs.
     pub sweep: SweepConfig,
+    /// Where functions reach this worker's [`ProgressEndpoint`]; a call gets no progress URL without one.
+    pub progress: ProgressUrls,
+}
+
+/// The base URLs (scheme, host and port) of this worker's progress endpoint, as functions reach it.
+#[derive(Clone, Debug, Default)]
+pub struct ProgressUrls {
+    /// For processes on this host and HTTP upstreams.
+    pub host: Option<String>,
+    /// For containers on the function network.
+    pub containers: Option<String>,
+}
+
+impl ProgressUrls {
+    /// The base URL a function of `kind` is given.
+    pub fn for_kind(&self, kind: sluice_contracts::RuntimeKind) -> Option<&str> {
+        match kind {
+            sluice_contracts::RuntimeKind::Docker => self.containers.as_deref().or(self.host.as_deref()),
+            _ => self.host.as_deref(),
+        }
+    }
 }
 
 impl Default for WorkerConfig {
@@ -73,6 +95,7 @@ impl Default for WorkerConfig {
             retry: RetryDefaults::default(),
             callback: CallbackConfig::default(),
             sweep: SweepConfig::default(),
+            progress: ProgressUrls::default(),
         }
     }
 }
@@ -106,7 +129,7 @@ pub(crate) struct Worker {
     pub abandon: CancellationToken,
     pub inline_limit: usize,
     /// Calls running here, so a cancellation can stop them.
-    pub running: Arc<cancel::Running>,
+    pub running: Arc<running::Running>,
     /// Current specs by function, kept by the registry; read by synchronous calls.
     pub specs: std::sync::RwLock<std::collections::HashMap<FunctionRef, Arc<sluice_contracts::FunctionSpec>>>,
     /// Each served function's call slots (`async.maxInflight`), shared by its queued and synchronous calls.
@@ -119,6 +142,7 @@ pub async fn run(
     cfg: WorkerConfig,
     topology: Topology,
     runtimes: Runtimes,
+    progress: ProgressEndpoint,
     shutdown: CancellationToken,
 ) -> Result<(), WorkerError> {
     let worker = Arc::new(Worker {
@@ -132,7 +156,7 @@ pub async fn run(
         abandon: CancellationToken::new(),
         specs: Default::default(),
         function_slots: Default::default(),
-        running: Default::default(),
+        running: progress.running,
         cfg,
         topology,
         runtimes,

@@ -73,6 +73,9 @@ pub trait Runtime: Send + Sync {
 pub enum RuntimeError {
     #[error("call timed out after {0:?}")]
     Timeout(Duration),
+    /// The function sent no progress report for this long (its `async.heartbeatTimeout`) and was stopped.
+    #[error("no progress report for {0:?} (async.heartbeatTimeout): the call was stopped as hung")]
+    Hung(Duration),
     #[error("function could not be started: {0}")]
     Start(#[source] std::io::Error),
     #[error("runtime backend unavailable: {0}")]

@@ -1,4 +1,4 @@
-//! `sluice call get|list`.
+//! `sluice call get|watch|cancel|list`.
 
 use clap::Subcommand;
 use reqwest::Method;
@@ -9,9 +9,19 @@ use crate::args::GatewayClientArgs;
 
 #[derive(Subcommand)]
 pub enum CallCommand {
-    /// Show one call's record as JSON.
+    /// Show one call's record as JSON (with its progress and last heartbeat while it runs).
     Get {
         id: String,
+        #[command(flatten)]
+        gateway: GatewayClientArgs,
+    },
+    /// Follow a call live: a progress bar with the function's message and the elapsed time, until the call is
+    /// final; then its record.
+    Watch {
+        id: String,
+        /// One line per change instead of a progress bar (the default when stderr is not a terminal).
+        #[arg(long)]
+        plain: bool,
         #[command(flatten)]
         gateway: GatewayClientArgs,
     },
@@ -45,6 +55,10 @@ pub async fn run(cmd: CallCommand) -> anyhow::Result<()> {
         CallCommand::Get { id, gateway } => {
             let record = get(&Gateway::new(gateway), &id).await?;
             println!("{}", serde_json::to_string_pretty(&record)?);
+        }
+        CallCommand::Watch { id, plain, gateway } => {
+            let record = super::watch::watch(&Gateway::new(gateway), &id, plain).await?;
+            super::watch::conclude(&record)?;
         }
         CallCommand::Cancel { id, gateway } => {
             let gateway = Gateway::new(gateway);

@@ -1,14 +1,13 @@
-//! `sluice invoke NAME`: a sync call, or an async one (optionally waiting for it with a live spinner).
+//! `sluice invoke NAME`: a sync call, or an async one (optionally followed live until it is final).
 
-use std::{io::Read, path::PathBuf, time::Duration};
+use std::{io::Read, path::PathBuf};
 
 use anyhow::Context;
 use clap::Args;
-use indicatif::{ProgressBar, ProgressStyle};
 use reqwest::Method;
 use sluice_contracts::names::http_headers;
 
-use super::{Gateway, calls};
+use super::{Gateway, watch};
 use crate::args::GatewayClientArgs;
 
 #[derive(Args)]
@@ -30,9 +29,13 @@ pub struct InvokeArgs {
     /// Call id (makes the call idempotent).
     #[arg(long)]
     pub call_id: Option<String>,
-    /// With --async: wait for the call to finish, then print its record.
+    /// With --async: follow the call (a progress bar with the function's message) until it is final, then
+    /// print its record.
     #[arg(long, requires = "is_async")]
     pub wait: bool,
+    /// With --wait: one line per change instead of a progress bar (the default when stderr is not a terminal).
+    #[arg(long, requires = "wait")]
+    pub plain: bool,
     /// HTTP method of a sync call.
     #[arg(long, default_value = "POST")]
     pub method: Method,
@@ -91,28 +94,6 @@ pub async fn run(args: InvokeArgs) -> anyhow::Result<()> {
         println!("{call_id}");
         return Ok(());
     }
-    wait(&gateway, &call_id).await
-}
-
-/// Polls the call's record, showing elapsed time and status, until it is final.
-async fn wait(gateway: &Gateway, call_id: &str) -> anyhow::Result<()> {
-    let spinner = ProgressBar::new_spinner();
-    spinner.set_style(ProgressStyle::with_template("{spinner} {elapsed:>4} {msg}").expect("valid template"));
-    spinner.enable_steady_tick(Duration::from_millis(100));
-    let record = loop {
-        let record = calls::get(gateway, call_id).await?;
-        spinner.set_message(format!("{call_id} {} (attempt {})", record.status.as_str(), record.attempts));
-        if record.status.is_final() {
-            break record;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    };
-    spinner.finish_and_clear();
-    println!("{}", serde_json::to_string_pretty(&record)?);
-    anyhow::ensure!(
-        record.status == sluice_contracts::CallStatus::Succeeded,
-        "call {call_id} {}",
-        record.status.as_str()
-    );
-    Ok(())
+    let record = watch::watch(&gateway, &call_id, args.plain).await?;
+    watch::conclude(&record)
 }

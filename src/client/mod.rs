@@ -7,6 +7,7 @@ pub mod functions;
 pub mod invoke;
 mod logs;
 pub mod spec_file;
+pub mod watch;
 
 use anyhow::{Context, bail};
 use reqwest::{Method, RequestBuilder, Response};

@@ -6,6 +6,7 @@ pub mod connector;
 pub mod gateway;
 pub mod nats_server;
 mod options;
+mod progress;
 mod shutdown;
 mod telemetry;
 pub mod up;

@@ -87,7 +87,7 @@ async fn serve(
     let runtimes = args.worker.docker.runtimes().await?;
     let mut connectors = super::connector::spawn_background(&topology, &stop);
     connectors.extend(args.s3.spawn(&topology, &stop));
-    let worker = super::run_worker(worker_cfg, runtimes, topology, stop.clone());
+    let worker = super::run_worker(worker_cfg, &args.worker.progress, runtimes, topology, stop.clone());
     let (gateway, worker) = tokio::join!(
         async {
             let r = gateway.await;

@@ -60,6 +60,8 @@ pub struct WorkerOptions {
     #[arg(long, env = "SLUICE_PAYLOADS_ORPHAN_AGE", default_value = "1h", value_parser = args::duration)]
     pub payloads_orphan_age: Duration,
     #[command(flatten)]
+    pub progress: super::progress::ProgressOptions,
+    #[command(flatten)]
     pub docker: DockerOptions,
 }
 
@@ -96,6 +98,7 @@ impl WorkerOptions {
                 every: self.payloads_sweep_every.max(Duration::from_secs(1)),
                 orphan_age: self.payloads_orphan_age,
             },
+            progress: Default::default(),
         })
     }
 }
@@ -209,14 +212,22 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<()> {
     }
     let cfg = args.worker.config(args.policy.policy())?;
     let runtimes = args.worker.docker.runtimes().await?;
-    run_worker(cfg, runtimes, topology, stop).await
+    run_worker(cfg, &args.worker.progress, runtimes, topology, stop).await
 }
 
+/// Runs a worker, with its progress endpoint, until `stop`.
 pub async fn run_worker(
-    cfg: WorkerConfig,
+    mut cfg: WorkerConfig,
+    progress: &super::progress::ProgressOptions,
     runtimes: Runtimes,
     topology: Topology,
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
-    sluice_queue_worker::run(cfg, topology, runtimes, stop).await.context("worker failed")
+    let endpoint = sluice_queue_worker::ProgressEndpoint::new();
+    // Stopped after the worker: calls finishing in the grace period may still report.
+    let endpoint_stop = CancellationToken::new();
+    cfg.progress = super::progress::start(progress, &runtimes, &endpoint, &endpoint_stop).await?;
+    let ran = sluice_queue_worker::run(cfg, topology, runtimes, endpoint, stop).await.context("worker failed");
+    endpoint_stop.cancel();
+    ran
 }

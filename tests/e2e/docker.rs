@@ -12,7 +12,8 @@ use serde_json::{Value, json};
 
 use crate::support::{CallbackReceiver, Platform};
 
-/// A shell image: `sh` with `cat`, `sleep` and `env`, so each test's function is a one-line `envProcess`.
+/// A shell image: `sh` with `cat`, `sleep`, `env` and `curl`, so each test's function is a one-line
+/// `envProcess`.
 const SHELL_IMAGE: &str = "sluice-test/shell:latest";
 
 fn docker(args: &[&str]) -> String {
@@ -29,7 +30,7 @@ fn shell_image() -> &'static str {
             let out = Command::new("sh").args(["-c", &format!("command -v {name}")]).output().unwrap();
             String::from_utf8_lossy(&out.stdout).trim().to_owned()
         };
-        let files: Vec<String> = ["cat", "sleep", "env"].iter().map(|t| format!("{0}:{0}", which(t))).collect();
+        let files: Vec<String> = ["cat", "sleep", "env", "curl"].iter().map(|t| format!("{0}:{0}", which(t))).collect();
         let mut args = vec!["build".to_owned(), "sh".to_owned(), "-t".to_owned(), SHELL_IMAGE.to_owned()];
         for f in files {
             args.extend(["--file".to_owned(), f]);

@@ -12,6 +12,7 @@ mod limits;
 mod namespaces;
 mod openapi;
 mod openfaas;
+mod progress;
 mod records;
 mod reliability;
 mod s3;

@@ -402,6 +402,31 @@ impl Platform {
         self.http.get(self.url(&format!("/system/calls/{call_id}"))).send().await.unwrap().json().await.unwrap()
     }
 
+    /// `GET /system/calls/{id}/events` read to its end: each event's name and data (the record, or the `end`
+    /// event's summary).
+    pub async fn call_events(&self, call_id: &str, limit: Duration) -> Vec<(String, Value)> {
+        use eventsource_stream::Eventsource;
+        use futures::StreamExt;
+        let url = self.url(&format!("/system/calls/{call_id}/events"));
+        let response = self.http.get(url).send().await.unwrap();
+        assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+        assert_eq!(response.headers()["content-type"], "text/event-stream");
+        let mut events = response.bytes_stream().eventsource();
+        let mut seen = Vec::new();
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let next = tokio::time::timeout_at(deadline, events.next()).await;
+            let Ok(Some(event)) = next else { panic!("call {call_id}: no end event within {limit:?}; saw {seen:?}") };
+            let event = event.expect("a well-formed event stream");
+            let data: Value = serde_json::from_str(&event.data).expect("events carry JSON");
+            let end = event.event == "end";
+            seen.push((event.event, data));
+            if end {
+                return seen;
+            }
+        }
+    }
+
     /// Waits until the call is running (its record says so).
     pub async fn wait_running(&self, call_id: &str) {
         let start = Instant::now();

@@ -24,7 +24,7 @@ const DEFAULT_LIMIT: usize = 100;
 pub const CANCELLED_STATUS: u16 = 499;
 
 /// A record as the API shows it: without the callback URL, which may carry credentials.
-fn public(mut record: CallRecord) -> CallRecord {
+pub(super) fn public(mut record: CallRecord) -> CallRecord {
     record.callback_url = None;
     record
 }

@@ -1,6 +1,7 @@
 //! The route table: one file per route group. The same table generates the OpenAPI document.
 
 mod async_function;
+mod call_events;
 mod calls;
 mod dead;
 mod events;
@@ -158,6 +159,21 @@ fn system_routes() -> ApiRouter<App> {
             "/system/calls/{id}",
             get_with(calls::get, |op| tag(op, "A call's record"))
                 .delete_with(calls::cancel, |op| tag(op, "Cancel a queued or running call")),
+        )
+        .api_route(
+            "/system/calls/{id}/events",
+            get_with(call_events::events, |op| {
+                tag(op, "Follow a call live: its state, then each change, until it is final")
+                    .response_with::<200, String, _>(|r| {
+                        openapi::media_type(
+                            r.description(
+                                "Server-Sent Events named for what changed, each carrying the whole record; `end` \
+                                 closes the stream",
+                            ),
+                            "text/event-stream",
+                        )
+                    })
+            }),
         )
         // OpenFaaS Pro's spelling of a cancellation (the path's tail is the call id): an admin action like the
         // other, though it sits beside the invocation routes, which may be open.

@@ -5,7 +5,9 @@
 //!    fails without running.
 //! 2. The call runs with its lease kept; a cancellation stops it. The record says `running` once the call
 //!    has run for [`MARK_RUNNING_AFTER`]: most calls end sooner and go from `queued` straight to their
-//!    outcome, one record write fewer per call.
+//!    outcome, one record write fewer per call. The function's progress reports reach the record at most once
+//!    per [`PROGRESS_WRITE_INTERVAL`], the latest winning; with `async.heartbeatTimeout`, a call that goes
+//!    that long without a report is stopped as hung, like a timeout.
 //! 3. A failure worth retrying is handed back with a delay (nak), holding no slot while it waits.
 //! 4. A final outcome is published (`SLUICE_RESULTS`), dead-lettered if it failed and called back (once
 //!    inline; the outbox retries) — these three at once — then recorded, and only then acked. A crash before the ack means the call runs again:
@@ -21,7 +23,7 @@ use std::{
 use async_nats::jetstream::{AckKind, Message};
 use chrono::Utc;
 use sluice_contracts::{
-    CallRecord, CallStatus, CallbackDelivery, CallbackState, FunctionSpec, InvocationMessage, Payload,
+    CallProgress, CallRecord, CallStatus, CallbackDelivery, CallbackState, FunctionSpec, InvocationMessage, Payload,
     callback::{CallbackFacts, CallbackMessage, contract_headers},
     names::{self, http_headers as h},
 };
@@ -30,7 +32,6 @@ use sluice_jetstream::{
     retry::{STORE, persist},
 };
 use sluice_runtime::{Body, FunctionResponse, Invocation, Runtime, RuntimeError};
-use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::{
@@ -39,9 +40,12 @@ use crate::{
     consume::hand_back,
     lease, metrics,
     outcome::Outcome,
+    progress,
     record::{self, Start, Written},
+    reports,
     results::{self, Completion},
     retry::{Decision, RetrySettings},
+    running::{Arrived, Registration},
 };
 
 /// Deliveries beyond the retry policy's attempts after which a call that never reached an outcome is failed
@@ -51,6 +55,10 @@ const POISON_MARGIN: u32 = 10;
 
 /// How long a call runs before its record is marked `running`.
 pub const MARK_RUNNING_AFTER: Duration = Duration::from_millis(100);
+
+/// Shortest time between two writes of one call's progress to its record (and two progress events): a
+/// function reporting every frame costs JetStream one write a second.
+pub const PROGRESS_WRITE_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Runs `message`'s call to its recorded outcome.
 pub async fn run(worker: &Arc<Worker>, spec: &FunctionSpec, message: Message) {
@@ -114,7 +122,7 @@ impl Run<'_> {
         let clock = std::time::Instant::now();
         let settings = RetrySettings::resolve(self.spec, &self.worker.cfg.retry);
         // Registered before the record is read, so a cancellation landing meanwhile is not missed.
-        let registration = self.worker.running.register(&self.call.call_id);
+        let mut registration = self.worker.running.register(&self.call.call_id);
         let start = match record::start(&self.worker.calls, self.call, self.attempt, &settings).await {
             Ok(start) => start,
             Err(err) => {
@@ -146,7 +154,7 @@ impl Run<'_> {
             Start::Run(record, revision) => (record, revision),
         };
         metrics::inflight(&self.call.function, 1.0);
-        let ran = self.invoke(&mut record, &mut revision, &registration.token, settings.attempts).await;
+        let ran = self.invoke(&mut record, &mut revision, &mut registration, settings.attempts).await;
         metrics::inflight(&self.call.function, -1.0);
         let Some((outcome, seconds)) = ran else { return };
         tracing::info!(status = outcome.status, seconds, "attempt finished");
@@ -163,10 +171,10 @@ impl Run<'_> {
         &self,
         record: &mut CallRecord,
         revision: &mut u64,
-        cancelled: &CancellationToken,
+        registration: &mut Registration,
         max_attempts: u32,
     ) -> Option<(Outcome, f64)> {
-        let invocation = match self.invocation(max_attempts).await {
+        let invocation = match self.invocation(max_attempts, &registration.secret).await {
             Ok(invocation) => invocation,
             Err(err) => {
                 tracing::warn!(%err, "call body unavailable; the call is retried later");
@@ -174,7 +182,7 @@ impl Run<'_> {
                 return None;
             }
         };
-        if cancelled.is_cancelled() {
+        if registration.token.is_cancelled() {
             tracing::info!("call cancelled before it started");
             let _ = self.message.double_ack().await;
             return None;
@@ -183,7 +191,7 @@ impl Run<'_> {
         let clock = std::time::Instant::now();
         let deadline = tokio::time::Instant::now() + timeout;
         let call = pin!(self.worker.runtimes.invoke(self.spec, invocation, deadline));
-        let result = self.run_marked(call, record, revision, cancelled).await;
+        let result = self.run_marked(call, record, revision, registration).await;
         let result = match result {
             Ran::Finished(result) => {
                 if let Ok(response) = &result
@@ -194,6 +202,10 @@ impl Run<'_> {
                     tracing::info!("function wrote to stderr: {}", text.trim_end());
                 }
                 result
+            }
+            Ran::Hung(limit) => {
+                tracing::warn!(?limit, "no progress report within the heartbeat timeout; call stopped as hung");
+                Err(RuntimeError::Hung(limit))
             }
             Ran::Cancelled => {
                 // The gateway recorded the cancellation and sent its callback.
@@ -215,19 +227,27 @@ impl Run<'_> {
         Some((Outcome::from_result(result), clock.elapsed().as_secs_f64()))
     }
 
-    /// Drives a call to its end, keeping its lease, and marks its record running once it has run for
-    /// [`MARK_RUNNING_AFTER`]. The mark is awaited whole (the call runs on meanwhile): a write dropped halfway
-    /// could land unseen and leave the revision held here stale.
+    /// Drives a call to its end, keeping its lease; marks its record running once it has run for
+    /// [`MARK_RUNNING_AFTER`], writes the function's latest progress report to it at most once per
+    /// [`PROGRESS_WRITE_INTERVAL`], and stops the call when its heartbeat timeout passes without a report.
+    /// Record writes are awaited whole (the call runs on meanwhile): a write dropped halfway could land unseen
+    /// and leave the revision held here stale.
     async fn run_marked(
         &self,
         mut call: Pin<&mut impl Future<Output = Result<FunctionResponse, RuntimeError>>>,
         record: &mut CallRecord,
         revision: &mut u64,
-        cancelled: &CancellationToken,
+        registration: &mut Registration,
     ) -> Ran {
         let mut lease = pin!(lease::keep(self.message, self.worker.cfg.ack_wait));
         let mut mark_after = pin!(tokio::time::sleep(MARK_RUNNING_AFTER));
         let mut marked = false;
+        let heartbeat = self.spec.heartbeat_timeout();
+        // Without a heartbeat timeout this never fires: the branch below is disabled.
+        let mut hung = pin!(tokio::time::sleep(heartbeat.unwrap_or(Duration::MAX / 4)));
+        let mut next_write = pin!(tokio::time::sleep(Duration::ZERO));
+        let mut pending: Option<Arrived> = None;
+        let mut listening = true;
         loop {
             tokio::select! {
                 result = &mut call => return Ran::Finished(result),
@@ -239,15 +259,56 @@ impl Run<'_> {
                         Err(err) => tracing::warn!(%err, "could not mark the call running; it runs on"),
                     }
                 }
+                changed = registration.reports.changed(), if listening => {
+                    // Closed only when another delivery of this call took the registration over.
+                    let Ok(()) = changed else { listening = false; continue };
+                    pending = registration.reports.borrow_and_update().clone();
+                    if let Some(limit) = heartbeat {
+                        hung.as_mut().reset(tokio::time::Instant::now() + limit);
+                    }
+                }
+                _ = &mut next_write, if pending.is_some() => {
+                    let arrived = pending.take().expect("a report is pending");
+                    match self.write_progress(record, revision, &arrived).await {
+                        Ok(true) => marked = true,
+                        Ok(false) => return Ran::Superseded,
+                        Err(err) => tracing::warn!(%err, "could not record the call's progress; it runs on"),
+                    }
+                    next_write.as_mut().reset(tokio::time::Instant::now() + PROGRESS_WRITE_INTERVAL);
+                }
+                _ = &mut hung, if heartbeat.is_some() => return Ran::Hung(heartbeat.expect("checked")),
                 _ = &mut lease => unreachable!("lease keeping never ends"),
-                _ = cancelled.cancelled() => return Ran::Cancelled,
+                _ = registration.token.cancelled() => return Ran::Cancelled,
                 _ = self.worker.abandon.cancelled() => return Ran::Abandoned,
             }
         }
     }
 
-    /// The runtime's view of the call, its body streamed from the object store when it was claim-checked.
-    async fn invocation(&self, max_attempts: u32) -> Result<Invocation, async_nats::Error> {
+    /// Writes `arrived` into the record (which also marks it running) and publishes it as a progress event;
+    /// `Ok(false)` when the call was cancelled or finished elsewhere meanwhile.
+    async fn write_progress(
+        &self,
+        record: &mut CallRecord,
+        revision: &mut u64,
+        arrived: &Arrived,
+    ) -> Result<bool, sluice_jetstream::store::StoreError> {
+        record.status = CallStatus::Running;
+        record.heartbeat_at = Some(arrived.at);
+        if !arrived.report.is_heartbeat() {
+            record.progress = Some(CallProgress::merged(record.progress.as_ref(), &arrived.report, arrived.at));
+        }
+        if record::write_over(&self.worker.calls, record, revision).await? != Written::Stored {
+            return Ok(false);
+        }
+        if let (false, Some(progress)) = (arrived.report.is_heartbeat(), &record.progress) {
+            progress::publish(self.worker, &self.call.call_id, &self.call.function, self.attempt, progress);
+        }
+        Ok(true)
+    }
+
+    /// The runtime's view of the call, its body streamed from the object store when it was claim-checked, and
+    /// with this attempt's progress URL (which carries `secret`).
+    async fn invocation(&self, max_attempts: u32, secret: &str) -> Result<Invocation, async_nats::Error> {
         let call = self.call;
         let body = match &call.payload {
             Payload::Inline(bytes) => Body::Bytes(bytes.clone()),
@@ -257,6 +318,12 @@ impl Run<'_> {
         headers.insert(h::CALL_ID, http::HeaderValue::from_str(&call.call_id)?);
         headers.insert(h::ATTEMPT, self.attempt.into());
         headers.insert(h::MAX_ATTEMPTS, max_attempts.into());
+        // Whatever the caller sent under this name is not the worker's, so it never reaches the function.
+        headers.remove(h::PROGRESS_URL);
+        if let Some(base) = self.worker.cfg.progress.for_kind(self.spec.runtime_kind()) {
+            let url = format!("{base}{}/{}/{secret}", reports::ROUTE, call.call_id);
+            headers.insert(h::PROGRESS_URL, http::HeaderValue::from_str(&url)?);
+        }
         Ok(Invocation {
             call_id: call.call_id.clone(),
             method: call.method.clone(),
@@ -269,6 +336,7 @@ impl Run<'_> {
 
     async fn retry_later(&self, mut record: CallRecord, mut revision: u64, outcome: &Outcome, wait: Duration) {
         record.status = CallStatus::Queued;
+        record.next_attempt_at = chrono::Duration::from_std(wait).ok().map(|wait| Utc::now() + wait);
         record.function_status = Some(outcome.status);
         record.error = outcome.error.clone();
         match record::write_over(&self.worker.calls, &mut record, &mut revision).await {
@@ -355,6 +423,7 @@ impl Run<'_> {
             record.callback = Some(self.settle_callback(url, headers, delivery, &stored_body).await?);
         }
         record.status = if outcome.succeeded() { CallStatus::Succeeded } else { CallStatus::Failed };
+        record.next_attempt_at = None;
         record.function_status = Some(outcome.status);
         record.finished_at = Some(Utc::now());
         record.error = outcome.error.clone();
@@ -428,6 +497,8 @@ impl Run<'_> {
 /// How a running call ended.
 enum Ran {
     Finished(Result<FunctionResponse, RuntimeError>),
+    /// No progress report within the function's heartbeat timeout.
+    Hung(Duration),
     /// Cancelled by request.
     Cancelled,
     /// Cancelled, or finished by another delivery, as the record showed when it was to be marked running.

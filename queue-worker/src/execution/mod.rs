@@ -1,5 +1,5 @@
 //! Running one call: from message to ack — the record's part, the lease, the attempt's outcome, the retry
-//! decision, and cancellation of calls running here.
+//! decision, the calls running here (cancelled on request, reporting progress).
 
 pub(crate) mod cancel;
 pub(crate) mod execute;
@@ -7,3 +7,4 @@ pub(crate) mod lease;
 pub(crate) mod outcome;
 pub(crate) mod record;
 pub(crate) mod retry;
+pub(crate) mod running;

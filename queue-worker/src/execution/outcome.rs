@@ -47,7 +47,7 @@ impl Outcome {
                 Self { status, headers: response.headers, body: response.body, error, runtime_error: false }
             }
             Err(err) => {
-                let status = if matches!(err, RuntimeError::Timeout(_)) { 504 } else { 502 };
+                let status = if matches!(err, RuntimeError::Timeout(_) | RuntimeError::Hung(_)) { 504 } else { 502 };
                 let body = serde_json::to_vec(&serde_json::json!({ "error": err.to_string() })).expect("json");
                 let mut headers = http::HeaderMap::new();
                 headers.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));

@@ -47,6 +47,7 @@ pub async fn start(
         }
         record.attempts = attempt;
         record.started_at = Some(Utc::now());
+        record.next_attempt_at = None;
         return Ok(Start::Run(record, revision));
     }
     Err(StoreError::Unavailable("call record keeps changing".into()))

@@ -1,8 +1,9 @@
 //! Taking calls: following the deployed functions, one consume loop per function, synchronous calls from the
-//! queue group, the queues of deleted functions, and the shape every core-NATS listener shares.
+//! queue group, progress reports from running functions, the queues of deleted functions, and the shape every core-NATS listener shares.
 
 pub(crate) mod consume;
 pub(crate) mod deleted;
 pub(crate) mod notices;
 pub(crate) mod registry;
+pub(crate) mod reports;
 pub(crate) mod sync;

@@ -66,6 +66,14 @@ impl Engine {
         Ok(engine)
     }
 
+    /// The host's address on the function network (its bridge gateway): where containers reach the worker.
+    pub async fn network_gateway(&self) -> Result<Option<std::net::IpAddr>, RuntimeError> {
+        let options = bollard::query_parameters::InspectNetworkOptions::default();
+        let network = self.docker.inspect_network(&self.network_id, Some(options)).await.map_err(backend)?;
+        let configs = network.ipam.and_then(|ipam| ipam.config).unwrap_or_default();
+        Ok(configs.iter().filter_map(|c| c.gateway.as_deref()).find_map(|g| g.parse().ok()))
+    }
+
     /// IDs of the networks called `self.network`, oldest first. The engine allows several networks of one
     /// name, and workers starting at once can each create one.
     async fn networks_named(&self) -> Result<Vec<String>, RuntimeError> {

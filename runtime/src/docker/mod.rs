@@ -150,6 +150,11 @@ impl DockerRuntime {
         })
     }
 
+    /// The worker's address as its containers see it (the function network's gateway), if the engine says.
+    pub async fn host_address(&self) -> Result<Option<std::net::IpAddr>, RuntimeError> {
+        self.inner.engine.network_gateway().await
+    }
+
     pub fn config(&self) -> &DockerConfig {
         &self.inner.cfg
     }
