@@ -652,3 +652,42 @@ async fn container_usage_is_measured() {
     platform.deploy(json!({"service": "local", "envProcess": "cat"})).await;
     assert!(function_status(&platform, "local").await.get("usage").is_none());
 }
+
+#[tokio::test]
+async fn a_container_function_reports_progress_over_the_function_network() {
+    let image = shell_image();
+    let id = worker_id();
+    let _cleanup = Cleanup(id.clone());
+    let platform = Platform::start(1, &[], &["--worker-id", &id]).await;
+    // A pause first, so the test's watcher is connected before the first report.
+    let script = r#"sh -c 'sleep 1; for p in 20 60 100; do curl -sf -d "$p step $p" "$Http_X_Sluice_Progress_Url" || exit 7; sleep 1.2; done; env'"#;
+    platform.deploy(json!({"service": "reporter", "image": image, "envProcess": script})).await;
+    wait_containers(&platform, &id, "reporter", 1, Duration::from_secs(60)).await;
+    let call_id = platform.call_async("reporter", "", None).await;
+    let events = platform.call_events(&call_id, Duration::from_secs(60)).await;
+    let percents: Vec<f64> = events
+        .iter()
+        .filter(|(name, _)| name == "progress")
+        .map(|(_, record)| record["progress"]["percent"].as_f64().unwrap())
+        .collect();
+    assert_eq!(percents, [20.0, 60.0, 100.0], "{events:?}");
+    let record = platform.record(&call_id).await;
+    assert_eq!(record["status"], "succeeded", "{record}");
+    assert_eq!(record["progress"]["message"], "step 100");
+    // The URL the container was given is the function network's gateway, not the worker's loopback.
+    let network_gateway =
+        docker(&["network", "inspect", "sluice", "--format", "{{range .IPAM.Config}}{{.Gateway}}{{end}}"]);
+    let env = completion_body(&platform, "reporter").await;
+    assert!(
+        env.contains(&format!("Http_X_Sluice_Progress_Url=http://{}:", network_gateway.trim())),
+        "gateway {network_gateway}: {env}"
+    );
+}
+
+/// The body of `function`'s latest completion event.
+async fn completion_body(platform: &Platform, function: &str) -> String {
+    let client = async_nats::connect(&platform.nats_url).await.unwrap();
+    let stream = async_nats::jetstream::new(client).get_stream("SLUICE_RESULTS").await.unwrap();
+    let last = stream.get_last_raw_message_by_subject(&format!("sluice.results.openfaas-fn.{function}")).await.unwrap();
+    String::from_utf8_lossy(&last.payload).into_owned()
+}
