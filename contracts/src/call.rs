@@ -75,6 +75,9 @@ pub struct CallRecord {
     /// When a failed attempt is tried again, while the call waits for it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_attempt_at: Option<DateTime<Utc>>,
+    /// Where the call's result (the function's response) is kept, once it is final.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<StoredResult>,
     /// Sequence of the call's dead letter in `SLUICE_DEAD`, while it can be replayed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dead_letter: Option<u64>,
@@ -106,6 +109,43 @@ pub struct CallbackState {
     pub last_error: Option<String>,
 }
 
+/// A finished call's kept result: the function's response, served by `GET /system/calls/{id}/result`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StoredResult {
+    /// Sequence of the call's completion event in `SLUICE_RESULTS`, which carries the response.
+    pub sequence: u64,
+    /// Size of the response body in bytes.
+    pub size: u64,
+    /// When it goes at the latest (sooner if the results store fills up); absent when kept until then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Whether it can still be fetched, as the gateway found when it served the record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<ResultState>,
+}
+
+/// Whether a kept result can still be fetched.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ResultState {
+    Available,
+    /// Its time (`--results-ttl`) is over.
+    Expired,
+    /// It went early, as the oldest result, to make room when the results store was full.
+    Evicted,
+}
+
+impl ResultState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Available => "available",
+            Self::Expired => "expired",
+            Self::Evicted => "evicted",
+        }
+    }
+}
+
 fn legacy_namespace() -> String {
     crate::function_ref::LEGACY_NAMESPACE.to_owned()
 }
@@ -126,6 +166,7 @@ impl CallRecord {
             callback: None,
             progress: None,
             heartbeat_at: None,
+            result: None,
             next_attempt_at: None,
             dead_letter: None,
             callback_url: None,

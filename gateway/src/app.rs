@@ -38,6 +38,8 @@ pub struct AppState {
     pub namespaces: NamespaceStore,
     /// Where calls and callbacks are queued.
     pub queue: Queue,
+    /// Finished calls' kept results.
+    pub results: sluice_jetstream::store::ResultStore,
     /// Calls followed live (`/system/calls/{id}/events`).
     pub call_watch: Arc<crate::call_watch::CallWatch>,
     /// Cancelled when the gateway stops: live streams end then rather than hold the shutdown up.
@@ -50,6 +52,7 @@ impl App {
         let functions = FunctionStore::new(topology.functions.clone());
         Self(Arc::new(AppState {
             function_cache: FunctionCache::start(functions.clone(), stop.clone()),
+            results: sluice_jetstream::store::ResultStore::new(topology.jetstream.clone()),
             call_watch: crate::call_watch::CallWatch::new(topology.calls.clone(), stop.clone()),
             stop,
             functions,

@@ -36,6 +36,9 @@ pub enum ApiError {
     CallIdTaken { id: String, function: String },
     #[error("call {id:?} is already {status}")]
     CallFinished { id: String, status: &'static str },
+    /// The call has no result to fetch (yet, any more, or at all); the message says which.
+    #[error("call {id:?} {why}")]
+    NoResult { id: String, why: String },
     #[error("call {0:?} has no dead letter to replay")]
     NotDead(String),
     #[error("invalid query: {0}")]
@@ -78,9 +81,11 @@ pub enum ApiError {
 impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::UnknownFunction(_) | Self::UnknownCall(_) | Self::UnknownSecret(_) | Self::UnknownNamespace(_) => {
-                StatusCode::NOT_FOUND
-            }
+            Self::UnknownFunction(_)
+            | Self::UnknownCall(_)
+            | Self::NoResult { .. }
+            | Self::UnknownSecret(_)
+            | Self::UnknownNamespace(_) => StatusCode::NOT_FOUND,
             Self::FunctionExists(_)
             | Self::SecretExists(_)
             | Self::NamespaceExists(_)

@@ -23,8 +23,12 @@ pub struct TopologyConfig {
     pub replicas: usize,
     /// How long call records are kept.
     pub calls_ttl: Duration,
-    /// How long completion events, connector events and dead letters are kept.
+    /// How long connector events and dead letters are kept.
     pub retention: Duration,
+    /// How long calls' results (the completion events, with the function's response) are kept to fetch.
+    pub results_ttl: Duration,
+    /// Most bytes the kept results may take; past it the oldest go first.
+    pub results_max_bytes: i64,
     /// Window in which a re-sent call id is stored once by JetStream itself.
     pub duplicate_window: Duration,
     /// Most bytes the stored bodies may take; past it new bodies are refused (503), none is dropped.
@@ -37,6 +41,8 @@ impl Default for TopologyConfig {
             replicas: 1,
             calls_ttl: Duration::from_secs(7 * 24 * 3600),
             retention: Duration::from_secs(7 * 24 * 3600),
+            results_ttl: Duration::from_secs(24 * 3600),
+            results_max_bytes: 1 << 30,
             duplicate_window: Duration::from_secs(10 * 60),
             payloads_max_bytes: 8 << 30,
         }
@@ -64,6 +70,8 @@ pub struct Topology {
     pub payloads: object_store::ObjectStore,
     /// Largest message the server accepts; bodies above it go through the object store.
     pub max_payload: usize,
+    /// How long results are kept (a large result's body in the object store goes when its event does).
+    pub results_ttl: Duration,
 }
 
 impl Topology {
@@ -187,6 +195,7 @@ pub async fn ensure(client: async_nats::Client, cfg: &TopologyConfig) -> Result<
         namespaces,
         payloads,
         max_payload,
+        results_ttl: cfg.results_ttl,
     };
     let mut tries = 0;
     while let Err(err) = crate::migrate::legacy_layout(&topology.jetstream).await {
@@ -204,30 +213,36 @@ pub async fn ensure(client: async_nats::Client, cfg: &TopologyConfig) -> Result<
 /// side by side.
 async fn create_all(client: &async_nats::Client, cfg: &TopologyConfig) -> Result<(), TopologyError> {
     let js = jetstream::new(client.clone());
-    // Progress events sit beside the completion events they lead up to.
+    // Progress events sit beside the completion events they lead up to; both are the results store, kept for
+    // the results TTL within its size, the oldest going first when it is full.
     let streams = [
-        (names::INVOCATIONS_STREAM, &[names::INVOKE_PREFIX][..], RetentionPolicy::WorkQueue, Duration::ZERO),
-        (names::EVENTS_STREAM, &[names::EVENTS_PREFIX], RetentionPolicy::Limits, cfg.retention),
+        (names::INVOCATIONS_STREAM, &[names::INVOKE_PREFIX][..], RetentionPolicy::WorkQueue, Duration::ZERO, -1),
+        (names::EVENTS_STREAM, &[names::EVENTS_PREFIX], RetentionPolicy::Limits, cfg.retention, -1),
         (
             names::RESULTS_STREAM,
             &[names::RESULTS_PREFIX, names::PROGRESS_PREFIX],
             RetentionPolicy::Limits,
-            cfg.retention,
+            cfg.results_ttl,
+            cfg.results_max_bytes,
         ),
-        (names::DEAD_STREAM, &[names::DEAD_PREFIX], RetentionPolicy::Limits, cfg.retention),
-        (names::CALLBACKS_STREAM, &[names::CALLBACKS_PREFIX], RetentionPolicy::WorkQueue, Duration::ZERO),
+        (names::DEAD_STREAM, &[names::DEAD_PREFIX], RetentionPolicy::Limits, cfg.retention, -1),
+        (names::CALLBACKS_STREAM, &[names::CALLBACKS_PREFIX], RetentionPolicy::WorkQueue, Duration::ZERO, -1),
     ];
-    let streams = streams.map(|(name, prefixes, retention, max_age)| {
+    let streams = streams.map(|(name, prefixes, retention, max_age, max_bytes)| {
         let js = js.clone();
+        // JetStream refuses a duplicate window longer than the stream keeps messages.
+        let duplicate_window = if max_age.is_zero() { cfg.duplicate_window } else { cfg.duplicate_window.min(max_age) };
         async move {
             js.create_or_update_stream(stream::Config {
                 name: name.to_owned(),
                 subjects: prefixes.iter().map(|prefix| format!("{prefix}.>")).collect(),
                 retention,
                 max_age,
+                max_bytes,
+                discard: stream::DiscardPolicy::Old,
                 storage: StorageType::File,
                 num_replicas: cfg.replicas,
-                duplicate_window: cfg.duplicate_window,
+                duplicate_window,
                 ..Default::default()
             })
             .await

@@ -1,5 +1,6 @@
-//! `sluice call get|watch|cancel|list`.
+//! `sluice call get|watch|result|cancel|list`.
 
+use anyhow::Context;
 use clap::Subcommand;
 use reqwest::Method;
 use sluice_contracts::CallRecord;
@@ -22,6 +23,15 @@ pub enum CallCommand {
         /// One line per change instead of a progress bar (the default when stderr is not a terminal).
         #[arg(long)]
         plain: bool,
+        #[command(flatten)]
+        gateway: GatewayClientArgs,
+    },
+    /// Write a finished call's result (the function's response body) to stdout, e.g. `> out.png`.
+    Result {
+        id: String,
+        /// Also print the function's status and headers to stderr.
+        #[arg(long)]
+        headers: bool,
         #[command(flatten)]
         gateway: GatewayClientArgs,
     },
@@ -50,6 +60,33 @@ pub async fn get(gateway: &Gateway, id: &str) -> anyhow::Result<CallRecord> {
     Ok(gateway.send(gateway.request(Method::GET, &format!("/system/calls/{id}"))).await?.json().await?)
 }
 
+/// Streams the call's result to stdout; fails when the function's status was not a success.
+async fn result(gateway: &Gateway, id: &str, show_headers: bool) -> anyhow::Result<()> {
+    use futures::StreamExt;
+    use std::io::Write;
+    let response = gateway.send_raw(gateway.request(Method::GET, &format!("/system/calls/{id}/result"))).await?;
+    // A result carries the function's own status, a failure too; only an answer without it is the gateway's.
+    let response = match response.headers().contains_key(sluice_contracts::names::http_headers::FUNCTION_STATUS) {
+        true => response,
+        false => Gateway::check(response).await?,
+    };
+    let status = response.status();
+    if show_headers {
+        eprintln!("{status}");
+        for (name, value) in response.headers() {
+            eprintln!("{name}: {}", value.to_str().unwrap_or("(binary)"));
+        }
+    }
+    let mut body = response.bytes_stream();
+    let mut out = std::io::stdout().lock();
+    while let Some(chunk) = body.next().await {
+        out.write_all(&chunk.context("reading the result")?)?;
+    }
+    out.flush()?;
+    anyhow::ensure!(status.is_success(), "the function answered {status}");
+    Ok(())
+}
+
 pub async fn run(cmd: CallCommand) -> anyhow::Result<()> {
     match cmd {
         CallCommand::Get { id, gateway } => {
@@ -60,6 +97,7 @@ pub async fn run(cmd: CallCommand) -> anyhow::Result<()> {
             let record = super::watch::watch(&Gateway::new(gateway), &id, plain).await?;
             super::watch::conclude(&record)?;
         }
+        CallCommand::Result { id, headers, gateway } => result(&Gateway::new(gateway), &id, headers).await?,
         CallCommand::Cancel { id, gateway } => {
             let gateway = Gateway::new(gateway);
             let record: CallRecord =

@@ -22,6 +22,12 @@ pub struct NatsArgs {
     /// How long call records are kept.
     #[arg(long, env = "SLUICE_CALLS_TTL", default_value = "7d", value_parser = args::duration)]
     pub calls_ttl: Duration,
+    /// How long calls' results are kept for `GET /system/calls/{id}/result` (and their completion events).
+    #[arg(long, env = "SLUICE_RESULTS_TTL", default_value = "24h", value_parser = args::duration)]
+    pub results_ttl: Duration,
+    /// Most space kept results may take; when full, the oldest go first.
+    #[arg(long, env = "SLUICE_RESULTS_MAX_BYTES", default_value = "1GiB", value_parser = args::byte_size)]
+    pub results_max_bytes: usize,
     /// Most space stored request and response bodies may take (new large bodies get a 503 past it).
     #[arg(long, env = "SLUICE_PAYLOADS_MAX_BYTES", default_value = "8GiB", value_parser = args::byte_size)]
     pub payloads_max_bytes: usize,
@@ -34,6 +40,8 @@ impl NatsArgs {
             replicas: self.replicas,
             calls_ttl: self.calls_ttl,
             payloads_max_bytes: i64::try_from(self.payloads_max_bytes).unwrap_or(i64::MAX),
+            results_ttl: self.results_ttl,
+            results_max_bytes: i64::try_from(self.results_max_bytes).unwrap_or(i64::MAX),
             ..Default::default()
         };
         Ok(topology::ensure(client, &cfg).await?)

@@ -15,6 +15,7 @@ mod openfaas;
 mod progress;
 mod records;
 mod reliability;
+mod results;
 mod s3;
 mod security;
 mod support;

@@ -29,11 +29,16 @@ pub(super) fn public(mut record: CallRecord) -> CallRecord {
     record
 }
 
+/// A call's record, its kept result's state as it is now.
 pub async fn get(
     State(app): State<App>,
     Path(super::CallPath { id }): Path<super::CallPath>,
 ) -> Result<Json<CallRecord>, ApiError> {
-    app.calls.get(&id).await?.map(|r| Json(public(r))).ok_or(ApiError::UnknownCall(id))
+    let mut record = app.calls.get(&id).await?.ok_or(ApiError::UnknownCall(id))?;
+    if let Some(result) = &mut record.result {
+        result.state = Some(app.results.state(result).await?);
+    }
+    Ok(Json(public(record)))
 }
 
 #[derive(serde::Deserialize, schemars::JsonSchema)]

@@ -2,6 +2,7 @@
 
 mod async_function;
 mod call_events;
+mod call_result;
 mod calls;
 mod dead;
 mod events;
@@ -159,6 +160,21 @@ fn system_routes() -> ApiRouter<App> {
             "/system/calls/{id}",
             get_with(calls::get, |op| tag(op, "A call's record"))
                 .delete_with(calls::cancel, |op| tag(op, "Cancel a queued or running call")),
+        )
+        .api_route(
+            "/system/calls/{id}/result",
+            get_with(call_result::result, |op| {
+                tag(op, "A finished call's result: the function's status, headers and body, while kept")
+                    .response_with::<200, Vec<u8>, _>(|r| {
+                        openapi::media_type(
+                            r.description("The function's response; `X-Function-Status` repeats its status"),
+                            "*/*",
+                        )
+                    })
+                    .default_response_with::<Vec<u8>, _>(|r| {
+                        openapi::media_type(r.description("The function's response with a status of its own"), "*/*")
+                    })
+            }),
         )
         .api_route(
             "/system/calls/{id}/events",

@@ -1,4 +1,4 @@
-//! Typed access to Sluice's KV buckets, shared by the gateway, workers and connectors.
+//! Typed access to Sluice's KV buckets and kept results, shared by the gateway, workers and connectors.
 
 pub mod calls;
 mod function_cache;
@@ -6,6 +6,7 @@ mod functions;
 mod invocations;
 mod latest;
 mod namespaces;
+mod results;
 
 pub use calls::{CallStore, Modified};
 pub use function_cache::FunctionCache;
@@ -13,6 +14,7 @@ pub use functions::{Deployed, FunctionStore, SpecChange};
 pub use invocations::{FLUSH_EVERY, InvocationTally};
 pub use latest::{Latest, latest_under};
 pub use namespaces::NamespaceStore;
+pub use results::{ResultStore, gone};
 
 /// A KV operation failed; the caller decides whether that is a 503 or a retry.
 #[derive(Debug, thiserror::Error)]

@@ -1,9 +1,10 @@
-//! Completion events on `sluice.results.{namespace}.{function}`: one per call, for chaining and audit.
+//! Completion events on `sluice.results.{namespace}.{function}`: one per call, for chaining and audit, and kept
+//! as the call's result to fetch.
 
 use async_nats::HeaderMap;
 use chrono::Utc;
 use sluice_contracts::{
-    Payload,
+    Payload, StoredResult,
     invocation::put_http_headers,
     names::{self, ce, http_headers as h, wire},
 };
@@ -19,9 +20,15 @@ pub struct Completion<'a> {
     pub outcome: &'a Outcome,
 }
 
+/// Where a published outcome is: its body (for the callback outbox) and the kept result (for the record).
+pub struct Published {
+    pub body: Payload,
+    pub result: StoredResult,
+}
+
 /// Publishes the completion event and waits for JetStream to store it. A large body goes to the object
-/// store first and the event names it. Returns where the body is stored, for the callback outbox.
-pub async fn publish(worker: &Worker, done: &Completion<'_>) -> Result<Payload, async_nats::Error> {
+/// store first and the event names it. The event is also the call's kept result.
+pub async fn publish(worker: &Worker, done: &Completion<'_>) -> Result<Published, async_nats::Error> {
     let ce_type = if done.outcome.succeeded() { names::CE_TYPE_COMPLETED } else { names::CE_TYPE_FAILED };
     let mut headers = HeaderMap::new();
     // One event per call even when a redelivered call finishes twice.
@@ -49,6 +56,15 @@ pub async fn publish(worker: &Worker, done: &Completion<'_>) -> Result<Payload, 
     } else {
         (done.outcome.body.clone(), Payload::Inline(done.outcome.body.clone()))
     };
-    worker.topology.jetstream.publish_with_headers(names::results_subject(done.function), headers, body).await?.await?;
-    Ok(stored)
+    let subject = names::results_subject(done.function);
+    // A duplicate (a redelivered call finishing twice) is acknowledged with the first event's sequence.
+    let ack = worker.topology.jetstream.publish_with_headers(subject, headers, body).await?.await?;
+    let ttl = chrono::Duration::from_std(worker.topology.results_ttl).ok().filter(|ttl| !ttl.is_zero());
+    let result = StoredResult {
+        sequence: ack.sequence,
+        size: done.outcome.body.len() as u64,
+        expires_at: ttl.map(|ttl| Utc::now() + ttl),
+        state: None,
+    };
+    Ok(Published { body: stored, result })
 }

@@ -1,13 +1,15 @@
 //! Collecting stored bodies that no live call needs: a body whose call record is gone (expired, or the call
 //! was never queued because its gateway died mid-intake), a succeeded or cancelled call's request body, and
 //! synchronous responses (read once, at once). A failed call's request body stays for its dead letter's replay.
+//! A large result stays while it can be fetched (until its kept result expires) and while its callback waits.
 //! Bodies younger than the orphan age are left alone: their call may still be on its way. Any number of
 //! workers may sweep at once; deleting twice is harmless.
 
 use std::{sync::Arc, time::Duration};
 
+use chrono::Utc;
 use futures::StreamExt;
-use sluice_contracts::CallStatus;
+use sluice_contracts::{CallRecord, CallStatus, CallbackDelivery};
 use tokio_util::sync::CancellationToken;
 
 use crate::Worker;
@@ -40,17 +42,19 @@ pub async fn run(worker: Arc<Worker>, cfg: SweepConfig, shutdown: CancellationTo
     }
 }
 
-/// Whether the body `name` is still needed, given its call's status (`None`: no record).
-fn needed(name: &str, status: Option<CallStatus>) -> bool {
+/// Whether the body `name` is still needed, given its call's record (`None`: no record).
+fn needed(name: &str, record: Option<&CallRecord>) -> bool {
     if name.ends_with(".sync-response") {
         return false;
     }
-    match status {
-        None => false,
-        // A request body is replayed with its dead letter; a result is what the outbox still delivers.
-        Some(CallStatus::Succeeded | CallStatus::Cancelled) => name.ends_with(".result"),
-        Some(_) => true,
+    let Some(record) = record else { return false };
+    if name.ends_with(".result") {
+        let fetchable = record.result.as_ref().is_some_and(|r| r.expires_at.is_none_or(|due| due > Utc::now()));
+        let delivering = record.callback.as_ref().is_some_and(|c| c.state == CallbackDelivery::Pending);
+        return fetchable || delivering;
     }
+    // A request body is replayed with its dead letter.
+    !matches!(record.status, CallStatus::Succeeded | CallStatus::Cancelled)
 }
 
 async fn sweep(worker: &Worker, orphan_age: Duration) -> Result<u64, async_nats::Error> {
@@ -65,11 +69,11 @@ async fn sweep(worker: &Worker, orphan_age: Duration) -> Result<u64, async_nats:
         }
         let call_id = object.name.strip_suffix(".result").unwrap_or(&object.name);
         let call_id = call_id.strip_suffix(".sync-response").unwrap_or(call_id);
-        let status = match worker.calls.get(call_id).await {
-            Ok(record) => record.map(|r| r.status),
+        let record = match worker.calls.get(call_id).await {
+            Ok(record) => record,
             Err(_) => continue, // unsure: keep it
         };
-        if !needed(&object.name, status) && worker.topology.payloads.delete(&object.name).await.is_ok() {
+        if !needed(&object.name, record.as_ref()) && worker.topology.payloads.delete(&object.name).await.is_ok() {
             removed += 1;
         }
     }
@@ -80,13 +84,35 @@ async fn sweep(worker: &Worker, orphan_age: Duration) -> Result<u64, async_nats:
 mod tests {
     use super::*;
 
+    fn record(status: CallStatus) -> CallRecord {
+        let mut record = CallRecord::queued("abc", &sluice_contracts::FunctionRef::new("ns", "f"), Utc::now());
+        record.status = status;
+        record
+    }
+
+    fn with_result(mut record: CallRecord, expires_in: i64) -> CallRecord {
+        let expires_at = Some(Utc::now() + chrono::Duration::seconds(expires_in));
+        record.result = Some(sluice_contracts::StoredResult { sequence: 1, size: 1, expires_at, state: None });
+        record
+    }
+
     #[test]
     fn what_is_kept() {
         assert!(!needed("abc", None), "no record: nobody needs it");
-        assert!(!needed("abc", Some(CallStatus::Succeeded)));
-        assert!(needed("abc", Some(CallStatus::Failed)), "kept for the dead letter's replay");
-        assert!(needed("abc", Some(CallStatus::Queued)));
-        assert!(needed("abc.result", Some(CallStatus::Succeeded)));
-        assert!(!needed("abc.sync-response", Some(CallStatus::Running)));
+        assert!(!needed("abc", Some(&record(CallStatus::Succeeded))));
+        assert!(needed("abc", Some(&record(CallStatus::Failed))), "kept for the dead letter's replay");
+        assert!(needed("abc", Some(&record(CallStatus::Queued))));
+        assert!(!needed("abc.sync-response", Some(&record(CallStatus::Running))));
+    }
+
+    #[test]
+    fn a_large_result_is_kept_while_it_can_be_fetched_or_its_callback_waits() {
+        let done = record(CallStatus::Succeeded);
+        assert!(needed("abc.result", Some(&with_result(done.clone(), 60))));
+        assert!(!needed("abc.result", Some(&with_result(done.clone(), -1))), "expired");
+        let mut waiting = with_result(done, -1);
+        waiting.callback =
+            Some(sluice_contracts::CallbackState { state: CallbackDelivery::Pending, attempts: 1, last_error: None });
+        assert!(needed("abc.result", Some(&waiting)));
     }
 }

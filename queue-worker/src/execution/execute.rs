@@ -416,8 +416,9 @@ impl Run<'_> {
                 _ => None,
             }
         };
-        let (stored_body, dead_letter, first_try) = tokio::join!(published, dead_lettered, first_try);
-        let stored_body = stored_body?;
+        let (published, dead_letter, first_try) = tokio::join!(published, dead_lettered, first_try);
+        let results::Published { body: stored_body, result } = published?;
+        record.result = Some(result);
         record.dead_letter = dead_letter?;
         if let (Some(url), Some(headers), Some(delivery)) = (&call.callback_url, callback_headers, first_try) {
             record.callback = Some(self.settle_callback(url, headers, delivery, &stored_body).await?);
