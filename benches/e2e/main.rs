@@ -9,6 +9,7 @@ mod load;
 mod procs;
 mod report;
 mod scenarios;
+mod watchers;
 
 use std::time::Duration;
 

@@ -53,6 +53,8 @@ pub struct Results {
     pub list_ms: f64,
     /// Baseline: reading the same specs straight from the bucket's stream (last value per key), median of 5, ms.
     pub raw_spec_read_ms: f64,
+    /// Live watchers of calls, against raw KV watches.
+    pub watchers: crate::watchers::Watchers,
 }
 
 /// CPU time per message or call (µs): what each part costs, whatever the machine's speed at the moment.
@@ -257,6 +259,7 @@ pub async fn run_all(p: &Params) -> Results {
     // The listing alone: no worker starting consumers for the functions meanwhile.
     drop(worker);
     listing(p, &mut r, &http, &base, &js).await;
+    r.watchers = crate::watchers::measure(p, &base, &gateway, &server, &js).await;
     r
 }
 
