@@ -97,6 +97,7 @@ fn rows(r: &Results) -> Vec<(&'static str, f64, &'static str, Option<f64>, &'sta
         ("time until every stream had its state", r.watchers.open_seconds, "s", None, ""),
         ("gateway memory per watcher", r.watchers.gateway_kib_per_watcher, "KiB", None, "< 64"),
         ("gateway CPU, watchers open and idle", r.watchers.gateway_idle_cpu_percent, "% core", None, ""),
+        ("baseline: KV watches the server accepted", r.watchers.raw_watches_opened as f64, "consumers", None, ""),
         ("baseline: nats-server memory, a KV watch per call", r.watchers.nats_mb_raw_watches, "MiB", None, ""),
         (
             "nats-server memory, the watchers",

@@ -30,6 +30,9 @@ pub struct Watchers {
     pub nats_mb_sluice: f64,
     /// Baseline: nats-server memory growth with one raw KV watch per call, MiB.
     pub nats_mb_raw_watches: f64,
+    /// Baseline: raw KV watches the server accepted (one consumer each), and why it refused the next.
+    pub raw_watches_opened: usize,
+    pub raw_watch_refusal: Option<String>,
     /// Cancelling every call: from the DELETE to that call's `end` event, p50 and p99, ms.
     pub change_p50_ms: f64,
     pub change_p99_ms: f64,
@@ -137,8 +140,16 @@ pub async fn measure(
     let calls = js.get_key_value("sluice_calls").await.unwrap();
     let mut raw = Vec::with_capacity(ids.len());
     for id in &ids {
-        raw.push(calls.watch(id).await.unwrap());
+        match calls.watch(id).await {
+            Ok(watch) => raw.push(watch),
+            Err(err) => {
+                // What a watch per watcher runs into: the server's limit on consumers.
+                w.raw_watch_refusal = Some(err.to_string());
+                break;
+            }
+        }
     }
+    w.raw_watches_opened = raw.len();
     tokio::time::sleep(Duration::from_secs(1)).await;
     w.nats_mb_raw_watches = server.proc.rss().saturating_sub(nats_before) as f64 / (1024.0 * 1024.0);
     drop(raw);

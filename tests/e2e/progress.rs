@@ -195,6 +195,18 @@ async fn forged_malformed_and_late_reports_are_refused_and_change_nothing() {
         error_of(platform.http.get(platform.url("/system/calls/nope/events")).send().await.unwrap()).await;
     assert_eq!(status, 404);
 
+    // A synchronous call has no progress URL, and one a caller sends never reaches the function.
+    let show = r#"sh -c 'printf "[%s]" "$Http_X_Sluice_Progress_Url"'"#;
+    platform.deploy(json!({"service": "show-url", "envProcess": show})).await;
+    let sync = platform
+        .http
+        .post(platform.url("/function/show-url"))
+        .header("X-Sluice-Progress-Url", "http://attacker.example/steal")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sync.text().await.unwrap(), "[]");
+
     // Once the call is over, its URL takes nothing more.
     std::fs::write(&gate, "").unwrap();
     platform.wait_final(&a, Duration::from_secs(30)).await;

@@ -131,6 +131,8 @@ async fn run(worker: &Worker, call: InvocationMessage) -> Outcome {
     if let Ok(id) = http::HeaderValue::from_str(&call.call_id) {
         headers.insert(h::CALL_ID, id);
     }
+    // A synchronous call answers at once and has no progress URL; none a caller sent reaches the function.
+    headers.remove(h::PROGRESS_URL);
     let invocation = Invocation {
         call_id: call.call_id.clone(),
         method: call.method,
