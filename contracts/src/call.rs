@@ -66,6 +66,9 @@ pub struct CallRecord {
     /// Delivery of the call's callback, when it has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub callback: Option<CallbackState>,
+    /// The call whose response this call was started with (`async.onSuccess`/`onFailure`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_call_id: Option<String>,
     /// The function's latest progress report, while it runs and after.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub progress: Option<crate::CallProgress>,
@@ -164,6 +167,7 @@ impl CallRecord {
             finished_at: None,
             error: None,
             callback: None,
+            parent_call_id: None,
             progress: None,
             heartbeat_at: None,
             result: None,

@@ -73,6 +73,12 @@ pub struct AsyncConfig {
     /// retry policy; without it, only `timeout` ends a silent call.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub heartbeat_timeout: Option<HumanDuration>,
+    /// The function a succeeded call goes on to, its response the next call's input.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_success: Option<crate::chain::Destination>,
+    /// The function a call that failed for good goes on to, its last response the next call's input.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_failure: Option<crate::chain::Destination>,
 }
 
 /// Replica bounds and autoscaling target.
@@ -252,6 +258,16 @@ impl FunctionSpec {
         self.async_config.as_ref().and_then(|a| a.heartbeat_timeout).map(HumanDuration::get)
     }
 
+    /// The functions this one's finished calls go on to, by leg.
+    pub fn destinations(&self) -> Vec<(crate::chain::Leg, crate::FunctionRef)> {
+        let namespace = self.function_ref().namespace;
+        let Some(cfg) = &self.async_config else { return Vec::new() };
+        [(crate::chain::Leg::OnSuccess, &cfg.on_success), (crate::chain::Leg::OnFailure, &cfg.on_failure)]
+            .into_iter()
+            .filter_map(|(leg, destination)| Some((leg, destination.as_ref()?.target(&namespace))))
+            .collect()
+    }
+
     /// Checks that the spec can be deployed as it is.
     pub fn validate(&self) -> Result<(), ValidationError> {
         self.validate_name()?;
@@ -357,6 +373,17 @@ impl FunctionSpec {
             }
             if cfg.heartbeat_timeout.is_some_and(|t| t.get() < std::time::Duration::from_secs(1)) {
                 return Err(ValidationError::new("async.heartbeatTimeout", "must be at least 1s"));
+            }
+            for (leg, target) in self.destinations() {
+                if !target.is_valid() {
+                    return Err(ValidationError::new(
+                        &format!("{}.function", leg.field()),
+                        format!("{:?} is not a function name: NAME or NAME.NAMESPACE, DNS labels", target.to_string()),
+                    ));
+                }
+                if target == self.function_ref() {
+                    return Err(ValidationError::new(leg.field(), "a function cannot go on to itself: a loop"));
+                }
             }
             if let Some(retry) = &cfg.retry {
                 if retry.attempts == Some(0) {

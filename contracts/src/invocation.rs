@@ -141,6 +141,17 @@ impl InvocationMessage {
     }
 
     /// Decodes a message written by [`InvocationMessage::to_nats`].
+    /// The call this one was chained from, when it was.
+    pub fn parent_call_id(&self) -> Option<&str> {
+        self.headers.get(crate::names::http_headers::PARENT_CALL_ID).and_then(|v| v.to_str().ok())
+    }
+
+    /// How many calls led to this one (0 for a call nobody chained).
+    pub fn chain_depth(&self) -> u32 {
+        let depth = self.headers.get(crate::names::http_headers::CHAIN_DEPTH).and_then(|v| v.to_str().ok());
+        depth.and_then(|d| d.parse().ok()).unwrap_or(0)
+    }
+
     pub fn from_nats(headers: &NatsHeaders, body: Bytes) -> Result<Self, DecodeError> {
         let call_id = required(headers, ce::ID)?.to_owned();
         let subject = required(headers, ce::SUBJECT)?;

@@ -26,6 +26,7 @@ pub mod answer;
 pub mod body;
 pub mod call;
 pub mod callback;
+pub mod chain;
 pub mod credentials;
 pub mod dead;
 pub mod duration;

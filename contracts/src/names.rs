@@ -181,6 +181,10 @@ pub mod http_headers {
     pub const SIGNATURE: &str = "X-Sluice-Signature";
     /// Where a running call reports its progress: a URL for that one call and attempt.
     pub const PROGRESS_URL: &str = "X-Sluice-Progress-Url";
+    /// On a chained call (`async.onSuccess`/`onFailure`): the call whose response is its input.
+    pub const PARENT_CALL_ID: &str = "X-Sluice-Parent-Call-Id";
+    /// On a chained call: how many calls led to it (1 for the first step).
+    pub const CHAIN_DEPTH: &str = "X-Sluice-Chain-Depth";
 }
 
 /// Whether `name` can be a KV key or one subject token: 1 to `max` letters, digits, `-`, `_`, `=` and `.`,

@@ -93,6 +93,7 @@ impl Queue {
     pub async fn submit(&self, call: &InvocationMessage, claim: Claim) -> Result<Submitted, QueueError> {
         let mut record = CallRecord::queued(&call.call_id, &call.function, call.time);
         record.callback_url = call.callback_url.clone();
+        record.parent_call_id = call.parent_call_id().map(str::to_owned);
         let subject = names::invoke_subject(&call.function);
         let published = match claim {
             Claim::Fresh => {

@@ -26,7 +26,7 @@ mod metrics;
 
 // Each module by its own name inside the crate; the folders say which part of the worker it serves.
 use containers::{logs, scaling, secrets};
-use delivery::{callback, outbox, progress, results, sweep};
+use delivery::{callback, chain, outbox, progress, results, sweep};
 use execution::{cancel, execute, lease, outcome, record, retry, running};
 use intake::{consume, deleted, notices, registry, reports, sync};
 
@@ -64,6 +64,8 @@ pub struct WorkerConfig {
     pub sweep: SweepConfig,
     /// Where functions reach this worker's [`ProgressEndpoint`]; a call gets no progress URL without one.
     pub progress: ProgressUrls,
+    /// Longest chain of `async.onSuccess`/`onFailure` steps; a step past it is recorded failed, not run.
+    pub max_chain_depth: u32,
 }
 
 /// The base URLs (scheme, host and port) of this worker's progress endpoint, as functions reach it.
@@ -96,6 +98,7 @@ impl Default for WorkerConfig {
             callback: CallbackConfig::default(),
             sweep: SweepConfig::default(),
             progress: ProgressUrls::default(),
+            max_chain_depth: 16,
         }
     }
 }

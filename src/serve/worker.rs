@@ -53,6 +53,9 @@ pub struct WorkerOptions {
     /// File holding the callback signing secret.
     #[arg(long, env = "SLUICE_CALLBACK_SECRET_FILE")]
     pub callback_secret_file: Option<PathBuf>,
+    /// Longest chain of async.onSuccess/onFailure steps; a step past it is recorded failed and not run.
+    #[arg(long, env = "SLUICE_MAX_CHAIN_DEPTH", default_value_t = 16)]
+    pub max_chain_depth: u32,
     /// How often stored bodies that no call needs any more are looked for and removed.
     #[arg(long, env = "SLUICE_PAYLOADS_SWEEP_EVERY", default_value = "10m", value_parser = args::duration)]
     pub payloads_sweep_every: Duration,
@@ -99,6 +102,7 @@ impl WorkerOptions {
                 orphan_age: self.payloads_orphan_age,
             },
             progress: Default::default(),
+            max_chain_depth: self.max_chain_depth,
         })
     }
 }

@@ -3,6 +3,7 @@
 
 mod api_errors;
 mod async_calls;
+mod chain;
 mod cli;
 mod docker;
 mod events;

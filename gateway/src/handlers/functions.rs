@@ -130,6 +130,7 @@ async fn validate(app: &App, spec: &mut FunctionSpec) -> Result<(), ApiError> {
             })
         })?;
     }
+    refuse_loops(app, spec).await?;
     let namespace = spec.function_ref().namespace;
     if let Some(missing) = super::secrets::first_missing(app, &namespace, &spec.secrets).await? {
         return Err(ApiError::InvalidSpec(sluice_contracts::ValidationError {
@@ -138,6 +139,36 @@ async fn validate(app: &App, spec: &mut FunctionSpec) -> Result<(), ApiError> {
                 "secret {missing:?} does not exist in namespace {namespace:?}; create it with POST /system/secrets"
             ),
         }));
+    }
+    Ok(())
+}
+
+/// Functions looked at, at most, when following a new spec's destinations through the deployed ones.
+const MAX_CHAIN_WALK: usize = 1024;
+
+/// Refuses a spec whose `async.onSuccess`/`onFailure` lead back to it through the deployed functions' own:
+/// its calls would go round for ever (the workers' depth limit would cut them, but only after many runs).
+async fn refuse_loops(app: &App, spec: &FunctionSpec) -> Result<(), ApiError> {
+    let me = spec.function_ref();
+    for (leg, first) in spec.destinations() {
+        let mut stack = vec![(first, vec![me.clone()])];
+        let mut seen = std::collections::HashSet::new();
+        while let Some((at, mut path)) = stack.pop() {
+            path.push(at.clone());
+            if at == me {
+                let shown: Vec<String> = path.iter().map(|f| app.shown(f)).collect();
+                return Err(ApiError::InvalidSpec(sluice_contracts::ValidationError {
+                    field: leg.field().to_owned(),
+                    message: format!("{} leads back to this function: its calls would loop", shown.join(" → ")),
+                }));
+            }
+            if seen.len() >= MAX_CHAIN_WALK || !seen.insert(at.clone()) {
+                continue;
+            }
+            if let Some(next) = app.function_cache.get(&at).await? {
+                stack.extend(next.destinations().into_iter().map(|(_, to)| (to, path.clone())));
+            }
+        }
     }
     Ok(())
 }

@@ -63,8 +63,9 @@ pub async fn callback_url(headers: &HeaderMap, policy: &OutboundPolicy) -> Resul
 /// Most bytes of request headers a call carries to its function (they travel in the NATS message).
 pub const MAX_HEADER_BYTES: usize = 64 * 1024;
 
-/// The request headers a function receives: at most [`MAX_HEADER_BYTES`] of them, and never Sluice's own
-/// credentials (an `Authorization` the gateway accepts, as with `--protect-invocations`).
+/// The request headers a function receives: at most [`MAX_HEADER_BYTES`] of them, never Sluice's own
+/// credentials (an `Authorization` the gateway accepts, as with `--protect-invocations`), and never a chained
+/// call's lineage headers.
 pub fn forwarded_headers(app: &App, headers: &HeaderMap) -> Result<HeaderMap, ApiError> {
     let size: usize = headers.iter().map(|(n, v)| n.as_str().len() + v.len() + 4).sum();
     if size > MAX_HEADER_BYTES {
@@ -75,6 +76,9 @@ pub fn forwarded_headers(app: &App, headers: &HeaderMap) -> Result<HeaderMap, Ap
     if headers.get(axum::http::header::AUTHORIZATION).is_some_and(ours) {
         headers.remove(axum::http::header::AUTHORIZATION);
     }
+    // Lineage is the worker's to state: a caller cannot pass a call off as another's next step.
+    headers.remove(sluice_contracts::names::http_headers::PARENT_CALL_ID);
+    headers.remove(sluice_contracts::names::http_headers::CHAIN_DEPTH);
     Ok(headers)
 }
 

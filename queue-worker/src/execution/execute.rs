@@ -37,6 +37,7 @@ use tracing::Instrument;
 use crate::{
     Worker,
     callback::DeliveryError,
+    chain,
     consume::hand_back,
     lease, metrics,
     outcome::Outcome,
@@ -419,6 +420,8 @@ impl Run<'_> {
         let (published, dead_letter, first_try) = tokio::join!(published, dead_lettered, first_try);
         let results::Published { body: stored_body, result } = published?;
         record.result = Some(result);
+        // Before the outcome is recorded: a delivery that finds it recorded does not get this far again.
+        chain::follow_on(worker, self.spec, call, outcome, &stored_body).await?;
         record.dead_letter = dead_letter?;
         if let (Some(url), Some(headers), Some(delivery)) = (&call.callback_url, callback_headers, first_try) {
             record.callback = Some(self.settle_callback(url, headers, delivery, &stored_body).await?);
@@ -435,8 +438,10 @@ impl Run<'_> {
             Ok(Written::FinishedElsewhere) => tracing::info!("another delivery recorded the call's outcome first"),
             Err(err) => return Err(format!("call record: {err}")),
         }
+        // Only the call's own stored body: a chained call's input is its parent's result, which stays.
         if outcome.succeeded()
             && let Payload::Object(name) = &call.payload
+            && *name == call.call_id
             && let Err(err) = worker.topology.payloads.delete(name).await
         {
             tracing::warn!(%err, object = %name, "could not delete the call's stored body");

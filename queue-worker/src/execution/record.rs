@@ -38,6 +38,7 @@ pub async fn start(
                 // write it here (unless it lands first) and read it back for its revision.
                 let mut fresh = CallRecord::queued(&call.call_id, &call.function, call.time);
                 fresh.callback_url = call.callback_url.clone();
+                fresh.parent_call_id = call.parent_call_id().map(str::to_owned);
                 calls.create(&fresh).await?;
                 continue;
             }

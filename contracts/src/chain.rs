@@ -1,0 +1,76 @@
+//! Chaining: a function's `async.onSuccess` / `async.onFailure` name the function its finished calls go on to.
+//! The next call's input is the finished call's response; it is a call like any other, with an id derived from
+//! its parent's, so a parent whose outcome is reported twice still starts it once.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::FunctionRef;
+
+/// Where a finished call goes on to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Destination {
+    /// The function called with the finished call's response: `NAME` (this function's namespace) or
+    /// `NAME.NAMESPACE`.
+    pub function: String,
+}
+
+/// Which end of a call leads on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Leg {
+    OnSuccess,
+    OnFailure,
+}
+
+impl Leg {
+    /// The spec field, as errors name it.
+    pub fn field(self) -> &'static str {
+        match self {
+            Self::OnSuccess => "async.onSuccess",
+            Self::OnFailure => "async.onFailure",
+        }
+    }
+}
+
+impl Destination {
+    /// The function it names, from a spec in `namespace`.
+    pub fn target(&self, namespace: &str) -> FunctionRef {
+        FunctionRef::from_qualified(&self.function, namespace)
+    }
+}
+
+/// The id of the call `parent` leads on to: the same parent, leg and target always give the same id.
+pub fn chained_call_id(parent: &str, leg: Leg, target: &FunctionRef) -> String {
+    let digest = Sha256::new()
+        .chain_update(parent.as_bytes())
+        .chain_update(if leg == Leg::OnSuccess { b"\nsuccess\n" } else { b"\nfailure\n" })
+        .chain_update(target.stable_name().as_bytes())
+        .finalize();
+    format!("ch-{}", hex::encode(&digest[..16]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chained_ids_are_stable_and_distinct_per_leg_and_target() {
+        let target = FunctionRef::new("ns", "next");
+        let id = chained_call_id("parent-1", Leg::OnSuccess, &target);
+        assert_eq!(id, chained_call_id("parent-1", Leg::OnSuccess, &target));
+        assert_ne!(id, chained_call_id("parent-1", Leg::OnFailure, &target));
+        assert_ne!(id, chained_call_id("parent-2", Leg::OnSuccess, &target));
+        assert_ne!(id, chained_call_id("parent-1", Leg::OnSuccess, &FunctionRef::new("other", "next")));
+        assert!(crate::call::is_valid_call_id(&id) && id.len() == 35);
+    }
+
+    #[test]
+    fn a_destination_names_a_function_here_or_in_another_namespace() {
+        let here = Destination { function: "next".into() };
+        assert_eq!(here.target("team-a"), FunctionRef::new("team-a", "next"));
+        let there = Destination { function: "next.team-b".into() };
+        assert_eq!(there.target("team-a"), FunctionRef::new("team-b", "next"));
+    }
+}

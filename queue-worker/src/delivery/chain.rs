@@ -1,0 +1,84 @@
+//! Going on from a finished call (`async.onSuccess` / `async.onFailure`): its response becomes the next
+//! call's input — the body where it already is (a large one by reference to the stored result, never copied),
+//! its content type, the parent's call id and chain depth, and the completion's CloudEvents attributes as
+//! headers. The next call's id derives from the parent's, so an outcome reported twice starts it once. A step
+//! past `--max-chain-depth`, or to a function that is not deployed, is recorded failed and never queued: it is
+//! seen, and nothing loops.
+
+use chrono::Utc;
+use sluice_contracts::{
+    CallRecord, CallStatus, FunctionSpec, InvocationMessage, Payload,
+    chain::{Leg, chained_call_id},
+    names::{self, http_headers as h},
+};
+use sluice_jetstream::{
+    queue::Claim,
+    retry::{STORE, persist},
+};
+
+use crate::{Worker, outcome::Outcome};
+
+/// Starts the call `call`'s outcome leads on to, if its function names one; `body` is where the response is.
+pub async fn follow_on(
+    worker: &Worker,
+    spec: &FunctionSpec,
+    call: &InvocationMessage,
+    outcome: &Outcome,
+    body: &Payload,
+) -> Result<(), String> {
+    let leg = if outcome.succeeded() { Leg::OnSuccess } else { Leg::OnFailure };
+    let Some((_, target)) = spec.destinations().into_iter().find(|(l, _)| *l == leg) else { return Ok(()) };
+    let depth = call.chain_depth().saturating_add(1);
+    let ce_type = if outcome.succeeded() { names::CE_TYPE_COMPLETED } else { names::CE_TYPE_FAILED };
+    let mut headers = http::HeaderMap::new();
+    let mut put = |name: &'static str, value: &str| {
+        if let Ok(value) = http::HeaderValue::from_str(value) {
+            headers.insert(name, value);
+        }
+    };
+    if let Some(content_type) = outcome.content_type() {
+        put("content-type", content_type);
+    }
+    put(h::PARENT_CALL_ID, &call.call_id);
+    put(h::CHAIN_DEPTH, &depth.to_string());
+    put(h::FUNCTION_STATUS, &outcome.status.to_string());
+    put(names::ce::SPECVERSION, names::ce::VERSION);
+    put(names::ce::TYPE, ce_type);
+    put(names::ce::SOURCE, names::CE_SOURCE_WORKER);
+    put(names::ce::ID, &call.call_id);
+    put(names::ce::SUBJECT, &call.function.key());
+    let next = InvocationMessage {
+        call_id: chained_call_id(&call.call_id, leg, &target),
+        function: target,
+        source: names::CE_SOURCE_WORKER.to_owned(),
+        time: Utc::now(),
+        method: http::Method::POST,
+        path: String::new(),
+        query: String::new(),
+        headers,
+        callback_url: None,
+        payload: body.clone(),
+    };
+    let refusal = if depth > worker.cfg.max_chain_depth {
+        Some(format!(
+            "not started: chain depth {depth} is over the limit of {} (--max-chain-depth); a loop?",
+            worker.cfg.max_chain_depth
+        ))
+    } else if !worker.specs.read().expect("specs lock").contains_key(&next.function) {
+        Some(format!("not started: {} ({}) is not deployed", next.function, leg.field()))
+    } else {
+        None
+    };
+    if let Some(error) = refusal {
+        tracing::warn!(next = %next.call_id, %error, "chained call refused");
+        let mut record = CallRecord::queued(&next.call_id, &next.function, next.time);
+        record.parent_call_id = Some(call.call_id.clone());
+        record.status = CallStatus::Failed;
+        record.finished_at = Some(next.time);
+        record.error = Some(error);
+        return persist("refused chained call", STORE, || worker.calls.create(&record)).await.map(drop);
+    }
+    persist("chained call", STORE, || worker.queue.submit(&next, Claim::Derived)).await?;
+    tracing::info!(next = %next.call_id, function = %next.function, depth, "chained call queued");
+    Ok(())
+}

@@ -1,0 +1,119 @@
+//! Chaining: `async.onSuccess` / `async.onFailure` start the next function with the finished call's response,
+//! its lineage on the record and in headers; loops are refused at deploy, and a chain longer than the workers'
+//! limit stops with a failed, never-run step.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::support::{Platform, error_of};
+
+/// Waits for the one call of `function` and returns its final record.
+async fn the_call_of(platform: &Platform, function: &str) -> Value {
+    let start = Instant::now();
+    loop {
+        let calls = platform.list_calls(&format!("function={function}")).await;
+        if let [call] = &calls[..] {
+            return platform.wait_final(call["callId"].as_str().unwrap(), Duration::from_secs(30)).await;
+        }
+        assert!(calls.len() < 2, "one call of {function}, not {calls:?}");
+        assert!(start.elapsed() < Duration::from_secs(30), "{function} was never called");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn result_text(platform: &Platform, call_id: &str) -> String {
+    let url = platform.url(&format!("/system/calls/{call_id}/result"));
+    platform.http.get(url).send().await.unwrap().text().await.unwrap()
+}
+
+#[tokio::test]
+async fn finished_calls_go_on_to_the_next_function_once_and_loops_are_refused() {
+    let platform = Platform::start(1, &[], &["--max-chain-depth", "2"]).await;
+    let tell = r#"sh -c 'cat; printf " <- %s depth %s %s %s" "$Http_X_Sluice_Parent_Call_Id" "$Http_X_Sluice_Chain_Depth" "$Http_Ce_Type" "$Http_Content_Type"'"#;
+    platform.deploy(json!({"service": "last", "envProcess": "cat"})).await;
+    platform.deploy(json!({"service": "tell", "envProcess": tell, "async": {"onSuccess": {"function": "last"}}})).await;
+    platform
+        .deploy(json!({"service": "upper", "envProcess": "tr a-z A-Z", "envVars": {"content_type": "text/plain"},
+                       "async": {"onSuccess": {"function": "tell"}}}))
+        .await;
+    platform.deploy(json!({"service": "catcher", "envProcess": "sh -c 'printf \"caught: \"; cat'"})).await;
+    platform
+        .deploy(json!({"service": "broken", "envProcess": "sh -c 'echo disk full >&2; exit 3'",
+                       "async": {"retry": {"attempts": 1}, "onFailure": {"function": "catcher"}}}))
+        .await;
+
+    // upper → tell (depth 1) → last (depth 2, the limit) runs; the step after would not.
+    let first = platform.call_async("upper", "hi there", None).await;
+    assert_eq!(platform.wait_final(&first, Duration::from_secs(30)).await["status"], "succeeded");
+    let told = the_call_of(&platform, "tell").await;
+    assert_eq!(told["status"], "succeeded", "{told}");
+    assert_eq!(told["parentCallId"], first.as_str());
+    let expected = format!("HI THERE <- {first} depth 1 sluice.invocation.completed text/plain");
+    assert_eq!(result_text(&platform, told["callId"].as_str().unwrap()).await, expected);
+    let last = the_call_of(&platform, "last").await;
+    assert_eq!(last["parentCallId"], told["callId"]);
+    assert_eq!(result_text(&platform, last["callId"].as_str().unwrap()).await, expected, "a response passed on as is");
+
+    // A failure goes on to onFailure, with the failed response.
+    let failed = platform.call_async("broken", "", None).await;
+    assert_eq!(platform.wait_final(&failed, Duration::from_secs(30)).await["status"], "failed");
+    let caught = the_call_of(&platform, "catcher").await;
+    assert_eq!(caught["parentCallId"], failed.as_str());
+    assert_eq!(result_text(&platform, caught["callId"].as_str().unwrap()).await, "caught: exit status: 3: disk full");
+
+    // A step to a function that is not deployed is recorded failed, not queued for ever.
+    platform
+        .deploy(json!({"service": "orphan", "envProcess": "cat", "async": {"onSuccess": {"function": "nowhere"}}}))
+        .await;
+    let orphan = platform.call_async("orphan", "x", None).await;
+    platform.wait_final(&orphan, Duration::from_secs(30)).await;
+    let nowhere = the_call_of(&platform, "nowhere").await;
+    assert_eq!(nowhere["status"], "failed");
+    assert!(nowhere["error"].as_str().unwrap().contains("is not deployed"), "{nowhere}");
+
+    // A caller cannot pass its call off as another's step.
+    let r = platform
+        .http
+        .post(platform.url("/async-function/tell"))
+        .header("X-Sluice-Parent-Call-Id", "forged")
+        .header("X-Sluice-Chain-Depth", "99")
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    let own = r.headers()["x-call-id"].to_str().unwrap().to_owned();
+    let record = platform.wait_final(&own, Duration::from_secs(30)).await;
+    assert!(record.get("parentCallId").is_none(), "{record}");
+    assert_eq!(result_text(&platform, &own).await, "x <-  depth   ", "no lineage reaches the function");
+
+    // Loops are refused at deploy, naming the way round; a function cannot go on to itself.
+    let looping = json!({"service": "last", "envProcess": "cat", "async": {"onSuccess": {"function": "upper"}}});
+    let r = platform.http.put(platform.url("/system/functions")).json(&looping).send().await.unwrap();
+    let (status, error) = error_of(r).await;
+    assert_eq!(status, 400);
+    assert!(error.contains("async.onSuccess") && error.contains("last → upper → tell → last"), "{error}");
+    let selfish = json!({"service": "selfish", "envProcess": "cat", "async": {"onFailure": {"function": "selfish"}}});
+    let r = platform.http.post(platform.url("/system/functions")).json(&selfish).send().await.unwrap();
+    assert_eq!(error_of(r).await.0, 400);
+
+    // Past the depth limit a step is recorded failed and never runs.
+    let onward = json!({"service": "last", "envProcess": "cat", "async": {"onSuccess": {"function": "catcher"}}});
+    let r = platform.http.put(platform.url("/system/functions")).json(&onward).send().await.unwrap();
+    assert_eq!(r.status(), 202);
+    // The worker follows the specs; give it a moment to see the change.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let second = platform.call_async("upper", "again", None).await;
+    platform.wait_final(&second, Duration::from_secs(30)).await;
+    let start = Instant::now();
+    let cut = loop {
+        let calls = platform.list_calls("function=catcher&status=failed").await;
+        if let Some(cut) = calls.into_iter().next() {
+            break cut;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "the step past the limit was never recorded");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(cut["error"].as_str().unwrap().contains("chain depth 3 is over the limit of 2"), "{cut}");
+    assert_eq!(cut["attempts"], 0, "never run: {cut}");
+}
