@@ -219,3 +219,27 @@ async fn watchers(platform: &Platform) -> f64 {
     let text = platform.http.get(platform.url("/metrics")).send().await.unwrap().text().await.unwrap();
     Platform::metric_sum(&text, "sluice_call_watchers")
 }
+
+#[tokio::test]
+async fn a_chatty_function_costs_one_write_a_second_and_its_latest_report_wins() {
+    let platform = Platform::start(1, &[], &[]).await;
+    let chatty = r#"sh -c 'i=0; while [ $i -le 100 ]; do curl -sf -d "$i chatter" "$Http_X_Sluice_Progress_Url" || exit 9; i=$((i+1)); done; sleep 1.5; echo ok'"#;
+    platform.deploy(json!({"service": "chatty", "envProcess": chatty})).await;
+    let clock = Instant::now();
+    let call_id = platform.call_async("chatty", "", None).await;
+    let done = platform.wait_final(&call_id, Duration::from_secs(60)).await;
+    let seconds = clock.elapsed().as_secs_f64();
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(done["progress"]["percent"], 100.0, "the latest report wins: {done}");
+
+    use futures::StreamExt;
+    let client = async_nats::connect(&platform.nats_url).await.unwrap();
+    let stream = async_nats::jetstream::new(client).get_stream("SLUICE_RESULTS").await.unwrap();
+    let mut subjects = stream.info_with_subjects("sluice.progress.openfaas-fn.chatty").await.unwrap();
+    let mut events = 0;
+    while let Some(subject) = subjects.next().await {
+        events += subject.unwrap().1;
+    }
+    assert!(events >= 2, "101 reports make progress events: {events}");
+    assert!((events as f64) <= seconds + 2.0, "{events} progress events in {seconds:.1} s: more than one a second");
+}
