@@ -69,6 +69,9 @@ pub struct CallRecord {
     /// The call whose response this call was started with (`async.onSuccess`/`onFailure`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent_call_id: Option<String>,
+    /// The calls this one went on to (`async.onSuccess`/`onFailure`), started or refused.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub children: Vec<String>,
     /// The function's latest progress report, while it runs and after.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub progress: Option<crate::CallProgress>,
@@ -110,6 +113,19 @@ pub struct CallbackState {
     pub attempts: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
+}
+
+/// A call and the calls it went on to, as `GET /system/calls/{id}/tree` shows a pipeline from its root.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CallTree {
+    pub call: CallRecord,
+    /// From its start to its end, or to now while it runs; absent before it started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_seconds: Option<f64>,
+    /// The calls it went on to, in the order they were started.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub next: Vec<CallTree>,
 }
 
 /// A finished call's kept result: the function's response, served by `GET /system/calls/{id}/result`.
@@ -168,6 +184,7 @@ impl CallRecord {
             error: None,
             callback: None,
             parent_call_id: None,
+            children: Vec::new(),
             progress: None,
             heartbeat_at: None,
             result: None,

@@ -48,7 +48,7 @@ pub mod schedule;
 pub mod signature;
 
 pub use answer::ErrorBody;
-pub use call::{CallRecord, CallStatus, CallbackDelivery, CallbackState, ResultState, StoredResult};
+pub use call::{CallRecord, CallStatus, CallTree, CallbackDelivery, CallbackState, ResultState, StoredResult};
 pub use dead::DeadLetter;
 pub use duration::HumanDuration;
 pub use event::EventMessage;

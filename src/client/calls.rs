@@ -1,9 +1,9 @@
-//! `sluice call get|watch|result|cancel|list`.
+//! `sluice call get|watch|result|tree|cancel|list`.
 
 use anyhow::Context;
 use clap::Subcommand;
 use reqwest::Method;
-use sluice_contracts::CallRecord;
+use sluice_contracts::{CallRecord, CallTree};
 
 use super::Gateway;
 use crate::args::GatewayClientArgs;
@@ -32,6 +32,12 @@ pub enum CallCommand {
         /// Also print the function's status and headers to stderr.
         #[arg(long)]
         headers: bool,
+        #[command(flatten)]
+        gateway: GatewayClientArgs,
+    },
+    /// Show the pipeline a call belongs to: its root and every call that went on from another.
+    Tree {
+        id: String,
         #[command(flatten)]
         gateway: GatewayClientArgs,
     },
@@ -87,6 +93,19 @@ async fn result(gateway: &Gateway, id: &str, show_headers: bool) -> anyhow::Resu
     Ok(())
 }
 
+/// One line per call, each step indented under the call it went on from.
+fn print_tree(tree: &CallTree, depth: usize) {
+    let call = &tree.call;
+    let indent = if depth == 0 { String::new() } else { format!("{}└─ ", "   ".repeat(depth - 1)) };
+    let duration = tree.duration_seconds.map(|s| format!(" {s:.1}s")).unwrap_or_default();
+    let percent = call.progress.as_ref().and_then(|p| p.percent).map(|p| format!(" {p:.0}%")).unwrap_or_default();
+    let error = call.error.as_deref().map(|e| format!(" · {e}")).unwrap_or_default();
+    println!("{indent}{} {} {}{duration}{percent}{error}", call.function, call.call_id, call.status.as_str());
+    for next in &tree.next {
+        print_tree(next, depth + 1);
+    }
+}
+
 pub async fn run(cmd: CallCommand) -> anyhow::Result<()> {
     match cmd {
         CallCommand::Get { id, gateway } => {
@@ -98,6 +117,12 @@ pub async fn run(cmd: CallCommand) -> anyhow::Result<()> {
             super::watch::conclude(&record)?;
         }
         CallCommand::Result { id, headers, gateway } => result(&Gateway::new(gateway), &id, headers).await?,
+        CallCommand::Tree { id, gateway } => {
+            let gateway = Gateway::new(gateway);
+            let tree: CallTree =
+                gateway.send(gateway.request(Method::GET, &format!("/system/calls/{id}/tree"))).await?.json().await?;
+            print_tree(&tree, 0);
+        }
         CallCommand::Cancel { id, gateway } => {
             let gateway = Gateway::new(gateway);
             let record: CallRecord =

@@ -55,6 +55,22 @@ async fn finished_calls_go_on_to_the_next_function_once_and_loops_are_refused() 
     assert_eq!(last["parentCallId"], told["callId"]);
     assert_eq!(result_text(&platform, last["callId"].as_str().unwrap()).await, expected, "a response passed on as is");
 
+    // The pipeline, from any of its calls: the root and each step under the call it went on from.
+    let last_id = last["callId"].as_str().unwrap();
+    let url = platform.url(&format!("/system/calls/{last_id}/tree"));
+    let tree: Value = platform.http.get(url).send().await.unwrap().json().await.unwrap();
+    assert_eq!(tree["call"]["callId"], first.as_str(), "the root: {tree}");
+    assert_eq!(tree["call"]["children"], json!([told["callId"]]));
+    assert_eq!(tree["next"][0]["call"]["function"], "tell");
+    assert_eq!(tree["next"][0]["next"][0]["call"]["callId"], last_id);
+    assert!(tree["next"][0]["durationSeconds"].as_f64().unwrap() >= 0.0);
+    let out = platform.cli().args(["call", "tree", &first]).output().await.unwrap();
+    let printed = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = printed.lines().collect();
+    assert_eq!(lines.len(), 3, "{printed}");
+    assert!(lines[0].starts_with(&format!("upper {first} succeeded")), "{printed}");
+    assert!(lines[1].starts_with("└─ tell ") && lines[2].starts_with("   └─ last "), "{printed}");
+
     // A failure goes on to onFailure, with the failed response.
     let failed = platform.call_async("broken", "", None).await;
     assert_eq!(platform.wait_final(&failed, Duration::from_secs(30)).await["status"], "failed");

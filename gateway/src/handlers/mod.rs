@@ -3,6 +3,7 @@
 mod async_function;
 mod call_events;
 mod call_result;
+mod call_tree;
 mod calls;
 mod dead;
 mod events;
@@ -160,6 +161,12 @@ fn system_routes() -> ApiRouter<App> {
             "/system/calls/{id}",
             get_with(calls::get, |op| tag(op, "A call's record"))
                 .delete_with(calls::cancel, |op| tag(op, "Cancel a queued or running call")),
+        )
+        .api_route(
+            "/system/calls/{id}/tree",
+            get_with(call_tree::tree, |op| {
+                tag(op, "The pipeline a call belongs to: its root and every call that went on from another")
+            }),
         )
         .api_route(
             "/system/calls/{id}/result",

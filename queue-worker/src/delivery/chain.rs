@@ -19,15 +19,16 @@ use sluice_jetstream::{
 use crate::{Worker, outcome::Outcome};
 
 /// Starts the call `call`'s outcome leads on to, if its function names one; `body` is where the response is.
+/// Returns the next call's id, started or recorded as refused.
 pub async fn follow_on(
     worker: &Worker,
     spec: &FunctionSpec,
     call: &InvocationMessage,
     outcome: &Outcome,
     body: &Payload,
-) -> Result<(), String> {
+) -> Result<Option<String>, String> {
     let leg = if outcome.succeeded() { Leg::OnSuccess } else { Leg::OnFailure };
-    let Some((_, target)) = spec.destinations().into_iter().find(|(l, _)| *l == leg) else { return Ok(()) };
+    let Some((_, target)) = spec.destinations().into_iter().find(|(l, _)| *l == leg) else { return Ok(None) };
     let depth = call.chain_depth().saturating_add(1);
     let ce_type = if outcome.succeeded() { names::CE_TYPE_COMPLETED } else { names::CE_TYPE_FAILED };
     let mut headers = http::HeaderMap::new();
@@ -76,9 +77,10 @@ pub async fn follow_on(
         record.status = CallStatus::Failed;
         record.finished_at = Some(next.time);
         record.error = Some(error);
-        return persist("refused chained call", STORE, || worker.calls.create(&record)).await.map(drop);
+        persist("refused chained call", STORE, || worker.calls.create(&record)).await?;
+        return Ok(Some(next.call_id));
     }
     persist("chained call", STORE, || worker.queue.submit(&next, Claim::Derived)).await?;
     tracing::info!(next = %next.call_id, function = %next.function, depth, "chained call queued");
-    Ok(())
+    Ok(Some(next.call_id))
 }

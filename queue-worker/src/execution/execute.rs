@@ -421,7 +421,11 @@ impl Run<'_> {
         let results::Published { body: stored_body, result } = published?;
         record.result = Some(result);
         // Before the outcome is recorded: a delivery that finds it recorded does not get this far again.
-        chain::follow_on(worker, self.spec, call, outcome, &stored_body).await?;
+        if let Some(next) = chain::follow_on(worker, self.spec, call, outcome, &stored_body).await?
+            && !record.children.contains(&next)
+        {
+            record.children.push(next);
+        }
         record.dead_letter = dead_letter?;
         if let (Some(url), Some(headers), Some(delivery)) = (&call.callback_url, callback_headers, first_try) {
             record.callback = Some(self.settle_callback(url, headers, delivery, &stored_body).await?);
