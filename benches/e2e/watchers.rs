@@ -38,18 +38,6 @@ pub struct Watchers {
     pub change_p99_ms: f64,
 }
 
-/// Lets this process hold one connection per watcher.
-fn raise_open_files() {
-    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: getrlimit/setrlimit read and write the struct passed, nothing else.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 {
-            limit.rlim_cur = limit.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
-        }
-    }
-}
-
 /// Queues W calls to `accept-only` (no worker runs), follows each, measures, then cancels them all.
 pub async fn measure(
     p: &Params,
@@ -58,7 +46,8 @@ pub async fn measure(
     server: &procs::Nats,
     js: &async_nats::jetstream::Context,
 ) -> Watchers {
-    raise_open_files();
+    // One connection per watcher: the same raise every Sluice listener makes at start.
+    sluice_gateway::listen::raise_open_files_limit();
     let mut w = Watchers { watchers: if p.quick { 200 } else { 2_000 }, ..Default::default() };
     eprintln!("sluice: {} live watchers of {} queued calls", w.watchers, w.watchers);
     let http = reqwest::Client::builder().pool_max_idle_per_host(64).build().unwrap();
