@@ -69,7 +69,11 @@ pub struct CallRecord {
     /// The call whose response this call was started with (`async.onSuccess`/`onFailure`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent_call_id: Option<String>,
-    /// The calls this one went on to (`async.onSuccess`/`onFailure`), started or refused.
+    /// The first call of this call's pipeline, when it is not the first itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root_call_id: Option<String>,
+    /// The calls this one went on to (`async.onSuccess`/`onFailure`, a fan-out and its join), started or
+    /// refused.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub children: Vec<String>,
     /// The function's latest progress report, while it runs and after.
@@ -184,6 +188,7 @@ impl CallRecord {
             error: None,
             callback: None,
             parent_call_id: None,
+            root_call_id: None,
             children: Vec::new(),
             progress: None,
             heartbeat_at: None,

@@ -146,6 +146,20 @@ impl InvocationMessage {
         self.headers.get(crate::names::http_headers::PARENT_CALL_ID).and_then(|v| v.to_str().ok())
     }
 
+    /// The first call of this call's pipeline, when it has a parent.
+    pub fn root_call_id(&self) -> Option<&str> {
+        let root = self.headers.get(crate::names::http_headers::ROOT_CALL_ID).and_then(|v| v.to_str().ok());
+        root.or(self.parent_call_id())
+    }
+
+    /// The fan-out group this call belongs to and its place in it.
+    pub fn group(&self) -> Option<(&str, usize)> {
+        let header = |name| self.headers.get(name).and_then(|v: &http::HeaderValue| v.to_str().ok());
+        let group = header(crate::names::http_headers::GROUP_ID)?;
+        let index = header(crate::names::http_headers::GROUP_INDEX)?.parse().ok()?;
+        Some((group, index))
+    }
+
     /// How many calls led to this one (0 for a call nobody chained).
     pub fn chain_depth(&self) -> u32 {
         let depth = self.headers.get(crate::names::http_headers::CHAIN_DEPTH).and_then(|v| v.to_str().ok());

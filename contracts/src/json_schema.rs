@@ -10,6 +10,8 @@ pub fn all() -> Vec<(&'static str, String)> {
         ("function-status.json", pretty(schema_for!(crate::FunctionStatus))),
         ("call-record.json", pretty(schema_for!(crate::CallRecord))),
         ("dead-letter.json", pretty(schema_for!(crate::DeadLetter))),
+        ("fan-out.json", pretty(schema_for!(crate::fanout::FanOut))),
+        ("fan-out-group.json", pretty(schema_for!(crate::fanout::Group))),
         ("replica-report.json", pretty(schema_for!(crate::ReplicaReport))),
         ("scale-request.json", pretty(schema_for!(crate::ScaleRequest))),
     ]

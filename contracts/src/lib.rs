@@ -31,6 +31,7 @@ pub mod credentials;
 pub mod dead;
 pub mod duration;
 pub mod event;
+pub mod fanout;
 pub mod function;
 pub mod function_ref;
 pub mod invocation;

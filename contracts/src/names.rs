@@ -25,6 +25,8 @@ pub const NAMESPACES_BUCKET: &str = "sluice_namespaces";
 pub const FUNCTIONS_BUCKET: &str = "sluice_functions";
 /// KV bucket of call records, keyed by call id.
 pub const CALLS_BUCKET: &str = "sluice_calls";
+/// KV bucket of fan-out groups, keyed by the id of the call that fanned out.
+pub const GROUPS_BUCKET: &str = "sluice_groups";
 /// Object store for bodies larger than the NATS max payload.
 pub const PAYLOADS_BUCKET: &str = "sluice_payloads";
 
@@ -185,6 +187,17 @@ pub mod http_headers {
     pub const PARENT_CALL_ID: &str = "X-Sluice-Parent-Call-Id";
     /// On a chained call: how many calls led to it (1 for the first step).
     pub const CHAIN_DEPTH: &str = "X-Sluice-Chain-Depth";
+    /// On a chained, fanned-out or join call: the first call of its pipeline.
+    pub const ROOT_CALL_ID: &str = "X-Sluice-Root-Call-Id";
+    /// On a fanned-out call: its group (the id of the call that fanned out).
+    pub const GROUP_ID: &str = "X-Sluice-Group-Id";
+    /// On a fanned-out call: its place in the group's list, from 0.
+    pub const GROUP_INDEX: &str = "X-Sluice-Group-Index";
+    /// Where a running call declares its fan-out: a URL for that one call and attempt.
+    pub const FANOUT_URL: &str = "X-Sluice-Fanout-Url";
+    /// The headers only Sluice sets: whatever a caller sends under these names is dropped at the gateway.
+    pub const LINEAGE: [&str; 7] =
+        [PARENT_CALL_ID, CHAIN_DEPTH, ROOT_CALL_ID, GROUP_ID, GROUP_INDEX, PROGRESS_URL, FANOUT_URL];
 }
 
 /// Whether `name` can be a KV key or one subject token: 1 to `max` letters, digits, `-`, `_`, `=` and `.`,

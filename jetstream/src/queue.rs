@@ -94,6 +94,7 @@ impl Queue {
         let mut record = CallRecord::queued(&call.call_id, &call.function, call.time);
         record.callback_url = call.callback_url.clone();
         record.parent_call_id = call.parent_call_id().map(str::to_owned);
+        record.root_call_id = call.root_call_id().map(str::to_owned);
         let subject = names::invoke_subject(&call.function);
         let published = match claim {
             Claim::Fresh => {

@@ -26,7 +26,7 @@ mod metrics;
 
 // Each module by its own name inside the crate; the folders say which part of the worker it serves.
 use containers::{logs, scaling, secrets};
-use delivery::{callback, chain, outbox, progress, results, sweep};
+use delivery::{callback, chain, fanout, outbox, progress, results, sweep};
 use execution::{cancel, execute, lease, outcome, record, retry, running};
 use intake::{consume, deleted, notices, registry, reports, sync};
 
@@ -66,6 +66,9 @@ pub struct WorkerConfig {
     pub progress: ProgressUrls,
     /// Longest chain of `async.onSuccess`/`onFailure` steps; a step past it is recorded failed, not run.
     pub max_chain_depth: u32,
+    /// Most calls fanned out in one pipeline (from one root call), over all its fan-outs: fan-outs of
+    /// fan-outs multiply, and this is where they stop.
+    pub max_pipeline_calls: u64,
 }
 
 /// The base URLs (scheme, host and port) of this worker's progress endpoint, as functions reach it.
@@ -99,6 +102,7 @@ impl Default for WorkerConfig {
             sweep: SweepConfig::default(),
             progress: ProgressUrls::default(),
             max_chain_depth: 16,
+            max_pipeline_calls: 10_000,
         }
     }
 }
@@ -112,6 +116,10 @@ pub enum WorkerError {
     #[error("a part of the worker failed: {0}")]
     Crashed(String),
 }
+
+/// Current specs by function.
+pub(crate) type SpecMap =
+    Arc<std::sync::RwLock<std::collections::HashMap<FunctionRef, Arc<sluice_contracts::FunctionSpec>>>>;
 
 /// What every part of a worker shares.
 pub(crate) struct Worker {
@@ -134,7 +142,7 @@ pub(crate) struct Worker {
     /// Calls running here, so a cancellation can stop them.
     pub running: Arc<running::Running>,
     /// Current specs by function, kept by the registry; read by synchronous calls.
-    pub specs: std::sync::RwLock<std::collections::HashMap<FunctionRef, Arc<sluice_contracts::FunctionSpec>>>,
+    pub specs: SpecMap,
     /// Each served function's call slots (`async.maxInflight`), shared by its queued and synchronous calls.
     pub function_slots: std::sync::RwLock<std::collections::HashMap<FunctionRef, Arc<Semaphore>>>,
 }
@@ -157,7 +165,7 @@ pub async fn run(
         inline_limit: topology.inline_limit(),
         tracker: TaskTracker::new(),
         abandon: CancellationToken::new(),
-        specs: Default::default(),
+        specs: progress.specs,
         function_slots: Default::default(),
         running: progress.running,
         cfg,

@@ -56,6 +56,9 @@ pub struct WorkerOptions {
     /// Longest chain of async.onSuccess/onFailure steps; a step past it is recorded failed and not run.
     #[arg(long, env = "SLUICE_MAX_CHAIN_DEPTH", default_value_t = 16)]
     pub max_chain_depth: u32,
+    /// Most calls fanned out in one pipeline, over all its fan-outs; a fan-out past it fails its call.
+    #[arg(long, env = "SLUICE_MAX_PIPELINE_CALLS", default_value_t = 10_000)]
+    pub max_pipeline_calls: u64,
     /// How often stored bodies that no call needs any more are looked for and removed.
     #[arg(long, env = "SLUICE_PAYLOADS_SWEEP_EVERY", default_value = "10m", value_parser = args::duration)]
     pub payloads_sweep_every: Duration,
@@ -103,6 +106,7 @@ impl WorkerOptions {
             },
             progress: Default::default(),
             max_chain_depth: self.max_chain_depth,
+            max_pipeline_calls: self.max_pipeline_calls,
         })
     }
 }

@@ -8,6 +8,7 @@ mod cli;
 mod docker;
 mod events;
 mod fairness;
+mod fanout;
 mod large_body;
 mod limits;
 mod namespaces;

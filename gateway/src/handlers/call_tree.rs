@@ -1,5 +1,7 @@
 //! `GET /system/calls/{id}/tree`: the pipeline a call belongs to, from its root (the first call without a
-//! parent) down through every call that went on from another, with statuses, durations and progress.
+//! parent) down through every call that went on from another, with statuses, durations and progress. A call
+//! whose function reports no progress of its own but has children (a fan-out) shows the share of them that
+//! has ended.
 
 use std::collections::HashMap;
 
@@ -8,7 +10,7 @@ use axum::{
     extract::{Path, State},
 };
 use chrono::Utc;
-use sluice_contracts::{CallRecord, CallTree};
+use sluice_contracts::{CallProgress, CallRecord, CallTree};
 
 use super::calls::public;
 use crate::{ApiError, App};
@@ -23,6 +25,12 @@ pub async fn tree(
     Path(super::CallPath { id }): Path<super::CallPath>,
 ) -> Result<Json<CallTree>, ApiError> {
     let mut root = app.calls.get(&id).await?.ok_or_else(|| ApiError::UnknownCall(id.clone()))?;
+    // Calls started by a worker name their root: one read rather than a walk up.
+    if let Some(named) = &root.root_call_id
+        && let Some(record) = app.calls.get(named).await?
+    {
+        root = record;
+    }
     for _ in 0..MAX_ANCESTORS {
         let Some(parent) = &root.parent_call_id else { break };
         // A parent whose record expired leaves its oldest known descendant as the root.
@@ -46,9 +54,19 @@ pub async fn tree(
 }
 
 /// `record` with the calls it went on to, each taken out of `found` once (so a cycle cannot recurse).
-fn assemble(record: CallRecord, found: &mut HashMap<String, CallRecord>) -> CallTree {
+fn assemble(mut record: CallRecord, found: &mut HashMap<String, CallRecord>) -> CallTree {
     let next = record.children.iter().filter_map(|id| found.remove(id)).collect::<Vec<_>>();
-    let next = next.into_iter().map(|child| assemble(child, found)).collect();
+    let next: Vec<CallTree> = next.into_iter().map(|child| assemble(child, found)).collect();
+    if record.progress.is_none() && !record.children.is_empty() {
+        // Children not started yet (a join waiting for its group) count as not ended.
+        let ended = next.iter().filter(|child| child.call.status.is_final()).count();
+        let total = record.children.len();
+        record.progress = Some(CallProgress {
+            percent: Some((ended * 100) as f64 / total as f64),
+            message: Some(format!("{ended} of {total} calls it started have ended")),
+            updated_at: Utc::now(),
+        });
+    }
     let duration_seconds = record.started_at.map(|started| {
         let end = record.finished_at.unwrap_or_else(Utc::now);
         (end - started).to_std().unwrap_or_default().as_secs_f64()

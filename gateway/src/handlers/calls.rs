@@ -9,7 +9,7 @@ use axum::{
 };
 use chrono::Utc;
 use sluice_contracts::{
-    CallRecord, CallStatus, CallbackDelivery, CallbackState, Payload,
+    CallRecord, CallStatus, CallbackDelivery, CallbackState, FunctionRef, Payload,
     callback::{CallbackFacts, CallbackMessage, contract_headers},
     names,
 };
@@ -75,15 +75,87 @@ pub async fn cancel_of(
     }
 }
 
-/// Cancels a queued or running call: the record says cancelled at once, a running call is stopped by its
-/// worker, and the cancellation's callback goes out through the durable outbox.
+/// Cancels a queued or running call and every call it started that has not ended (fan-out children, chained
+/// steps, a join not started yet): the records say cancelled at once, running calls are stopped by their
+/// workers, and a cancellation's callback goes out through the durable outbox. A call that has ended can still
+/// be "cancelled" for the sake of what it started; with nothing left to cancel it is a 409.
 pub async fn cancel(
     State(app): State<App>,
     Path(super::CallPath { id }): Path<super::CallPath>,
 ) -> Result<Json<CallRecord>, ApiError> {
-    let cancelled = app.calls.modify(&id, |record| {
+    let (record, cancelled_itself) = match cancel_one(&app, &id).await? {
+        Cancelled::Now(record) => (record, true),
+        Cancelled::Ended(record) => (record, false),
+        Cancelled::Missing => return Err(ApiError::UnknownCall(id)),
+    };
+    let descendants = cancel_descendants(&app, &record).await?;
+    if !cancelled_itself && descendants == 0 {
+        return Err(ApiError::CallFinished { id, status: record.status.as_str() });
+    }
+    tracing::info!(call_id = %id, cancelled_itself, descendants, "call cancelled");
+    Ok(Json(public(record)))
+}
+
+/// Descendants looked at by one cancellation at most.
+const MAX_CASCADE: usize = 1000;
+
+/// Cancels the calls `record` started, and theirs, that have not ended; returns how many were cancelled.
+/// A listed call with no record yet (a join whose group is still running) gets a cancelled one, so it never
+/// starts.
+async fn cancel_descendants(app: &App, record: &CallRecord) -> Result<usize, ApiError> {
+    let under =
+        |parent: &CallRecord| parent.children.iter().map(|id| (id.clone(), parent.call_id.clone())).collect::<Vec<_>>();
+    let mut frontier = under(record);
+    let (mut seen, mut cancelled) = (std::collections::HashSet::new(), 0);
+    while let Some((id, parent)) = frontier.pop() {
+        if seen.len() >= MAX_CASCADE {
+            tracing::warn!(call_id = %record.call_id, "cancellation stopped after {MAX_CASCADE} descendants");
+            break;
+        }
+        if !seen.insert(id.clone()) {
+            continue;
+        }
+        match cancel_one(app, &id).await? {
+            Cancelled::Now(child) => {
+                cancelled += 1;
+                frontier.extend(under(&child));
+            }
+            Cancelled::Ended(child) => frontier.extend(under(&child)),
+            Cancelled::Missing => cancelled += usize::from(cancel_unstarted_join(app, &id, &parent).await?),
+        }
+    }
+    Ok(cancelled)
+}
+
+/// Writes a cancelled record for the join `id` of the group `group` if it has not started, so it never does.
+async fn cancel_unstarted_join(app: &App, id: &str, group: &str) -> Result<bool, ApiError> {
+    let groups = sluice_jetstream::store::GroupStore::new(app.topology.groups.clone());
+    let Some((group, _)) = groups.entry(group).await? else { return Ok(false) };
+    let Some(join) = group.join.filter(|join| join.call_id == id) else { return Ok(false) };
+    let now = Utc::now();
+    let mut record = CallRecord::queued(id, &FunctionRef::from_qualified(&join.function, ""), now);
+    record.status = CallStatus::Cancelled;
+    record.parent_call_id = Some(group.group_id);
+    record.root_call_id = Some(group.root_call_id);
+    record.finished_at = Some(now);
+    record.error = Some("cancelled on request before it started".into());
+    Ok(app.calls.create(&record).await?)
+}
+
+/// What cancelling one call did.
+enum Cancelled {
+    /// Cancelled now; its record as written.
+    Now(CallRecord),
+    /// It had ended already; its record.
+    Ended(CallRecord),
+    Missing,
+}
+
+/// Cancels one call, with its worker told and its callback queued.
+async fn cancel_one(app: &App, id: &str) -> Result<Cancelled, ApiError> {
+    let cancelled = app.calls.modify(id, |record| {
         if record.status.is_final() {
-            return Err(record.status.as_str());
+            return Err(Box::new(record.clone()));
         }
         record.status = CallStatus::Cancelled;
         record.finished_at = Some(Utc::now());
@@ -95,15 +167,15 @@ pub async fn cancel(
     });
     let record = match cancelled.await? {
         Modified::Written(record) => *record,
-        Modified::Missing => return Err(ApiError::UnknownCall(id)),
-        Modified::Refused(status) => return Err(ApiError::CallFinished { id, status }),
+        Modified::Missing => return Ok(Cancelled::Missing),
+        Modified::Refused(ended) => return Ok(Cancelled::Ended(*ended)),
         Modified::KeepsChanging => {
             return Err(ApiError::Conflict("the call's record keeps changing; try again".into()));
         }
     };
     // Core NATS reaches every worker; the one running the call stops it.
     let client = &app.topology.client;
-    if let Err(err) = client.publish(names::cancel_subject(&id), bytes::Bytes::new()).await {
+    if let Err(err) = client.publish(names::cancel_subject(id), bytes::Bytes::new()).await {
         tracing::warn!(call_id = %id, %err, "cancellation notice not sent; a running call finishes but is not recorded");
     }
     let _ = client.flush().await;
@@ -112,10 +184,9 @@ pub async fn cancel(
             Ok(Some(spec)) => spec.async_config.and_then(|a| a.retry).and_then(|r| r.attempts),
             _ => None,
         };
-        enqueue_cancellation_callback(&app, &record, url, max_attempts.unwrap_or(record.attempts.max(1))).await?;
+        enqueue_cancellation_callback(app, &record, url, max_attempts.unwrap_or(record.attempts.max(1))).await?;
     }
-    tracing::info!(call_id = %id, "call cancelled");
-    Ok(Json(public(record)))
+    Ok(Cancelled::Now(record))
 }
 
 async fn enqueue_cancellation_callback(

@@ -77,8 +77,9 @@ pub fn forwarded_headers(app: &App, headers: &HeaderMap) -> Result<HeaderMap, Ap
         headers.remove(axum::http::header::AUTHORIZATION);
     }
     // Lineage is the worker's to state: a caller cannot pass a call off as another's next step.
-    headers.remove(sluice_contracts::names::http_headers::PARENT_CALL_ID);
-    headers.remove(sluice_contracts::names::http_headers::CHAIN_DEPTH);
+    for name in sluice_contracts::names::http_headers::LINEAGE {
+        headers.remove(name);
+    }
     Ok(headers)
 }
 

@@ -3,6 +3,7 @@
 pub mod calls;
 mod function_cache;
 mod functions;
+mod groups;
 mod invocations;
 mod latest;
 mod namespaces;
@@ -11,6 +12,7 @@ mod results;
 pub use calls::{CallStore, Modified};
 pub use function_cache::FunctionCache;
 pub use functions::{Deployed, FunctionStore, SpecChange};
+pub use groups::GroupStore;
 pub use invocations::{FLUSH_EVERY, InvocationTally};
 pub use latest::{Latest, latest_under};
 pub use namespaces::NamespaceStore;

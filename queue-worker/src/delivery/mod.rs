@@ -3,6 +3,7 @@
 
 pub(crate) mod callback;
 pub(crate) mod chain;
+pub(crate) mod fanout;
 pub(crate) mod outbox;
 pub(crate) mod progress;
 pub(crate) mod results;

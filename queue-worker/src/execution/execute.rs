@@ -25,6 +25,7 @@ use chrono::Utc;
 use sluice_contracts::{
     CallProgress, CallRecord, CallStatus, CallbackDelivery, CallbackState, FunctionSpec, InvocationMessage, Payload,
     callback::{CallbackFacts, CallbackMessage, contract_headers},
+    fanout::{self as fanout_doc, ChildOutcome, FanOut},
     names::{self, http_headers as h},
 };
 use sluice_jetstream::{
@@ -39,7 +40,7 @@ use crate::{
     callback::DeliveryError,
     chain,
     consume::hand_back,
-    lease, metrics,
+    fanout, lease, metrics,
     outcome::Outcome,
     progress,
     record::{self, Start, Written},
@@ -94,11 +95,10 @@ pub async fn fail_unrun(worker: &Arc<Worker>, spec: &FunctionSpec, message: Mess
         match record::start(&worker.calls, &call, attempt, &settings).await {
             Ok(Start::Run(record, revision) | Start::Expired(record, revision)) => {
                 tracing::info!(reason, "call ended without running");
-                run.finish(record, revision, Outcome::failure(status, reason.to_owned()), settings.attempts, 0.0).await;
+                let outcome = Outcome::failure(status, reason.to_owned());
+                run.finish(record, revision, outcome, None, settings.attempts, 0.0).await;
             }
-            Ok(Start::Skip(_)) => {
-                let _ = message.double_ack().await;
-            }
+            Ok(Start::Skip(status)) => run.ack_unrun(status).await,
             Err(err) => {
                 tracing::warn!(%err, "call record unavailable; the call is ended later");
                 let _ = message.ack_with(AckKind::Nak(Some(Duration::from_secs(1)))).await;
@@ -123,7 +123,7 @@ impl Run<'_> {
         let clock = std::time::Instant::now();
         let settings = RetrySettings::resolve(self.spec, &self.worker.cfg.retry);
         // Registered before the record is read, so a cancellation landing meanwhile is not missed.
-        let mut registration = self.worker.running.register(&self.call.call_id);
+        let mut registration = self.worker.running.register(&self.call.call_id, &self.call.function);
         let start = match record::start(&self.worker.calls, self.call, self.attempt, &settings).await {
             Ok(start) => start,
             Err(err) => {
@@ -133,14 +133,14 @@ impl Run<'_> {
             }
         };
         let (mut record, mut revision) = match start {
-            Start::Skip(why) => {
-                tracing::info!(why, "call not run");
-                let _ = self.message.double_ack().await;
+            Start::Skip(status) => {
+                tracing::info!(status = status.as_str(), "call not run");
+                self.ack_unrun(status).await;
                 return;
             }
             Start::Expired(record, revision) => {
                 let outcome = Outcome::failure(504, "call expired: older than the function's async.maxAge".into());
-                self.finish(record, revision, outcome, settings.attempts, 0.0).await;
+                self.finish(record, revision, outcome, None, settings.attempts, 0.0).await;
                 return;
             }
             Start::Run(record, revision) if self.attempt > settings.attempts.saturating_add(POISON_MARGIN) => {
@@ -149,7 +149,7 @@ impl Run<'_> {
                     self.attempt - 1
                 );
                 tracing::error!(%error, "call failed without running again");
-                self.finish(record, revision, Outcome::failure(500, error), settings.attempts, 0.0).await;
+                self.finish(record, revision, Outcome::failure(500, error), None, settings.attempts, 0.0).await;
                 return;
             }
             Start::Run(record, revision) => (record, revision),
@@ -157,14 +157,53 @@ impl Run<'_> {
         metrics::inflight(&self.call.function, 1.0);
         let ran = self.invoke(&mut record, &mut revision, &mut registration, settings.attempts).await;
         metrics::inflight(&self.call.function, -1.0);
-        let Some((outcome, seconds)) = ran else { return };
+        let Some((mut outcome, seconds)) = ran else { return };
+        let fan_out = match self.fan_out(&outcome, &registration).await {
+            Ok(fan_out) => fan_out,
+            Err(error) => {
+                tracing::warn!(%error, "fan-out refused; the call fails");
+                outcome = Outcome::failure(422, error);
+                None
+            }
+        };
         tracing::info!(status = outcome.status, seconds, "attempt finished");
         metrics::ended(&self.call.function, if outcome.succeeded() { "succeeded" } else { "failed" }, seconds);
         match settings.decide(&outcome, self.attempt) {
             Decision::Retry(wait) => self.retry_later(record, revision, &outcome, wait).await,
-            Decision::Final => self.finish(record, revision, outcome, settings.attempts, seconds).await,
+            Decision::Final => self.finish(record, revision, outcome, fan_out, settings.attempts, seconds).await,
         }
         metrics::overhead(clock.elapsed().as_secs_f64() - seconds);
+    }
+
+    /// The fan-out a succeeded attempt declared (at its fan-out URL, or as its response), checked; an error
+    /// fails the call.
+    async fn fan_out(&self, outcome: &Outcome, registration: &Registration) -> Result<Option<FanOut>, String> {
+        let declared = registration.take_fan_out();
+        if !outcome.succeeded() {
+            return Ok(None);
+        }
+        let answered = outcome.content_type().is_some_and(|t| t.starts_with(fanout_doc::CONTENT_TYPE));
+        let fan_out = match (answered, declared) {
+            (true, _) => FanOut::parse(&outcome.body).map_err(|err| err.to_string())?,
+            (false, Some(declared)) => declared,
+            (false, None) => return Ok(None),
+        };
+        fanout::admit(self.worker, self.call, &fan_out).await?;
+        Ok(Some(fan_out))
+    }
+
+    /// Acks a delivery of a call that ended without this attempt (cancelled, or finished by another
+    /// delivery); a cancelled fan-out child settles its place in its group first.
+    async fn ack_unrun(&self, status: CallStatus) {
+        if status == CallStatus::Cancelled
+            && self.call.group().is_some()
+            && let Err(err) = fanout::settle_cancelled(self.worker, self.call).await
+        {
+            tracing::warn!(%err, "cancelled child not settled in its group; the call is looked at again shortly");
+            let _ = self.message.ack_with(AckKind::Nak(Some(Duration::from_secs(1)))).await;
+            return;
+        }
+        let _ = self.message.double_ack().await;
     }
 
     /// Runs the function; `None` when the attempt was cancelled or abandoned (already acked or handed back).
@@ -185,7 +224,7 @@ impl Run<'_> {
         };
         if registration.token.is_cancelled() {
             tracing::info!("call cancelled before it started");
-            let _ = self.message.double_ack().await;
+            self.ack_unrun(CallStatus::Cancelled).await;
             return None;
         }
         let timeout = self.spec.timeout().unwrap_or(self.worker.cfg.default_timeout);
@@ -211,12 +250,13 @@ impl Run<'_> {
             Ran::Cancelled => {
                 // The gateway recorded the cancellation and sent its callback.
                 tracing::info!("call cancelled while running");
-                let _ = self.message.double_ack().await;
+                self.ack_unrun(CallStatus::Cancelled).await;
                 return None;
             }
             Ran::Superseded => {
+                // Settling a child that finished elsewhere changes nothing: its place is settled already.
                 tracing::info!("call cancelled or finished elsewhere while running");
-                let _ = self.message.double_ack().await;
+                self.ack_unrun(CallStatus::Cancelled).await;
                 return None;
             }
             Ran::Abandoned => {
@@ -321,9 +361,12 @@ impl Run<'_> {
         headers.insert(h::MAX_ATTEMPTS, max_attempts.into());
         // Whatever the caller sent under this name is not the worker's, so it never reaches the function.
         headers.remove(h::PROGRESS_URL);
+        headers.remove(h::FANOUT_URL);
         if let Some(base) = self.worker.cfg.progress.for_kind(self.spec.runtime_kind()) {
             let url = format!("{base}{}/{}/{secret}", reports::ROUTE, call.call_id);
             headers.insert(h::PROGRESS_URL, http::HeaderValue::from_str(&url)?);
+            let url = format!("{base}{}/{}/{secret}", reports::FANOUT_ROUTE, call.call_id);
+            headers.insert(h::FANOUT_URL, http::HeaderValue::from_str(&url)?);
         }
         Ok(Invocation {
             call_id: call.call_id.clone(),
@@ -354,8 +397,16 @@ impl Run<'_> {
     }
 
     /// Stores and reports the final outcome, then acks; keeps the lease while it does.
-    async fn finish(&self, record: CallRecord, revision: u64, outcome: Outcome, max_attempts: u32, seconds: f64) {
-        let report = self.report(record, revision, &outcome, max_attempts, seconds);
+    async fn finish(
+        &self,
+        record: CallRecord,
+        revision: u64,
+        outcome: Outcome,
+        fan_out: Option<FanOut>,
+        max_attempts: u32,
+        seconds: f64,
+    ) {
+        let report = self.report(record, revision, &outcome, fan_out.as_ref(), max_attempts, seconds);
         let reported = tokio::select! {
             reported = report => reported,
             _ = lease::keep(self.message, self.worker.cfg.ack_wait) => unreachable!("lease keeping never ends"),
@@ -376,6 +427,7 @@ impl Run<'_> {
         mut record: CallRecord,
         mut revision: u64,
         outcome: &Outcome,
+        fan_out: Option<&FanOut>,
         max_attempts: u32,
         seconds: f64,
     ) -> Result<(), String> {
@@ -426,6 +478,21 @@ impl Run<'_> {
         {
             record.children.push(next);
         }
+        if let Some(fan_out) = fan_out {
+            for child in fanout::start(worker, call, fan_out).await? {
+                if !record.children.contains(&child) {
+                    record.children.push(child);
+                }
+            }
+        }
+        let ended = ChildOutcome {
+            status: if outcome.succeeded() { CallStatus::Succeeded } else { CallStatus::Failed },
+            function_status: Some(outcome.status),
+            error: outcome.error.clone(),
+            content_type: outcome.content_type().map(str::to_owned),
+            body: outcome.body.clone(),
+        };
+        fanout::settle(worker, call, ended).await?;
         record.dead_letter = dead_letter?;
         if let (Some(url), Some(headers), Some(delivery)) = (&call.callback_url, callback_headers, first_try) {
             record.callback = Some(self.settle_callback(url, headers, delivery, &stored_body).await?);

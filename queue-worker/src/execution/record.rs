@@ -15,8 +15,8 @@ const ATTEMPTS: u32 = 5;
 pub enum Start {
     /// Run it; the record, with this attempt's number and start, is still as stored at this revision.
     Run(CallRecord, u64),
-    /// Cancelled or already finished: ack, nothing to do.
-    Skip(&'static str),
+    /// Cancelled or already finished (the status it has): ack, nothing to run.
+    Skip(CallStatus),
     /// Too old to start.
     Expired(CallRecord, u64),
 }
@@ -30,8 +30,7 @@ pub async fn start(
 ) -> Result<Start, StoreError> {
     for _ in 0..ATTEMPTS {
         let (mut record, revision) = match calls.entry(&call.call_id).await? {
-            Some((record, _)) if record.status == CallStatus::Cancelled => return Ok(Start::Skip("cancelled")),
-            Some((record, _)) if record.status.is_final() => return Ok(Start::Skip("already finished")),
+            Some((record, _)) if record.status.is_final() => return Ok(Start::Skip(record.status)),
             Some(entry) => entry,
             None => {
                 // The gateway writes the `queued` record alongside the publish, so it may not have landed yet;
@@ -39,6 +38,7 @@ pub async fn start(
                 let mut fresh = CallRecord::queued(&call.call_id, &call.function, call.time);
                 fresh.callback_url = call.callback_url.clone();
                 fresh.parent_call_id = call.parent_call_id().map(str::to_owned);
+                fresh.root_call_id = call.root_call_id().map(str::to_owned);
                 calls.create(&fresh).await?;
                 continue;
             }

@@ -1,0 +1,273 @@
+//! Fan-out and fan-in: a running call declares child calls and a join (by POSTing to its fan-out URL with curl,
+//! or by answering with a fan-out document); when it succeeds the children run as a group, and the join runs
+//! once with every child's outcome — failures and cancellations included. Cancelling the call that fanned out
+//! cancels what it started.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::support::Platform;
+
+/// Reads lines of numbers and fans out one `square` call per line, joined by `collect`; prints the worker's
+/// answer (the ids the children and the join will have).
+const SPLIT: &str = r#"#!/bin/sh
+calls=""
+while read -r n || [ -n "$n" ]; do calls="$calls{\"function\":\"square\",\"body\":\"$n\"},"; done
+doc="{\"calls\":[${calls%,}],\"join\":{\"function\":\"collect\",\"context\":{\"job\":\"squares\"}}}"
+curl -sf --data-binary "$doc" "$Http_X_Sluice_Fanout_Url" || exit 9
+"#;
+
+/// Fans out to a function that is not deployed: the worker's refusal is the call's output.
+const SPLIT_WRONG: &str = r#"#!/bin/sh
+curl -s -w ' %{http_code}' --data-binary '{"calls":[{"function":"nowhere"}]}' "$Http_X_Sluice_Fanout_Url"
+"#;
+
+/// Squares a number; 3 always fails.
+const SQUARE: &str = r#"#!/bin/sh
+read -r n || true
+if [ "$n" = 3 ]; then echo "no threes" >&2; exit 1; fi
+echo $((n * n))
+"#;
+
+fn script(platform: &Platform, name: &str, text: &str) -> String {
+    let path = platform.logs.path().join(name);
+    std::fs::write(&path, text).unwrap();
+    format!("sh {}", path.display())
+}
+
+async fn calls_of(platform: &Platform, function: &str) -> Vec<Value> {
+    platform.list_calls(&format!("function={function}")).await
+}
+
+/// Waits for the one call of `function` to end and returns its record.
+async fn the_final_call_of(platform: &Platform, function: &str) -> Value {
+    let start = Instant::now();
+    loop {
+        if let [call] = &calls_of(platform, function).await[..] {
+            return platform.wait_final(call["callId"].as_str().unwrap(), Duration::from_secs(60)).await;
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "{function} was never called");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn result_json(platform: &Platform, call_id: &str) -> Value {
+    let url = platform.url(&format!("/system/calls/{call_id}/result"));
+    let text = platform.http.get(url).send().await.unwrap().text().await.unwrap();
+    serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"))
+}
+
+#[tokio::test]
+async fn a_fan_out_runs_its_children_and_joins_once_with_every_outcome() {
+    let platform = Platform::start(2, &[], &[]).await;
+    let square = script(&platform, "square.sh", SQUARE);
+    platform
+        .deploy(json!({"service": "square", "envProcess": square,
+                       "async": {"retry": {"attempts": 2, "minWait": "100ms", "maxWait": "100ms"}}}))
+        .await;
+    platform
+        .deploy(json!({"service": "collect", "envProcess": "cat", "envVars": {"content_type": "application/json"}}))
+        .await;
+    platform.deploy(json!({"service": "split", "envProcess": script(&platform, "split.sh", SPLIT)})).await;
+
+    let split = platform.call_async("split", "1\n2\n3\n4\n", None).await;
+    let record = platform.wait_final(&split, Duration::from_secs(30)).await;
+    assert_eq!(record["status"], "succeeded", "{record}");
+    let declared = result_json(&platform, &split).await;
+    assert_eq!(declared["groupId"], split.as_str());
+    let join_id = declared["join"].as_str().unwrap().to_owned();
+    let mut listed: Vec<Value> = declared["calls"].as_array().unwrap().clone();
+    listed.push(json!(join_id));
+    assert_eq!(record["children"], Value::Array(listed), "the record lists the children and the join");
+
+    // The join runs once, after every child ended, with each outcome in the children's order.
+    let joined = the_final_call_of(&platform, "collect").await;
+    assert_eq!(joined["callId"], join_id.as_str());
+    assert_eq!((joined["status"].as_str(), joined["attempts"].as_u64()), (Some("succeeded"), Some(1)), "{joined}");
+    assert_eq!(joined["parentCallId"], split.as_str());
+    assert_eq!(joined["rootCallId"], split.as_str());
+    let group = result_json(&platform, &join_id).await;
+    assert_eq!(
+        (group["total"].as_u64(), group["succeeded"].as_u64(), group["failed"].as_u64()),
+        (Some(4), Some(3), Some(1))
+    );
+    assert_eq!(group["context"], json!({"job": "squares"}));
+    let bodies: Vec<&Value> = group["calls"].as_array().unwrap().iter().map(|c| &c["body"]).collect();
+    assert_eq!(bodies, [&json!("1\n"), &json!("4\n"), &json!("exit status: 1: no threes"), &json!("16\n")]);
+    let three = &group["calls"][2];
+    assert_eq!((three["status"].as_str(), three["functionStatus"].as_u64()), (Some("failed"), Some(500)), "{three}");
+    assert!(three["error"].as_str().unwrap().contains("no threes"), "{three}");
+    let child = three["callId"].as_str().unwrap();
+    assert_eq!(three["result"], format!("/system/calls/{child}/result"));
+    let failed = platform.record(child).await;
+    assert_eq!(
+        (failed["attempts"].as_u64(), failed["parentCallId"].as_str()),
+        (Some(2), Some(split.as_str())),
+        "retried first"
+    );
+
+    // Still one join a moment later: no other child's report started another.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(calls_of(&platform, "collect").await.len(), 1);
+    assert_eq!(calls_of(&platform, "square").await.len(), 4);
+
+    // The tree shows the group under the call that fanned out, which counts its ended children.
+    let tree: Value = platform
+        .http
+        .get(platform.url(&format!("/system/calls/{child}/tree")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(tree["call"]["callId"], split.as_str(), "from any child, the root: {tree}");
+    assert_eq!(tree["next"].as_array().unwrap().len(), 5);
+    assert_eq!(tree["call"]["progress"]["percent"], 100.0);
+    assert_eq!(tree["call"]["progress"]["message"], "5 of 5 calls it started have ended");
+
+    // A function may answer with the document instead.
+    let answer = r#"printf '{"calls":[{"function":"square","body":"5"}],"join":{"function":"collect"}}'"#;
+    let fan_out_type = "application/vnd.sluice.fanout+json";
+    platform
+        .deploy(json!({"service": "answer", "envProcess": format!("sh -c {answer:?}"), "envVars": {"content_type": fan_out_type}}))
+        .await;
+    let answered = platform.call_async("answer", "", None).await;
+    assert_eq!(platform.wait_final(&answered, Duration::from_secs(30)).await["status"], "succeeded");
+    let join = sluice_join_of(&platform, &answered).await;
+    let group = result_json(&platform, &join).await;
+    assert_eq!((group["total"].as_u64(), group["calls"][0]["body"].as_str()), (Some(1), Some("25\n")), "{group}");
+
+    // A document that is malformed or names a function that is not deployed fails its call, saying why.
+    for (name, document, error) in [
+        ("empty", r#"{"calls":[]}"#, "fan-out document names no calls"),
+        (
+            "unknown",
+            r#"{"calls":[{"function":"nowhere"}]}"#,
+            "fan-out calls[0]: function nowhere.openfaas-fn is not deployed",
+        ),
+        ("garbled", r#"{"calls":"#, "fan-out document is not valid"),
+    ] {
+        let path = platform.logs.path().join(format!("{name}.json"));
+        std::fs::write(&path, document).unwrap();
+        let print = format!("cat {}", path.display());
+        platform.deploy(json!({"service": name, "envProcess": print, "envVars": {"content_type": fan_out_type}})).await;
+        let call = platform.call_async(name, "", None).await;
+        let record = platform.wait_final(&call, Duration::from_secs(30)).await;
+        assert_eq!(
+            (record["status"].as_str(), record["functionStatus"].as_u64()),
+            (Some("failed"), Some(422)),
+            "{record}"
+        );
+        assert!(record["error"].as_str().unwrap().starts_with(error), "{name}: {record}");
+        assert!(record.get("children").is_none(), "nothing started: {record}");
+    }
+    // At the fan-out URL, the refusal comes back at once.
+    platform.deploy(json!({"service": "split-wrong", "envProcess": script(&platform, "wrong.sh", SPLIT_WRONG)})).await;
+    let wrong = platform.call_async("split-wrong", "", None).await;
+    assert_eq!(platform.wait_final(&wrong, Duration::from_secs(30)).await["status"], "succeeded");
+    let url = platform.url(&format!("/system/calls/{wrong}/result"));
+    let said = platform.http.get(url).send().await.unwrap().text().await.unwrap();
+    assert_eq!(said, r#"{"error":"fan-out names nowhere.openfaas-fn, which is not deployed"} 400"#);
+}
+
+/// The join id the call `parent` lists last among its children.
+async fn sluice_join_of(platform: &Platform, parent: &str) -> String {
+    let record = platform.record(parent).await;
+    let join = record["children"].as_array().and_then(|c| c.last()).and_then(Value::as_str);
+    let join = join.unwrap_or_else(|| panic!("no children: {record}")).to_owned();
+    platform.wait_final(&join, Duration::from_secs(30)).await;
+    join
+}
+
+#[tokio::test]
+async fn cancelled_children_end_their_group_and_cancelling_the_parent_cancels_what_it_started() {
+    let platform = Platform::start(1, &[], &[]).await;
+    platform
+        .deploy(json!({"service": "nap", "envProcess": "sh -c 'read -r s || true; sleep $s; echo slept $s'",
+                       "async": {"maxInflight": 1}}))
+        .await;
+    platform
+        .deploy(json!({"service": "collect", "envProcess": "cat", "envVars": {"content_type": "application/json"}}))
+        .await;
+    let split = SPLIT.replace("square", "nap");
+    platform.deploy(json!({"service": "split", "envProcess": script(&platform, "split.sh", &split)})).await;
+
+    // A child cancelled while it runs still ends the group: the join runs and sees it cancelled.
+    let first = platform.call_async("split", "30\n0\n0\n", None).await;
+    platform.wait_final(&first, Duration::from_secs(30)).await;
+    let children = platform.record(&first).await["children"].clone();
+    let sleeper = children[0].as_str().unwrap();
+    platform.wait_running(sleeper).await;
+    let r = platform.http.delete(platform.url(&format!("/system/calls/{sleeper}"))).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let join = sluice_join_of(&platform, &first).await;
+    let group = result_json(&platform, &join).await;
+    assert_eq!((group["cancelled"].as_u64(), group["succeeded"].as_u64()), (Some(1), Some(2)), "{group}");
+    assert_eq!(group["calls"][0]["status"], "cancelled");
+
+    // Cancelling a finished parent cancels its running and queued children and the join that waits for them.
+    let second = platform.call_async("split", "30\n30\n", None).await;
+    platform.wait_final(&second, Duration::from_secs(30)).await;
+    let record = platform.record(&second).await;
+    let (running, queued, join) = (
+        record["children"][0].as_str().unwrap(),
+        record["children"][1].as_str().unwrap(),
+        record["children"][2].as_str().unwrap(),
+    );
+    platform.wait_running(running).await;
+    assert_eq!(platform.record(queued).await["status"], "queued", "one nap at a time");
+    let r = platform.http.delete(platform.url(&format!("/system/calls/{second}"))).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let parent: Value = r.json().await.unwrap();
+    assert_eq!(parent["status"], "succeeded", "the parent itself had ended");
+    for id in [running, queued, join] {
+        assert_eq!(platform.wait_final(id, Duration::from_secs(30)).await["status"], "cancelled", "{id}");
+    }
+    // The worker settles both cancelled children; the join was cancelled before it could start, and stays so.
+    let start = Instant::now();
+    let settled = |platform: &Platform| {
+        let log = platform.workers[0].log_text();
+        log.lines().filter(|line| line.contains("fan-out child settled") && line.contains(second.as_str())).count()
+    };
+    while settled(&platform) < 2 {
+        assert!(start.elapsed() < Duration::from_secs(30), "the cancelled children were never settled");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let kept = platform.record(join).await;
+    assert_eq!((kept["status"].as_str(), kept["attempts"].as_u64()), (Some("cancelled"), Some(0)), "{kept}");
+    assert_eq!(calls_of(&platform, "collect").await.len(), 2, "the first join and the cancelled one");
+    // Nothing is left to cancel now.
+    let r = platform.http.delete(platform.url(&format!("/system/calls/{second}"))).send().await.unwrap();
+    assert_eq!(r.status(), 409);
+}
+
+#[tokio::test]
+async fn fan_outs_of_fan_outs_stop_at_the_pipeline_limit() {
+    let platform = Platform::start(1, &[], &["--max-pipeline-calls", "3"]).await;
+    let fork = r#"#!/bin/sh
+curl -sf --data-binary '{"calls":[{"function":"fork"},{"function":"fork"}]}' "$Http_X_Sluice_Fanout_Url" || exit 9
+"#;
+    platform.deploy(json!({"service": "fork", "envProcess": script(&platform, "fork.sh", fork)})).await;
+    let root = platform.call_async("fork", "", None).await;
+    assert_eq!(platform.wait_final(&root, Duration::from_secs(30)).await["status"], "succeeded");
+    // The root's two children would fan out two more each: the first pair fits the limit of 3, no more.
+    let children = platform.record(&root).await["children"].clone();
+    for child in children.as_array().unwrap() {
+        let record = platform.wait_final(child.as_str().unwrap(), Duration::from_secs(30)).await;
+        assert_eq!(
+            (record["status"].as_str(), record["functionStatus"].as_u64()),
+            (Some("failed"), Some(422)),
+            "{record}"
+        );
+        let error = record["error"].as_str().unwrap();
+        assert!(
+            error.contains("has fanned out 2 calls, and 2 more would pass the limit of 3 (--max-pipeline-calls)"),
+            "{error}"
+        );
+        assert_eq!(record["rootCallId"], root.as_str());
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(calls_of(&platform, "fork").await.len(), 3);
+}
