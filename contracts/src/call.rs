@@ -69,6 +69,9 @@ pub struct CallRecord {
     /// The call whose response this call was started with (`async.onSuccess`/`onFailure`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent_call_id: Option<String>,
+    /// Delivery of the call's result to its function's `async.onSuccess`/`onFailure` URL, when it names one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub destination: Option<CallbackState>,
     /// The first call of this call's pipeline, when it is not the first itself.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub root_call_id: Option<String>,
@@ -189,6 +192,7 @@ impl CallRecord {
             callback: None,
             parent_call_id: None,
             root_call_id: None,
+            destination: None,
             children: Vec::new(),
             progress: None,
             heartbeat_at: None,

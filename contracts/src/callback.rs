@@ -68,6 +68,25 @@ fn lower(name: &'static str) -> &'static str {
     }
 }
 
+/// Who a callback is for.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Recipient {
+    /// The caller's `X-Callback-Url` (or a trigger's callback URL); its delivery is the record's `callback`.
+    #[default]
+    Caller,
+    /// The function's `async.onSuccess`/`onFailure` URL; its delivery is the record's `destination`.
+    Destination,
+}
+
+impl Recipient {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Caller => "callback",
+            Self::Destination => "destination",
+        }
+    }
+}
+
 /// A callback waiting in the outbox.
 #[derive(Clone, Debug)]
 pub struct CallbackMessage {
@@ -77,14 +96,18 @@ pub struct CallbackMessage {
     /// The contract headers, as sent.
     pub headers: http::HeaderMap,
     pub body: Payload,
+    pub recipient: Recipient,
 }
 
 impl CallbackMessage {
-    /// NATS headers and payload; one outbox message per call (`Nats-Msg-Id`).
+    /// NATS headers and payload; one outbox message per call and recipient (`Nats-Msg-Id`).
     pub fn to_nats(&self) -> (NatsHeaders, Bytes) {
         let mut headers = NatsHeaders::new();
-        headers.insert(wire::NATS_MSG_ID, format!("{}.callback", self.call_id));
+        headers.insert(wire::NATS_MSG_ID, format!("{}.{}", self.call_id, self.recipient.as_str()));
         headers.insert(wire::CALLBACK_TARGET, self.url.as_str());
+        if self.recipient == Recipient::Destination {
+            headers.insert(wire::CALLBACK_RECIPIENT, self.recipient.as_str());
+        }
         headers.insert(ce::ID, self.call_id.as_str());
         headers.insert(ce::SUBJECT, self.function.key());
         put_http_headers(&mut headers, &self.headers);
@@ -107,6 +130,10 @@ impl CallbackMessage {
             body: match get(wire::PAYLOAD_OBJECT) {
                 Some(name) => Payload::Object(name),
                 None => Payload::Inline(body),
+            },
+            recipient: match get(wire::CALLBACK_RECIPIENT).as_deref() {
+                Some("destination") => Recipient::Destination,
+                _ => Recipient::Caller,
             },
         })
     }
@@ -142,9 +169,19 @@ mod tests {
             function: crate::FunctionRef::new("team-a", "f"),
             headers,
             body: Payload::Inline(Bytes::from_static(b"result")),
+            recipient: Recipient::Caller,
         };
         let (nats_headers, body) = message.to_nats();
         let back = CallbackMessage::from_nats(&nats_headers, body).unwrap();
+        assert_eq!(back.recipient, Recipient::Caller);
+        let destination = CallbackMessage { recipient: Recipient::Destination, ..message.clone() };
+        let (nats_headers, body) = destination.to_nats();
+        assert_eq!(
+            nats_headers.get(wire::NATS_MSG_ID).unwrap().as_str(),
+            "c1.destination",
+            "not deduplicated with the callback"
+        );
+        assert_eq!(CallbackMessage::from_nats(&nats_headers, body).unwrap().recipient, Recipient::Destination);
         assert_eq!(back.url, message.url);
         assert_eq!(back.function, message.function);
         assert_eq!(back.headers["x-duration-seconds"], "1.500000");

@@ -1,6 +1,7 @@
-//! Chaining: a function's `async.onSuccess` / `async.onFailure` name the function its finished calls go on to.
-//! The next call's input is the finished call's response; it is a call like any other, with an id derived from
-//! its parent's, so a parent whose outcome is reported twice still starts it once.
+//! Chaining: a function's `async.onSuccess` / `async.onFailure` name the function its finished calls go on to,
+//! a URL their result is POSTed to, or both. The next call's input is the finished call's response; it is a
+//! call like any other, with an id derived from its parent's, so a parent whose outcome is reported twice still
+//! starts it once. The URL gets the result as a callback does (same headers, signature, retries and policy).
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -8,13 +9,18 @@ use sha2::{Digest, Sha256};
 
 use crate::FunctionRef;
 
-/// Where a finished call goes on to.
+/// Where a finished call goes on to: a function, a URL, or both.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Destination {
     /// The function called with the finished call's response: `NAME` (this function's namespace) or
     /// `NAME.NAMESPACE`.
-    pub function: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub function: Option<String>,
+    /// Where the finished call's result is POSTed, as a callback is (http or https, within the callback
+    /// policy).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
 }
 
 /// Which end of a call leads on.
@@ -35,9 +41,9 @@ impl Leg {
 }
 
 impl Destination {
-    /// The function it names, from a spec in `namespace`.
-    pub fn target(&self, namespace: &str) -> FunctionRef {
-        FunctionRef::from_qualified(&self.function, namespace)
+    /// The function it names, if any, from a spec in `namespace`.
+    pub fn target(&self, namespace: &str) -> Option<FunctionRef> {
+        self.function.as_deref().map(|function| FunctionRef::from_qualified(function, namespace))
     }
 }
 
@@ -68,9 +74,11 @@ mod tests {
 
     #[test]
     fn a_destination_names_a_function_here_or_in_another_namespace() {
-        let here = Destination { function: "next".into() };
-        assert_eq!(here.target("team-a"), FunctionRef::new("team-a", "next"));
-        let there = Destination { function: "next.team-b".into() };
-        assert_eq!(there.target("team-a"), FunctionRef::new("team-b", "next"));
+        let here = Destination { function: Some("next".into()), url: None };
+        assert_eq!(here.target("team-a"), Some(FunctionRef::new("team-a", "next")));
+        let there = Destination { function: Some("next.team-b".into()), url: None };
+        assert_eq!(there.target("team-a"), Some(FunctionRef::new("team-b", "next")));
+        let away = Destination { function: None, url: Some("https://example.com/done".into()) };
+        assert_eq!(away.target("team-a"), None);
     }
 }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::{HumanDuration, quantity, schedule::Schedule};
+use crate::{HumanDuration, chain::Leg, quantity, schedule::Schedule};
 
 /// How a function is run by workers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -73,10 +73,12 @@ pub struct AsyncConfig {
     /// retry policy; without it, only `timeout` ends a silent call.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub heartbeat_timeout: Option<HumanDuration>,
-    /// The function a succeeded call goes on to, its response the next call's input.
+    /// The function a succeeded call goes on to, its response the next call's input, and/or the URL its result
+    /// is POSTed to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_success: Option<crate::chain::Destination>,
-    /// The function a call that failed for good goes on to, its last response the next call's input.
+    /// The function a call that failed for good goes on to, its last response the next call's input, and/or the
+    /// URL its result is POSTed to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_failure: Option<crate::chain::Destination>,
 }
@@ -264,8 +266,18 @@ impl FunctionSpec {
         let Some(cfg) = &self.async_config else { return Vec::new() };
         [(crate::chain::Leg::OnSuccess, &cfg.on_success), (crate::chain::Leg::OnFailure, &cfg.on_failure)]
             .into_iter()
-            .filter_map(|(leg, destination)| Some((leg, destination.as_ref()?.target(&namespace))))
+            .filter_map(|(leg, destination)| Some((leg, destination.as_ref()?.target(&namespace)?)))
             .collect()
+    }
+
+    /// The URL a call that ended on `leg` is POSTed to, if the spec names one.
+    pub fn destination_url(&self, leg: crate::chain::Leg) -> Option<&str> {
+        let cfg = self.async_config.as_ref()?;
+        let destination = match leg {
+            crate::chain::Leg::OnSuccess => cfg.on_success.as_ref(),
+            crate::chain::Leg::OnFailure => cfg.on_failure.as_ref(),
+        };
+        destination?.url.as_deref()
     }
 
     /// Checks that the spec can be deployed as it is.
@@ -373,6 +385,11 @@ impl FunctionSpec {
             }
             if cfg.heartbeat_timeout.is_some_and(|t| t.get() < std::time::Duration::from_secs(1)) {
                 return Err(ValidationError::new("async.heartbeatTimeout", "must be at least 1s"));
+            }
+            for (leg, destination) in [(Leg::OnSuccess, &cfg.on_success), (Leg::OnFailure, &cfg.on_failure)] {
+                if destination.as_ref().is_some_and(|d| d.function.is_none() && d.url.is_none()) {
+                    return Err(ValidationError::new(leg.field(), "names neither a function nor a url"));
+                }
             }
             for (leg, target) in self.destinations() {
                 if !target.is_valid() {

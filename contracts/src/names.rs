@@ -165,6 +165,8 @@ pub mod wire {
     pub const REPLAY_OF: &str = "Sluice-Replay-Of";
     /// On an outbox callback: where it goes.
     pub const CALLBACK_TARGET: &str = "Sluice-Callback-Target";
+    /// On outbox messages for an `async.onSuccess`/`onFailure` URL: `destination` (absent for a caller's callback).
+    pub const CALLBACK_RECIPIENT: &str = "Sluice-Callback-Recipient";
     /// On log stream markers from a worker: `begin` or `end`.
     pub const LOGS_MARKER: &str = "Sluice-Logs";
 }

@@ -126,7 +126,7 @@ pub async fn run(cmd: FnCommand) -> anyhow::Result<()> {
     match cmd {
         FnCommand::Deploy(args) => {
             let gateway = Gateway::new(args.gateway.clone());
-            for spec in args.specs()? {
+            for spec in spec_file::in_deploy_order(args.specs()?) {
                 deploy(&gateway, &spec).await?;
             }
             Ok(())

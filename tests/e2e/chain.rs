@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::support::{Platform, error_of};
+use crate::support::{CallbackReceiver, Platform, error_of};
 
 /// Waits for the one call of `function` and returns its final record.
 async fn the_call_of(platform: &Platform, function: &str) -> Value {
@@ -78,10 +78,17 @@ async fn finished_calls_go_on_to_the_next_function_once_and_loops_are_refused() 
     assert_eq!(caught["parentCallId"], failed.as_str());
     assert_eq!(result_text(&platform, caught["callId"].as_str().unwrap()).await, "caught: exit status: 3: disk full");
 
-    // A step to a function that is not deployed is recorded failed, not queued for ever.
-    platform
-        .deploy(json!({"service": "orphan", "envProcess": "cat", "async": {"onSuccess": {"function": "nowhere"}}}))
-        .await;
+    // A destination must be deployed first; one deleted since is a step recorded failed, not queued for ever.
+    let orphan_spec =
+        json!({"service": "orphan", "envProcess": "cat", "async": {"onSuccess": {"function": "nowhere"}}});
+    let r = platform.http.post(platform.url("/system/functions")).json(&orphan_spec).send().await.unwrap();
+    let (status, error) = error_of(r).await;
+    assert_eq!(status, 400);
+    assert!(error.contains("async.onSuccess.function") && error.contains("nowhere is not deployed"), "{error}");
+    platform.deploy(json!({"service": "nowhere", "envProcess": "cat"})).await;
+    platform.deploy(orphan_spec).await;
+    assert!(platform.delete_function("nowhere").await.status().is_success());
+    tokio::time::sleep(Duration::from_secs(1)).await;
     let orphan = platform.call_async("orphan", "x", None).await;
     platform.wait_final(&orphan, Duration::from_secs(30)).await;
     let nowhere = the_call_of(&platform, "nowhere").await;
@@ -132,4 +139,66 @@ async fn finished_calls_go_on_to_the_next_function_once_and_loops_are_refused() 
     };
     assert!(cut["error"].as_str().unwrap().contains("chain depth 3 is over the limit of 2"), "{cut}");
     assert_eq!(cut["attempts"], 0, "never run: {cut}");
+}
+
+#[tokio::test]
+async fn a_destination_url_gets_the_result_as_a_callback_does() {
+    let platform = Platform::start(1, &[], &[]).await;
+    let done = CallbackReceiver::start().await;
+    let failed = CallbackReceiver::start().await;
+    platform.deploy(json!({"service": "last", "envProcess": "cat"})).await;
+    platform
+        .deploy(json!({"service": "shout", "envProcess": "sh -c 'tr a-z A-Z; [ \"$Http_X_Fail\" != yes ]'",
+                       "envVars": {"content_type": "text/plain"},
+                       "async": {"retry": {"attempts": 1},
+                                 "onSuccess": {"function": "last", "url": done.url},
+                                 "onFailure": {"url": failed.url}}}))
+        .await;
+
+    // Success: the URL gets the response with the callback contract's headers, and the function goes on too.
+    let ok = platform.call_async("shout", "quiet", None).await;
+    let got = done.wait_for(1, Duration::from_secs(30)).await;
+    assert_eq!(&got[0].body[..], b"QUIET");
+    assert_eq!(got[0].headers["x-call-id"], ok.as_str());
+    assert_eq!(got[0].headers["ce-type"], "sluice.invocation.completed");
+    assert_eq!(got[0].headers["x-function-status"], "200");
+    let record = platform.wait_final(&ok, Duration::from_secs(30)).await;
+    assert_eq!(record["destination"]["state"], "delivered", "{record}");
+    assert!(record.get("callback").is_none(), "the caller asked for no callback: {record}");
+    let next = record["children"][0].as_str().unwrap();
+    assert_eq!(result_text(&platform, next).await, "QUIET");
+
+    // Failure: the onFailure URL hears it, with the caller's own callback going out as well.
+    let caller = CallbackReceiver::start().await;
+    let r = platform
+        .http
+        .post(platform.url("/async-function/shout"))
+        .header("X-Callback-Url", &caller.url)
+        .header("X-Fail", "yes")
+        .body("loud")
+        .send()
+        .await
+        .unwrap();
+    let bad = r.headers()["x-call-id"].to_str().unwrap().to_owned();
+    let heard = failed.wait_for(1, Duration::from_secs(30)).await;
+    assert_eq!(heard[0].headers["ce-type"], "sluice.invocation.failed");
+    assert_eq!(heard[0].headers["x-call-id"], bad.as_str());
+    caller.wait_for(1, Duration::from_secs(30)).await;
+    let record = platform.wait_final(&bad, Duration::from_secs(30)).await;
+    assert_eq!(
+        (record["destination"]["state"].as_str(), record["callback"]["state"].as_str()),
+        (Some("delivered"), Some("delivered"))
+    );
+    assert_eq!(done.received().len(), 1, "onSuccess heard nothing of the failure");
+
+    // A URL outside the callback policy, or a destination naming nothing, is refused at deploy.
+    for (destination, field) in
+        [(json!({"url": "http://169.254.169.254/latest"}), "async.onSuccess.url"), (json!({}), "async.onSuccess")]
+    {
+        let spec = json!({"service": "bad", "envProcess": "cat", "async": {"onSuccess": destination}});
+        let r = platform.http.post(platform.url("/system/functions")).json(&spec).send().await.unwrap();
+        let (status, error) = error_of(r).await;
+        assert_eq!(status, 400, "{error}");
+        assert!(error.contains(field), "{error}");
+    }
 }

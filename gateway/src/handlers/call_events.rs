@@ -108,9 +108,12 @@ impl Follow {
     }
 }
 
-/// Whether nothing more will happen to the call: final, and its callback (if any) delivered or given up.
+/// Whether nothing more will happen to the call: final, and its callback and destination URL (if any)
+/// delivered or given up.
 fn settled(record: &CallRecord) -> bool {
-    record.status.is_final() && record.callback.as_ref().is_none_or(|c| c.state != CallbackDelivery::Pending)
+    let done =
+        |c: &Option<sluice_contracts::CallbackState>| c.as_ref().is_none_or(|c| c.state != CallbackDelivery::Pending);
+    record.status.is_final() && done(&record.callback) && done(&record.destination)
 }
 
 /// What a change from `before` to `after` was, as the event's name.
@@ -128,6 +131,8 @@ fn change_name(before: Option<&CallRecord>, after: &CallRecord) -> &'static str 
         "heartbeat"
     } else if before.callback != after.callback {
         "callback"
+    } else if before.destination != after.destination {
+        "destination"
     } else {
         "record"
     }

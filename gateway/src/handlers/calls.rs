@@ -215,6 +215,7 @@ async fn enqueue_cancellation_callback(
         function: record.function_ref(),
         headers,
         body: Payload::Inline(body.into()),
+        recipient: sluice_contracts::callback::Recipient::Caller,
     };
     app.queue
         .enqueue_callback(&message)

@@ -8,6 +8,7 @@ use axum::{
     http::StatusCode,
 };
 use serde::Deserialize;
+use sluice_contracts::chain::Leg;
 use sluice_contracts::{FunctionRef, FunctionSpec, FunctionStatus, ReplicaReport, RuntimeKind, Usage};
 use sluice_jetstream::store::Deployed;
 use sluice_outbound::Enforce;
@@ -130,6 +131,7 @@ async fn validate(app: &App, spec: &mut FunctionSpec) -> Result<(), ApiError> {
             })
         })?;
     }
+    check_destinations(app, spec).await?;
     refuse_loops(app, spec).await?;
     let namespace = spec.function_ref().namespace;
     if let Some(missing) = super::secrets::first_missing(app, &namespace, &spec.secrets).await? {
@@ -139,6 +141,31 @@ async fn validate(app: &App, spec: &mut FunctionSpec) -> Result<(), ApiError> {
                 "secret {missing:?} does not exist in namespace {namespace:?}; create it with POST /system/secrets"
             ),
         }));
+    }
+    Ok(())
+}
+
+/// `async.onSuccess`/`onFailure`: a URL within the callback policy, a function that is deployed (deploy a
+/// pipeline from its end; `sluice fn deploy` orders a file's specs so).
+async fn check_destinations(app: &App, spec: &FunctionSpec) -> Result<(), ApiError> {
+    let invalid =
+        |field: String, message: String| ApiError::InvalidSpec(sluice_contracts::ValidationError { field, message });
+    for leg in [Leg::OnSuccess, Leg::OnFailure] {
+        if let Some(url) = spec.destination_url(leg) {
+            let denied = app.cfg.callback_policy.check(url).await.err();
+            if let Some(denied) = denied {
+                return Err(invalid(format!("{}.url", leg.field()), format!("{url:?}: {}", denied.0)));
+            }
+        }
+    }
+    for (leg, target) in spec.destinations() {
+        if app.functions.get(&target).await?.is_none() {
+            let message = format!(
+                "function {} is not deployed; deploy the functions a pipeline goes on to first",
+                app.shown(&target)
+            );
+            return Err(invalid(format!("{}.function", leg.field()), message));
+        }
     }
     Ok(())
 }

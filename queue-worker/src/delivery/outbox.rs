@@ -1,7 +1,8 @@
 //! The durable callback outbox: callbacks not delivered at the first try wait in `SLUICE_CALLBACKS` (put there
 //! by `sluice_jetstream::Queue::enqueue_callback`) and are
 //! retried with backoff by whichever worker is free, surviving restarts and holding no function slot,
-//! until delivered or expired. Each outcome is written to the call record's `callback` field.
+//! until delivered or expired. Each outcome is written to the call record's `callback` field (or
+//! `destination`, for a function's `async.onSuccess`/`onFailure` URL).
 
 use std::{sync::Arc, time::Duration};
 
@@ -11,7 +12,11 @@ use async_nats::jetstream::{
 };
 use bytes::Bytes;
 use futures::StreamExt;
-use sluice_contracts::{CallbackDelivery, CallbackState, Payload, callback::CallbackMessage, names};
+use sluice_contracts::{
+    CallbackDelivery, CallbackState, Payload,
+    callback::{CallbackMessage, Recipient},
+    names,
+};
 use sluice_jetstream::{payloads, store::Modified};
 use tokio::io::AsyncReadExt;
 use tokio_util::sync::CancellationToken;
@@ -118,7 +123,7 @@ async fn deliver(worker: &Worker, message: Message) {
             CallbackState { state: CallbackDelivery::Failed, attempts, last_error: Some(error.to_string()) }
         }
     };
-    record(worker, &callback.call_id, state).await;
+    record(worker, &callback.call_id, callback.recipient, state).await;
 }
 
 /// Doubling waits from `min` to `max`.
@@ -126,10 +131,14 @@ fn backoff(min: Duration, max: Duration, attempt: u32) -> Duration {
     min.saturating_mul(1u32 << attempt.saturating_sub(1).min(20)).min(max)
 }
 
-/// Writes the callback's state into the call record, looking again when the record changes underneath.
-pub async fn record(worker: &Worker, call_id: &str, state: CallbackState) {
+/// Writes the callback's state into the call record (`callback` or `destination`, for `recipient`), looking
+/// again when the record changes underneath.
+pub async fn record(worker: &Worker, call_id: &str, recipient: Recipient, state: CallbackState) {
     let noted = worker.calls.modify(call_id, |record| {
-        record.callback = Some(state.clone());
+        match recipient {
+            Recipient::Caller => record.callback = Some(state.clone()),
+            Recipient::Destination => record.destination = Some(state.clone()),
+        }
         Ok::<_, std::convert::Infallible>(())
     });
     match noted.await {

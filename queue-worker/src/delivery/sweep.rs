@@ -50,7 +50,10 @@ fn needed(name: &str, record: Option<&CallRecord>) -> bool {
     let Some(record) = record else { return false };
     if name.ends_with(".result") {
         let fetchable = record.result.as_ref().is_some_and(|r| r.expires_at.is_none_or(|due| due > Utc::now()));
-        let delivering = record.callback.as_ref().is_some_and(|c| c.state == CallbackDelivery::Pending);
+        let pending = |c: &Option<sluice_contracts::CallbackState>| {
+            c.as_ref().is_some_and(|c| c.state == CallbackDelivery::Pending)
+        };
+        let delivering = pending(&record.callback) || pending(&record.destination);
         return fetchable || delivering;
     }
     // A request body is replayed with its dead letter.

@@ -24,7 +24,8 @@ use async_nats::jetstream::{AckKind, Message};
 use chrono::Utc;
 use sluice_contracts::{
     CallProgress, CallRecord, CallStatus, CallbackDelivery, CallbackState, FunctionSpec, InvocationMessage, Payload,
-    callback::{CallbackFacts, CallbackMessage, contract_headers},
+    callback::{CallbackFacts, CallbackMessage, Recipient, contract_headers},
+    chain::Leg,
     fanout::{self as fanout_doc, ChildOutcome, FanOut},
     names::{self, http_headers as h},
 };
@@ -469,7 +470,19 @@ impl Run<'_> {
                 _ => None,
             }
         };
-        let (published, dead_letter, first_try) = tokio::join!(published, dead_lettered, first_try);
+        // The function's own onSuccess/onFailure URL gets the result as a callback does.
+        let leg = if outcome.succeeded() { Leg::OnSuccess } else { Leg::OnFailure };
+        let destination_url = self.spec.destination_url(leg);
+        let destination_headers =
+            destination_url.map(|_| self.callback_headers(outcome, max_attempts, started, seconds));
+        let destination_try = async {
+            match (destination_url, &destination_headers) {
+                (Some(url), Some(headers)) => Some(worker.callbacks.send(url, headers, outcome.body.clone()).await),
+                _ => None,
+            }
+        };
+        let (published, dead_letter, first_try, destination_try) =
+            tokio::join!(published, dead_lettered, first_try, destination_try);
         let results::Published { body: stored_body, result } = published?;
         record.result = Some(result);
         // Before the outcome is recorded: a delivery that finds it recorded does not get this far again.
@@ -495,7 +508,12 @@ impl Run<'_> {
         fanout::settle(worker, call, ended).await?;
         record.dead_letter = dead_letter?;
         if let (Some(url), Some(headers), Some(delivery)) = (&call.callback_url, callback_headers, first_try) {
-            record.callback = Some(self.settle_callback(url, headers, delivery, &stored_body).await?);
+            let settled = self.settle_callback(url, headers, delivery, &stored_body, Recipient::Caller).await?;
+            record.callback = Some(settled);
+        }
+        if let (Some(url), Some(headers), Some(delivery)) = (destination_url, destination_headers, destination_try) {
+            let settled = self.settle_callback(url, headers, delivery, &stored_body, Recipient::Destination).await?;
+            record.destination = Some(settled);
         }
         record.status = if outcome.succeeded() { CallStatus::Succeeded } else { CallStatus::Failed };
         record.next_attempt_at = None;
@@ -542,13 +560,15 @@ impl Run<'_> {
         })
     }
 
-    /// What the inline callback try came to; a retryable failure queues the callback in the durable outbox.
+    /// What the inline try of a callback (the caller's, or the function's destination URL) came to; a
+    /// retryable failure queues it in the durable outbox.
     async fn settle_callback(
         &self,
         url: &str,
         headers: http::HeaderMap,
         first_try: Result<(), DeliveryError>,
         stored_body: &Payload,
+        recipient: Recipient,
     ) -> Result<CallbackState, String> {
         let error = match first_try {
             Ok(()) => return Ok(CallbackState { state: CallbackDelivery::Delivered, attempts: 1, last_error: None }),
@@ -565,6 +585,7 @@ impl Run<'_> {
             function: self.call.function.clone(),
             headers,
             body: stored_body.clone(),
+            recipient,
         };
         persist("callback outbox", STORE, || self.worker.queue.enqueue_callback(&message)).await?;
         Ok(CallbackState { state: CallbackDelivery::Pending, attempts: 1, last_error: Some(error) })

@@ -84,6 +84,11 @@ pub async fn write_over(calls: &CallStore, record: &mut CallRecord, revision: &m
                 {
                     record.callback = Some(noted);
                 }
+                if let Some(noted) = stored.destination
+                    && record.destination.as_ref().is_none_or(|ours| noted.attempts >= ours.attempts)
+                {
+                    record.destination = Some(noted);
+                }
                 *revision = stored_revision;
             }
             None => {
