@@ -122,6 +122,19 @@ ensure_schemathesis() {
   "$SLUICE_SCHEMATHESIS" --version >/dev/null || die "schemathesis does not run after installing it"
 }
 
+# ffmpeg and ffprobe (Debian's ffmpeg), which the video example's functions and its test run.
+ensure_ffmpeg() {
+  if command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null; then
+    return
+  fi
+  [ "$(id -u)" = 0 ] || die "ffmpeg is missing: install it (apt-get install ffmpeg)"
+  say "installing ffmpeg (apt)"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg >/dev/null 2>&1 \
+    || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg >/dev/null; } \
+    || die "could not install ffmpeg"
+  command -v ffprobe >/dev/null || die "ffprobe is missing after installing ffmpeg"
+}
+
 # An S3 server with bucket notifications for the tests: moto (PyPI moto[server]), which brings boto3.
 ensure_moto() {
   if command -v moto_server >/dev/null && python3 -c 'import boto3, moto' 2>/dev/null; then

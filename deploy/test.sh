@@ -2,7 +2,7 @@
 # Runs every check and test: formatting, clippy, unit tests and end-to-end tests against real servers.
 # Installs and starts what the tests need when it is missing: a nats-server >= 2.10, a Docker engine (Debian's
 # docker.io; dockerd started here, and stopped again at the end, when none runs), the Python CloudEvents SDK,
-# moto (an S3 server with notifications) and schemathesis (the OpenAPI fuzzer).
+# moto (an S3 server with notifications), schemathesis (the OpenAPI fuzzer) and ffmpeg (the video example).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 ensure_rust
@@ -12,6 +12,7 @@ trap stop_started_docker EXIT
 ensure_python_cloudevents
 ensure_moto
 ensure_schemathesis
+ensure_ffmpeg
 cd "$SLUICE_ROOT"
 say "nats-server: $SLUICE_NATS_SERVER ($(nats_version_of "$SLUICE_NATS_SERVER"))"
 say "docker engine: $(docker version --format '{{.Server.Version}}')"

@@ -93,16 +93,22 @@ async fn result(gateway: &Gateway, id: &str, show_headers: bool) -> anyhow::Resu
     Ok(())
 }
 
-/// One line per call, each step indented under the call it went on from.
-fn print_tree(tree: &CallTree, depth: usize) {
+/// One line per call, each step drawn under the call it went on from.
+fn print_tree(tree: &CallTree) {
+    print_node(tree, "", "");
+}
+
+/// `tree`'s line after `lead` (its branch), then its steps, each after `rest` (the branches still open above).
+fn print_node(tree: &CallTree, lead: &str, rest: &str) {
     let call = &tree.call;
-    let indent = if depth == 0 { String::new() } else { format!("{}└─ ", "   ".repeat(depth - 1)) };
     let duration = tree.duration_seconds.map(|s| format!(" {s:.1}s")).unwrap_or_default();
     let percent = call.progress.as_ref().and_then(|p| p.percent).map(|p| format!(" {p:.0}%")).unwrap_or_default();
     let error = call.error.as_deref().map(|e| format!(" · {e}")).unwrap_or_default();
-    println!("{indent}{} {} {}{duration}{percent}{error}", call.function, call.call_id, call.status.as_str());
-    for next in &tree.next {
-        print_tree(next, depth + 1);
+    println!("{lead}{} {} {}{duration}{percent}{error}", call.function, call.call_id, call.status.as_str());
+    for (i, next) in tree.next.iter().enumerate() {
+        let last = i + 1 == tree.next.len();
+        let (branch, below) = if last { ("└─ ", "   ") } else { ("├─ ", "│  ") };
+        print_node(next, &format!("{rest}{branch}"), &format!("{rest}{below}"));
     }
 }
 
@@ -121,7 +127,7 @@ pub async fn run(cmd: CallCommand) -> anyhow::Result<()> {
             let gateway = Gateway::new(gateway);
             let tree: CallTree =
                 gateway.send(gateway.request(Method::GET, &format!("/system/calls/{id}/tree"))).await?.json().await?;
-            print_tree(&tree, 0);
+            print_tree(&tree);
         }
         CallCommand::Cancel { id, gateway } => {
             let gateway = Gateway::new(gateway);

@@ -22,4 +22,5 @@ mod s3;
 mod security;
 mod support;
 mod sync_calls;
+mod video;
 mod workers;

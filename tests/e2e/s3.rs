@@ -16,13 +16,13 @@ use crate::{
 };
 
 /// A `moto_server` on a free port, killed by PID when dropped.
-struct Moto {
+pub(crate) struct Moto {
     child: Child,
-    url: String,
+    pub(crate) url: String,
 }
 
 impl Moto {
-    async fn start() -> Self {
+    pub(crate) async fn start() -> Self {
         let port = free_port();
         let child = Command::new("moto_server")
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
@@ -40,7 +40,7 @@ impl Moto {
     }
 
     /// Runs a boto3 script against this server; `sys.argv[1]` is its URL.
-    async fn boto3(&self, script: &str, args: &[&str]) {
+    pub(crate) async fn boto3(&self, script: &str, args: &[&str]) {
         let prelude = "import sys, boto3\nkw = dict(endpoint_url=sys.argv[1], region_name='us-east-1', \
                        aws_access_key_id='test', aws_secret_access_key='test')\n";
         let out = tokio::process::Command::new("python3")

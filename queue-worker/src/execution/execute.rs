@@ -292,7 +292,17 @@ impl Run<'_> {
         let mut listening = true;
         loop {
             tokio::select! {
-                result = &mut call => return Ran::Finished(result),
+                result = &mut call => {
+                    // The latest report not written yet goes into the record with the outcome: a call shorter
+                    // than the write interval still ends showing how far it got.
+                    let latest = registration.reports.borrow().clone();
+                    if let Some(arrived) = latest
+                        && record.heartbeat_at.is_none_or(|at| at < arrived.at)
+                    {
+                        fold_report(record, &arrived);
+                    }
+                    return Ran::Finished(result);
+                }
                 _ = &mut mark_after, if !marked => {
                     marked = true;
                     match record::mark_running(&self.worker.calls, record, revision).await {
@@ -335,10 +345,7 @@ impl Run<'_> {
         arrived: &Arrived,
     ) -> Result<bool, sluice_jetstream::store::StoreError> {
         record.status = CallStatus::Running;
-        record.heartbeat_at = Some(arrived.at);
-        if !arrived.report.is_heartbeat() {
-            record.progress = Some(CallProgress::merged(record.progress.as_ref(), &arrived.report, arrived.at));
-        }
+        fold_report(record, arrived);
         if record::write_over(&self.worker.calls, record, revision).await? != Written::Stored {
             return Ok(false);
         }
@@ -589,6 +596,14 @@ impl Run<'_> {
         };
         persist("callback outbox", STORE, || self.worker.queue.enqueue_callback(&message)).await?;
         Ok(CallbackState { state: CallbackDelivery::Pending, attempts: 1, last_error: Some(error) })
+    }
+}
+
+/// Takes a function's report into its call's record (in memory).
+fn fold_report(record: &mut CallRecord, arrived: &Arrived) {
+    record.heartbeat_at = Some(arrived.at);
+    if !arrived.report.is_heartbeat() {
+        record.progress = Some(CallProgress::merged(record.progress.as_ref(), &arrived.report, arrived.at));
     }
 }
 
