@@ -6,6 +6,7 @@
 
 mod baseline;
 mod load;
+mod pipeline;
 mod procs;
 mod report;
 mod scenarios;

@@ -108,6 +108,17 @@ impl Nats {
     }
 }
 
+/// The change in one client's sent messages between two `/connz` readings, per call.
+pub fn sent_per_call(
+    before: &std::collections::HashMap<String, u64>,
+    after: &std::collections::HashMap<String, u64>,
+    client: &str,
+    calls: usize,
+) -> f64 {
+    let count = |m: &std::collections::HashMap<String, u64>| m.get(client).copied().unwrap_or(0);
+    count(after).saturating_sub(count(before)) as f64 / calls as f64
+}
+
 /// `nats-server -js` with file storage under `dir`, and its monitoring port open.
 pub fn nats(dir: &Path) -> Nats {
     let port = free_port();

@@ -137,6 +137,33 @@ pub fn print(p: &Params, r: &Results) {
         let ratio = ratio.map(|x| format!("{x:.2}")).unwrap_or_default();
         println!("{name:<46} {value:>12.1} {unit:<8} {ratio:>8}  {target}");
     }
+    let pipeline = &r.pipeline;
+    println!();
+    println!("Fan-out pipeline on {} workers: split → N segments → join → announcement (median run)", pipeline.workers);
+    println!(
+        "{:>8} {:>10} {:>14} {:>10} {:>16} {:>12} {:>10} {:>14}",
+        "segments",
+        "wall ms",
+        "critical ms",
+        "work ms",
+        "orchestration ms",
+        "per hand-off",
+        "wall/work",
+        "worker msg/call"
+    );
+    for run in &pipeline.runs {
+        println!(
+            "{:>8} {:>10.0} {:>14.0} {:>10.0} {:>16.0} {:>12.1} {:>10.2} {:>14.1}",
+            run.segments,
+            run.wall_ms,
+            run.critical_path_ms,
+            run.work_ms,
+            run.orchestration_ms,
+            run.per_handoff_ms,
+            run.wall_over_work,
+            run.worker_messages_per_call
+        );
+    }
 }
 
 pub fn write_json(p: &Params, r: &Results) -> std::io::Result<PathBuf> {

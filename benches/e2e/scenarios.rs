@@ -55,6 +55,8 @@ pub struct Results {
     pub raw_spec_read_ms: f64,
     /// Live watchers of calls, against raw KV watches.
     pub watchers: crate::watchers::Watchers,
+    /// A fan-out pipeline's wall time against its critical path.
+    pub pipeline: crate::pipeline::Pipeline,
 }
 
 /// CPU time per message or call (µs): what each part costs, whatever the machine's speed at the moment.
@@ -85,17 +87,6 @@ pub struct MessagesPerCall {
     pub baseline_per_pipeline_message: f64,
     pub gateway_per_accept: f64,
     pub worker_per_e2e_call: f64,
-}
-
-/// The change in one client's sent messages between two `/connz` readings, per call.
-fn sent_per_call(
-    before: &std::collections::HashMap<String, u64>,
-    after: &std::collections::HashMap<String, u64>,
-    client: &str,
-    calls: usize,
-) -> f64 {
-    let count = |m: &std::collections::HashMap<String, u64>| m.get(client).copied().unwrap_or(0);
-    count(after).saturating_sub(count(before)) as f64 / calls as f64
 }
 
 /// CPU seconds of a set of processes, read at the start and end of a phase.
@@ -182,7 +173,7 @@ pub async fn run_all(p: &Params) -> Results {
     let consume_s = baseline::consume(&js, p.n, p.concurrency).await;
     r.cpu_us.nats_per_baseline_pipeline = meter.per_call(p.n)[0];
     r.nats_messages.baseline_per_pipeline_message =
-        sent_per_call(&sent_before, &server.sent_by_client().await, "", p.n);
+        procs::sent_per_call(&sent_before, &server.sent_by_client().await, "", p.n);
     r.baseline_publish_per_s = p.n as f64 / publish_s;
     r.baseline_consume_per_s = p.n as f64 / consume_s;
     r.baseline_pipeline_per_s = p.n as f64 / (publish_s + consume_s);
@@ -210,7 +201,7 @@ pub async fn run_all(p: &Params) -> Results {
     let cpu = meter.per_call(p.n);
     (r.cpu_us.gateway_per_accept, r.cpu_us.nats_per_accept, r.cpu_us.harness_per_accept) = (cpu[0], cpu[1], cpu[2]);
     r.nats_messages.gateway_per_accept =
-        sent_per_call(&sent_before, &server.sent_by_client().await, "sluice-gateway", p.n);
+        procs::sent_per_call(&sent_before, &server.sent_by_client().await, "sluice-gateway", p.n);
     let accept_only = "sluice.invoke.openfaas-fn.accept-only";
     js.get_stream("SLUICE_INVOCATIONS").await.unwrap().purge().filter(accept_only).await.unwrap();
 
@@ -231,7 +222,7 @@ pub async fn run_all(p: &Params) -> Results {
     r.cpu_us.nats_per_e2e_call = cpu[2];
     r.cpu_us.harness_per_e2e_call = cpu[3];
     r.nats_messages.worker_per_e2e_call =
-        sent_per_call(&sent_before, &server.sent_by_client().await, "sluice-worker", p.n);
+        procs::sent_per_call(&sent_before, &server.sent_by_client().await, "sluice-worker", p.n);
 
     eprintln!("sluice: end to end, process function (cat) with callbacks");
     let n_process = (p.n / 4).max(100);
@@ -255,6 +246,9 @@ pub async fn run_all(p: &Params) -> Results {
     let overhead = bucket_delta(&before, &after, "sluice_queue_overhead_seconds");
     r.worker_overhead_p50_ms = quantile(&overhead, 0.5);
     r.worker_overhead_p95_ms = quantile(&overhead, 0.95);
+
+    // Before the listing's thousands of functions, which a worker starting then would first take up.
+    r.pipeline = crate::pipeline::measure(p, &base, &server, dir.path()).await;
 
     // The listing alone: no worker starting consumers for the functions meanwhile.
     drop(worker);
