@@ -26,8 +26,15 @@ pub const MAX_DOCUMENT_BYTES: usize = 1 << 20;
 /// Largest body of one child call, as the document gives it.
 pub const MAX_CALL_BODY_BYTES: usize = 256 << 10;
 
-/// Largest result the group record keeps inline for the join; a larger one is fetched by its `result` path.
+/// Largest result the group record keeps inline for the join (as JSON text); a larger one is fetched by its
+/// `result` path.
 pub const MAX_INLINE_RESULT_BYTES: usize = 2 << 10;
+
+/// Longest error (as JSON text) and content type the group record keeps per child, and largest join context:
+/// with [`MAX_CALLS`] children the record stays under 1 MiB, the most a NATS message (and a KV value) holds.
+const MAX_ERROR_BYTES: usize = 512;
+const MAX_CONTENT_TYPE_BYTES: usize = 128;
+pub const MAX_CONTEXT_BYTES: usize = 16 << 10;
 
 /// What a call fans out to.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -109,6 +116,9 @@ impl FanOut {
         }
         if let Some(join) = &fan_out.join {
             check_function(&join.function).map_err(FanOutError::Join)?;
+            if join.context.as_ref().is_some_and(|c| c.to_string().len() > MAX_CONTEXT_BYTES) {
+                return Err(FanOutError::Join(format!("context is over {MAX_CONTEXT_BYTES} bytes")));
+            }
         }
         Ok(fan_out)
     }
@@ -270,8 +280,9 @@ impl Group {
         }
         call.status = outcome.status;
         call.function_status = outcome.function_status;
-        call.error = outcome.error.clone();
-        call.content_type = outcome.content_type.clone();
+        call.error = outcome.error.as_deref().map(|e| json_prefix(e, MAX_ERROR_BYTES));
+        call.content_type =
+            outcome.content_type.as_deref().filter(|t| t.len() <= MAX_CONTENT_TYPE_BYTES).map(str::to_owned);
         call.body = inline_body(outcome.content_type.as_deref(), &outcome.body);
         match outcome.status {
             CallStatus::Succeeded => self.succeeded += 1,
@@ -285,17 +296,31 @@ impl Group {
     }
 }
 
-/// A short response as the join sees it: JSON as JSON, other UTF-8 as a string, nothing otherwise.
+/// A short response as the join sees it: JSON as JSON, other UTF-8 as a string, nothing otherwise — and nothing
+/// when its JSON text would be over [`MAX_INLINE_RESULT_BYTES`] (escaping can make text six times longer).
 fn inline_body(content_type: Option<&str>, body: &[u8]) -> Option<serde_json::Value> {
     if body.is_empty() || body.len() > MAX_INLINE_RESULT_BYTES {
         return None;
     }
-    if content_type.is_some_and(|t| t.starts_with("application/json"))
-        && let Ok(value) = serde_json::from_slice(body)
-    {
-        return Some(value);
+    let value = match serde_json::from_slice(body) {
+        Ok(value) if content_type.is_some_and(|t| t.starts_with("application/json")) => value,
+        _ => serde_json::Value::String(std::str::from_utf8(body).ok()?.to_owned()),
+    };
+    (value.to_string().len() <= MAX_INLINE_RESULT_BYTES).then_some(value)
+}
+
+/// The longest prefix of `text` whose JSON text is at most `max` bytes.
+fn json_prefix(text: &str, max: usize) -> String {
+    let mut kept = String::new();
+    let mut size = 2;
+    for c in text.chars() {
+        size += serde_json::to_string(&c).expect("a char serialises").len() - 2;
+        if size > max {
+            break;
+        }
+        kept.push(c);
     }
-    std::str::from_utf8(body).ok().map(|text| serde_json::Value::String(text.to_owned()))
+    kept
 }
 
 fn derived_id(prefix: &str, parts: &[&[u8]]) -> String {
@@ -363,6 +388,35 @@ mod tests {
         assert_eq!((group.succeeded, group.failed, group.cancelled), (1, 1, 0));
         assert_eq!(group.calls[0].body, Some(serde_json::json!({"key": "seg-0"})));
         assert_eq!(group.calls[1].body, Some(serde_json::json!("oops")), "not JSON after all: kept as text");
+    }
+
+    #[test]
+    fn a_full_group_of_hostile_outcomes_still_fits_one_message() {
+        let calls = vec![ChildCall { function: "a".into(), body: None, content_type: None }; MAX_CALLS];
+        let context = serde_json::Value::String("x".repeat(MAX_CONTEXT_BYTES - 2));
+        let fan_out = FanOut { calls, join: Some(Join { function: "j".into(), context: Some(context) }) };
+        let mut group = Group::new(&"p".repeat(128), &FunctionRef::new("n".repeat(63), "f".repeat(63)), "r", &fan_out);
+        let hostile = ChildOutcome {
+            status: CallStatus::Failed,
+            function_status: Some(500),
+            error: Some("\u{1}".repeat(100_000)),
+            content_type: Some("text/plain; x=".to_owned() + &"y".repeat(200)),
+            body: Bytes::from(vec![1u8; MAX_INLINE_RESULT_BYTES]),
+        };
+        for index in 0..MAX_CALLS {
+            assert!(group.settle(index, &hostile));
+        }
+        let size = serde_json::to_vec(&group).unwrap().len();
+        assert!(size < 1_000_000, "{size} bytes");
+        assert_eq!(group.calls[0].body, None, "escaped, it would be six times longer: not inline");
+        let big = format!(
+            r#"{{"calls":[{{"function":"a"}}],"join":{{"function":"j","context":"{}"}}}}"#,
+            "x".repeat(MAX_CONTEXT_BYTES)
+        );
+        assert_eq!(
+            FanOut::parse(big.as_bytes()),
+            Err(FanOutError::Join(format!("context is over {MAX_CONTEXT_BYTES} bytes")))
+        );
     }
 
     #[test]
