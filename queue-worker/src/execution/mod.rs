@@ -6,5 +6,6 @@ pub(crate) mod execute;
 pub(crate) mod lease;
 pub(crate) mod outcome;
 pub(crate) mod record;
+mod report;
 pub(crate) mod retry;
 pub(crate) mod running;
