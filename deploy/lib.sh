@@ -135,6 +135,18 @@ ensure_ffmpeg() {
   command -v ffprobe >/dev/null || die "ffprobe is missing after installing ffmpeg"
 }
 
+# Prometheus (Debian's prometheus, with promtool), which the dashboards' test scrapes Sluice with.
+ensure_prometheus() {
+  if command -v prometheus >/dev/null && command -v promtool >/dev/null; then
+    return
+  fi
+  [ "$(id -u)" = 0 ] || die "prometheus is missing: install it (apt-get install prometheus)"
+  say "installing prometheus (apt)"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null 2>&1 \
+    || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null; } \
+    || die "could not install prometheus"
+}
+
 # An S3 server with bucket notifications for the tests: moto (PyPI moto[server]), which brings boto3.
 ensure_moto() {
   if command -v moto_server >/dev/null && python3 -c 'import boto3, moto' 2>/dev/null; then

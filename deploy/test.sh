@@ -2,7 +2,8 @@
 # Runs every check and test: formatting, clippy, unit tests and end-to-end tests against real servers.
 # Installs and starts what the tests need when it is missing: a nats-server >= 2.10, a Docker engine (Debian's
 # docker.io; dockerd started here, and stopped again at the end, when none runs), the Python CloudEvents SDK,
-# moto (an S3 server with notifications), schemathesis (the OpenAPI fuzzer) and ffmpeg (the video example).
+# moto (an S3 server with notifications), schemathesis (the OpenAPI fuzzer), ffmpeg (the video example) and
+# Prometheus (the dashboards' queries and alert rules).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 ensure_rust
@@ -13,11 +14,14 @@ ensure_python_cloudevents
 ensure_moto
 ensure_schemathesis
 ensure_ffmpeg
+ensure_prometheus
 cd "$SLUICE_ROOT"
 say "nats-server: $SLUICE_NATS_SERVER ($(nats_version_of "$SLUICE_NATS_SERVER"))"
 say "docker engine: $(docker version --format '{{.Server.Version}}')"
 say "cargo fmt --check"
 cargo fmt --all -- --check
+say "promtool check rules deploy/prometheus/alerts.yml"
+promtool check rules deploy/prometheus/alerts.yml >/dev/null
 say "cargo clippy"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 say "benchmark harness smoke run (cargo bench --bench e2e -- --quick)"

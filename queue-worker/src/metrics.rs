@@ -14,6 +14,15 @@ pub const CALL_SECONDS: &str = "sluice_queue_call_seconds";
 pub const OVERHEAD_SECONDS: &str = "sluice_queue_overhead_seconds";
 /// Callback deliveries, by outcome.
 pub const CALLBACKS_TOTAL: &str = "sluice_callbacks_total";
+/// Age of the oldest call waiting in (or taken from and not yet acked off) a function's queue, seconds; 0 when
+/// none waits. Sampled with `PENDING`.
+pub const OLDEST_AGE_SECONDS: &str = "sluice_queue_oldest_age_seconds";
+/// Containers of a function this worker runs that are ready, by function (sum over workers for the total).
+pub const REPLICAS: &str = "sluice_function_replicas";
+/// Attempts that failed and were handed back to be tried again, by function.
+pub const RETRIES_TOTAL: &str = "sluice_queue_retries_total";
+/// Calls that failed for good and went to the dead letters, by function.
+pub const DEAD_LETTERS_TOTAL: &str = "sluice_dead_letters_total";
 
 pub fn inflight(function: &FunctionRef, delta: f64) {
     metrics::gauge!(INFLIGHT, "function_name" => function.to_string()).increment(delta);
@@ -21,6 +30,33 @@ pub fn inflight(function: &FunctionRef, delta: f64) {
 
 pub fn pending(function: &FunctionRef, value: u64) {
     metrics::gauge!(PENDING, "function_name" => function.to_string()).set(value as f64);
+}
+
+/// Starts a served function's counters at zero: a counter that first appears at 1 is an increase that
+/// Prometheus's `rate` and `increase` never see, so the first dead letter would raise no alert.
+pub fn served(function: &FunctionRef) {
+    let name = function.to_string();
+    for outcome in ["succeeded", "failed"] {
+        metrics::counter!(CALLS_TOTAL, "function_name" => name.clone(), "outcome" => outcome).increment(0);
+    }
+    metrics::counter!(RETRIES_TOTAL, "function_name" => name.clone()).increment(0);
+    metrics::counter!(DEAD_LETTERS_TOTAL, "function_name" => name).increment(0);
+}
+
+pub fn oldest_age(function: &FunctionRef, seconds: f64) {
+    metrics::gauge!(OLDEST_AGE_SECONDS, "function_name" => function.to_string()).set(seconds.max(0.0));
+}
+
+pub fn replicas(function: &FunctionRef, available: u32) {
+    metrics::gauge!(REPLICAS, "function_name" => function.to_string()).set(f64::from(available));
+}
+
+pub fn retried(function: &FunctionRef) {
+    metrics::counter!(RETRIES_TOTAL, "function_name" => function.to_string()).increment(1);
+}
+
+pub fn dead_lettered(function: &FunctionRef) {
+    metrics::counter!(DEAD_LETTERS_TOTAL, "function_name" => function.to_string()).increment(1);
 }
 
 pub fn ended(function: &FunctionRef, outcome: &'static str, seconds: f64) {

@@ -23,7 +23,7 @@ fn docker(args: &[&str]) -> String {
 }
 
 /// Builds the test image once per test run, with `sluice build`.
-fn shell_image() -> &'static str {
+pub(crate) fn shell_image() -> &'static str {
     static BUILT: OnceLock<()> = OnceLock::new();
     BUILT.get_or_init(|| {
         let which = |name: &str| {
@@ -51,7 +51,7 @@ fn containers(worker_id: &str, function: &str) -> Vec<String> {
         .collect()
 }
 
-async fn wait_containers(
+pub(crate) async fn wait_containers(
     platform: &Platform,
     worker_id: &str,
     function: &str,
@@ -70,12 +70,12 @@ async fn wait_containers(
     }
 }
 
-fn worker_id() -> String {
+pub(crate) fn worker_id() -> String {
     format!("test-{}", uuid::Uuid::now_v7().simple())
 }
 
 /// Removes whatever a test's workers left behind, even when the test failed.
-struct Cleanup(String);
+pub(crate) struct Cleanup(pub(crate) String);
 
 impl Drop for Cleanup {
     fn drop(&mut self) {

@@ -5,6 +5,7 @@ mod api_errors;
 mod async_calls;
 mod chain;
 mod cli;
+mod dashboards;
 mod docker;
 mod events;
 mod fairness;

@@ -48,6 +48,7 @@ async fn report(
     count: ReplicaCount,
     seen: &mut CpuSeen,
 ) {
+    metrics::replicas(function, count.available);
     let report = ReplicaReport {
         desired: count.desired,
         available: count.available,
@@ -76,10 +77,7 @@ pub async fn autoscale(
     loop {
         tokio::select! { _ = stop.cancelled() => break, _ = every.tick() => {} }
         let queued = match consumer.info().await {
-            Ok(info) => {
-                metrics::pending(&function, info.num_pending);
-                info.num_pending
-            }
+            Ok(info) => crate::consume::sample_queue(&worker, &function, &info.clone()).await,
             Err(_) => 0,
         };
         docker.tick(&key, queued).await;

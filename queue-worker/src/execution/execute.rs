@@ -378,6 +378,7 @@ impl Run<'_> {
     }
 
     async fn retry_later(&self, mut record: CallRecord, mut revision: u64, outcome: &Outcome, wait: Duration) {
+        metrics::retried(&self.call.function);
         record.status = CallStatus::Queued;
         record.next_attempt_at = chrono::Duration::from_std(wait).ok().map(|wait| Utc::now() + wait);
         record.function_status = Some(outcome.status);

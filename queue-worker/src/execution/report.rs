@@ -20,7 +20,7 @@ use sluice_jetstream::{
 
 use crate::{
     callback::DeliveryError,
-    chain, fanout,
+    chain, fanout, metrics,
     outcome::Outcome,
     record::{self, Written},
     results::{self, Completion},
@@ -71,7 +71,11 @@ impl Run<'_> {
                 };
                 dead_letters.bury(original, payload, why)
             };
-            persist("dead letter", STORE, write).await.map(Some)
+            let buried = persist("dead letter", STORE, write).await;
+            if buried.is_ok() {
+                metrics::dead_lettered(&call.function);
+            }
+            buried.map(Some)
         };
         let first_try = async {
             match (&call.callback_url, &callback_headers) {

@@ -5,7 +5,7 @@ use std::{sync::Arc, time::Duration};
 
 use async_nats::jetstream::{
     AckKind, Message,
-    consumer::{AckPolicy, PullConsumer, pull},
+    consumer::{self, AckPolicy, PullConsumer, pull},
 };
 use futures::StreamExt;
 use sluice_contracts::{FunctionRef, FunctionSpec, RuntimeKind, names};
@@ -76,7 +76,7 @@ pub async fn run(
             tokio::spawn(scaling::autoscale(worker.clone(), consumer.clone(), function.clone(), stop.clone()));
         }
         _ => {
-            tokio::spawn(sample_pending(consumer.clone(), function.clone(), stop.clone()));
+            tokio::spawn(sample_pending(worker.clone(), consumer.clone(), function.clone(), stop.clone()));
         }
     }
     loop {
@@ -177,12 +177,36 @@ pub async fn hand_back(message: &Message) {
     }
 }
 
-async fn sample_pending(mut consumer: PullConsumer, function: FunctionRef, stop: CancellationToken) {
+async fn sample_pending(
+    worker: Arc<Worker>,
+    mut consumer: PullConsumer,
+    function: FunctionRef,
+    stop: CancellationToken,
+) {
     let mut every = tokio::time::interval(Duration::from_secs(5));
     loop {
         tokio::select! { _ = stop.cancelled() => return, _ = every.tick() => {} }
         if let Ok(info) = consumer.info().await {
-            metrics::pending(&function, info.num_pending);
+            sample_queue(&worker, &function, &info).await;
         }
     }
+}
+
+/// Records a function's queue from its consumer's info: calls waiting, and the age of the oldest not yet
+/// acked (one more read, made only when a call waits).
+pub async fn sample_queue(worker: &Worker, function: &FunctionRef, info: &consumer::Info) -> u64 {
+    metrics::pending(function, info.num_pending);
+    let waiting = info.num_pending + info.num_ack_pending as u64;
+    let mut age = 0.0;
+    if waiting > 0
+        && let Ok(stream) = worker.topology.jetstream.get_stream_no_info(names::INVOCATIONS_STREAM).await
+        && let Ok(oldest) = stream
+            .get_first_raw_message_by_subject(names::invoke_subject(function), info.ack_floor.stream_sequence + 1)
+            .await
+    {
+        let queued_at = chrono::DateTime::from_timestamp(oldest.time.unix_timestamp(), oldest.time.nanosecond());
+        age = queued_at.map_or(0.0, |at| (chrono::Utc::now() - at).to_std().unwrap_or_default().as_secs_f64());
+    }
+    metrics::oldest_age(function, age);
+    info.num_pending
 }

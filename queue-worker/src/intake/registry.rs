@@ -12,7 +12,7 @@ use sluice_runtime::Runtime;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::{Worker, WorkerError, consume, deleted, secrets};
+use crate::{Worker, WorkerError, consume, deleted, metrics, secrets};
 
 struct FunctionLoop {
     spec: Arc<FunctionSpec>,
@@ -60,6 +60,7 @@ async fn apply(worker: &Arc<Worker>, loops: &mut HashMap<FunctionRef, FunctionLo
         tracing::warn!(function = %function, %err, "function is not ready on this worker");
     }
     let spec = Arc::new(spec);
+    metrics::served(&function);
     worker.specs.write().expect("spec map lock").insert(function.clone(), spec.clone());
     if let Some(old) = loops.remove(&function) {
         old.stop.cancel(); // its running calls finish under the old spec

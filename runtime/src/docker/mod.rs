@@ -383,7 +383,9 @@ impl DockerRuntime {
             match runtime.scale_locked(&f, 1).await {
                 Ok(()) => {
                     let seconds = since.elapsed().as_secs_f64();
-                    metrics::histogram!(COLD_START_SECONDS, "function_name" => name.clone()).record(seconds);
+                    // Labelled `NAME.NAMESPACE`, as every other per-function metric is.
+                    let label = f.spec().function_ref().to_string();
+                    metrics::histogram!(COLD_START_SECONDS, "function_name" => label).record(seconds);
                     tracing::info!(function = %name, seconds, "cold start");
                 }
                 Err(err) => {
