@@ -77,7 +77,7 @@ pub async fn autoscale(
     loop {
         tokio::select! { _ = stop.cancelled() => break, _ = every.tick() => {} }
         let queued = match consumer.info().await {
-            Ok(info) => crate::consume::sample_queue(&worker, &function, &info.clone()).await,
+            Ok(info) => crate::consume::sample_queue(&worker, &function, info).await,
             Err(_) => 0,
         };
         docker.tick(&key, queued).await;

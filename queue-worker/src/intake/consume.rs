@@ -187,7 +187,7 @@ async fn sample_pending(
     loop {
         tokio::select! { _ = stop.cancelled() => return, _ = every.tick() => {} }
         if let Ok(info) = consumer.info().await {
-            sample_queue(&worker, &function, &info).await;
+            sample_queue(&worker, &function, info).await;
         }
     }
 }
