@@ -147,6 +147,18 @@ ensure_prometheus() {
     || die "could not install prometheus"
 }
 
+# Chromium (Debian's chromium), the headless browser the console's tests drive over the DevTools protocol.
+ensure_chromium() {
+  if command -v chromium >/dev/null; then
+    return
+  fi
+  [ "$(id -u)" = 0 ] || die "chromium is missing: install it (apt-get install chromium)"
+  say "installing chromium (apt)"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null 2>&1 \
+    || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
+    || die "could not install chromium"
+}
+
 # An S3 server with bucket notifications for the tests: moto (PyPI moto[server]), which brings boto3.
 ensure_moto() {
   if command -v moto_server >/dev/null && python3 -c 'import boto3, moto' 2>/dev/null; then

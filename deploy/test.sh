@@ -3,7 +3,7 @@
 # Installs and starts what the tests need when it is missing: a nats-server >= 2.10, a Docker engine (Debian's
 # docker.io; dockerd started here, and stopped again at the end, when none runs), the Python CloudEvents SDK,
 # moto (an S3 server with notifications), schemathesis (the OpenAPI fuzzer), ffmpeg (the video example) and
-# Prometheus (the dashboards' queries and alert rules).
+# Prometheus (the dashboards' queries and alert rules) and chromium (the console, in a real browser).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 ensure_rust
@@ -15,6 +15,7 @@ ensure_moto
 ensure_schemathesis
 ensure_ffmpeg
 ensure_prometheus
+ensure_chromium
 cd "$SLUICE_ROOT"
 say "nats-server: $SLUICE_NATS_SERVER ($(nats_version_of "$SLUICE_NATS_SERVER"))"
 say "docker engine: $(docker version --format '{{.Server.Version}}')"

@@ -6,7 +6,7 @@ use axum::{
     Router,
     extract::{Request, State},
     middleware::{self, Next},
-    response::Response,
+    response::{IntoResponse, Response},
 };
 use sluice_contracts::credentials::{Credentials, OUTBOUND_MARKER};
 
@@ -89,9 +89,18 @@ impl Access {
     }
 }
 
+/// Sent by the console with its requests: a 401 then comes without `WWW-Authenticate`, so the browser does not
+/// take over with its own password prompt (the console asks itself).
+pub const CONSOLE_HEADER: &str = "x-sluice-console";
+
 /// Middleware: 401 unless the guard admits the request.
 async fn require(State(guard): State<Guard>, request: Request, next: Next) -> Result<Response, ApiError> {
     if !guard.admits(request.headers()) {
+        if request.headers().contains_key(CONSOLE_HEADER) {
+            let mut refused = ApiError::Unauthorized.into_response();
+            refused.headers_mut().remove(axum::http::header::WWW_AUTHENTICATE);
+            return Ok(refused);
+        }
         return Err(ApiError::Unauthorized);
     }
     Ok(next.run(request).await)

@@ -18,6 +18,7 @@ mod app;
 mod auth;
 mod body;
 mod call_watch;
+mod console;
 mod error;
 mod handlers;
 pub mod listen;

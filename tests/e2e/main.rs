@@ -3,8 +3,10 @@
 
 mod api_errors;
 mod async_calls;
+mod browser;
 mod chain;
 mod cli;
+mod console;
 mod dashboards;
 mod docker;
 mod events;

@@ -375,6 +375,7 @@ pub fn router(app: App, beside: ApiRouter) -> Router {
         )
         .with_state(app)
         .merge(beside)
+        .merge(crate::console::routes())
 }
 
 /// The OpenAPI document of every route [`router`] serves; `beside` adds the documentation of the routes

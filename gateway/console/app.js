@@ -1,0 +1,377 @@
+// The Sluice console: one page, no build step, no external code. Every request goes to the gateway's own API
+// with the credentials given at log in (kept in this tab's sessionStorage, sent as an Authorization header —
+// never a cookie, so no other site can make the browser act with them).
+"use strict";
+
+const $ = (selector, root = document) => root.querySelector(selector);
+
+/** Text made safe to put in HTML. */
+function esc(value) {
+  return String(value ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
+}
+
+function authorization() {
+  return sessionStorage.getItem("sluice-authorization");
+}
+
+/** A request to the gateway with the session's credentials; a 401 ends the session. */
+async function api(path, options = {}) {
+  // X-Sluice-Console: a refusal then comes without the browser's own password prompt.
+  const headers = Object.assign({ Authorization: authorization(), "X-Sluice-Console": "1" }, options.headers || {});
+  const response = await fetch(path, Object.assign({}, options, { headers }));
+  if (response.status === 401) {
+    logout("The gateway did not accept the credentials.");
+    throw new Error("unauthorised");
+  }
+  return response;
+}
+
+/** The `error` of an API answer, or its status. */
+async function errorOf(response) {
+  try {
+    const body = await response.json();
+    return body.error || `${response.status}`;
+  } catch {
+    return `${response.status} ${response.statusText}`;
+  }
+}
+
+async function json(path) {
+  const response = await api(path);
+  if (!response.ok) throw new Error(await errorOf(response));
+  return response.json();
+}
+
+function logout(message) {
+  sessionStorage.removeItem("sluice-authorization");
+  $("#nav").hidden = true;
+  $("#view").innerHTML = "";
+  $("#login").hidden = false;
+  $("#login-error").textContent = message || "";
+  $("#login-password").focus();
+}
+
+async function login(event) {
+  event.preventDefault();
+  const user = $("#login-user").value.trim();
+  const password = $("#login-password").value;
+  const value = user ? "Basic " + btoa(`${user}:${password}`) : "Bearer " + password;
+  const response = await fetch("/system/functions", { headers: { Authorization: value, "X-Sluice-Console": "1" } });
+  if (!response.ok) {
+    $("#login-error").textContent = response.status === 401 ? "Wrong user or password." : await errorOf(response);
+    return;
+  }
+  sessionStorage.setItem("sluice-authorization", value);
+  $("#login-password").value = "";
+  start();
+}
+
+function start() {
+  $("#login").hidden = true;
+  $("#nav").hidden = false;
+  if (!location.hash) location.hash = "#/functions";
+  route();
+}
+
+// --- pages -----------------------------------------------------------------------------------------------
+
+/** The open live stream of a call page, closed when the page changes. */
+let following = null;
+
+async function route() {
+  if (!authorization()) return logout();
+  if (following) following.abort();
+  following = null;
+  const [, page, id] = location.hash.split("/");
+  for (const link of document.querySelectorAll("nav a")) {
+    link.toggleAttribute("aria-current", link.getAttribute("href") === `#/${page}`);
+    if (link.hasAttribute("aria-current")) link.setAttribute("aria-current", "page");
+  }
+  const view = $("#view");
+  try {
+    if (page === "functions") await functionsPage(view);
+    else if (page === "calls" && id) await callPage(view, decodeURIComponent(id));
+    else if (page === "calls") await callsPage(view);
+    else if (page === "dead") await deadPage(view);
+    else if (page === "health") await healthPage(view);
+    else location.hash = "#/functions";
+  } catch (error) {
+    if (error.message !== "unauthorised") view.innerHTML = `<p class="error" role="alert">${esc(error.message)}</p>`;
+  }
+}
+
+async function functionsPage(view) {
+  const functions = await json("/system/functions");
+  view.innerHTML = `
+    <h2>Functions</h2>
+    <table id="functions-table">
+      <caption class="visually-hidden">Deployed functions</caption>
+      <thead><tr><th>Name</th><th>Runtime</th><th>Image or process</th><th>Replicas ready / wanted</th>
+        <th>Invocations</th><th>Queued</th><th><span class="visually-hidden">Actions</span></th></tr></thead>
+      <tbody>${functions.map((f) => `
+        <tr data-function="${esc(f.name)}">
+          <td><a href="#/calls?function=${encodeURIComponent(f.name)}">${esc(f.name)}</a></td>
+          <td>${esc(f.runtime || (f.image ? "docker" : "process"))}</td>
+          <td><code>${esc(f.image || f.envProcess || f.upstream || "")}</code></td>
+          <td>${esc(f.availableReplicas ?? "")} / ${esc(f.replicas ?? "")}</td>
+          <td>${esc(f.invocationCount ?? 0)}</td>
+          <td>${esc(f.queued ?? "")}</td>
+          <td><button type="button" class="delete" data-name="${esc(f.name)}">Delete ${esc(f.name)}</button></td>
+        </tr>`).join("")}</tbody>
+    </table>
+    <h3>Deploy</h3>
+    <form id="deploy-form">
+      <label for="deploy-spec">Function spec (JSON, as <code>POST /system/functions</code> takes it)</label>
+      <textarea id="deploy-spec" aria-describedby="deploy-error" spellcheck="false">{"service": "", "envProcess": "cat"}</textarea>
+      <button type="submit" id="deploy-button">Deploy</button>
+      <p class="error" role="alert" id="deploy-error"></p>
+    </form>`;
+  $("#deploy-form").addEventListener("submit", deploy);
+  for (const button of view.querySelectorAll("button.delete")) {
+    button.addEventListener("click", async () => {
+      if (!confirm(`Delete ${button.dataset.name}?`)) return;
+      const response = await api("/system/functions", {
+        method: "DELETE",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ functionName: button.dataset.name }),
+      });
+      if (!response.ok) return alert(await errorOf(response));
+      route();
+    });
+  }
+}
+
+async function deploy(event) {
+  event.preventDefault();
+  const field = $("#deploy-spec");
+  const error = $("#deploy-error");
+  let spec;
+  try {
+    spec = JSON.parse(field.value);
+  } catch (e) {
+    error.textContent = `Not JSON: ${e.message}`;
+    field.setAttribute("aria-invalid", "true");
+    return field.focus();
+  }
+  const response = await api("/system/functions", {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify(spec),
+  });
+  if (response.status === 409) {
+    // Deployed already: update it.
+    const update = await api("/system/functions", { method: "PUT", headers: { "Content-Type": "application/json" }, body: JSON.stringify(spec) });
+    if (!update.ok) return showDeployError(await errorOf(update));
+  } else if (!response.ok) {
+    return showDeployError(await errorOf(response));
+  }
+  field.removeAttribute("aria-invalid");
+  error.textContent = "";
+  route();
+}
+
+function showDeployError(message) {
+  const field = $("#deploy-spec");
+  $("#deploy-error").textContent = message;
+  field.setAttribute("aria-invalid", "true");
+  field.focus();
+}
+
+async function callsPage(view) {
+  const query = new URLSearchParams(location.hash.split("?")[1] || "");
+  const params = new URLSearchParams();
+  for (const key of ["function", "status"]) if (query.get(key)) params.set(key, query.get(key));
+  params.set("limit", "100");
+  const calls = await json(`/system/calls?${params}`);
+  view.innerHTML = `
+    <h2>Calls</h2>
+    <form class="filters" id="calls-filter">
+      <div><label for="filter-function">Function</label><input id="filter-function" value="${esc(query.get("function") || "")}"></div>
+      <div><label for="filter-status">Status</label>
+        <select id="filter-status">${["", "queued", "running", "succeeded", "failed", "cancelled"].map((s) =>
+          `<option value="${s}" ${s === (query.get("status") || "") ? "selected" : ""}>${s || "any"}</option>`).join("")}</select></div>
+      <button type="submit">Filter</button>
+    </form>
+    <table id="calls-table">
+      <thead><tr><th>Call</th><th>Function</th><th>Status</th><th>Attempts</th><th>Created</th><th>Progress</th></tr></thead>
+      <tbody>${calls.map((c) => `
+        <tr data-call="${esc(c.callId)}">
+          <td><a href="#/calls/${encodeURIComponent(c.callId)}"><code>${esc(c.callId)}</code></a></td>
+          <td>${esc(c.function)}</td>
+          <td class="status-${esc(c.status)}">${esc(c.status)}</td>
+          <td>${esc(c.attempts)}</td>
+          <td>${esc(c.createdAt)}</td>
+          <td>${c.progress && c.progress.percent != null ? esc(Math.round(c.progress.percent)) + "%" : ""}</td>
+        </tr>`).join("")}</tbody>
+    </table>`;
+  $("#calls-filter").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const next = new URLSearchParams();
+    if ($("#filter-function").value) next.set("function", $("#filter-function").value);
+    if ($("#filter-status").value) next.set("status", $("#filter-status").value);
+    location.hash = `#/calls?${next}`;
+  });
+}
+
+async function callPage(view, id) {
+  const record = await json(`/system/calls/${encodeURIComponent(id)}`);
+  view.innerHTML = `
+    <h2>Call <code>${esc(id)}</code></h2>
+    <p>Function <strong>${esc(record.function)}</strong> · status <strong id="call-status">${esc(record.status)}</strong>
+      · attempt <span id="call-attempts">${esc(record.attempts)}</span></p>
+    <p><label for="call-progress">Progress</label>
+      <progress id="call-progress" max="100"></progress> <span id="call-percent"></span>
+      <span id="call-message"></span></p>
+    <p>
+      <button type="button" id="cancel-button">Cancel</button>
+      <button type="button" id="result-button">Download result</button>
+      <span id="call-note" role="status"></span>
+    </p>
+    <h3>Lineage</h3>
+    <ul id="call-lineage"></ul>
+    <h3>Changes</h3>
+    <ol class="events" id="call-events"></ol>
+    <h3>Record</h3>
+    <pre id="call-record"></pre>`;
+  show(record);
+  $("#cancel-button").addEventListener("click", async () => {
+    const response = await api(`/system/calls/${encodeURIComponent(id)}`, { method: "DELETE" });
+    $("#call-note").textContent = response.ok ? "Cancelled." : await errorOf(response);
+  });
+  $("#result-button").addEventListener("click", async () => {
+    const response = await api(`/system/calls/${encodeURIComponent(id)}/result`);
+    if (!response.ok) return ($("#call-note").textContent = await errorOf(response));
+    const link = document.createElement("a");
+    link.href = URL.createObjectURL(await response.blob());
+    link.download = `${id}.result`;
+    link.click();
+  });
+  follow(id);
+}
+
+/** Puts a call record on its page. */
+function show(record) {
+  $("#call-status").textContent = record.status;
+  $("#call-status").className = `status-${record.status}`;
+  $("#call-attempts").textContent = record.attempts;
+  const progress = record.progress || {};
+  if (progress.percent != null) {
+    $("#call-progress").value = progress.percent;
+    $("#call-percent").textContent = `${Math.round(progress.percent)}%`;
+  } else {
+    $("#call-progress").removeAttribute("value");
+  }
+  $("#call-message").textContent = progress.message || "";
+  $("#cancel-button").disabled = ["succeeded", "failed", "cancelled"].includes(record.status) && !(record.children || []).length;
+  const lineage = [];
+  if (record.parentCallId) lineage.push(`<li>Parent: <a href="#/calls/${encodeURIComponent(record.parentCallId)}">${esc(record.parentCallId)}</a></li>`);
+  for (const child of record.children || []) lineage.push(`<li>Started: <a href="#/calls/${encodeURIComponent(child)}">${esc(child)}</a></li>`);
+  $("#call-lineage").innerHTML = lineage.join("") || "<li>None</li>";
+  $("#call-record").textContent = JSON.stringify(record, null, 2);
+}
+
+/** Follows a call's event stream (Server-Sent Events read through fetch, so the credentials go as a header). */
+async function follow(id) {
+  const controller = new AbortController();
+  following = controller;
+  let response;
+  try {
+    response = await api(`/system/calls/${encodeURIComponent(id)}/events`, { signal: controller.signal });
+  } catch {
+    return;
+  }
+  if (!response.ok || !response.body) return;
+  const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = "";
+  try {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      buffer += value;
+      let end;
+      while ((end = buffer.indexOf("\n\n")) >= 0) {
+        const block = buffer.slice(0, end);
+        buffer = buffer.slice(end + 2);
+        let name = "message";
+        const data = [];
+        for (const line of block.split("\n")) {
+          if (line.startsWith("event:")) name = line.slice(6).trim();
+          else if (line.startsWith("data:")) data.push(line.slice(5).trimStart());
+        }
+        if (!data.length) continue;
+        const item = document.createElement("li");
+        item.textContent = `${new Date().toLocaleTimeString()} ${name}`;
+        $("#call-events")?.append(item);
+        if (name === "end") return;
+        try {
+          show(JSON.parse(data.join("\n")));
+        } catch {
+          /* a keep-alive or a message that is not a record */
+        }
+      }
+    }
+  } catch {
+    /* the page changed or the gateway went away */
+  }
+}
+
+async function deadPage(view) {
+  const dead = await json("/system/dead?limit=200");
+  view.innerHTML = `
+    <h2>Dead letters</h2>
+    <p><button type="button" id="replay-selected">Replay selected</button>
+      <span id="replay-result" role="status"></span></p>
+    <table id="dead-table">
+      <thead><tr><th><input type="checkbox" id="dead-all" aria-label="Select all"></th><th>Call</th><th>Function</th>
+        <th>Status</th><th>Error</th><th>Attempts</th><th>Dead since</th></tr></thead>
+      <tbody>${dead.map((d) => `
+        <tr data-call="${esc(d.callId)}">
+          <td><input type="checkbox" class="dead-pick" value="${esc(d.callId)}" aria-label="Select ${esc(d.callId)}"></td>
+          <td><a href="#/calls/${encodeURIComponent(d.callId)}"><code>${esc(d.callId)}</code></a></td>
+          <td>${esc(d.function)}</td><td>${esc(d.status)}</td><td>${esc(d.error)}</td>
+          <td>${esc(d.attempts)}</td><td>${esc(d.deadAt)}</td>
+        </tr>`).join("")}</tbody>
+    </table>`;
+  $("#dead-all").addEventListener("change", (event) => {
+    for (const box of view.querySelectorAll(".dead-pick")) box.checked = event.target.checked;
+  });
+  $("#replay-selected").addEventListener("click", async () => {
+    const picked = [...view.querySelectorAll(".dead-pick:checked")].map((box) => box.value);
+    // One request per dead letter, a few at a time: each answers for itself.
+    let replayed = 0;
+    const failed = [];
+    for (let i = 0; i < picked.length; i += 4) {
+      await Promise.all(picked.slice(i, i + 4).map(async (id) => {
+        const response = await api(`/system/dead/${encodeURIComponent(id)}/replay`, { method: "POST" });
+        if (response.ok) replayed += 1;
+        else failed.push(`${id}: ${await errorOf(response)}`);
+      }));
+    }
+    $("#replay-result").textContent = `Replayed ${replayed} of ${picked.length}.` + (failed.length ? ` Failed: ${failed.join("; ")}` : "");
+  });
+}
+
+async function healthPage(view) {
+  const [health, info, functions] = await Promise.all([
+    api("/healthz").then((r) => r.text()),
+    json("/system/info"),
+    json("/system/functions"),
+  ]);
+  view.innerHTML = `
+    <h2>Health</h2>
+    <p>Gateway: <strong id="health-gateway">${esc(health)}</strong> · ${esc(info.provider?.provider || "sluice")}
+      ${esc(info.version?.release || "")}</p>
+    <table id="health-table">
+      <thead><tr><th>Function</th><th>Replicas ready / wanted</th><th>Invocations</th></tr></thead>
+      <tbody>${functions.map((f) => `<tr><td>${esc(f.name)}</td><td>${esc(f.availableReplicas ?? "")} / ${esc(f.replicas ?? "")}</td>
+        <td>${esc(f.invocationCount ?? 0)}</td></tr>`).join("")}</tbody>
+    </table>`;
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  $("#login-form").addEventListener("submit", login);
+  $("#logout").addEventListener("click", () => logout());
+  window.addEventListener("hashchange", route);
+  if (authorization()) start();
+  else logout();
+});

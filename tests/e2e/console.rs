@@ -1,0 +1,146 @@
+//! The web console in a real headless chromium: log in, deploy a function (and see a refused spec's error at
+//! the field), watch a call's progress move without reloading, cancel a call, replay three dead letters at once.
+//! Screenshots of each page are kept in `target/console-screenshots/`.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::{browser::Browser, support::Platform};
+
+const STAGES: &str = r#"sh -c 'sleep 1; for p in 0 25 50 75 100; do curl -sf -d "$p stage $p" "$Http_X_Sluice_Progress_Url" || exit 9; sleep 1.2; done; echo done'"#;
+
+/// A JavaScript string literal of `text`.
+fn js(text: &str) -> String {
+    serde_json::to_string(text).unwrap()
+}
+
+#[tokio::test]
+async fn an_operator_deploys_watches_cancels_and_replays_from_the_console() {
+    let platform = Platform::start(1, &[], &[]).await;
+    let mut browser = Browser::start().await;
+
+    // The page itself carries no data; without credentials it asks for them, and refuses wrong ones.
+    let headers = reqwest::get(platform.url("/ui/")).await.unwrap();
+    assert_eq!(headers.status(), 200);
+    let policy = headers.headers()["content-security-policy"].to_str().unwrap().to_owned();
+    assert!(policy.contains("frame-ancestors 'none'") && policy.contains("script-src 'self'"), "{policy}");
+    browser.navigate(&platform.url("/ui/")).await;
+    browser
+        .wait_for(
+            "document.querySelector('#login') && !document.querySelector('#login').hidden",
+            Duration::from_secs(10),
+        )
+        .await;
+    browser.eval("document.querySelector('#login-password').value = 'wrong'; document.querySelector('#login-form').requestSubmit()").await;
+    browser
+        .wait_for("document.querySelector('#login-error').textContent.includes('Wrong')", Duration::from_secs(10))
+        .await;
+    let log_in = format!(
+        "document.querySelector('#login-password').value = {}; document.querySelector('#login-form').requestSubmit()",
+        js(&platform.admin_password)
+    );
+    browser.eval(&log_in).await;
+    browser.wait_for("document.querySelector('#functions-table')", Duration::from_secs(10)).await;
+    browser.screenshot("login-then-functions.png").await;
+
+    // Deploy from a pasted spec; a refused one shows the API's reason beside the field.
+    let deploy = |spec: &Value| {
+        format!(
+            "document.querySelector('#deploy-spec').value = {}; document.querySelector('#deploy-form').requestSubmit()",
+            js(&spec.to_string())
+        )
+    };
+    browser.eval(&deploy(&json!({"service": "Not A Name", "envProcess": "cat"}))).await;
+    browser
+        .wait_for("document.querySelector('#deploy-error').textContent.includes('service')", Duration::from_secs(10))
+        .await;
+    assert_eq!(browser.eval("document.querySelector('#deploy-spec').getAttribute('aria-invalid')").await, "true");
+    browser.screenshot("deploy-refused.png").await;
+    browser.eval(&deploy(&json!({"service": "stages", "envProcess": STAGES}))).await;
+    browser.wait_for("document.querySelector('tr[data-function=\"stages\"]')", Duration::from_secs(10)).await;
+    assert_eq!(platform.list_calls("function=stages").await.len(), 0);
+
+    // A call's page follows it live: the progress bar moves and the status turns, with no reload.
+    let call = platform.call_async("stages", "", None).await;
+    browser.navigate(&platform.url(&format!("/ui/#/calls/{call}"))).await;
+    browser.wait_for("document.querySelector('#call-status')", Duration::from_secs(10)).await;
+    browser.eval("window.notReloaded = true").await;
+    browser.wait_for("document.querySelector('#call-progress').value >= 25", Duration::from_secs(20)).await;
+    assert!(
+        browser
+            .eval("document.querySelector('#call-message').textContent")
+            .await
+            .as_str()
+            .unwrap()
+            .starts_with("stage")
+    );
+    browser.screenshot("call-in-progress.png").await;
+    browser
+        .wait_for("document.querySelector('#call-status').textContent === 'succeeded'", Duration::from_secs(30))
+        .await;
+    assert_eq!(browser.eval("window.notReloaded === true").await, true, "the page updated in place");
+    assert_eq!(browser.eval("document.querySelector('#call-progress').value").await, 100.0);
+    let changes =
+        browser.eval("[...document.querySelectorAll('#call-events li')].map(li => li.textContent).join('\\n')").await;
+    assert!(changes.as_str().unwrap().contains("progress") && changes.as_str().unwrap().contains("end"), "{changes}");
+    browser.screenshot("call-succeeded.png").await;
+
+    // Cancel a running call from its page.
+    platform.deploy(json!({"service": "nap", "envProcess": "sleep 60"})).await;
+    let napping = platform.call_async("nap", "", None).await;
+    platform.wait_running(&napping).await;
+    browser.navigate(&platform.url(&format!("/ui/#/calls/{napping}"))).await;
+    browser
+        .wait_for("document.querySelector('#call-status')?.textContent === 'running'", Duration::from_secs(10))
+        .await;
+    browser.eval("document.querySelector('#cancel-button').click()").await;
+    browser
+        .wait_for("document.querySelector('#call-status').textContent === 'cancelled'", Duration::from_secs(10))
+        .await;
+    assert_eq!(platform.record(&napping).await["status"], "cancelled");
+    browser.screenshot("call-cancelled.png").await;
+
+    // Three dead letters, replayed at once.
+    platform
+        .deploy(json!({"service": "doomed", "envProcess": "sh -c 'exit 1'", "async": {"retry": {"attempts": 1}}}))
+        .await;
+    let mut dead = Vec::new();
+    for _ in 0..3 {
+        let id = platform.call_async("doomed", "", None).await;
+        platform.wait_final(&id, Duration::from_secs(30)).await;
+        dead.push((id.clone(), platform.record(&id).await["deadLetter"].as_u64().unwrap()));
+    }
+    browser.navigate(&platform.url("/ui/#/dead")).await;
+    browser.wait_for("document.querySelectorAll('#dead-table tbody tr').length === 3", Duration::from_secs(10)).await;
+    browser.eval("document.querySelector('#dead-all').click()").await;
+    browser.screenshot("dead-letters-selected.png").await;
+    browser.eval("document.querySelector('#replay-selected').click()").await;
+    browser
+        .wait_for(
+            "document.querySelector('#replay-result').textContent === 'Replayed 3 of 3.'",
+            Duration::from_secs(10),
+        )
+        .await;
+    // Each ran again (and failed again, as it must): a new dead letter for each.
+    for (id, before) in dead {
+        let start = Instant::now();
+        loop {
+            let record = platform.record(&id).await;
+            if record["status"] == "failed" && record["deadLetter"].as_u64().is_some_and(|after| after > before) {
+                break;
+            }
+            assert!(start.elapsed() < Duration::from_secs(30), "{id} was not run again: {record}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    browser.screenshot("dead-letters-replayed.png").await;
+
+    // Health: the gateway answers and the functions are listed.
+    browser.navigate(&platform.url("/ui/#/health")).await;
+    browser
+        .wait_for("document.querySelector('#health-gateway')?.textContent.length > 0", Duration::from_secs(10))
+        .await;
+    let shot = browser.screenshot("health.png").await;
+    assert!(std::fs::metadata(shot).unwrap().len() > 1000);
+}
