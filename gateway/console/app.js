@@ -78,10 +78,18 @@ function start() {
 /** The open live stream of a call page, closed when the page changes. */
 let following = null;
 
+/** Counts page changes: a page whose data arrives after the next page began is not drawn. */
+let generation = 0;
+
+function stale(drawn) {
+  return drawn !== generation;
+}
+
 async function route() {
   if (!authorization()) return logout();
   if (following) following.abort();
   following = null;
+  generation += 1;
   const [, page, id] = location.hash.split("/");
   for (const link of document.querySelectorAll("nav a")) {
     link.toggleAttribute("aria-current", link.getAttribute("href") === `#/${page}`);
@@ -101,7 +109,9 @@ async function route() {
 }
 
 async function functionsPage(view) {
+  const drawn = generation;
   const functions = await json("/system/functions");
+  if (stale(drawn)) return;
   view.innerHTML = `
     <h2>Functions</h2>
     <table id="functions-table">
@@ -182,7 +192,9 @@ async function callsPage(view) {
   const params = new URLSearchParams();
   for (const key of ["function", "status"]) if (query.get(key)) params.set(key, query.get(key));
   params.set("limit", "100");
+  const drawn = generation;
   const calls = await json(`/system/calls?${params}`);
+  if (stale(drawn)) return;
   view.innerHTML = `
     <h2>Calls</h2>
     <form class="filters" id="calls-filter">
@@ -214,7 +226,9 @@ async function callsPage(view) {
 }
 
 async function callPage(view, id) {
+  const drawn = generation;
   const record = await json(`/system/calls/${encodeURIComponent(id)}`);
+  if (stale(drawn)) return;
   view.innerHTML = `
     <h2>Call <code>${esc(id)}</code></h2>
     <p>Function <strong>${esc(record.function)}</strong> · status <strong id="call-status">${esc(record.status)}</strong>
@@ -316,10 +330,13 @@ async function follow(id) {
 }
 
 async function deadPage(view) {
+  const drawn = generation;
   const dead = await json("/system/dead?limit=200");
+  if (stale(drawn)) return;
   view.innerHTML = `
     <h2>Dead letters</h2>
     <p><button type="button" id="replay-selected">Replay selected</button>
+      <button type="button" id="discard-selected">Discard selected</button>
       <span id="replay-result" role="status"></span></p>
     <table id="dead-table">
       <thead><tr><th><input type="checkbox" id="dead-all" aria-label="Select all"></th><th>Call</th><th>Function</th>
@@ -335,28 +352,37 @@ async function deadPage(view) {
   $("#dead-all").addEventListener("change", (event) => {
     for (const box of view.querySelectorAll(".dead-pick")) box.checked = event.target.checked;
   });
-  $("#replay-selected").addEventListener("click", async () => {
-    const picked = [...view.querySelectorAll(".dead-pick:checked")].map((box) => box.value);
-    // One request per dead letter, a few at a time: each answers for itself.
-    let replayed = 0;
-    const failed = [];
-    for (let i = 0; i < picked.length; i += 4) {
-      await Promise.all(picked.slice(i, i + 4).map(async (id) => {
-        const response = await api(`/system/dead/${encodeURIComponent(id)}/replay`, { method: "POST" });
-        if (response.ok) replayed += 1;
-        else failed.push(`${id}: ${await errorOf(response)}`);
-      }));
-    }
-    $("#replay-result").textContent = `Replayed ${replayed} of ${picked.length}.` + (failed.length ? ` Failed: ${failed.join("; ")}` : "");
+  $("#replay-selected").addEventListener("click", () =>
+    bulk(view, "Replayed", (id) => api(`/system/dead/${encodeURIComponent(id)}/replay`, { method: "POST" })));
+  $("#discard-selected").addEventListener("click", () => {
+    if (!confirm("Discard the selected dead letters? They can no longer be replayed.")) return;
+    return bulk(view, "Discarded", (id) => api(`/system/dead/${encodeURIComponent(id)}`, { method: "DELETE" }));
   });
 }
 
+/** Sends one request per selected dead letter, four at a time (each answers for itself), then says how it went. */
+async function bulk(view, done, request) {
+  const picked = [...view.querySelectorAll(".dead-pick:checked")].map((box) => box.value);
+  let succeeded = 0;
+  const failed = [];
+  for (let i = 0; i < picked.length; i += 4) {
+    await Promise.all(picked.slice(i, i + 4).map(async (id) => {
+      const response = await request(id);
+      if (response.ok) succeeded += 1;
+      else failed.push(`${id}: ${await errorOf(response)}`);
+    }));
+  }
+  $("#replay-result").textContent = `${done} ${succeeded} of ${picked.length}.` + (failed.length ? ` Failed: ${failed.join("; ")}` : "");
+}
+
 async function healthPage(view) {
+  const drawn = generation;
   const [health, info, functions] = await Promise.all([
     api("/healthz").then((r) => r.text()),
     json("/system/info"),
     json("/system/functions"),
   ]);
+  if (stale(drawn)) return;
   view.innerHTML = `
     <h2>Health</h2>
     <p>Gateway: <strong id="health-gateway">${esc(health)}</strong> · ${esc(info.provider?.provider || "sluice")}

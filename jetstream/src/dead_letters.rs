@@ -54,6 +54,19 @@ impl DeadLetters {
     }
 
     /// The call stored as dead letter `sequence`.
+    /// Removes dead letter `sequence` from `SLUICE_DEAD`; `false` when it was gone already.
+    pub async fn remove(&self, sequence: u64) -> Result<bool, QueueError> {
+        let unavailable =
+            |e: &dyn std::fmt::Display| QueueError::Unavailable(format!("removing dead letter {sequence}: {e}"));
+        let stream = self.jetstream.get_stream_no_info(names::DEAD_STREAM).await.map_err(|e| unavailable(&e))?;
+        match stream.delete_message(sequence).await {
+            Ok(deleted) => Ok(deleted),
+            // The server answers an error for a sequence it no longer holds.
+            Err(err) if err.to_string().contains("no message found") => Ok(false),
+            Err(err) => Err(unavailable(&err)),
+        }
+    }
+
     pub async fn call(&self, sequence: u64) -> Result<InvocationMessage, QueueError> {
         let unavailable =
             |e: &dyn std::fmt::Display| QueueError::Unavailable(format!("reading dead letter {sequence}: {e}"));

@@ -166,6 +166,24 @@ impl Queue {
             }
             return Err(err);
         }
+        // Replayed, it is dead no more: its old letter goes (a new one comes if it fails for good again).
+        if let Err(err) = DeadLetters::new(&self.topology).remove(sequence).await {
+            tracing::warn!(call_id, %err, sequence, "replayed call's old dead letter not removed");
+        }
+        Ok(())
+    }
+
+    /// Drops a dead call's dead letter for good: it can no longer be replayed, and its record says so.
+    pub async fn discard_dead(&self, call_id: &str) -> Result<(), QueueError> {
+        let (mut record, revision) =
+            self.calls.entry(call_id).await?.ok_or_else(|| QueueError::UnknownCall(call_id.to_owned()))?;
+        let sequence = record.dead_letter.ok_or_else(|| QueueError::NotDead(call_id.to_owned()))?;
+        record.dead_letter = None;
+        // The record first: were the letter removed and the record not, a replay would find nothing to replay.
+        if self.calls.update(&record, revision).await?.is_none() {
+            return Err(QueueError::Changed);
+        }
+        DeadLetters::new(&self.topology).remove(sequence).await?;
         Ok(())
     }
 

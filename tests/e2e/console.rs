@@ -136,6 +136,32 @@ async fn an_operator_deploys_watches_cancels_and_replays_from_the_console() {
     }
     browser.screenshot("dead-letters-replayed.png").await;
 
+    // Replayed letters are gone from the list; the three new ones are discarded for good.
+    browser.eval("document.querySelector('#dead-table').dataset.drawn = 'before'").await;
+    browser.navigate(&platform.url("/ui/#/health")).await;
+    browser.navigate(&platform.url("/ui/#/dead")).await;
+    let redrawn = "document.querySelector('#dead-table:not([data-drawn])')?.querySelectorAll('tbody tr').length === 3";
+    browser.wait_for(redrawn, Duration::from_secs(10)).await;
+    browser.eval("window.confirm = () => true; document.querySelector('#dead-all').click()").await;
+    browser.eval("document.querySelector('#discard-selected').click()").await;
+    browser
+        .wait_for(
+            "document.querySelector('#replay-result').textContent === 'Discarded 3 of 3.'",
+            Duration::from_secs(10),
+        )
+        .await;
+    let left: Vec<Value> = platform.http.get(platform.url("/system/dead")).send().await.unwrap().json().await.unwrap();
+    assert!(left.is_empty(), "{left:?}");
+    let record = platform.record(&napping_free_dead_id(&platform).await).await;
+    assert!(record.get("deadLetter").is_none(), "{record}");
+    let r = platform
+        .http
+        .post(platform.url(&format!("/system/dead/{}/replay", record["callId"].as_str().unwrap())))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 409, "a discarded letter cannot be replayed");
+
     // Health: the gateway answers and the functions are listed.
     browser.navigate(&platform.url("/ui/#/health")).await;
     browser
@@ -143,4 +169,9 @@ async fn an_operator_deploys_watches_cancels_and_replays_from_the_console() {
         .await;
     let shot = browser.screenshot("health.png").await;
     assert!(std::fs::metadata(shot).unwrap().len() > 1000);
+}
+
+/// One of the `doomed` calls.
+async fn napping_free_dead_id(platform: &Platform) -> String {
+    platform.list_calls("function=doomed").await[0]["callId"].as_str().unwrap().to_owned()
 }

@@ -1,5 +1,5 @@
 //! `GET /system/dead?namespace=&function=&limit=` lists dead letters; `POST /system/dead/{id}/replay` queues a dead call
-//! again as a new attempt series.
+//! again as a new attempt series (its old letter goes); `DELETE /system/dead/{id}` discards a dead letter.
 
 use axum::{
     Json,
@@ -53,4 +53,14 @@ pub async fn replay(
         response.headers_mut().insert(LOCATION, location);
     }
     Ok(response)
+}
+
+/// Discards a dead call's dead letter: it cannot be replayed any more.
+pub async fn discard(
+    State(app): State<App>,
+    Path(super::CallPath { id }): Path<super::CallPath>,
+) -> Result<StatusCode, ApiError> {
+    app.queue.discard_dead(&id).await?;
+    tracing::info!(call_id = %id, "dead letter discarded");
+    Ok(StatusCode::NO_CONTENT)
 }

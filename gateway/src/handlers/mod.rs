@@ -206,6 +206,13 @@ fn system_routes() -> ApiRouter<App> {
         )
         .api_route("/system/dead", get_with(dead::list, |op| tag(op, "List dead letters, newest first")))
         .api_route(
+            "/system/dead/{id}",
+            delete_with(dead::discard, |op| {
+                tag(op, "Discard a dead letter; the call can no longer be replayed")
+                    .response_with::<204, (), _>(|r| r.description("Discarded"))
+            }),
+        )
+        .api_route(
             "/system/dead/{id}/replay",
             post_with(dead::replay, |op| {
                 tag(op, "Queue a dead call again").response_with::<202, (), _>(|r| {
