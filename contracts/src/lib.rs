@@ -40,6 +40,7 @@ pub mod logs;
 pub mod names;
 pub mod namespace;
 pub mod outbound;
+pub mod presence;
 pub mod progress;
 pub mod quantity;
 pub mod replay;

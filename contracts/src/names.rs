@@ -25,6 +25,9 @@ pub const NAMESPACES_BUCKET: &str = "sluice_namespaces";
 pub const FUNCTIONS_BUCKET: &str = "sluice_functions";
 /// KV bucket of call records, keyed by call id.
 pub const CALLS_BUCKET: &str = "sluice_calls";
+/// KV bucket of the workers that are up, keyed `{worker id}-{instance}`; each renews its entry, which lapses
+/// when it stops.
+pub const WORKERS_BUCKET: &str = "sluice_workers";
 /// KV bucket of fan-out groups, keyed by the id of the call that fanned out.
 pub const GROUPS_BUCKET: &str = "sluice_groups";
 /// Object store for bodies larger than the NATS max payload.

@@ -377,20 +377,31 @@ async function bulk(view, done, request) {
 
 async function healthPage(view) {
   const drawn = generation;
-  const [health, info, functions] = await Promise.all([
+  const [health, info, system] = await Promise.all([
     api("/healthz").then((r) => r.text()),
     json("/system/info"),
-    json("/system/functions"),
+    json("/system/health"),
   ]);
   if (stale(drawn)) return;
+  const mib = (bytes) => (bytes / 1048576).toFixed(1);
   view.innerHTML = `
     <h2>Health</h2>
     <p>Gateway: <strong id="health-gateway">${esc(health)}</strong> · ${esc(info.provider?.provider || "sluice")}
       ${esc(info.version?.release || "")}</p>
-    <table id="health-table">
-      <thead><tr><th>Function</th><th>Replicas ready / wanted</th><th>Invocations</th></tr></thead>
-      <tbody>${functions.map((f) => `<tr><td>${esc(f.name)}</td><td>${esc(f.availableReplicas ?? "")} / ${esc(f.replicas ?? "")}</td>
-        <td>${esc(f.invocationCount ?? 0)}</td></tr>`).join("")}</tbody>
+    <h3>Workers up</h3>
+    <table id="workers-table">
+      <thead><tr><th>Worker</th><th>Running / at most</th><th>Functions</th><th>Containers</th><th>Version</th>
+        <th>Up since</th><th>Last seen</th></tr></thead>
+      <tbody>${system.workers.map((w) => `<tr><td>${esc(w.workerId)} <code>${esc(w.instance)}</code></td>
+        <td>${esc(w.inflight)} / ${esc(w.maxInflight)}</td><td>${esc(w.functions)}</td><td>${w.containers ? "yes" : "no"}</td>
+        <td>${esc(w.version)}</td><td>${esc(w.startedAt)}</td><td>${esc(w.seenAt)}</td></tr>`).join("")}</tbody>
+    </table>
+    ${system.workers.length ? "" : `<p class="error" role="alert">No worker is up: calls are queued but nothing runs them.</p>`}
+    <h3>Streams and buckets</h3>
+    <table id="streams-table">
+      <thead><tr><th>Name</th><th>Messages</th><th>MiB</th><th>Consumers</th></tr></thead>
+      <tbody>${system.streams.map((s) => `<tr data-stream="${esc(s.name)}"><td>${esc(s.name)}</td><td>${esc(s.messages)}</td>
+        <td>${esc(mib(s.bytes))}</td><td>${esc(s.consumers)}</td></tr>`).join("")}</tbody>
     </table>`;
 }
 

@@ -61,6 +61,8 @@ pub struct Topology {
     pub calls: kv::Store,
     /// Fan-out groups, by the id of the call that fanned out.
     pub groups: kv::Store,
+    /// The workers that are up, each renewing its own entry.
+    pub workers: kv::Store,
     /// Replica counts each worker reports for its container functions.
     pub replicas: kv::Store,
     /// Secret values for container functions; never returned by the API.
@@ -180,7 +182,7 @@ pub async fn ensure(client: async_nats::Client, cfg: &TopologyConfig) -> Result<
         async move { jetstream.get_key_value(bucket).await.map_err(|e| create_error(bucket)(e.into())) }
     };
     let (functions, calls) = (reopen(names::FUNCTIONS_BUCKET).await?, reopen(names::CALLS_BUCKET).await?);
-    let groups = reopen(names::GROUPS_BUCKET).await?;
+    let (groups, workers) = (reopen(names::GROUPS_BUCKET).await?, reopen(names::WORKERS_BUCKET).await?);
     let (replicas, secrets) = (reopen(names::REPLICAS_BUCKET).await?, reopen(names::SECRETS_BUCKET).await?);
     let (invocations, namespaces) = (reopen(names::INVOCATIONS_BUCKET).await?, reopen(names::NAMESPACES_BUCKET).await?);
     let payloads = jetstream
@@ -193,6 +195,7 @@ pub async fn ensure(client: async_nats::Client, cfg: &TopologyConfig) -> Result<
         functions,
         calls,
         groups,
+        workers,
         replicas,
         secrets,
         invocations,
@@ -295,6 +298,7 @@ async fn create_all(client: &async_nats::Client, cfg: &TopologyConfig) -> Result
         bucket(names::FUNCTIONS_BUCKET, 5, Duration::ZERO),
         bucket(names::CALLS_BUCKET, 1, cfg.calls_ttl),
         bucket(names::GROUPS_BUCKET, 1, cfg.calls_ttl),
+        bucket(names::WORKERS_BUCKET, 1, sluice_contracts::presence::PRESENCE_TTL),
         bucket(names::REPLICAS_BUCKET, 1, REPLICA_REPORT_TTL),
         bucket(names::SECRETS_BUCKET, 1, Duration::ZERO),
         bucket(names::INVOCATIONS_BUCKET, 1, Duration::ZERO),

@@ -23,6 +23,7 @@ mod delivery;
 mod execution;
 mod intake;
 mod metrics;
+mod presence;
 
 // Each module by its own name inside the crate; the folders say which part of the worker it serves.
 use containers::{logs, scaling, secrets};
@@ -66,6 +67,8 @@ pub struct WorkerConfig {
     pub progress: ProgressUrls,
     /// Longest chain of `async.onSuccess`/`onFailure` steps; a step past it is recorded failed, not run.
     pub max_chain_depth: u32,
+    /// This worker's name (`--worker-id`), in its presence and on its containers.
+    pub worker_id: String,
     /// Most calls fanned out in one pipeline (from one root call), over all its fan-outs: fan-outs of
     /// fan-outs multiply, and this is where they stop.
     pub max_pipeline_calls: u64,
@@ -103,6 +106,7 @@ impl Default for WorkerConfig {
             progress: ProgressUrls::default(),
             max_chain_depth: 16,
             max_pipeline_calls: 10_000,
+            worker_id: "worker".to_owned(),
         }
     }
 }
@@ -186,6 +190,7 @@ pub async fn run(
         supervise("log requests", &stop, logs::listen(worker.clone(), stop.clone())),
         supervise("function registry", &stop, registry::run(worker.clone(), stop.clone())),
         supervise("invocation counts", &stop, infallible(worker.invocations.clone().flush_every(stop.clone()))),
+        supervise("presence", &stop, infallible(presence::announce(worker.clone(), stop.clone()))),
     ];
     let mut result = Ok(());
     for task in tasks {

@@ -107,6 +107,7 @@ impl WorkerOptions {
             progress: Default::default(),
             max_chain_depth: self.max_chain_depth,
             max_pipeline_calls: self.max_pipeline_calls,
+            worker_id: self.docker.worker_id.clone(),
         })
     }
 }

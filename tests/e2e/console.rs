@@ -162,11 +162,18 @@ async fn an_operator_deploys_watches_cancels_and_replays_from_the_console() {
         .unwrap();
     assert_eq!(r.status(), 409, "a discarded letter cannot be replayed");
 
-    // Health: the gateway answers and the functions are listed.
+    // Health: the worker that is up, and the streams with their sizes.
     browser.navigate(&platform.url("/ui/#/health")).await;
     browser
-        .wait_for("document.querySelector('#health-gateway')?.textContent.length > 0", Duration::from_secs(10))
+        .wait_for("document.querySelectorAll('#workers-table tbody tr').length === 1", Duration::from_secs(20))
         .await;
+    let invocations = "document.querySelector('tr[data-stream=\"SLUICE_INVOCATIONS\"]') !== null";
+    assert_eq!(browser.eval(invocations).await, true);
+    let health: Value = platform.http.get(platform.url("/system/health")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(health["workers"].as_array().unwrap().len(), 1, "{health}");
+    assert_eq!(health["workers"][0]["maxInflight"], 64, "{health}");
+    let dead = health["streams"].as_array().unwrap().iter().find(|s| s["name"] == "SLUICE_DEAD").unwrap();
+    assert_eq!(dead["messages"], 0, "replayed and discarded letters are gone: {health}");
     let shot = browser.screenshot("health.png").await;
     assert!(std::fs::metadata(shot).unwrap().len() > 1000);
 }

@@ -9,6 +9,7 @@ mod dead;
 mod events;
 mod extract;
 mod functions;
+mod health;
 mod invocation;
 mod logs;
 mod namespaces;
@@ -203,6 +204,10 @@ fn system_routes() -> ApiRouter<App> {
         .api_route(
             "/async-function/{name}/{*path}",
             delete_with(calls::cancel_of, |op| tag(op, "Cancel a call of this function (OpenFaaS Pro's route)")),
+        )
+        .api_route(
+            "/system/health",
+            get_with(health::health, |op| tag(op, "Workers that are up, and the size of every stream and bucket")),
         )
         .api_route("/system/dead", get_with(dead::list, |op| tag(op, "List dead letters, newest first")))
         .api_route(
