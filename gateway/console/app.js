@@ -131,7 +131,7 @@ async function functionsPage(view) {
     </table>
     <h3>Deploy</h3>
     <form id="deploy-form">
-      <label for="deploy-spec">Function spec (JSON, as <code>POST /system/functions</code> takes it)</label>
+      <label for="deploy-spec">Function spec (JSON or YAML, as <code>POST /system/functions</code> takes it)</label>
       <textarea id="deploy-spec" aria-describedby="deploy-error" spellcheck="false">{"service": "", "envProcess": "cat"}</textarea>
       <button type="submit" id="deploy-button">Deploy</button>
       <p class="error" role="alert" id="deploy-error"></p>
@@ -155,22 +155,18 @@ async function deploy(event) {
   event.preventDefault();
   const field = $("#deploy-spec");
   const error = $("#deploy-error");
-  let spec;
+  // JSON when it parses as JSON, else YAML: the gateway reads either and names the faulty field.
+  let type = "application/json";
   try {
-    spec = JSON.parse(field.value);
-  } catch (e) {
-    error.textContent = `Not JSON: ${e.message}`;
-    field.setAttribute("aria-invalid", "true");
-    return field.focus();
+    JSON.parse(field.value);
+  } catch {
+    type = "application/yaml";
   }
-  const response = await api("/system/functions", {
-    method: "POST",
-    headers: { "Content-Type": "application/json" },
-    body: JSON.stringify(spec),
-  });
+  const send = (method) => api("/system/functions", { method, headers: { "Content-Type": type }, body: field.value });
+  const response = await send("POST");
   if (response.status === 409) {
     // Deployed already: update it.
-    const update = await api("/system/functions", { method: "PUT", headers: { "Content-Type": "application/json" }, body: JSON.stringify(spec) });
+    const update = await send("PUT");
     if (!update.ok) return showDeployError(await errorOf(update));
   } else if (!response.ok) {
     return showDeployError(await errorOf(response));

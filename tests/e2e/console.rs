@@ -60,6 +60,29 @@ async fn an_operator_deploys_watches_cancels_and_replays_from_the_console() {
     browser.eval(&deploy(&json!({"service": "stages", "envProcess": STAGES}))).await;
     browser.wait_for("document.querySelector('tr[data-function=\"stages\"]')", Duration::from_secs(10)).await;
     assert_eq!(platform.list_calls("function=stages").await.len(), 0);
+    // YAML too, as `sluice fn deploy -f` files are.
+    let yaml = "service: shout\nenvProcess: tr a-z A-Z\nlabels:\n  team: ops\n";
+    browser
+        .eval(&format!(
+            "document.querySelector('#deploy-spec').value = {}; document.querySelector('#deploy-form').requestSubmit()",
+            js(yaml)
+        ))
+        .await;
+    browser.wait_for("document.querySelector('tr[data-function=\"shout\"]')", Duration::from_secs(10)).await;
+    let shout: Value =
+        platform.http.get(platform.url("/system/function/shout")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(shout["labels"]["team"], "ops", "{shout}");
+    let r = platform
+        .http
+        .post(platform.url("/system/functions"))
+        .header("content-type", "application/yaml")
+        .body("service: [unclosed")
+        .send()
+        .await
+        .unwrap();
+    let (status, error) = crate::support::error_of(r).await;
+    assert_eq!(status, 400);
+    assert!(error.contains("not valid YAML"), "{error}");
 
     // A call's page follows it live: the progress bar moves and the status turns, with no reload.
     let call = platform.call_async("stages", "", None).await;

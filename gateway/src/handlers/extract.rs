@@ -10,19 +10,33 @@ pub trait Expected {
     const SHAPE: &'static str;
 }
 
-/// A JSON body, parsed whatever its `Content-Type` says (so `curl -d` works as well as any client), with the
-/// fields that were not understood and so ignored, such as a misspelt `asyncc`: OpenFaaS clients send fields
-/// Sluice has no use for, so they are reported, not refused.
+/// A JSON body (or YAML, under a YAML content type), parsed whatever else its `Content-Type` says (so `curl -d`
+/// works as well as any client), with the fields that were not understood and so ignored, such as a misspelt
+/// `asyncc`: OpenFaaS clients send fields Sluice has no use for, so they are reported, not refused.
 pub struct JsonBody<T>(pub T, pub Vec<String>);
 
 impl<T: serde::de::DeserializeOwned + Expected, S: Send + Sync> axum::extract::FromRequest<S> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(request: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
-        let body = Bytes::from_request(request, state).await;
+        let yaml = request
+            .headers()
+            .get(axum::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|t| YAML_TYPES.iter().any(|y| t.trim_start().starts_with(y)));
+        let mut body = Bytes::from_request(request, state).await;
+        if yaml && let Ok(text) = &body {
+            // The same document as JSON, so what follows (unknown fields noted, errors naming the field) is one.
+            let value: serde_json::Value = serde_yaml::from_slice(text)
+                .map_err(|e| ApiError::BadJson { what: T::SHAPE, detail: format!("not valid YAML: {e}") })?;
+            body = Ok(Bytes::from(serde_json::to_vec(&value).expect("a JSON value serialises")));
+        }
         parse_noting_unknown(body, T::SHAPE).map(|(value, unknown)| Self(value, unknown))
     }
 }
+
+/// Content types under which a body is read as YAML (a spec pasted in the console, `curl --data-binary @f.yml`).
+const YAML_TYPES: [&str; 4] = ["application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml"];
 
 fn parse_noting_unknown<T: serde::de::DeserializeOwned>(
     body: Result<Bytes, BytesRejection>,
