@@ -90,7 +90,8 @@ async function route() {
   if (following) following.abort();
   following = null;
   generation += 1;
-  const [, page, id] = location.hash.split("/");
+  const [path] = location.hash.split("?");
+  const [, page, id] = path.split("/");
   for (const link of document.querySelectorAll("nav a")) {
     link.toggleAttribute("aria-current", link.getAttribute("href") === `#/${page}`);
     if (link.hasAttribute("aria-current")) link.setAttribute("aria-current", "page");
@@ -186,7 +187,7 @@ function showDeployError(message) {
 async function callsPage(view) {
   const query = new URLSearchParams(location.hash.split("?")[1] || "");
   const params = new URLSearchParams();
-  for (const key of ["function", "status"]) if (query.get(key)) params.set(key, query.get(key));
+  for (const key of ["function", "status", "since"]) if (query.get(key)) params.set(key, query.get(key));
   params.set("limit", "100");
   const drawn = generation;
   const calls = await json(`/system/calls?${params}`);
@@ -198,6 +199,8 @@ async function callsPage(view) {
       <div><label for="filter-status">Status</label>
         <select id="filter-status">${["", "queued", "running", "succeeded", "failed", "cancelled"].map((s) =>
           `<option value="${s}" ${s === (query.get("status") || "") ? "selected" : ""}>${s || "any"}</option>`).join("")}</select></div>
+      <div><label for="filter-since">Made since</label>
+        <input id="filter-since" type="datetime-local" step="1" value="${esc(localInput(query.get("since")))}"></div>
       <button type="submit">Filter</button>
     </form>
     <table id="calls-table">
@@ -217,8 +220,17 @@ async function callsPage(view) {
     const next = new URLSearchParams();
     if ($("#filter-function").value) next.set("function", $("#filter-function").value);
     if ($("#filter-status").value) next.set("status", $("#filter-status").value);
+    if ($("#filter-since").value) next.set("since", new Date($("#filter-since").value).toISOString());
     location.hash = `#/calls?${next}`;
   });
+}
+
+/** An RFC 3339 time as a datetime-local input's value, in the browser's time zone. */
+function localInput(iso) {
+  if (!iso) return "";
+  const at = new Date(iso);
+  if (Number.isNaN(at.getTime())) return "";
+  return new Date(at.getTime() - at.getTimezoneOffset() * 60000).toISOString().slice(0, 19);
 }
 
 async function callPage(view, id) {

@@ -109,6 +109,18 @@ async fn an_operator_deploys_watches_cancels_and_replays_from_the_console() {
     assert!(changes.as_str().unwrap().contains("progress") && changes.as_str().unwrap().contains("end"), "{changes}");
     browser.screenshot("call-succeeded.png").await;
 
+    // The calls page filters by function, status and time.
+    let url = platform.url("/ui/#/calls?function=stages&status=succeeded&since=2000-01-01T00:00:00Z");
+    browser.navigate(&url).await;
+    browser.wait_for(&format!("document.querySelector('tr[data-call=\"{call}\"]')"), Duration::from_secs(10)).await;
+    browser.navigate(&platform.url("/ui/#/calls?function=stages&since=2999-01-01T00:00:00Z")).await;
+    browser
+        .wait_for("document.querySelector('#filter-since')?.value.startsWith('2999')", Duration::from_secs(10))
+        .await;
+    assert_eq!(browser.eval("document.querySelectorAll('#calls-table tbody tr').length").await, 0);
+    let r = platform.http.get(platform.url("/system/calls?since=yesterday")).send().await.unwrap();
+    assert_eq!(crate::support::error_of(r).await.0, 400);
+
     // Cancel a running call from its page.
     platform.deploy(json!({"service": "nap", "envProcess": "sleep 60"})).await;
     let napping = platform.call_async("nap", "", None).await;

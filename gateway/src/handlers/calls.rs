@@ -1,4 +1,4 @@
-//! `GET /system/calls/{id}`, `GET /system/calls?namespace=&function=&status=&limit=` and
+//! `GET /system/calls/{id}`, `GET /system/calls?namespace=&function=&status=&since=&limit=` and
 //! `DELETE /system/calls/{id}`.
 
 use std::time::Duration;
@@ -45,6 +45,8 @@ pub async fn get(
 pub struct CallListQuery {
     function: Option<String>,
     status: Option<String>,
+    /// Only calls made at this time or later (RFC 3339, e.g. `2026-12-01T09:00:00Z`).
+    since: Option<String>,
     limit: Option<String>,
 }
 
@@ -59,7 +61,16 @@ pub async fn list(
         Some(l) => l.parse().map_err(|_| ApiError::BadQuery(format!("limit {l:?} is not a number")))?,
         None => DEFAULT_LIMIT,
     };
-    let records = app.calls.list(&namespace, query.function.as_deref(), status, limit, Duration::from_secs(10)).await?;
+    let since = match &query.since {
+        Some(t) => Some(
+            chrono::DateTime::parse_from_rfc3339(t)
+                .map_err(|_| ApiError::BadQuery(format!("since {t:?} is not an RFC 3339 time")))?
+                .with_timezone(&Utc),
+        ),
+        None => None,
+    };
+    let function = query.function.as_deref();
+    let records = app.calls.list(&namespace, function, status, since, limit, Duration::from_secs(10)).await?;
     Ok(Json(records.into_iter().map(public).collect()))
 }
 

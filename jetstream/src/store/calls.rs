@@ -113,7 +113,7 @@ impl CallStore {
     }
 
     /// The newest records (by creation) of calls to functions in `namespace` matching `function` and `status`,
-    /// at most `limit`. The cost follows
+    /// made at `since` or later, at most `limit`. The cost follows
     /// the page, not the bucket: records are read from the end of the bucket's stream (the most recently
     /// written), in windows that grow only while the page is not full, until `budget` is spent.
     pub async fn list(
@@ -121,6 +121,7 @@ impl CallStore {
         namespace: &str,
         function: Option<&str>,
         status: Option<CallStatus>,
+        since: Option<chrono::DateTime<chrono::Utc>>,
         limit: usize,
         budget: Duration,
     ) -> Result<Vec<CallRecord>, StoreError> {
@@ -159,6 +160,7 @@ impl CallStore {
                     && record.namespace == namespace
                     && function.is_none_or(|f| record.function == f)
                     && status.is_none_or(|s| record.status == s)
+                    && since.is_none_or(|t| record.created_at >= t)
                 {
                     round.insert(record.call_id.clone(), record);
                 }
