@@ -111,25 +111,48 @@ async function route() {
 
 async function functionsPage(view) {
   const drawn = generation;
-  const functions = await json("/system/functions");
+  // The newest calls of every function in one request: each row's recent error rate, waiting calls and last call.
+  const [functions, recent] = await Promise.all([json("/system/functions"), json("/system/calls?limit=500")]);
   if (stale(drawn)) return;
+  const byFunction = new Map();
+  for (const call of recent) {
+    if (!byFunction.has(call.function)) byFunction.set(call.function, []);
+    byFunction.get(call.function).push(call);
+  }
+  const summary = (name) => {
+    const calls = byFunction.get(name) || [];
+    const ended = calls.filter((c) => ["succeeded", "failed"].includes(c.status));
+    const failed = ended.filter((c) => c.status === "failed").length;
+    return {
+      rate: ended.length ? `${Math.round((100 * failed) / ended.length)}% of ${ended.length}` : "",
+      waiting: calls.filter((c) => c.status === "queued" || c.status === "running").length,
+      last: calls[0],
+    };
+  };
   view.innerHTML = `
     <h2>Functions</h2>
     <table id="functions-table">
       <caption class="visually-hidden">Deployed functions</caption>
       <thead><tr><th>Name</th><th>Runtime</th><th>Image or process</th><th>Replicas ready / wanted</th>
-        <th>Invocations</th><th>Queued</th><th><span class="visually-hidden">Actions</span></th></tr></thead>
-      <tbody>${functions.map((f) => `
+        <th>Invocations</th><th>Failed, of recent calls</th><th>Waiting or running</th><th>Last call</th>
+        <th><span class="visually-hidden">Actions</span></th></tr></thead>
+      <tbody>${functions.map((f) => {
+        const s = summary(f.name);
+        return `
         <tr data-function="${esc(f.name)}">
           <td><a href="#/calls?function=${encodeURIComponent(f.name)}">${esc(f.name)}</a></td>
           <td>${esc(f.runtime || (f.image ? "docker" : "process"))}</td>
           <td><code>${esc(f.image || f.envProcess || f.upstream || "")}</code></td>
           <td>${esc(f.availableReplicas ?? "")} / ${esc(f.replicas ?? "")}</td>
           <td>${esc(f.invocationCount ?? 0)}</td>
-          <td>${esc(f.queued ?? "")}</td>
+          <td class="error-rate">${esc(s.rate)}</td>
+          <td class="waiting">${esc(s.waiting)}</td>
+          <td>${s.last ? `<a href="#/calls/${encodeURIComponent(s.last.callId)}" class="status-${esc(s.last.status)}">${esc(s.last.status)}</a>` : ""}</td>
           <td><button type="button" class="delete" data-name="${esc(f.name)}">Delete ${esc(f.name)}</button></td>
-        </tr>`).join("")}</tbody>
+        </tr>`;
+      }).join("")}</tbody>
     </table>
+    <p>Failures and waiting calls are counted over the 500 newest calls.</p>
     <h3>Deploy</h3>
     <form id="deploy-form">
       <label for="deploy-spec">Function spec (JSON or YAML, as <code>POST /system/functions</code> takes it)</label>

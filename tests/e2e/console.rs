@@ -170,12 +170,15 @@ async fn an_operator_deploys_watches_cancels_and_replays_from_the_console() {
         }
     }
     browser.screenshot("dead-letters-replayed.png").await;
+    // The functions page counts them: every recent call of `doomed` failed.
+    browser.navigate(&platform.url("/ui/#/functions")).await;
+    let rate = "document.querySelector('tr[data-function=\"doomed\"] .error-rate')?.textContent === '100% of 3'";
+    browser.wait_for(rate, Duration::from_secs(10)).await;
 
     // Replayed letters are gone from the list; the three new ones are discarded for good.
-    browser.eval("document.querySelector('#dead-table').dataset.drawn = 'before'").await;
-    browser.navigate(&platform.url("/ui/#/health")).await;
+    // From the functions page, so no dead-letter table of before is still on screen.
     browser.navigate(&platform.url("/ui/#/dead")).await;
-    let redrawn = "document.querySelector('#dead-table:not([data-drawn])')?.querySelectorAll('tbody tr').length === 3";
+    let redrawn = "document.querySelectorAll('#dead-table tbody tr').length === 3";
     browser.wait_for(redrawn, Duration::from_secs(10)).await;
     browser.eval("window.confirm = () => true; document.querySelector('#dead-all').click()").await;
     browser.eval("document.querySelector('#discard-selected').click()").await;
