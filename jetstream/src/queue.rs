@@ -5,7 +5,8 @@
 //! writes and the rollback when one of them fails are written once.
 //!
 //! Delivery reasoning: a call exists once JetStream has stored its invocation; the record is how it is
-//! seen. So a failed publish must leave no record saying `queued` (it is removed) and no stored body (it is
+//! seen. A derived call's record is written first, as its claim; a claim found still queued and young is
+//! published again, in case a crash came between the two writes. So a failed publish must leave no record saying `queued` (it is removed) and no stored body (it is
 //! deleted), while a failed record write after a stored invocation is only logged: the worker that takes
 //! the call writes the record itself.
 
@@ -111,6 +112,14 @@ impl Queue {
             }
             Claim::Derived => {
                 if !self.calls.create(&record).await? {
+                    if !self.maybe_unpublished(&call.call_id).await? {
+                        return Ok(Submitted::AlreadyQueued);
+                    }
+                    // Claimed but perhaps never published (a crash between the two writes): publish again.
+                    // Within the duplicate window JetStream keeps one of the two, so a call queued both times
+                    // still runs once.
+                    tracing::info!(call_id = %call.call_id, "claimed call queued again, in case its first publish was lost");
+                    self.publish(subject, call.to_nats(names::CE_TYPE_REQUESTED)).await?;
                     return Ok(Submitted::AlreadyQueued);
                 }
                 self.publish(subject, call.to_nats(names::CE_TYPE_REQUESTED)).await.map_err(|err| (err, true))
@@ -126,6 +135,18 @@ impl Queue {
                 Err(err)
             }
         }
+    }
+
+    /// Whether the claimed call `call_id` may have lost its publish: its record is still `queued`, never started,
+    /// and young enough that JetStream's duplicate window would drop a second publish of it (half the window, to
+    /// keep clear of its edge). A record older than that, still unstarted, is a call waiting behind others.
+    async fn maybe_unpublished(&self, call_id: &str) -> Result<bool, QueueError> {
+        let Some(record) = self.calls.get(call_id).await? else { return Ok(false) };
+        let age = (chrono::Utc::now() - record.created_at).to_std().unwrap_or_default();
+        Ok(record.status == CallStatus::Queued
+            && record.attempts == 0
+            && record.started_at.is_none()
+            && age < self.topology.duplicate_window / 2)
     }
 
     /// Removes a stored body whose call was not queued after all.

@@ -76,6 +76,8 @@ pub struct Topology {
     pub max_payload: usize,
     /// How long results are kept (a large result's body in the object store goes when its event does).
     pub results_ttl: Duration,
+    /// How long JetStream recognises a re-sent message id on the invocation stream.
+    pub duplicate_window: Duration,
 }
 
 impl Topology {
@@ -203,6 +205,7 @@ pub async fn ensure(client: async_nats::Client, cfg: &TopologyConfig) -> Result<
         payloads,
         max_payload,
         results_ttl: cfg.results_ttl,
+        duplicate_window: cfg.duplicate_window,
     };
     let mut tries = 0;
     while let Err(err) = crate::migrate::legacy_layout(&topology.jetstream).await {

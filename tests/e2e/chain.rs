@@ -202,3 +202,39 @@ async fn a_destination_url_gets_the_result_as_a_callback_does() {
         assert!(error.contains(field), "{error}");
     }
 }
+
+/// A worker that crashed between claiming a chained call (its record) and publishing it left a `queued` record
+/// and no message. A crash at that exact point cannot be produced on purpose, so the test writes the claim the
+/// way the worker does and publishes nothing; the parent's outcome must still start the next step.
+#[tokio::test]
+async fn a_claimed_step_whose_publish_was_lost_still_runs() {
+    use sluice_contracts::{
+        CallRecord, FunctionRef,
+        chain::{Leg, chained_call_id},
+    };
+    let platform = Platform::start(1, &[], &[]).await;
+    platform.deploy(json!({"service": "next", "envProcess": "cat"})).await;
+    platform
+        .deploy(json!({"service": "first", "envProcess": "cat", "async": {"onSuccess": {"function": "next"}}}))
+        .await;
+    let parent = "lost-publish-parent";
+    let step = chained_call_id(parent, Leg::OnSuccess, &FunctionRef::new("openfaas-fn", "next"));
+    let client = async_nats::connect(&platform.nats_url).await.unwrap();
+    let calls = async_nats::jetstream::new(client).get_key_value("sluice_calls").await.unwrap();
+    let claim = CallRecord::queued(&step, &FunctionRef::new("openfaas-fn", "next"), chrono::Utc::now());
+    calls.create(&step, serde_json::to_vec(&claim).unwrap().into()).await.unwrap();
+
+    let r = platform
+        .http
+        .post(platform.url("/async-function/first"))
+        .header("X-Call-Id", parent)
+        .body("carried on")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    platform.wait_final(parent, Duration::from_secs(30)).await;
+    let next = platform.wait_final(&step, Duration::from_secs(30)).await;
+    assert_eq!((next["status"].as_str(), next["attempts"].as_u64()), (Some("succeeded"), Some(1)), "{next}");
+    assert_eq!(result_text(&platform, &step).await, "carried on");
+}

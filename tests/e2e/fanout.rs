@@ -107,10 +107,26 @@ async fn a_fan_out_runs_its_children_and_joins_once_with_every_outcome() {
         "retried first"
     );
 
-    // Still one join a moment later: no other child's report started another.
+    // A caller cannot pass a call off as a child of a group: the gateway drops the lineage headers, so the call
+    // has no root or parent and settles nothing.
+    let forged = platform
+        .http
+        .post(platform.url("/async-function/square"))
+        .header("X-Sluice-Group-Id", &split)
+        .header("X-Sluice-Group-Index", "2")
+        .header("X-Sluice-Root-Call-Id", &split)
+        .body("3")
+        .send()
+        .await
+        .unwrap();
+    let forged = forged.headers()["x-call-id"].to_str().unwrap().to_owned();
+    let record = platform.wait_final(&forged, Duration::from_secs(30)).await;
+    assert!(record.get("rootCallId").is_none() && record.get("parentCallId").is_none(), "{record}");
+
+    // Still one join a moment later: no other child's report (nor the forged call) started another.
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(calls_of(&platform, "collect").await.len(), 1);
-    assert_eq!(calls_of(&platform, "square").await.len(), 4);
+    assert_eq!(calls_of(&platform, "square").await.len(), 5);
 
     // The tree shows the group under the call that fanned out, which counts its ended children.
     let tree: Value = platform
