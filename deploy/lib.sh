@@ -122,16 +122,21 @@ ensure_schemathesis() {
   "$SLUICE_SCHEMATHESIS" --version >/dev/null || die "schemathesis does not run after installing it"
 }
 
+# Installs Debian packages with apt (as root only), refreshing the package lists once if the first try fails.
+apt_install() {
+  [ "$(id -u)" = 0 ] || die "$* missing: install it (apt-get install $*)"
+  say "installing $* (apt)"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null 2>&1 \
+    || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null; } \
+    || die "could not install $*"
+}
+
 # ffmpeg and ffprobe (Debian's ffmpeg), which the video example's functions and its test run.
 ensure_ffmpeg() {
   if command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null; then
     return
   fi
-  [ "$(id -u)" = 0 ] || die "ffmpeg is missing: install it (apt-get install ffmpeg)"
-  say "installing ffmpeg (apt)"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg >/dev/null 2>&1 \
-    || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg >/dev/null; } \
-    || die "could not install ffmpeg"
+  apt_install ffmpeg
   command -v ffprobe >/dev/null || die "ffprobe is missing after installing ffmpeg"
 }
 
@@ -140,11 +145,7 @@ ensure_prometheus() {
   if command -v prometheus >/dev/null && command -v promtool >/dev/null; then
     return
   fi
-  [ "$(id -u)" = 0 ] || die "prometheus is missing: install it (apt-get install prometheus)"
-  say "installing prometheus (apt)"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null 2>&1 \
-    || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null; } \
-    || die "could not install prometheus"
+  apt_install prometheus
 }
 
 # Chromium (Debian's chromium), the headless browser the console's tests drive over the DevTools protocol.
@@ -152,11 +153,7 @@ ensure_chromium() {
   if command -v chromium >/dev/null; then
     return
   fi
-  [ "$(id -u)" = 0 ] || die "chromium is missing: install it (apt-get install chromium)"
-  say "installing chromium (apt)"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null 2>&1 \
-    || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
-    || die "could not install chromium"
+  apt_install chromium
 }
 
 # An S3 server with bucket notifications for the tests: moto (PyPI moto[server]), which brings boto3.

@@ -44,8 +44,9 @@ pub async fn health(State(app): State<App>) -> Result<Json<SystemHealth>, ApiErr
     let mut streams = Vec::new();
     for name in stream_names() {
         // A bucket nobody created yet (an older deployment) is left out.
-        let Ok(mut stream) = js.get_stream(&name).await else { continue };
-        let info = stream.info().await.map_err(|e| unavailable(&e))?;
+        // `get_stream` reads the stream's info already: one request per stream.
+        let Ok(stream) = js.get_stream(&name).await else { continue };
+        let info = stream.cached_info();
         streams.push(StreamSize {
             name,
             messages: info.state.messages,

@@ -17,7 +17,7 @@ use sluice_jetstream::{
     store::GroupStore,
 };
 
-use crate::{Worker, chain};
+use crate::{SpecMap, Worker, chain};
 
 /// Children queued at once.
 const LAUNCH_BATCH: usize = 16;
@@ -42,16 +42,20 @@ pub async fn admit(worker: &Worker, call: &InvocationMessage, fan_out: &FanOut) 
     }
 }
 
+/// The first function `fan_out` (from a call in `namespace`) names that is not deployed, with its place in the
+/// document (`calls[2]`, `join`).
+pub fn undeployed(specs: &SpecMap, fan_out: &FanOut, namespace: &str) -> Option<(String, FunctionRef)> {
+    let specs = specs.read().expect("specs lock");
+    let (index, function) =
+        fan_out.functions(namespace).into_iter().enumerate().find(|(_, function)| !specs.contains_key(function))?;
+    let place = if index < fan_out.calls.len() { format!("calls[{index}]") } else { "join".into() };
+    Some((place, function))
+}
+
 fn check(worker: &Worker, call: &InvocationMessage, fan_out: &FanOut) -> Result<(), String> {
-    let namespace = &call.function.namespace;
-    let specs = worker.specs.read().expect("specs lock");
-    for (index, function) in fan_out.functions(namespace).into_iter().enumerate() {
-        if !specs.contains_key(&function) {
-            let place = if index < fan_out.calls.len() { format!("calls[{index}]") } else { "join".into() };
-            return Err(format!("fan-out {place}: function {function} is not deployed"));
-        }
+    if let Some((place, function)) = undeployed(&worker.specs, fan_out, &call.function.namespace) {
+        return Err(format!("fan-out {place}: function {function} is not deployed"));
     }
-    drop(specs);
     let depth = call.chain_depth().saturating_add(1);
     if depth > worker.cfg.max_chain_depth {
         return Err(format!(

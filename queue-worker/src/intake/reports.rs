@@ -113,11 +113,7 @@ async fn fan_out(
         Ok(fan_out) => fan_out,
         Err(err) => return refuse(StatusCode::BAD_REQUEST, err.to_string()),
     };
-    let missing = {
-        let specs = endpoint.specs.read().expect("specs lock");
-        fan_out.functions(&function.namespace).into_iter().find(|f| !specs.contains_key(f))
-    };
-    if let Some(missing) = missing {
+    if let Some((_, missing)) = crate::fanout::undeployed(&endpoint.specs, &fan_out, &function.namespace) {
         return refuse(StatusCode::BAD_REQUEST, format!("fan-out names {missing}, which is not deployed"));
     }
     let calls: Vec<String> = (0..fan_out.calls.len()).map(|index| child_call_id(&call_id, index)).collect();
