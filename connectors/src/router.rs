@@ -1,14 +1,15 @@
 //! The router: takes every event off `SLUICE_EVENTS` (one durable consumer shared by all routers, so each event
 //! is routed once) and queues one call per function whose triggers match. The call id comes from the event and
 //! the function, so a redelivered or replayed event never queues the same call twice. Unmatched events are
-//! counted and stay in the stream for `sluice events replay`, which gateways ask of a router over NATS
-//! ([`answer_replays`]).
+//! counted, marked in KV `sluice_unmatched` (so the events API can show them) and stay in the stream for
+//! `sluice events replay`, which gateways ask of a router over NATS ([`answer_replays`]).
 
 use std::{sync::Arc, time::Duration};
 
 use async_nats::jetstream::{
     AckKind,
     consumer::{AckPolicy, DeliverPolicy, pull},
+    stream::LastRawMessageErrorKind,
 };
 use bytes::Bytes;
 use futures::StreamExt;
@@ -18,6 +19,7 @@ use sluice_contracts::{
 };
 use sluice_jetstream::{
     Queue, Submitted,
+    event_log::EventLog,
     queue::Claim,
     store::{FunctionCache, FunctionStore},
     topology::Topology,
@@ -40,6 +42,7 @@ pub struct EventRouter {
     topology: Topology,
     functions: Arc<FunctionCache>,
     queue: Queue,
+    log: EventLog,
 }
 
 impl EventRouter {
@@ -51,8 +54,8 @@ impl EventRouter {
 
     /// A router over a function cache the caller keeps.
     pub fn new(topology: Topology, functions: Arc<FunctionCache>) -> Self {
-        let queue = Queue::new(topology.clone());
-        Self { topology, functions, queue }
+        let (queue, log) = (Queue::new(topology.clone()), EventLog::new(&topology));
+        Self { topology, functions, queue, log }
     }
 
     /// Queues the calls `event` makes (only to the function `only` when given); returns how many functions
@@ -128,16 +131,66 @@ impl EventRouter {
                 break;
             };
             let message = message.map_err(|e| err(&e))?;
-            pending = message.info().map(|i| i.pending).unwrap_or(0);
-            let headers = message.headers.clone().unwrap_or_default();
-            let Ok(event) = EventMessage::from_nats(&headers, message.payload.clone()) else { continue };
-            if triggers::forged(&message.subject, &event) {
-                continue;
+            let info = message.info().map_err(|e| err(&e))?;
+            pending = info.pending;
+            let sequence = info.stream_sequence;
+            if let Some(matched) =
+                self.route_again(sequence, &message.subject, &message.headers, &message.payload, only).await?
+            {
+                events += 1;
+                calls += matched as u64;
             }
-            events += 1;
-            calls += self.route(&event, only).await? as u64;
         }
         Ok((events, calls))
+    }
+
+    /// Re-routes the one event stored at `sequence` (to `only` when given). Returns (1, calls queued or already
+    /// queued), or (0, 0) when nothing is stored there (any more) or it is no event to route.
+    pub async fn replay_one(&self, sequence: u64, only: Option<&FunctionRef>) -> Result<(u64, u64), RouteError> {
+        let err = |e: &dyn std::fmt::Display| RouteError(e.to_string());
+        let stream = self.topology.jetstream.get_stream_no_info(names::EVENTS_STREAM).await.map_err(|e| err(&e))?;
+        let stored = match stream.get_raw_message(sequence).await {
+            Ok(stored) => stored,
+            Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => return Ok((0, 0)),
+            Err(e) => return Err(err(&e)),
+        };
+        let headers = Some(stored.headers);
+        match self.route_again(sequence, &stored.subject, &headers, &stored.payload, only).await? {
+            Some(calls) => Ok((1, calls as u64)),
+            None => Ok((0, 0)),
+        }
+    }
+
+    /// Routes a stored event again; an event that was unmatched and now reaches a function loses its mark.
+    /// `None` when the message is no event the router would route.
+    async fn route_again(
+        &self,
+        sequence: u64,
+        subject: &str,
+        headers: &Option<async_nats::HeaderMap>,
+        payload: &Bytes,
+        only: Option<&FunctionRef>,
+    ) -> Result<Option<usize>, RouteError> {
+        let headers = headers.clone().unwrap_or_default();
+        let Ok(event) = EventMessage::from_nats(&headers, payload.clone()) else { return Ok(None) };
+        if triggers::forged(subject, &event) {
+            return Ok(None);
+        }
+        let calls = self.route(&event, only).await?;
+        if calls > 0
+            && self.log.is_unmatched(sequence).await
+            && let Err(err) = self.log.mark_matched(sequence).await
+        {
+            tracing::warn!(%err, sequence, "event replayed, but its unmatched mark stays");
+        }
+        Ok(Some(calls))
+    }
+
+    /// Marks the event at `sequence` as routed to no function, saying why (best effort: the mark only informs).
+    async fn mark_unmatched(&self, sequence: u64, why: &str) {
+        if let Err(err) = self.log.mark_unmatched(sequence, why).await {
+            tracing::warn!(%err, sequence, "unmatched event not marked");
+        }
     }
 }
 
@@ -187,13 +240,18 @@ pub async fn run(routes: EventRouter, shutdown: CancellationToken) -> Result<(),
             }
         };
         metrics::received(&event.source);
+        let sequence = message.info().map(|i| i.stream_sequence).unwrap_or(0);
         if triggers::forged(&message.subject, &event) {
             tracing::warn!(event = %event.id, source = %event.source, "event from the ingress impersonates a connector; not routed");
+            routes.mark_unmatched(sequence, "refused: an ingress event that claims a connector's source").await;
             let _ = message.ack().await;
             continue;
         }
         match routes.route(&event, None).await {
-            Ok(_) => {
+            Ok(matched) => {
+                if matched == 0 {
+                    routes.mark_unmatched(sequence, "no function's triggers matched it").await;
+                }
                 let _ = message.ack().await;
             }
             Err(err) => {
@@ -223,7 +281,10 @@ pub async fn answer_replays(routes: EventRouter, shutdown: CancellationToken) ->
             Err(err) => ReplayReply::Failed { error: format!("bad replay request: {err}") },
             Ok(ask) => match ask.function.as_deref().map(|key| FunctionRef::from_key(key).ok_or(key)) {
                 Some(Err(key)) => ReplayReply::Failed { error: format!("{key:?} is not a function key") },
-                only => match routes.replay(ask.since, only.and_then(Result::ok).as_ref()).await {
+                only => match match ask.sequence {
+                    Some(sequence) => routes.replay_one(sequence, only.and_then(Result::ok).as_ref()).await,
+                    None => routes.replay(ask.since, only.and_then(Result::ok).as_ref()).await,
+                } {
                     Ok((events, calls)) => ReplayReply::Replayed { events, calls },
                     Err(err) => ReplayReply::Failed { error: err.to_string() },
                 },

@@ -13,7 +13,8 @@
 //! - [`logs`], [`replicas`], [`replay`]: the request/reply protocols between gateway, workers and routers;
 //! - [`signature`]: HMAC signing (callbacks) and verifying (webhooks);
 //! - [`outbound`]: the rules of the outbound URL policy;
-//! - [`credentials`]: admin credentials and how they are checked.
+//! - [`credentials`]: admin credentials and how they are checked;
+//! - [`StoredEvent`]: a connector event as the events API lists it.
 //!
 //! ```
 //! use sluice_contracts::{names, FunctionSpec};
@@ -48,6 +49,7 @@ pub mod replicas;
 pub mod scale_labels;
 pub mod schedule;
 pub mod signature;
+pub mod stored_event;
 
 pub use answer::ErrorBody;
 pub use call::{CallRecord, CallStatus, CallTree, CallbackDelivery, CallbackState, ResultState, StoredResult};
@@ -63,3 +65,4 @@ pub use invocation::{DecodeError, InvocationMessage, Payload};
 pub use namespace::Namespace;
 pub use progress::{CallProgress, ProgressReport};
 pub use replicas::{ReplicaReport, ScaleReply, ScaleRequest, Usage};
+pub use stored_event::{Routing, StoredEvent};

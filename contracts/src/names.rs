@@ -30,6 +30,9 @@ pub const CALLS_BUCKET: &str = "sluice_calls";
 pub const WORKERS_BUCKET: &str = "sluice_workers";
 /// KV bucket of fan-out groups, keyed by the id of the call that fanned out.
 pub const GROUPS_BUCKET: &str = "sluice_groups";
+/// KV bucket of the events the router routed to no function, keyed by their sequence in `SLUICE_EVENTS`; the
+/// value says why. Kept as long as the events are.
+pub const UNMATCHED_BUCKET: &str = "sluice_unmatched";
 /// Object store for bodies larger than the NATS max payload.
 pub const PAYLOADS_BUCKET: &str = "sluice_payloads";
 

@@ -6,13 +6,16 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 /// Route the events stored since `since` again (only to `function`, a function's
-/// [key](crate::FunctionRef::key), when given).
+/// [key](crate::FunctionRef::key), when given); with `sequence`, only the event stored there.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ReplayRequest {
     pub since: DateTime<Utc>,
     #[serde(default)]
     pub function: Option<String>,
+    /// One event, by its sequence in `SLUICE_EVENTS`; `since` is then not read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sequence: Option<u64>,
 }
 
 /// What a router did with a [`ReplayRequest`].

@@ -102,6 +102,7 @@ async function route() {
     else if (page === "calls" && id) await callPage(view, decodeURIComponent(id));
     else if (page === "calls") await callsPage(view);
     else if (page === "dead") await deadPage(view);
+    else if (page === "events") await eventsPage(view);
     else if (page === "health") await healthPage(view);
     else location.hash = "#/functions";
   } catch (error) {
@@ -404,6 +405,81 @@ async function bulk(view, done, request) {
     }));
   }
   $("#replay-result").textContent = `${done} ${succeeded} of ${picked.length}.` + (failed.length ? ` Failed: ${failed.join("; ")}` : "");
+}
+
+async function eventsPage(view) {
+  const query = new URLSearchParams(location.hash.split("?")[1] || "");
+  const params = new URLSearchParams();
+  for (const key of ["source", "routing"]) if (query.get(key)) params.set(key, query.get(key));
+  params.set("limit", "200");
+  const drawn = generation;
+  const events = await json(`/system/events?${params}`);
+  if (stale(drawn)) return;
+  const perSource = new Map();
+  for (const e of events) perSource.set(e.source, (perSource.get(e.source) || 0) + 1);
+  view.innerHTML = `
+    <h2>Events</h2>
+    <form class="filters" id="events-filter">
+      <div><label for="filter-source">Source</label><input id="filter-source" value="${esc(query.get("source") || "")}"></div>
+      <div><label for="filter-routing">Routing</label>
+        <select id="filter-routing">${["", "matched", "unmatched", "waiting"].map((r) =>
+          `<option value="${r}" ${r === (query.get("routing") || "") ? "selected" : ""}>${r || "any"}</option>`).join("")}</select></div>
+      <button type="submit">Filter</button>
+    </form>
+    <form class="filters" id="events-replay">
+      <div><label for="replay-since">Route again the events of the last</label>
+        <input id="replay-since" value="1h" required aria-describedby="replay-help"></div>
+      <button type="submit">Replay</button>
+      <span id="replay-help">Events that matched nothing reach functions deployed since; calls already made are not made again.</span>
+    </form>
+    <p id="events-result" role="status"></p>
+    <h3>By source</h3>
+    <ul id="events-sources">${[...perSource].map(([source, n]) =>
+      `<li><a href="#/events?source=${encodeURIComponent(source)}">${esc(source)}</a>: ${esc(n)}</li>`).join("")}</ul>
+    <table id="events-table">
+      <thead><tr><th>Sequence</th><th>Received</th><th>Source</th><th>Type</th><th>Subject</th><th>Routing</th><th>Data</th><th></th></tr></thead>
+      <tbody>${events.map((e) => `
+        <tr data-sequence="${esc(e.sequence)}">
+          <td>${esc(e.sequence)}</td><td>${esc(e.receivedAt)}</td><td>${esc(e.source)}</td><td>${esc(e.type)}</td>
+          <td>${esc(e.subject || "")}</td>
+          <td class="routing-${esc(e.routing)}">${esc(e.routing)}${e.note ? `<br><small>${esc(e.note)}</small>` : ""}</td>
+          <td><details><summary>${esc(e.size)} bytes</summary><pre>${esc(e.preview)}</pre></details></td>
+          <td><button type="button" class="event-replay" data-sequence="${esc(e.sequence)}"
+            aria-label="Route event ${esc(e.sequence)} again">Replay</button></td>
+        </tr>`).join("")}</tbody>
+    </table>
+    ${events.length ? "" : "<p>No events.</p>"}`;
+  $("#events-filter").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const next = new URLSearchParams();
+    if ($("#filter-source").value) next.set("source", $("#filter-source").value);
+    if ($("#filter-routing").value) next.set("routing", $("#filter-routing").value);
+    location.hash = `#/events?${next}`;
+  });
+  $("#events-replay").addEventListener("submit", (event) => {
+    event.preventDefault();
+    replayEvents({ since: $("#replay-since").value });
+  });
+  for (const button of view.querySelectorAll(".event-replay")) {
+    button.addEventListener("click", () => replayEvents({ sequence: Number(button.dataset.sequence) }));
+  }
+}
+
+/** Asks for events to be routed again, says what came of it, then shows the list as it now stands. */
+async function replayEvents(body) {
+  const response = await api("/system/events/replay", {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify(body),
+  });
+  if (!response.ok) {
+    $("#events-result").textContent = `Not replayed: ${await errorOf(response)}`;
+    return;
+  }
+  const answer = await response.json();
+  const said = `Replayed: ${answer.events} events read, ${answer.calls} calls made or already made.`;
+  await route();
+  $("#events-result").textContent = said;
 }
 
 async function healthPage(view) {

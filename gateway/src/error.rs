@@ -73,6 +73,8 @@ pub enum ApiError {
     SecretExists(String),
     #[error("secret {0:?} not found")]
     UnknownSecret(String),
+    #[error("no event to replay at sequence {0} (GET /system/events lists those kept)")]
+    UnknownEvent(u64),
     /// A route OpenFaaS has that Sluice answers differently; the message says what to use instead.
     #[error("not implemented: {0}")]
     NotImplemented(String),
@@ -85,6 +87,7 @@ impl ApiError {
             | Self::UnknownCall(_)
             | Self::NoResult { .. }
             | Self::UnknownSecret(_)
+            | Self::UnknownEvent(_)
             | Self::UnknownNamespace(_) => StatusCode::NOT_FOUND,
             Self::FunctionExists(_)
             | Self::SecretExists(_)

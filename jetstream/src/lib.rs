@@ -8,10 +8,12 @@
 //! - [`payloads`]: large bodies in the object store, streamed;
 //! - [`queue`]: submitting calls and enqueueing callbacks — the one place work enters the queue;
 //! - [`dead_letters`]: writing and reading the dead-letter stream;
+//! - [`event_log`]: listing connector events with what routing made of them;
 //! - [`migrate`]: moving data stored before namespaces existed into the default namespace;
 //! - [`retry`]: retrying a write that failed for a passing reason.
 
 pub mod dead_letters;
+pub mod event_log;
 pub mod migrate;
 pub mod payloads;
 pub mod queue;

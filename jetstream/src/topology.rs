@@ -71,6 +71,8 @@ pub struct Topology {
     pub invocations: kv::Store,
     /// Namespaces other than the default one.
     pub namespaces: kv::Store,
+    /// Events routed to no function, by sequence.
+    pub unmatched: kv::Store,
     pub payloads: object_store::ObjectStore,
     /// Largest message the server accepts; bodies above it go through the object store.
     pub max_payload: usize,
@@ -187,6 +189,7 @@ pub async fn ensure(client: async_nats::Client, cfg: &TopologyConfig) -> Result<
     let (groups, workers) = (reopen(names::GROUPS_BUCKET).await?, reopen(names::WORKERS_BUCKET).await?);
     let (replicas, secrets) = (reopen(names::REPLICAS_BUCKET).await?, reopen(names::SECRETS_BUCKET).await?);
     let (invocations, namespaces) = (reopen(names::INVOCATIONS_BUCKET).await?, reopen(names::NAMESPACES_BUCKET).await?);
+    let unmatched = reopen(names::UNMATCHED_BUCKET).await?;
     let payloads = jetstream
         .get_object_store(names::PAYLOADS_BUCKET)
         .await
@@ -202,6 +205,7 @@ pub async fn ensure(client: async_nats::Client, cfg: &TopologyConfig) -> Result<
         secrets,
         invocations,
         namespaces,
+        unmatched,
         payloads,
         max_payload,
         results_ttl: cfg.results_ttl,
@@ -306,6 +310,7 @@ async fn create_all(client: &async_nats::Client, cfg: &TopologyConfig) -> Result
         bucket(names::SECRETS_BUCKET, 1, Duration::ZERO),
         bucket(names::INVOCATIONS_BUCKET, 1, Duration::ZERO),
         bucket(names::NAMESPACES_BUCKET, 1, Duration::ZERO),
+        bucket(names::UNMATCHED_BUCKET, 1, cfg.retention),
         objects
     )?;
     Ok(())

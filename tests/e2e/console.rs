@@ -1,12 +1,16 @@
 //! The web console in a real headless chromium: log in, deploy a function (and see a refused spec's error at
-//! the field), watch a call's progress move without reloading, cancel a call, replay three dead letters at once.
+//! the field), watch a call's progress move without reloading, cancel a call, replay three dead letters at once,
+//! find an event that matched nothing and replay it to a function deployed since.
 //! Screenshots of each page are kept in `target/console-screenshots/`.
 
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::{browser::Browser, support::Platform};
+use crate::{
+    browser::Browser,
+    support::{Platform, Sluice, binary_event},
+};
 
 const STAGES: &str = r#"sh -c 'sleep 1; for p in 0 25 50 75 100; do curl -sf -d "$p stage $p" "$Http_X_Sluice_Progress_Url" || exit 9; sleep 1.2; done; echo done'"#;
 
@@ -199,6 +203,40 @@ async fn an_operator_deploys_watches_cancels_and_replays_from_the_console() {
         .await
         .unwrap();
     assert_eq!(r.status(), 409, "a discarded letter cannot be replayed");
+
+    // Events: one that matched nothing is shown as such, and replayed from its row once a function wants it.
+    let router =
+        Sluice::spawn(&["connector", "router", "--nats-url", &platform.nats_url], platform.logs.path(), "router");
+    router.wait_for_log("connector ready", Duration::from_secs(30)).await;
+    let sent = binary_event(&platform.http, &platform.url("/events"), "ev-1", "/orders", "com.example.order", "{}");
+    assert_eq!(sent.send().await.unwrap().status(), 202);
+    browser.navigate(&platform.url("/ui/#/events?routing=unmatched")).await;
+    let unmatched =
+        "[...document.querySelectorAll('#events-table tbody tr')].some(r => r.textContent.includes('/orders'))";
+    let start = Instant::now();
+    while browser.eval(unmatched).await != true {
+        assert!(start.elapsed() < Duration::from_secs(20), "the unmatched event is not listed");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        browser.eval("route()").await;
+    }
+    browser.screenshot("events-unmatched.png").await;
+    platform
+        .deploy(json!({"service": "orders", "envProcess": "cat", "triggers": [{"event": {"source": "/orders"}}]}))
+        .await;
+    browser.eval("document.querySelector('#events-table .event-replay').click()").await;
+    let replayed = "document.querySelector('#events-result')?.textContent === 'Replayed: 1 events read, 1 calls made or already made.'";
+    browser.wait_for(replayed, Duration::from_secs(20)).await;
+    assert_eq!(
+        browser.eval("document.querySelectorAll('#events-table tbody tr').length").await,
+        0,
+        "no longer unmatched"
+    );
+    let start = Instant::now();
+    while platform.list_calls("function=orders&status=succeeded").await.len() != 1 {
+        assert!(start.elapsed() < Duration::from_secs(20), "the replayed event made no call");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    browser.screenshot("events-replayed.png").await;
 
     // Health: the worker that is up, and the streams with their sizes.
     browser.navigate(&platform.url("/ui/#/health")).await;

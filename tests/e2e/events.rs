@@ -301,7 +301,7 @@ async fn one_second_cron_with_two_connector_replicas_fires_once_per_tick() {
 }
 
 #[tokio::test]
-async fn unmatched_events_are_kept_and_replayed_once() {
+async fn unmatched_events_are_listed_kept_and_replayed_once() {
     let events = EventPlatform::start(0).await;
     let p = &events.platform;
     let r = binary_event(&p.http, &p.url("/events"), "early-1", "/legacy", "com.example.late", "waited")
@@ -309,26 +309,76 @@ async fn unmatched_events_are_kept_and_replayed_once() {
         .await
         .unwrap();
     assert_eq!(r.status(), 202);
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // The events list shows it, and once the router has been through it, that it matched nothing.
+    let early = wait_for_event(p, "source=/legacy", |e| e["routing"] == "unmatched").await;
+    assert_eq!(early["id"], "early-1");
+    assert_eq!(early["type"], "com.example.late");
+    assert_eq!(early["preview"], "waited");
+    assert_eq!(early["note"], "no function's triggers matched it");
+    let sequence = early["sequence"].as_u64().unwrap();
+
     let out = events.deploy_recorder("late", json!({"triggers": [{"event": {"source": "/legacy"}}]})).await;
-    let replay = || async {
-        let r = p
-            .http
-            .post(p.url("/system/events/replay"))
-            .json(&json!({"since": "5m", "function": "late"}))
-            .send()
-            .await
-            .unwrap();
+    let replay = |body: serde_json::Value| async move {
+        let r = p.http.post(p.url("/system/events/replay")).json(&body).send().await.unwrap();
         assert_eq!(r.status(), 200);
         r.json::<serde_json::Value>().await.unwrap()
     };
-    let first = replay().await;
-    assert!(first["events"].as_u64().unwrap() >= 1, "{first}");
+    // Replayed by its sequence, it reaches the function deployed since and is no longer unmatched.
+    let first = replay(json!({"sequence": sequence})).await;
+    assert_eq!(first, json!({"events": 1, "calls": 1}));
     let got = wait_lines(&out, 1, Duration::from_secs(20)).await;
     assert_eq!(got, ["com.example.late|/legacy|early-1|waited"]);
-    replay().await;
+    let unmatched = list_events(p, "routing=unmatched").await;
+    assert!(unmatched.iter().all(|e| e["sequence"] != sequence), "{unmatched:?}");
+    // A replay of a window holding it does not run it twice.
+    let again = replay(json!({"since": "5m", "function": "late"})).await;
+    assert!(again["events"].as_u64().unwrap() >= 1, "{again}");
+    // An event arriving now is matched at once.
+    binary_event(&p.http, &p.url("/events"), "on-time", "/legacy", "com.example.late", "now").send().await.unwrap();
+    let on_time = wait_for_event(p, "source=/legacy&routing=matched", |e| e["id"] == "on-time").await;
+    assert!(on_time["sequence"].as_u64().unwrap() > sequence);
+    wait_lines(&out, 2, Duration::from_secs(20)).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(lines(&out).len(), 1, "a replayed event does not run twice");
+    assert_eq!(lines(&out).len(), 2, "a replayed event does not run twice");
+    let all = list_events(p, "limit=1").await;
+    assert_eq!(all.len(), 1);
+    assert_eq!(all[0]["id"], "on-time", "newest first");
+
+    for (query, fault) in [("routing=lost", "routing"), ("limit=0", "limit"), ("limit=5000", "limit")] {
+        let (status, error) =
+            error_of(p.http.get(p.url(&format!("/system/events?{query}"))).send().await.unwrap()).await;
+        assert_eq!(status, 400, "{query}");
+        assert!(error.contains(fault), "{query}: {error}");
+    }
+    let (status, error) =
+        error_of(p.http.post(p.url("/system/events/replay")).json(&json!({"sequence": 999_999})).send().await.unwrap())
+            .await;
+    assert_eq!((status, error.contains("999999")), (404, true), "{error}");
+    for body in [json!({"since": "5m", "sequence": 1}), json!({}), json!({"sequence": 0})] {
+        let (status, error) =
+            error_of(p.http.post(p.url("/system/events/replay")).json(&body).send().await.unwrap()).await;
+        assert_eq!(status, 400, "{body}");
+        assert!(error.contains("since") || error.contains("sequence 0"), "{body}: {error}");
+    }
+}
+
+async fn list_events(p: &Platform, query: &str) -> Vec<serde_json::Value> {
+    let r = p.http.get(p.url(&format!("/system/events?{query}"))).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    r.json().await.unwrap()
+}
+
+/// The first listed event (under `query`) that `found` accepts, within 20 s.
+async fn wait_for_event(p: &Platform, query: &str, found: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+    let start = Instant::now();
+    loop {
+        let listed = list_events(p, query).await;
+        if let Some(event) = listed.into_iter().find(&found) {
+            return event;
+        }
+        assert!(start.elapsed() < Duration::from_secs(20), "no such event under {query}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 #[tokio::test]

@@ -3,7 +3,9 @@
 
 use serde_json::Value;
 
-use crate::support::Platform;
+use std::time::Duration;
+
+use crate::support::{Platform, Sluice};
 
 #[tokio::test]
 async fn the_served_document_is_the_checked_in_one_and_names_only_served_routes() {
@@ -69,6 +71,10 @@ async fn schemathesis_finds_no_server_error_and_no_answer_outside_the_document()
     let schemathesis = schemathesis();
     // No container engine: the fuzzer deploys container specs with made-up images.
     let platform = Platform::start(1, &[], &["--docker", "off"]).await;
+    // A router answers event replays, so they reach the router's own checks.
+    let router =
+        Sluice::spawn(&["connector", "router", "--nats-url", &platform.nats_url], platform.logs.path(), "router");
+    router.wait_for_log("connector ready", Duration::from_secs(30)).await;
     platform.deploy(serde_json::json!({"service": "echo", "envProcess": "cat"})).await;
     let document: Value = platform.http.get(platform.url("/openapi.json")).send().await.unwrap().json().await.unwrap();
     let methods = ["get", "put", "post", "delete", "options", "head", "patch", "trace"];
@@ -100,7 +106,7 @@ async fn schemathesis_finds_no_server_error_and_no_answer_outside_the_document()
             .args(["--request-timeout", "20", "--no-color"])
             .current_dir(dir.path())
             .kill_on_drop(true);
-        let output = tokio::time::timeout(std::time::Duration::from_secs(600), command.output())
+        let output = tokio::time::timeout(Duration::from_secs(600), command.output())
             .await
             .expect("schemathesis finished within 10 minutes")
             .expect("schemathesis runs");

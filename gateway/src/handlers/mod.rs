@@ -140,8 +140,12 @@ fn system_routes() -> ApiRouter<App> {
             }),
         )
         .api_route(
+            "/system/events",
+            get_with(events::list, |op| tag(op, "List the newest connector events and what routing made of them")),
+        )
+        .api_route(
             "/system/events/replay",
-            post_with(events::replay, |op| tag(op, "Route stored events again, from a time")),
+            post_with(events::replay, |op| tag(op, "Route stored events again, from a time or one by its sequence")),
         )
         .api_route(
             "/system/secrets",
