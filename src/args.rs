@@ -42,6 +42,10 @@ pub struct LogArgs {
     /// `human` or `json`.
     #[arg(long, env = "SLUICE_LOG_FORMAT", default_value = "human", value_parser = ["human", "json"])]
     pub log_format: String,
+    /// Export trace spans over OTLP/HTTP (JSON) to this collector (`http://collector:4318`; `/v1/traces` is
+    /// added). Unset, nothing is exported and an incoming `traceparent` passes through to functions unchanged.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT", value_name = "URL")]
+    pub otlp_endpoint: Option<String>,
 }
 
 /// `30s`, `5m`, `200ms`.

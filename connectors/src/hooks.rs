@@ -86,7 +86,7 @@ pub async fn receive(
     }
     event.content_type = header("content-type");
     let subject = format!("{}.hooks.{}", names::EVENTS_PREFIX, subject_token(&name));
-    accept(&state, "webhook", subject, event).await
+    accept(&state, "webhook", subject, event, &headers).await
 }
 
 #[cfg(test)]

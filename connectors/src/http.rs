@@ -8,12 +8,13 @@ use aide::{
 };
 use axum::{
     Json,
-    http::StatusCode,
+    http::{HeaderMap, StatusCode},
     response::{IntoResponse, Response},
 };
 use serde_json::json;
-use sluice_contracts::{ErrorBody, EventMessage};
+use sluice_contracts::{ErrorBody, EventMessage, trace};
 use sluice_jetstream::topology::Topology;
+use tracing::Instrument;
 
 use crate::{hooks, ingress, metrics, router, s3};
 
@@ -152,9 +153,15 @@ pub async fn accept(
     state: &ConnectorState,
     connector: &'static str,
     subject: String,
-    event: EventMessage,
+    mut event: EventMessage,
+    request: &HeaderMap,
 ) -> Result<Response, ConnectorError> {
-    store(state, connector, subject, &event).await?;
+    // The event continues the trace it came with (its `traceparent`, or the request's), through this span.
+    let span = tracing::info_span!("receive_event", otel.kind = "server", connector, event = %event.id);
+    trace::event_attributes(request, &mut event.extensions);
+    trace::continue_from_attributes(&span, &event.extensions);
+    trace::pass_on_in_attributes(&span, &mut event.extensions);
+    store(state, connector, subject, &event).instrument(span).await?;
     let answer = Accepted { id: event.id, source: event.source, event_type: event.event_type };
     Ok((StatusCode::ACCEPTED, Json(answer)).into_response())
 }

@@ -57,5 +57,5 @@ pub async fn receive(
         return Err(ConnectorError::Forbidden(reason));
     }
     let subject = format!("{}.ingress.{}", names::EVENTS_PREFIX, subject_token(&event.event_type));
-    accept(&state, "ingress", subject, event).await
+    accept(&state, "ingress", subject, event, &headers).await
 }

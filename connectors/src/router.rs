@@ -25,6 +25,7 @@ use sluice_jetstream::{
     topology::Topology,
 };
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::{metrics, triggers};
 
@@ -61,6 +62,12 @@ impl EventRouter {
     /// Queues the calls `event` makes (only to the function `only` when given); returns how many functions
     /// matched.
     pub async fn route(&self, event: &EventMessage, only: Option<&FunctionRef>) -> Result<usize, RouteError> {
+        let span = tracing::info_span!("route", event = %event.id, source = %event.source);
+        sluice_contracts::trace::continue_from_attributes(&span, &event.extensions);
+        self.route_in(event, only).instrument(span).await
+    }
+
+    async fn route_in(&self, event: &EventMessage, only: Option<&FunctionRef>) -> Result<usize, RouteError> {
         let targets: Vec<_> = self
             .functions
             .all()
@@ -83,6 +90,9 @@ impl EventRouter {
         function: &FunctionRef,
         callback_url: Option<String>,
     ) -> Result<(), RouteError> {
+        let mut headers = event.http_headers();
+        sluice_contracts::trace::event_headers(&event.extensions, &mut headers);
+        sluice_contracts::trace::pass_on_in_headers(&tracing::Span::current(), &mut headers);
         let call = InvocationMessage {
             call_id: event.call_id_for(function),
             function: function.clone(),
@@ -91,7 +101,7 @@ impl EventRouter {
             method: http::Method::POST,
             path: String::new(),
             query: String::new(),
-            headers: event.http_headers(),
+            headers,
             callback_url,
             payload: Payload::Inline(event.data.clone()),
         };

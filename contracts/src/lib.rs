@@ -14,7 +14,8 @@
 //! - [`signature`]: HMAC signing (callbacks) and verifying (webhooks);
 //! - [`outbound`]: the rules of the outbound URL policy;
 //! - [`credentials`]: admin credentials and how they are checked;
-//! - [`StoredEvent`]: a connector event as the events API lists it.
+//! - [`StoredEvent`]: a connector event as the events API lists it;
+//! - [`trace`]: W3C trace context carried from process to process.
 //!
 //! ```
 //! use sluice_contracts::{names, FunctionSpec};
@@ -50,6 +51,7 @@ pub mod scale_labels;
 pub mod schedule;
 pub mod signature;
 pub mod stored_event;
+pub mod trace;
 
 pub use answer::ErrorBody;
 pub use call::{CallRecord, CallStatus, CallTree, CallbackDelivery, CallbackState, ResultState, StoredResult};

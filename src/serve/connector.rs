@@ -162,7 +162,7 @@ pub fn spawn_background(topology: &Topology, stop: &CancellationToken) -> Vec<Jo
 }
 
 pub async fn run(args: ConnectorArgs) -> anyhow::Result<()> {
-    telemetry::init(&args.log);
+    let _traces = telemetry::init(&args.log, "sluice-connector")?;
     let metrics = telemetry::metrics_recorder()?;
     let url = args.nats.nats_url.as_deref().context("--nats-url (or SLUICE_NATS_URL) is required")?;
     let topology = args.nats.topology(url, "sluice-connector").await?;

@@ -75,7 +75,7 @@ pub struct GatewayArgs {
 
 /// `sluice gateway`.
 pub async fn run(args: GatewayArgs) -> anyhow::Result<()> {
-    telemetry::init(&args.log);
+    let _traces = telemetry::init(&args.log, "sluice-gateway")?;
     let metrics = telemetry::metrics_recorder()?;
     let cfg = args.gateway.config(metrics, &args.policy, &args.data_dir)?;
     let topology = args.nats.topology(args.nats.required_url()?, "sluice-gateway").await?;

@@ -36,7 +36,7 @@ pub struct UpArgs {
 }
 
 pub async fn run(args: UpArgs) -> anyhow::Result<()> {
-    telemetry::init(&args.log);
+    let _traces = telemetry::init(&args.log, "sluice")?;
     let metrics = telemetry::metrics_recorder()?;
     let gateway_cfg = args.gateway.config(metrics, &args.policy, &args.data_dir)?;
     let worker_cfg = args.worker.config(args.policy.policy())?;

@@ -206,7 +206,7 @@ pub struct WorkerArgs {
 
 /// `sluice worker`.
 pub async fn run(args: WorkerArgs) -> anyhow::Result<()> {
-    telemetry::init(&args.log);
+    let _traces = telemetry::init(&args.log, "sluice-worker")?;
     let metrics = telemetry::metrics_recorder()?;
     let topology = args.nats.topology(args.nats.required_url()?, "sluice-worker").await?;
     let stop = shutdown::on_signal();

@@ -25,5 +25,6 @@ mod s3;
 mod security;
 mod support;
 mod sync_calls;
+mod traces;
 mod video;
 mod workers;

@@ -17,8 +17,11 @@ pub async fn invoke(
     Path(super::FunctionPath { name }): Path<super::FunctionPath>,
     request: Request,
 ) -> Response {
-    invocation::counted(&app.clone(), &name, |function| async move { enqueue(app, &function, None, request).await })
-        .await
+    let headers = sluice_contracts::trace::carried(request.headers());
+    invocation::counted(&app.clone(), &name, &headers, |function| async move {
+        enqueue(app, &function, None, request).await
+    })
+    .await
 }
 
 pub async fn invoke_with_path(
@@ -27,8 +30,11 @@ pub async fn invoke_with_path(
     request: Request,
 ) -> Response {
     let app2 = app.clone();
-    invocation::counted(&app2, &name, |function| async move { enqueue(app, &function, Some(&path), request).await })
-        .await
+    let headers = sluice_contracts::trace::carried(request.headers());
+    invocation::counted(&app2, &name, &headers, |function| async move {
+        enqueue(app, &function, Some(&path), request).await
+    })
+    .await
 }
 
 fn accepted(call_id: &str) -> Response {

@@ -7,18 +7,27 @@ use axum::{
 use chrono::Utc;
 use sluice_contracts::{FunctionRef, InvocationMessage, Payload, names, outbound::OutboundPolicy};
 use sluice_outbound::Enforce;
+use tracing::Instrument;
 
 use crate::{ApiError, App, metrics};
 
 /// Runs `call` for the function an invocation path names (`NAME`, or `NAME.NAMESPACE` as faas-cli and the
 /// go-sdk send it) and counts its answer. Only deployed functions are counted: a name a caller made up must
-/// not become a metric label.
-pub async fn counted<Fut>(app: &App, qualified: &str, call: impl FnOnce(FunctionRef) -> Fut) -> Response
+/// not become a metric label. The call runs in a span that continues the trace the request `headers` name.
+pub async fn counted<Fut>(
+    app: &App,
+    qualified: &str,
+    headers: &HeaderMap,
+    call: impl FnOnce(FunctionRef) -> Fut,
+) -> Response
 where
     Fut: Future<Output = Result<Response, ApiError>>,
 {
     let function = app.function_ref(qualified);
-    let outcome = call(function.clone()).await;
+    let span = tracing::info_span!("invoke", otel.kind = "server", %function);
+    // Before the span is first entered: a started span keeps the parent it started with.
+    sluice_contracts::trace::continue_from_headers(&span, headers);
+    let outcome = call(function.clone()).instrument(span).await;
     let deployed = !matches!(outcome, Err(ApiError::UnknownFunction(_) | ApiError::UnknownNamespace(_)));
     let response = outcome.unwrap_or_else(IntoResponse::into_response);
     if deployed {
@@ -65,7 +74,7 @@ pub const MAX_HEADER_BYTES: usize = 64 * 1024;
 
 /// The request headers a function receives: at most [`MAX_HEADER_BYTES`] of them, never Sluice's own
 /// credentials (an `Authorization` the gateway accepts, as with `--protect-invocations`), and never a chained
-/// call's lineage headers.
+/// call's lineage headers. The current span (see [`counted`]) is named as the trace parent from here on.
 pub fn forwarded_headers(app: &App, headers: &HeaderMap) -> Result<HeaderMap, ApiError> {
     let size: usize = headers.iter().map(|(n, v)| n.as_str().len() + v.len() + 4).sum();
     if size > MAX_HEADER_BYTES {
@@ -80,6 +89,7 @@ pub fn forwarded_headers(app: &App, headers: &HeaderMap) -> Result<HeaderMap, Ap
     for name in sluice_contracts::names::http_headers::LINEAGE {
         headers.remove(name);
     }
+    sluice_contracts::trace::pass_on_in_headers(&tracing::Span::current(), &mut headers);
     Ok(headers)
 }
 

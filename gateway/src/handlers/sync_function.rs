@@ -20,7 +20,14 @@ pub async fn invoke(
     Path(super::FunctionPath { name }): Path<super::FunctionPath>,
     request: Request,
 ) -> Response {
-    invocation::counted(&app.clone(), &name, |function| async move { call(app, &function, None, request).await }).await
+    let headers = sluice_contracts::trace::carried(request.headers());
+    invocation::counted(
+        &app.clone(),
+        &name,
+        &headers,
+        |function| async move { call(app, &function, None, request).await },
+    )
+    .await
 }
 
 pub async fn invoke_with_path(
@@ -29,7 +36,14 @@ pub async fn invoke_with_path(
     request: Request,
 ) -> Response {
     let app2 = app.clone();
-    invocation::counted(&app2, &name, |function| async move { call(app, &function, Some(&path), request).await }).await
+    let headers = sluice_contracts::trace::carried(request.headers());
+    invocation::counted(
+        &app2,
+        &name,
+        &headers,
+        |function| async move { call(app, &function, Some(&path), request).await },
+    )
+    .await
 }
 
 async fn call(app: App, function: &FunctionRef, path: Option<&str>, request: Request) -> Result<Response, ApiError> {

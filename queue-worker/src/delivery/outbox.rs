@@ -90,6 +90,8 @@ async fn deliver(worker: &Worker, message: Message) {
         return;
     };
     let span = tracing::info_span!("callback", call_id = %callback.call_id, function = %callback.function);
+    // A later try belongs to the call's trace too (its headers name the call's span).
+    sluice_contracts::trace::continue_from_headers(&span, &callback.headers);
     let _enter = span.enter();
     let (outbox_attempt, age) = match message.info() {
         Ok(info) => {

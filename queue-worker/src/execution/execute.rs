@@ -57,7 +57,7 @@ pub const PROGRESS_WRITE_INTERVAL: Duration = Duration::from_secs(1);
 /// Runs `message`'s call to its recorded outcome.
 pub async fn run(worker: &Arc<Worker>, spec: &FunctionSpec, message: Message) {
     let headers = message.headers.clone().unwrap_or_default();
-    let call = match InvocationMessage::from_nats(&headers, message.payload.clone()) {
+    let mut call = match InvocationMessage::from_nats(&headers, message.payload.clone()) {
         Ok(call) => call,
         Err(err) => {
             tracing::error!(%err, subject = %message.subject, "invalid invocation message removed from the queue");
@@ -67,6 +67,10 @@ pub async fn run(worker: &Arc<Worker>, spec: &FunctionSpec, message: Message) {
     };
     let attempt = message.info().map(|i| i.delivered.max(1) as u32).unwrap_or(1);
     let span = tracing::info_span!("call", call_id = %call.call_id, function = %call.function, attempt);
+    // The attempt continues the trace the call was queued in; the function, the steps it starts and the
+    // callback continue this attempt's.
+    sluice_contracts::trace::continue_from_headers(&span, &call.headers);
+    sluice_contracts::trace::pass_on_in_headers(&span, &mut call.headers);
     let run = Run { worker, spec, message: &message, call: &call, attempt };
     run.execute().instrument(span).await;
 }

@@ -160,7 +160,7 @@ impl Run<'_> {
         seconds: f64,
     ) -> http::HeaderMap {
         let ce_type = if outcome.succeeded() { names::CE_TYPE_COMPLETED } else { names::CE_TYPE_FAILED };
-        contract_headers(&CallbackFacts {
+        let mut headers = contract_headers(&CallbackFacts {
             call_id: &self.call.call_id,
             function: &self.call.function,
             ce_type,
@@ -170,7 +170,10 @@ impl Run<'_> {
             attempt: self.attempt,
             max_attempts,
             content_type: outcome.content_type(),
-        })
+        });
+        // A callback belongs to the call's trace.
+        sluice_contracts::trace::copy(&self.call.headers, &mut headers);
+        headers
     }
 
     /// What the inline try of a callback (the caller's, or the function's destination URL) came to; a

@@ -55,8 +55,10 @@ async fn answer(worker: &Worker, request: Message) {
     let Some(reply_to) = request.reply.clone() else { return };
     let headers = request.headers.clone().unwrap_or_default();
     let outcome = match InvocationMessage::from_nats(&headers, request.payload.clone()) {
-        Ok(call) => {
+        Ok(mut call) => {
             let span = tracing::info_span!("sync_call", call_id = %call.call_id, function = %call.function);
+            sluice_contracts::trace::continue_from_headers(&span, &call.headers);
+            sluice_contracts::trace::pass_on_in_headers(&span, &mut call.headers);
             run(worker, call).instrument(span).await
         }
         Err(err) => Outcome::from_result(Err(sluice_runtime::RuntimeError::Backend(Box::new(err)))),
