@@ -156,6 +156,16 @@ ensure_chromium() {
   apt_install chromium
 }
 
+# docker-compose (Debian's, 1.29) and a static busybox (Debian's busybox-static) for the compose deployment's image.
+ensure_compose() {
+  if ! command -v docker-compose >/dev/null; then
+    apt_install docker-compose
+  fi
+  if ! { [ -x /bin/busybox ] && ! ldd /bin/busybox >/dev/null 2>&1; }; then
+    apt_install busybox-static
+  fi
+}
+
 # An S3 server with bucket notifications for the tests: moto (PyPI moto[server]), which brings boto3.
 ensure_moto() {
   if command -v moto_server >/dev/null && python3 -c 'import boto3, moto' 2>/dev/null; then

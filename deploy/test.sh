@@ -3,7 +3,8 @@
 # Installs and starts what the tests need when it is missing: a nats-server >= 2.10, a Docker engine (Debian's
 # docker.io; dockerd started here, and stopped again at the end, when none runs), the Python CloudEvents SDK,
 # moto (an S3 server with notifications), schemathesis (the OpenAPI fuzzer), ffmpeg (the video example) and
-# Prometheus (the dashboards' queries and alert rules) and chromium (the console, in a real browser).
+# Prometheus (the dashboards' queries and alert rules), chromium (the console, in a real browser), and
+# docker-compose with busybox-static (the compose deployment's image and test).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 ensure_rust
@@ -16,6 +17,7 @@ ensure_schemathesis
 ensure_ffmpeg
 ensure_prometheus
 ensure_chromium
+ensure_compose
 cd "$SLUICE_ROOT"
 say "nats-server: $SLUICE_NATS_SERVER ($(nats_version_of "$SLUICE_NATS_SERVER"))"
 say "docker engine: $(docker version --format '{{.Server.Version}}')"

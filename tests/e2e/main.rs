@@ -6,6 +6,7 @@ mod async_calls;
 mod browser;
 mod chain;
 mod cli;
+mod compose;
 mod console;
 mod dashboards;
 mod docker;

@@ -47,6 +47,9 @@ use crate::{
 /// Hand-backs at shutdown and lost leases count as deliveries too, hence the margin.
 const POISON_MARGIN: u32 = 10;
 
+/// How long an attempt waits for the call's record store to answer before handing the call back.
+const RECORD_PATIENCE: Duration = Duration::from_secs(30);
+
 /// How long a call runs before its record is marked `running`.
 pub const MARK_RUNNING_AFTER: Duration = Duration::from_millis(100);
 
@@ -88,7 +91,7 @@ pub async fn fail_unrun(worker: &Arc<Worker>, spec: &FunctionSpec, message: Mess
     let run = Run { worker, spec, message: &message, call: &call, attempt };
     async {
         let settings = RetrySettings::resolve(spec, &worker.cfg.retry);
-        match record::start(&worker.calls, &call, attempt, &settings).await {
+        match run.start_record(&settings).await {
             Ok(Start::Run(record, revision) | Start::Expired(record, revision)) => {
                 tracing::info!(reason, "call ended without running");
                 let outcome = Outcome::failure(status, reason.to_owned());
@@ -115,12 +118,34 @@ pub(super) struct Run<'a> {
 }
 
 impl Run<'_> {
+    /// Reads (or writes) the call's record for this attempt. While the store is out of reach (a NATS leader
+    /// election, a node going down) the attempt keeps its message and tries again, for up to
+    /// [`RECORD_PATIENCE`]: a nak would count as a delivery, and deliveries are the call's attempts.
+    async fn start_record(
+        &self,
+        settings: &RetrySettings,
+    ) -> Result<record::Start, sluice_jetstream::store::StoreError> {
+        let deadline = tokio::time::Instant::now() + RECORD_PATIENCE;
+        let mut wait = Duration::from_millis(100);
+        loop {
+            match record::start(&self.worker.calls, self.call, self.attempt, settings).await {
+                Err(err) if tokio::time::Instant::now() + wait < deadline => {
+                    tracing::warn!(%err, "call record unavailable; trying again");
+                    let _ = self.message.ack_with(AckKind::Progress).await;
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_secs(2));
+                }
+                done => return done,
+            }
+        }
+    }
+
     async fn execute(&self) {
         let clock = std::time::Instant::now();
         let settings = RetrySettings::resolve(self.spec, &self.worker.cfg.retry);
         // Registered before the record is read, so a cancellation landing meanwhile is not missed.
         let mut registration = self.worker.running.register(&self.call.call_id, &self.call.function);
-        let start = match record::start(&self.worker.calls, self.call, self.attempt, &settings).await {
+        let start = match self.start_record(&settings).await {
             Ok(start) => start,
             Err(err) => {
                 tracing::warn!(%err, "call record unavailable; the call is retried shortly");

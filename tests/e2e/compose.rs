@@ -1,0 +1,258 @@
+//! The compose deployment (`deploy/compose/`), for real: its image built from this build's binary with
+//! `build.sh`, started with `up.sh` (three NATS nodes, two gateways, two workers with the Docker socket,
+//! connectors, Prometheus), calls to a container function through both gateways while one NATS node and one
+//! worker are killed, every accepted call succeeding, Prometheus scraping what is left, and a clean stop.
+
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+    time::{Duration, Instant},
+};
+
+use serde_json::{Value, json};
+
+use crate::{
+    docker::shell_image,
+    support::{client_with, free_ports},
+};
+
+const IMAGE: &str = "sluice:e2e";
+
+/// One compose project, taken down (with its data and function containers) when dropped.
+struct Deployment {
+    project: String,
+    env: Vec<(String, String)>,
+    _secrets: tempfile::TempDir,
+}
+
+impl Deployment {
+    fn dir() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/compose")
+    }
+
+    fn script(&self, name: &str, args: &[&str]) -> std::process::Output {
+        let out = Command::new(Self::dir().join(name))
+            .args(args)
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .output()
+            .unwrap_or_else(|e| panic!("{name} runs: {e}"));
+        assert!(
+            out.status.success(),
+            "{name} {args:?} failed:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
+    fn compose(&self, args: &[&str]) -> String {
+        let out = Command::new("docker-compose")
+            .current_dir(Self::dir())
+            .args(["-p", &self.project])
+            .args(args)
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .output()
+            .expect("docker-compose is installed (deploy/test.sh installs it)");
+        assert!(out.status.success(), "docker-compose {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Waits until a function container of `worker` (on this deployment's function network) runs a call: its
+    /// `sleep` shows among the container's processes.
+    async fn wait_running_call(&self, worker: &str) {
+        let network = format!("network={}-functions", self.project);
+        let start = Instant::now();
+        loop {
+            let ids = Command::new("docker")
+                .args(["ps", "-q", "--filter", &network, "--filter", &format!("label=sluice.worker={worker}")])
+                .output()
+                .unwrap();
+            for id in String::from_utf8_lossy(&ids.stdout).split_whitespace() {
+                let top = Command::new("docker").args(["top", id]).output().unwrap();
+                if String::from_utf8_lossy(&top.stdout).contains("sleep") {
+                    return;
+                }
+            }
+            assert!(start.elapsed() < Duration::from_secs(60), "{worker} never ran a call");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// The exit code of a service's stopped container.
+    fn exit_code(&self, service: &str) -> String {
+        let id = self.compose(&["ps", "-q", service]).trim().to_owned();
+        let out = Command::new("docker").args(["inspect", "-f", "{{.State.ExitCode}}", &id]).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+}
+
+impl Drop for Deployment {
+    fn drop(&mut self) {
+        let _ = Command::new(Self::dir().join("down.sh"))
+            .args(["--volumes", "-p", &self.project])
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .output();
+    }
+}
+
+/// Sends one call, again and again (as a client does) until a gateway accepts it: the caller's `X-Call-Id`
+/// makes a repeat the same call. Returns how many refusals came first.
+async fn call_until_accepted(http: &reqwest::Client, gateway: &str, id: &str) -> u32 {
+    let start = Instant::now();
+    let mut refused = 0;
+    loop {
+        let sent = http
+            .post(format!("{gateway}/async-function/compose-echo"))
+            .header("X-Call-Id", id)
+            .body(format!("call {id}"))
+            .timeout(Duration::from_secs(10))
+            .send()
+            .await;
+        if sent.as_ref().is_ok_and(|r| r.status() == 202) {
+            return refused;
+        }
+        refused += 1;
+        assert!(start.elapsed() < Duration::from_secs(60), "{id} never accepted: {sent:?}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_compose_deployment_loses_no_call_when_a_nats_node_and_a_worker_die() {
+    let image = shell_image();
+    let project = format!("sluice-e2e-{}", std::process::id());
+    let [gateway_1, gateway_2, prometheus] = free_ports::<3>();
+    let secrets = tempfile::tempdir().unwrap();
+    let password = "compose-admin-password-0123";
+    std::fs::write(secrets.path().join("admin-password"), password).unwrap();
+    std::fs::write(secrets.path().join("metrics-token"), "compose-metrics-token-0123").unwrap();
+    let env = [
+        ("SLUICE_IMAGE", IMAGE.to_owned()),
+        ("SLUICE_BINARY", env!("CARGO_BIN_EXE_sluice").to_owned()),
+        ("SLUICE_SECRETS_DIR", secrets.path().display().to_string()),
+        ("SLUICE_GATEWAY_1_PORT", gateway_1.to_string()),
+        ("SLUICE_GATEWAY_2_PORT", gateway_2.to_string()),
+        ("SLUICE_PROMETHEUS_PORT", prometheus.to_string()),
+        ("SLUICE_FUNCTIONS_NETWORK", format!("{project}-functions")),
+    ];
+    let deployment = Deployment {
+        project: project.clone(),
+        env: env.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect(),
+        _secrets: secrets,
+    };
+    // Grafana is not started here (no image of it can be had), but what it would mount must exist: the
+    // provisioning files and the dashboards, whose queries `dashboards.rs` runs against a real Prometheus.
+    let config: serde_yaml::Value =
+        serde_yaml::from_str(&deployment.compose(&["--profile", "grafana", "config"])).unwrap();
+    let mounts = config["services"]["grafana"]["volumes"].as_sequence().expect("grafana mounts files");
+    for mount in mounts {
+        let source = mount.as_str().unwrap().split(':').next().unwrap();
+        assert!(Path::new(source).exists(), "grafana mounts {source}, which does not exist");
+    }
+    let dashboards = Deployment::dir().join("../grafana");
+    assert!(dashboards.join("sluice-overview.json").is_file() && dashboards.join("sluice-function.json").is_file());
+
+    deployment.script("build.sh", &[]);
+    deployment.script("up.sh", &["-p", &project]);
+
+    let mut headers = reqwest::header::HeaderMap::new();
+    let basic = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, format!("admin:{password}"));
+    headers.insert(reqwest::header::AUTHORIZATION, format!("Basic {basic}").parse().unwrap());
+    let http = client_with(headers);
+    let gateways = [format!("http://127.0.0.1:{gateway_1}"), format!("http://127.0.0.1:{gateway_2}")];
+    let start = Instant::now();
+    loop {
+        let health = http.get(format!("{}/system/health", gateways[1])).send().await;
+        let health: Option<Value> = match health {
+            Ok(r) if r.status() == 200 => r.json().await.ok(),
+            _ => None,
+        };
+        let workers = health.as_ref().and_then(|h| h["workers"].as_array()).map_or(0, Vec::len);
+        let first_up = http.get(format!("{}/healthz", gateways[0])).send().await.is_ok_and(|r| r.status() == 200);
+        if workers == 2 && first_up {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(120), "the deployment did not come up: {health:?}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let spec = json!({"service": "compose-echo", "image": image, "envProcess": "sh -c 'sleep 3; cat'"});
+    let r = http.post(format!("{}/system/functions", gateways[0])).json(&spec).send().await.unwrap();
+    assert_eq!(r.status(), 202, "{}", r.text().await.unwrap());
+
+    // Calls through both gateways; a NATS node and a worker are killed after the first forty.
+    let mut ids = Vec::new();
+    let mut refused = 0;
+    for i in 0..80 {
+        if i == 40 {
+            // Killed mid-call: once one of its function containers is running a call.
+            deployment.wait_running_call("worker-1").await;
+            deployment.compose(&["kill", "nats-2", "worker-1"]);
+        }
+        let id = format!("compose-{i}");
+        refused += call_until_accepted(&http, &gateways[i % 2], &id).await;
+        ids.push(id);
+    }
+    // Every accepted call ends well, those the dead worker was running included (they come back to the other).
+    let start = Instant::now();
+    let (mut attempts_beyond_first, mut most_attempts) = (0, 0);
+    for id in &ids {
+        loop {
+            let record: Value = match http.get(format!("{}/system/calls/{id}", gateways[1])).send().await {
+                Ok(r) if r.status() == 200 => r.json().await.unwrap_or_default(),
+                _ => Value::Null,
+            };
+            if record["status"] == "succeeded" {
+                let attempts = record["attempts"].as_u64().unwrap_or(1);
+                attempts_beyond_first += attempts - 1;
+                most_attempts = most_attempts.max(attempts);
+                let result = http.get(format!("{}/system/calls/{id}/result", gateways[0])).send().await.unwrap();
+                assert_eq!(result.text().await.unwrap(), format!("call {id}"));
+                break;
+            }
+            assert_ne!(record["status"], "failed", "{record}");
+            assert!(start.elapsed() < Duration::from_secs(240), "{id} did not succeed: {record}");
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    }
+    assert!(attempts_beyond_first > 0, "the killed worker was running none of the calls: the test proved nothing");
+    // A worker waits out the failover for the call records instead of handing calls back again and again: each
+    // hand-back would count as an attempt and eat into the function's retries.
+    assert!(most_attempts <= 3, "a call took {most_attempts} attempts through the failover");
+    eprintln!(
+        "80 calls succeeded; {attempts_beyond_first} attempts after a first; {refused} sends were refused during the \
+         failover and sent again"
+    );
+
+    // Prometheus, with the shipped scrape configuration, sees both gateways, the worker left and the connectors.
+    let query = format!("http://127.0.0.1:{prometheus}/api/v1/query");
+    let start = Instant::now();
+    loop {
+        let up: Value = reqwest::Client::new()
+            .get(&query)
+            .query(&[("query", "sum by (job) (up == 1)")])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let jobs: Vec<(String, String)> = up["data"]["result"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| (s["metric"]["job"].as_str().unwrap().to_owned(), s["value"][1].as_str().unwrap().to_owned()))
+            .collect();
+        let want = |job: &str, n: &str| jobs.iter().any(|(j, v)| j == job && v == n);
+        if want("sluice-gateway", "2") && want("sluice-worker", "1") && want("sluice-connector", "1") {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "Prometheus scrapes {jobs:?}");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+
+    // A clean stop: every Sluice process ends on SIGTERM with status 0.
+    deployment.compose(&["stop", "-t", "40"]);
+    for service in ["gateway-1", "gateway-2", "worker-2", "connectors"] {
+        assert_eq!(deployment.exit_code(service), "0", "{service} did not stop cleanly");
+    }
+}
