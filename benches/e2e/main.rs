@@ -1,10 +1,11 @@
 //! End-to-end benchmark of Sluice against raw JetStream, measured in one run on one `nats-server`.
 //!
 //! `cargo bench --bench e2e` (add `-- --quick` for a smoke run under a minute; `--n`, `--size`,
-//! `--concurrency` and `--rate` change the load). It prints a table and writes `benches/results/<date>.json`
+//! `--concurrency` and `--rate` change the load; `--only-idle` measures what idle functions cost, alone). It prints a table and writes `benches/results/<date>.json`
 //! with every figure and its ratio to the baseline measured in the same run.
 
 mod baseline;
+mod idle;
 mod load;
 mod pipeline;
 mod procs;
@@ -30,6 +31,8 @@ pub struct Params {
     /// Size of the large-body measurement.
     pub large_body: usize,
     pub quick: bool,
+    /// Only the idle-cost rows (`--only-idle`).
+    pub only_idle: bool,
 }
 
 impl Params {
@@ -42,6 +45,7 @@ impl Params {
             latency_seconds: 10,
             large_body: 50 * 1024 * 1024,
             quick: false,
+            only_idle: false,
         };
         let args: Vec<String> = std::env::args().skip(1).collect();
         let mut i = 0;
@@ -49,12 +53,13 @@ impl Params {
             let value = || args.get(i + 1).and_then(|v| v.parse::<usize>().ok()).expect("a number after the flag");
             match args[i].as_str() {
                 "--quick" => p.quick = true,
+                "--only-idle" => p.only_idle = true,
                 "--n" => (p.n, i) = (value(), i + 1),
                 "--size" => (p.size, i) = (value(), i + 1),
                 "--concurrency" => (p.concurrency, i) = (value(), i + 1),
                 "--rate" => (p.rate, i) = (value() as u32, i + 1),
                 "--bench" => {} // cargo bench passes it to every bench binary
-                other => panic!("unknown flag {other}; use --quick, --n, --size, --concurrency, --rate"),
+                other => panic!("unknown flag {other}; use --quick, --only-idle, --n, --size, --concurrency, --rate"),
             }
             i += 1;
         }
@@ -71,6 +76,11 @@ impl Params {
 fn main() {
     let params = Params::from_args();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    if params.only_idle {
+        let rows = runtime.block_on(idle::measure(&params));
+        report::print_idle(&rows);
+        return;
+    }
     let results = runtime.block_on(scenarios::run_all(&params));
     report::print(&params, &results);
     let path = report::write_json(&params, &results).expect("write the results file");

@@ -164,6 +164,43 @@ pub fn print(p: &Params, r: &Results) {
             run.worker_messages_per_call
         );
     }
+    print_idle(&r.idle);
+}
+
+/// The idle-cost table: one row per count of functions and of workers.
+pub fn print_idle(rows: &[crate::idle::IdleRow]) {
+    println!();
+    println!("Idle functions (process functions, no calls; CPU over 60 s (5 s quick), % of one core)");
+    println!(
+        "{:>9} {:>7} {:>9} {:>10} {:>10} {:>9} {:>10} {:>13} {:>9} {:>8} {:>8}",
+        "functions",
+        "workers",
+        "nats CPU",
+        "worker CPU",
+        "gateway",
+        "nats MiB",
+        "worker MiB",
+        "worker msg/s",
+        "take-up s",
+        "list ms",
+        "call ms"
+    );
+    for r in rows {
+        println!(
+            "{:>9} {:>7} {:>9.1} {:>10.1} {:>10.1} {:>9.0} {:>10.0} {:>13.0} {:>9.1} {:>8.1} {:>8.1}",
+            r.functions,
+            r.workers,
+            r.nats_cpu_percent,
+            r.worker_cpu_percent,
+            r.gateway_cpu_percent,
+            r.nats_rss_mb,
+            r.worker_rss_mb,
+            r.worker_messages_per_s,
+            r.takeup_s,
+            r.list_ms,
+            r.call_ms
+        );
+    }
 }
 
 pub fn write_json(p: &Params, r: &Results) -> std::io::Result<PathBuf> {

@@ -57,6 +57,8 @@ pub struct Results {
     pub watchers: crate::watchers::Watchers,
     /// A fan-out pipeline's wall time against its critical path.
     pub pipeline: crate::pipeline::Pipeline,
+    /// What idle functions cost, by count of functions and of workers.
+    pub idle: Vec<crate::idle::IdleRow>,
 }
 
 /// CPU time per message or call (µs): what each part costs, whatever the machine's speed at the moment.
@@ -254,6 +256,8 @@ pub async fn run_all(p: &Params) -> Results {
     drop(worker);
     listing(p, &mut r, &http, &base, &js).await;
     r.watchers = crate::watchers::measure(p, &base, &gateway, &server, &js).await;
+    drop(gateway);
+    r.idle = crate::idle::measure(p).await;
     r
 }
 

@@ -52,6 +52,9 @@ impl Default for TopologyConfig {
 /// How long a worker's replica report lives unless renewed: a worker that died stops counting.
 pub const REPLICA_REPORT_TTL: Duration = Duration::from_secs(60);
 
+/// Consumers the invocations stream may hold: one per deployed function (and namespace), with room to spare.
+pub const MAX_FUNCTIONS: i32 = 1_000_000;
+
 /// Handles to everything Sluice keeps in JetStream.
 #[derive(Clone)]
 pub struct Topology {
@@ -117,9 +120,24 @@ pub fn parse_version(version: &str) -> Option<(u64, u64)> {
     Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
 }
 
+/// Counts the connections (re)made by this process's NATS clients.
+static CONNECTIONS: std::sync::LazyLock<tokio::sync::watch::Sender<u64>> =
+    std::sync::LazyLock::new(|| tokio::sync::watch::Sender::new(0));
+
+/// Changes each time a NATS client of this process connects again: what was waiting on the server when the
+/// connection broke (a long poll for work) may be gone, and is asked for again.
+pub fn reconnections() -> tokio::sync::watch::Receiver<u64> {
+    CONNECTIONS.subscribe()
+}
+
 /// Connects to NATS (comma-separated URLs for a cluster) and checks the server's version.
 pub async fn connect(url: &str, name: &str) -> Result<async_nats::Client, TopologyError> {
     let client = async_nats::ConnectOptions::new()
+        .event_callback(|event| async move {
+            if matches!(event, async_nats::Event::Connected) {
+                CONNECTIONS.send_modify(|n| *n += 1);
+            }
+        })
         .name(name)
         .retry_on_initial_connect()
         .connection_timeout(Duration::from_secs(5))
@@ -247,12 +265,26 @@ async fn create_all(client: &async_nats::Client, cfg: &TopologyConfig) -> Result
         // JetStream refuses a duplicate window longer than the stream keeps messages.
         let duplicate_window = if max_age.is_zero() { cfg.duplicate_window } else { cfg.duplicate_window.min(max_age) };
         async move {
+            // Every deployed function has a durable consumer on the invocations stream; nats-server 2.15 caps a
+            // stream at 1,000 consumers unless it says otherwise. A stream that already has no limit (an older
+            // server's default) keeps none.
+            let max_consumers = if name != names::INVOCATIONS_STREAM {
+                0
+            } else {
+                match js.get_stream(name).await {
+                    Ok(existing) if existing.cached_info().config.max_consumers <= 0 => {
+                        existing.cached_info().config.max_consumers
+                    }
+                    _ => MAX_FUNCTIONS,
+                }
+            };
             js.create_or_update_stream(stream::Config {
                 name: name.to_owned(),
                 subjects: prefixes.iter().map(|prefix| format!("{prefix}.>")).collect(),
                 retention,
                 max_age,
                 max_bytes,
+                max_consumers,
                 discard: stream::DiscardPolicy::Old,
                 storage: StorageType::File,
                 num_replicas: cfg.replicas,

@@ -191,6 +191,7 @@ pub async fn run(
         supervise("function registry", &stop, registry::run(worker.clone(), stop.clone())),
         supervise("invocation counts", &stop, infallible(worker.invocations.clone().flush_every(stop.clone()))),
         supervise("presence", &stop, infallible(presence::announce(worker.clone(), stop.clone()))),
+        supervise("queue metrics", &stop, infallible(intake::queues::sample(worker.clone(), stop.clone()))),
     ];
     let mut result = Ok(());
     for task in tasks {

@@ -157,15 +157,15 @@ async fn every_panel_shows_data_and_the_alerts_load_and_fire() {
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
-    // The queue's figures are the real ones (sampled every 5 s): calls wait behind the one running (one of the
-    // two may be taken off the queue already, waiting for the function's slot), the oldest for a while now.
+    // The queue's figures are the real ones (sampled every 5 s): the three calls not finished (one running, two
+    // waiting behind it), the oldest for a while now.
     let value = |series: Vec<Value>| series.first().and_then(|s| s["value"][1].as_str()?.parse::<f64>().ok());
     let start = Instant::now();
     loop {
         let waiting = value(prometheus.series("max(sluice_queue_pending{function_name=\"slow.openfaas-fn\"})").await);
         let oldest =
             value(prometheus.series("max(sluice_queue_oldest_age_seconds{function_name=\"slow.openfaas-fn\"})").await);
-        if waiting.is_some_and(|w| (1.0..=2.0).contains(&w)) && oldest.is_some_and(|age| age > 0.0) {
+        if waiting == Some(3.0) && oldest.is_some_and(|age| age > 0.0) {
             break;
         }
         assert!(start.elapsed() < Duration::from_secs(20), "queue of slow: {waiting:?} waiting, oldest {oldest:?} s");

@@ -153,3 +153,27 @@ async fn the_embedded_nats_server_dies_with_sluice_up_and_its_store_is_locked() 
     let again = Sluice::spawn(&args, logs.path(), "up-again");
     again.wait_for_log("sluice is up", Duration::from_secs(60)).await;
 }
+
+/// More functions than nats-server 2.15 lets a stream hold consumers by default (1,000): each has its durable
+/// consumer on the invocations stream, and the last deployed is served like the first.
+#[tokio::test]
+async fn more_than_a_thousand_functions_are_each_served() {
+    use futures::StreamExt;
+    let platform = Platform::start(1, &[], &[]).await;
+    let receiver = CallbackReceiver::start().await;
+    let deployed = futures::stream::iter(0..1_050)
+        .map(|i| {
+            let spec = json!({"service": format!("many-{i}"), "envProcess": "cat"});
+            platform.http.post(platform.url("/system/functions")).json(&spec).send()
+        })
+        .buffer_unordered(32)
+        .filter(|r| std::future::ready(r.as_ref().is_ok_and(|r| r.status().is_success())))
+        .count()
+        .await;
+    assert_eq!(deployed, 1_050);
+    for name in ["many-0", "many-1049"] {
+        platform.call_async(name, "served", Some(&receiver.url)).await;
+    }
+    let got = receiver.wait_for(2, Duration::from_secs(120)).await;
+    assert!(got.iter().all(|r| &r.body[..] == b"served"));
+}

@@ -76,10 +76,9 @@ pub async fn autoscale(
     let mut cpu_seen = CpuSeen::new();
     loop {
         tokio::select! { _ = stop.cancelled() => break, _ = every.tick() => {} }
-        let queued = match consumer.info().await {
-            Ok(info) => crate::consume::sample_queue(&worker, &function, info).await,
-            Err(_) => 0,
-        };
+        // Calls not yet delivered to any worker: what more replicas would take (the queue's metrics are
+        // `intake::queues`').
+        let queued = consumer.info().await.map_or(0, |info| info.num_pending);
         docker.tick(&key, queued).await;
         let count = docker.replicas(&key);
         if last.is_none_or(|(c, at)| c != count || at.elapsed() >= REPORT_EVERY) {

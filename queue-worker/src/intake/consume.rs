@@ -5,20 +5,23 @@ use std::{sync::Arc, time::Duration};
 
 use async_nats::jetstream::{
     AckKind, Message,
-    consumer::{self, AckPolicy, PullConsumer, pull},
+    consumer::{AckPolicy, PullConsumer, pull},
 };
 use futures::StreamExt;
 use sluice_contracts::{FunctionRef, FunctionSpec, RuntimeKind, names};
 use sluice_runtime::Runtime;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio_util::sync::CancellationToken;
 
-use crate::{Worker, execute, lease, metrics, scaling};
+use crate::{Worker, execute, lease, scaling};
 
 /// Most calls taken in one pull once capacity is free.
 const BATCH: usize = 64;
-/// How long one long-poll for a call waits on an idle queue.
-const POLL: Duration = Duration::from_secs(5);
+/// How long one long-poll for a call waits on an idle queue. An idle function costs the server one pull and
+/// its expiry per worker per poll, so a long one makes thousands of deployed functions cheap; a call still
+/// starts at once, being handed to the waiting pull. A pull lost with its connection is made again when the
+/// client reconnects (a lost one otherwise ends by the client's own timer, 5 s after the poll).
+const POLL: Duration = Duration::from_secs(30);
 /// How long an immediate fetch may go unanswered. Its request or answer can be lost when the server
 /// restarts, and the client then waits for ever: the consume loop would stall with calls queued.
 const FETCH_LIMIT: Duration = Duration::from_secs(5);
@@ -71,20 +74,16 @@ pub async fn run(
             }
         }
     };
-    match spec.runtime_kind() {
-        RuntimeKind::Docker if worker.runtimes.containers().is_some() => {
-            tokio::spawn(scaling::autoscale(worker.clone(), consumer.clone(), function.clone(), stop.clone()));
-        }
-        _ => {
-            tokio::spawn(sample_pending(worker.clone(), consumer.clone(), function.clone(), stop.clone()));
-        }
+    if spec.runtime_kind() == RuntimeKind::Docker && worker.runtimes.containers().is_some() {
+        tokio::spawn(scaling::autoscale(worker.clone(), consumer.clone(), function.clone(), stop.clone()));
     }
+    let mut reconnections = sluice_jetstream::topology::reconnections();
     loop {
         // Wait for a call holding no slot, so an idle function takes no capacity from busy ones nor from its
         // own synchronous calls.
         let message = tokio::select! {
             _ = stop.cancelled() => return,
-            message = next_call(&consumer) => message,
+            message = next_call(&consumer, &mut reconnections) => message,
         };
         let Some(message) = message else { continue };
         let function_slot = tokio::select! {
@@ -144,15 +143,19 @@ async fn take_more(
     }
 }
 
-async fn next_call(consumer: &PullConsumer) -> Option<Message> {
+async fn next_call(consumer: &PullConsumer, reconnections: &mut watch::Receiver<u64>) -> Option<Message> {
+    reconnections.mark_unchanged();
     match consumer.batch().max_messages(1).expires(POLL).messages().await {
-        Ok(mut batch) => match batch.next().await {
-            Some(Ok(message)) => Some(message),
-            Some(Err(err)) => {
-                tracing::debug!(%err, "pull ended without a call");
-                None
-            }
-            None => None,
+        Ok(mut batch) => tokio::select! {
+            next = batch.next() => match next {
+                Some(Ok(message)) => Some(message),
+                Some(Err(err)) => {
+                    tracing::debug!(%err, "pull ended without a call");
+                    None
+                }
+                None => None,
+            },
+            _ = reconnections.changed() => None,
         },
         Err(err) => {
             tracing::warn!(%err, "pull failed; retrying");
@@ -175,38 +178,4 @@ pub async fn hand_back(message: &Message) {
     if let Err(err) = message.ack_with(AckKind::Nak(None)).await {
         tracing::warn!(%err, "could not hand a call back; it returns when its lease lapses");
     }
-}
-
-async fn sample_pending(
-    worker: Arc<Worker>,
-    mut consumer: PullConsumer,
-    function: FunctionRef,
-    stop: CancellationToken,
-) {
-    let mut every = tokio::time::interval(Duration::from_secs(5));
-    loop {
-        tokio::select! { _ = stop.cancelled() => return, _ = every.tick() => {} }
-        if let Ok(info) = consumer.info().await {
-            sample_queue(&worker, &function, info).await;
-        }
-    }
-}
-
-/// Records a function's queue from its consumer's info: calls waiting, and the age of the oldest not yet
-/// acked (one more read, made only when a call waits).
-pub async fn sample_queue(worker: &Worker, function: &FunctionRef, info: &consumer::Info) -> u64 {
-    metrics::pending(function, info.num_pending);
-    let waiting = info.num_pending + info.num_ack_pending as u64;
-    let mut age = 0.0;
-    if waiting > 0
-        && let Ok(stream) = worker.topology.jetstream.get_stream_no_info(names::INVOCATIONS_STREAM).await
-        && let Ok(oldest) = stream
-            .get_first_raw_message_by_subject(names::invoke_subject(function), info.ack_floor.stream_sequence + 1)
-            .await
-    {
-        let queued_at = chrono::DateTime::from_timestamp(oldest.time.unix_timestamp(), oldest.time.nanosecond());
-        age = queued_at.map_or(0.0, |at| (chrono::Utc::now() - at).to_std().unwrap_or_default().as_secs_f64());
-    }
-    metrics::oldest_age(function, age);
-    info.num_pending
 }

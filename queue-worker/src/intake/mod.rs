@@ -1,9 +1,10 @@
-//! Taking calls: following the deployed functions, one consume loop per function, synchronous calls from the
-//! queue group, progress reports from running functions, the queues of deleted functions, and the shape every core-NATS listener shares.
+//! Taking calls: following the deployed functions, one consume loop per function, their queues' metrics,
+//! synchronous calls from the queue group, progress reports from running functions, the queues of deleted functions, and the shape every core-NATS listener shares.
 
 pub(crate) mod consume;
 pub(crate) mod deleted;
 pub(crate) mod notices;
+pub(crate) mod queues;
 pub(crate) mod registry;
 pub(crate) mod reports;
 pub(crate) mod sync;

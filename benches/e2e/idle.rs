@@ -1,0 +1,159 @@
+//! What deployed but idle functions cost: nats-server's and each worker's CPU over a quiet window, resident
+//! memory, the listing's latency, and how soon a call to one idle function among them is called back — for
+//! each count of functions and of workers, each on a fresh server.
+
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use serde::Serialize;
+use serde_json::json;
+
+use crate::{Params, load::Receiver, procs};
+
+/// How long CPU is measured over, once every worker has taken every function up: two of a worker's 30 s long
+/// polls, so every idle pull's expiry and renewal falls inside it (a quick run measures 5 s).
+const WINDOW: Duration = Duration::from_secs(60);
+const QUICK_WINDOW: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Default, Serialize)]
+pub struct IdleRow {
+    pub functions: usize,
+    pub workers: usize,
+    /// % of one core over the window.
+    pub nats_cpu_percent: f64,
+    pub gateway_cpu_percent: f64,
+    /// The busiest worker's.
+    pub worker_cpu_percent: f64,
+    pub nats_rss_mb: f64,
+    /// The largest worker's.
+    pub worker_rss_mb: f64,
+    /// Messages the workers sent the server per second over the window, all together.
+    pub worker_messages_per_s: f64,
+    /// From the workers' start to the last callback of one call to each function, made at once.
+    pub takeup_s: f64,
+    /// Median of five `GET /system/functions`.
+    pub list_ms: f64,
+    /// Median of five calls, each to another idle function: accepted to called back.
+    pub call_ms: f64,
+}
+
+/// The rows: 0 and 1,000 functions with 1 and 4 workers (0 and 100 with one in a quick run). 10,000 is the
+/// target; a worker does not yet start within a minute with that many deployed (BENCHMARKS.md).
+pub async fn measure(p: &Params) -> Vec<IdleRow> {
+    let rows: &[(usize, usize)] = if p.quick { &[(0, 1), (100, 1)] } else { &[(0, 1), (0, 4), (1_000, 1), (1_000, 4)] };
+    let window = if p.quick { QUICK_WINDOW } else { WINDOW };
+    let mut measured = Vec::new();
+    for &(functions, workers) in rows {
+        eprintln!("idle: {functions} functions, {workers} workers");
+        let row = row(functions, workers, window).await;
+        eprintln!("{row:?}");
+        measured.push(row);
+    }
+    measured
+}
+
+async fn row(functions: usize, workers: usize, window: Duration) -> IdleRow {
+    let dir = tempfile::tempdir().unwrap();
+    let server = procs::nats(dir.path());
+    let (gateway, base) = procs::gateway(&server.url, dir.path()).await;
+    let http = reqwest::Client::new();
+    futures::stream::iter(0..functions)
+        .for_each_concurrent(32, |i| {
+            let (http, base) = (&http, &base);
+            async move {
+                let spec = json!({"service": format!("idle-{i}"), "envProcess": "cat"});
+                let r = http.post(format!("{base}/system/functions")).json(&spec).send().await.unwrap();
+                assert!(r.status().is_success(), "deploy idle-{i}: {}", r.status());
+            }
+        })
+        .await;
+    let started = Instant::now();
+    let mut running = Vec::new();
+    for i in 0..workers {
+        let id = format!("idle-worker-{i}");
+        running.push(procs::worker_with(&server.url, dir.path(), &["--worker-id", &id]).await);
+    }
+    // One call to each function, all at once: the time to the last callback is how long the workers take to
+    // take every function up and run it once.
+    let receiver = Receiver::start().await;
+    futures::stream::iter(0..functions)
+        .for_each_concurrent(64, |i| {
+            let (http, base, url) = (&http, &base, &receiver.url);
+            async move {
+                let r = http
+                    .post(format!("{base}/async-function/idle-{i}"))
+                    .header("X-Callback-Url", url)
+                    .body("first")
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status(), 202);
+            }
+        })
+        .await;
+    if functions > 0 {
+        receiver.wait_for(functions, Duration::from_secs(900)).await;
+    }
+    let takeup_s = started.elapsed().as_secs_f64();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+
+    let cpu = |p: &procs::Proc| p.cpu_seconds();
+    let before: Vec<f64> = running.iter().map(|(w, _)| cpu(w)).collect();
+    let (nats_before, gateway_before) = (cpu(&server.proc), cpu(&gateway));
+    let sent_before = server.sent_by_client().await;
+    tokio::time::sleep(window).await;
+    let sent_after = server.sent_by_client().await;
+    let percent = |seconds: f64| seconds * 100.0 / window.as_secs_f64();
+    let worker_messages: f64 = sent_after
+        .iter()
+        .filter(|(name, _)| name.starts_with("sluice-worker"))
+        .map(|(name, after)| after.saturating_sub(sent_before.get(name).copied().unwrap_or(0)) as f64)
+        .sum();
+    let mut row = IdleRow {
+        functions,
+        workers,
+        nats_cpu_percent: percent(cpu(&server.proc) - nats_before),
+        gateway_cpu_percent: percent(cpu(&gateway) - gateway_before),
+        worker_cpu_percent: running.iter().zip(&before).map(|((w, _), b)| percent(cpu(w) - b)).fold(0.0, f64::max),
+        nats_rss_mb: server.proc.rss() as f64 / 1048576.0,
+        worker_rss_mb: running.iter().map(|(w, _)| w.rss() as f64 / 1048576.0).fold(0.0, f64::max),
+        worker_messages_per_s: worker_messages / window.as_secs_f64(),
+        takeup_s,
+        ..Default::default()
+    };
+
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let mut list = Vec::new();
+    for _ in 0..5 {
+        let t = Instant::now();
+        let listed: Vec<serde_json::Value> =
+            http.get(format!("{base}/system/functions")).send().await.unwrap().json().await.unwrap();
+        list.push(t.elapsed().as_secs_f64() * 1000.0);
+        assert_eq!(listed.len(), functions);
+    }
+    row.list_ms = median(list);
+    if functions > 0 {
+        let mut calls = Vec::new();
+        for k in 0..5 {
+            let function = format!("idle-{}", (k * 7919) % functions);
+            let t = Instant::now();
+            let r = http
+                .post(format!("{base}/async-function/{function}"))
+                .header("X-Callback-Url", &receiver.url)
+                .body("wake")
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 202);
+            let arrived = receiver.wait_for(functions + k + 1, Duration::from_secs(60)).await;
+            calls.push((arrived - t).as_secs_f64() * 1000.0);
+        }
+        row.call_ms = median(calls);
+    }
+    drop(running);
+    drop(gateway);
+    row
+}
