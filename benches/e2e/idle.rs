@@ -8,7 +8,7 @@ use futures::StreamExt;
 use serde::Serialize;
 use serde_json::json;
 
-use crate::{Params, load::Receiver, procs};
+use crate::{Params, load::Receiver, procs, scenarios::median};
 
 /// How long CPU is measured over, once every worker has taken every function up: two of a worker's 30 s long
 /// polls, so every idle pull's expiry and renewal falls inside it (a quick run measures 5 s).
@@ -122,10 +122,6 @@ async fn row(functions: usize, workers: usize, window: Duration) -> IdleRow {
         ..Default::default()
     };
 
-    let median = |mut v: Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
     let mut list = Vec::new();
     for _ in 0..5 {
         let t = Instant::now();

@@ -119,6 +119,12 @@ pub struct Latency {
     pub p99: f64,
 }
 
+/// The middle of `values` (the upper middle of an even count).
+pub fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
 fn mb(bytes: u64) -> f64 {
     bytes as f64 / (1024.0 * 1024.0)
 }
@@ -269,10 +275,6 @@ async fn listing(p: &Params, r: &mut Results, http: &reqwest::Client, base: &str
     futures::stream::iter(0..r.listed_functions)
         .for_each_concurrent(32, |i| deploy(http, base, json!({"service": format!("listed-{i}"), "envProcess": "cat"})))
         .await;
-    let median = |mut times: Vec<f64>| {
-        times.sort_by(f64::total_cmp);
-        times[times.len() / 2]
-    };
     let mut list = Vec::new();
     for _ in 0..5 {
         let started = Instant::now();

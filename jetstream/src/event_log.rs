@@ -29,6 +29,10 @@ pub struct EventFilter {
 }
 
 impl EventFilter {
+    fn keeps_all(&self) -> bool {
+        self.source.is_none() && self.event_type.is_none() && self.routing.is_none()
+    }
+
     fn keeps(&self, event: &StoredEvent) -> bool {
         self.source.as_ref().is_none_or(|s| *s == event.source)
             && self.event_type.as_ref().is_none_or(|t| *t == event.event_type)
@@ -70,35 +74,25 @@ impl EventLog {
         if state.messages == 0 || limit == 0 {
             return Ok(Vec::new());
         }
-        let start = state.last_sequence.saturating_sub(SCAN - 1).max(state.first_sequence).max(1);
+        // Without a filter the newest `limit` are all there is to read.
+        let window = if filter.keeps_all() { (limit as u64).min(SCAN) } else { SCAN };
+        let start = state.last_sequence.saturating_sub(window - 1).max(state.first_sequence).max(1);
         // A router not created yet has confirmed nothing.
         let floor = match stream.consumer_info(names::ROUTER_CONSUMER).await {
             Ok(info) => info.ack_floor.stream_sequence,
             Err(_) => 0,
         };
-        let consumer = stream
-            .create_consumer(OrderedConfig {
-                deliver_policy: DeliverPolicy::ByStartSequence { start_sequence: start },
-                ..Default::default()
-            })
-            .await
-            .map_err(StoreError::unavailable)?;
         let mut read = Vec::new();
-        if consumer.cached_info().num_pending > 0 {
-            let mut messages = consumer.messages().await.map_err(StoreError::unavailable)?;
-            while let Ok(Some(Ok(message))) = tokio::time::timeout(READ_TIMEOUT, messages.next()).await {
-                let info = message.info().map_err(|e| StoreError::Unavailable(e.to_string().into()))?;
-                let (sequence, pending, stored) = (info.stream_sequence, info.pending, info.published);
-                let headers = message.headers.clone().unwrap_or_default();
-                // Anything that is not a CloudEvent was never routed; the router logs it.
-                if let Ok(event) = EventMessage::from_nats(&headers, message.payload.clone()) {
-                    read.push((sequence, stored, event));
-                }
-                if pending == 0 {
-                    break;
-                }
+        self.read_from(names::EVENTS_STREAM, DeliverPolicy::ByStartSequence { start_sequence: start }, |message| {
+            let Ok(info) = message.info() else { return };
+            let (sequence, stored) = (info.stream_sequence, info.published);
+            let headers = message.headers.clone().unwrap_or_default();
+            // Anything that is not a CloudEvent was never routed; the router logs it.
+            if let Ok(event) = EventMessage::from_nats(&headers, message.payload.clone()) {
+                read.push((sequence, stored, event));
             }
-        }
+        })
+        .await?;
         let oldest = read.first().map(|(_, stored, _)| *stored);
         let marks = match oldest {
             Some(since) => self.marks_since(since).await?,
@@ -141,22 +135,9 @@ impl EventLog {
     /// The unmatched marks written since `since` (a mark is written after its event is stored), by sequence.
     async fn marks_since(&self, since: time::OffsetDateTime) -> Result<HashMap<u64, String>, StoreError> {
         let name = format!("KV_{}", names::UNMATCHED_BUCKET);
-        let stream = self.jetstream.get_stream_no_info(&name).await.map_err(StoreError::unavailable)?;
-        let consumer = stream
-            .create_consumer(OrderedConfig {
-                deliver_policy: DeliverPolicy::ByStartTime { start_time: since },
-                ..Default::default()
-            })
-            .await
-            .map_err(StoreError::unavailable)?;
-        let mut marks = HashMap::new();
-        if consumer.cached_info().num_pending == 0 {
-            return Ok(marks);
-        }
         let prefix = format!("$KV.{}.", names::UNMATCHED_BUCKET);
-        let mut messages = consumer.messages().await.map_err(StoreError::unavailable)?;
-        while let Ok(Some(Ok(message))) = tokio::time::timeout(READ_TIMEOUT, messages.next()).await {
-            let pending = message.info().map(|i| i.pending).unwrap_or(0);
+        let mut marks = HashMap::new();
+        self.read_from(&name, DeliverPolicy::ByStartTime { start_time: since }, |message| {
             let sequence = message.subject.strip_prefix(prefix.as_str()).and_then(|key| key.parse::<u64>().ok());
             let removed = message.headers.as_ref().and_then(|h| h.get("KV-Operation")).is_some();
             if let Some(sequence) = sequence {
@@ -166,10 +147,35 @@ impl EventLog {
                     marks.insert(sequence, String::from_utf8_lossy(&message.payload).into_owned());
                 }
             }
+        })
+        .await?;
+        Ok(marks)
+    }
+
+    /// Hands every message of the stream `name` from `from` on to `each`, in order, up to the last one there
+    /// when reading began; waits at most [`READ_TIMEOUT`] for any one.
+    async fn read_from(
+        &self,
+        name: &str,
+        from: DeliverPolicy,
+        mut each: impl FnMut(&jetstream::Message),
+    ) -> Result<(), StoreError> {
+        let stream = self.jetstream.get_stream_no_info(name).await.map_err(StoreError::unavailable)?;
+        let consumer = stream
+            .create_consumer(OrderedConfig { deliver_policy: from, ..Default::default() })
+            .await
+            .map_err(StoreError::unavailable)?;
+        if consumer.cached_info().num_pending == 0 {
+            return Ok(());
+        }
+        let mut messages = consumer.messages().await.map_err(StoreError::unavailable)?;
+        while let Ok(Some(Ok(message))) = tokio::time::timeout(READ_TIMEOUT, messages.next()).await {
+            let pending = message.info().map(|i| i.pending).unwrap_or(0);
+            each(&message);
             if pending == 0 {
                 break;
             }
         }
-        Ok(marks)
+        Ok(())
     }
 }

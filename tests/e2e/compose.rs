@@ -30,12 +30,16 @@ impl Deployment {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/compose")
     }
 
+    /// `program` with this deployment's settings in its environment.
+    fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut command = Command::new(program);
+        command.envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        command
+    }
+
     fn script(&self, name: &str, args: &[&str]) -> std::process::Output {
-        let out = Command::new(Self::dir().join(name))
-            .args(args)
-            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .output()
-            .unwrap_or_else(|e| panic!("{name} runs: {e}"));
+        let out =
+            self.command(Self::dir().join(name)).args(args).output().unwrap_or_else(|e| panic!("{name} runs: {e}"));
         assert!(
             out.status.success(),
             "{name} {args:?} failed:\n{}\n{}",
@@ -46,11 +50,11 @@ impl Deployment {
     }
 
     fn compose(&self, args: &[&str]) -> String {
-        let out = Command::new("docker-compose")
+        let out = self
+            .command("docker-compose")
             .current_dir(Self::dir())
             .args(["-p", &self.project])
             .args(args)
-            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .output()
             .expect("docker-compose is installed (deploy/test.sh installs it)");
         assert!(out.status.success(), "docker-compose {args:?}: {}", String::from_utf8_lossy(&out.stderr));
@@ -90,10 +94,7 @@ impl Deployment {
 
 impl Drop for Deployment {
     fn drop(&mut self) {
-        let _ = Command::new(Self::dir().join("down.sh"))
-            .args(["--volumes", "-p", &self.project])
-            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .output();
+        let _ = self.command(Self::dir().join("down.sh")).args(["--volumes", "-p", &self.project]).output();
     }
 }
 
