@@ -10,8 +10,9 @@ use serde_json::json;
 
 use crate::{Params, load::Receiver, procs, scenarios::median};
 
-/// How long CPU is measured over, once every worker has taken every function up: two of a worker's 30 s long
-/// polls, so every idle pull's expiry and renewal falls inside it (a quick run measures 5 s).
+/// How long CPU is measured over, once every worker has taken every function up (a quick run measures 5 s).
+/// An idle poll lasts an hour, so its renewal is 1/60 of a function's polls in a window: the messages column
+/// shows that share as a rate.
 const WINDOW: Duration = Duration::from_secs(60);
 const QUICK_WINDOW: Duration = Duration::from_secs(5);
 
@@ -35,12 +36,20 @@ pub struct IdleRow {
     pub list_ms: f64,
     /// Median of five calls, each to another idle function: accepted to called back.
     pub call_ms: f64,
+    /// After the window, one call to each function at once: first accepted to last called back.
+    pub each_once_s: f64,
 }
 
-/// The rows: 0 and 1,000 functions with 1 and 4 workers (0 and 100 with one in a quick run). 10,000 is the
-/// target; a worker does not yet start within a minute with that many deployed (BENCHMARKS.md).
+/// The rows: 0, 1,000 and 10,000 functions with 1 and 4 workers (0 and 100 with one in a quick run), or those
+/// asked for.
 pub async fn measure(p: &Params) -> Vec<IdleRow> {
-    let rows: &[(usize, usize)] = if p.quick { &[(0, 1), (100, 1)] } else { &[(0, 1), (0, 4), (1_000, 1), (1_000, 4)] };
+    let rows: &[(usize, usize)] = if !p.idle_rows.is_empty() {
+        &p.idle_rows
+    } else if p.quick {
+        &[(0, 1), (100, 1)]
+    } else {
+        &[(0, 1), (0, 4), (1_000, 1), (1_000, 4), (10_000, 1), (10_000, 4)]
+    };
     let window = if p.quick { QUICK_WINDOW } else { WINDOW };
     let mut measured = Vec::new();
     for &(functions, workers) in rows {
@@ -76,24 +85,7 @@ async fn row(functions: usize, workers: usize, window: Duration) -> IdleRow {
     // One call to each function, all at once: the time to the last callback is how long the workers take to
     // take every function up and run it once.
     let receiver = Receiver::start().await;
-    futures::stream::iter(0..functions)
-        .for_each_concurrent(64, |i| {
-            let (http, base, url) = (&http, &base, &receiver.url);
-            async move {
-                let r = http
-                    .post(format!("{base}/async-function/idle-{i}"))
-                    .header("X-Callback-Url", url)
-                    .body("first")
-                    .send()
-                    .await
-                    .unwrap();
-                assert_eq!(r.status(), 202);
-            }
-        })
-        .await;
-    if functions > 0 {
-        receiver.wait_for(functions, Duration::from_secs(900)).await;
-    }
+    call_each(&http, &base, &receiver, functions, 0).await;
     let takeup_s = started.elapsed().as_secs_f64();
     tokio::time::sleep(Duration::from_secs(5)).await;
 
@@ -148,8 +140,40 @@ async fn row(functions: usize, workers: usize, window: Duration) -> IdleRow {
             calls.push((arrived - t).as_secs_f64() * 1000.0);
         }
         row.call_ms = median(calls);
+        eprintln!("each once: one call to each of {functions} functions");
+        let t = Instant::now();
+        let before: Vec<f64> = running.iter().map(|(w, _)| cpu(w)).collect();
+        let (nats_before, gateway_before) = (cpu(&server.proc), cpu(&gateway));
+        call_each(&http, &base, &receiver, functions, functions + 5).await;
+        row.each_once_s = t.elapsed().as_secs_f64();
+        let busiest = running.iter().zip(&before).map(|((w, _), b)| cpu(w) - b).fold(0.0, f64::max);
+        eprintln!(
+            "each once: CPU s nats {:.1}, gateway {:.1}, busiest worker {busiest:.1}",
+            cpu(&server.proc) - nats_before,
+            cpu(&gateway) - gateway_before
+        );
     }
     drop(running);
     drop(gateway);
     row
+}
+
+/// One call to each function, 64 in flight, and waits for all their callbacks (`before` arrived earlier).
+async fn call_each(http: &reqwest::Client, base: &str, receiver: &Receiver, functions: usize, before: usize) {
+    futures::stream::iter(0..functions)
+        .for_each_concurrent(64, |i| async move {
+            let r = http
+                .post(format!("{base}/async-function/idle-{i}"))
+                .header("X-Callback-Url", &receiver.url)
+                .body("once")
+                .send()
+                .await
+                .unwrap();
+            let status = r.status();
+            assert_eq!(status, 202, "idle-{i}: {}", r.text().await.unwrap_or_default());
+        })
+        .await;
+    if functions > 0 {
+        receiver.wait_for(before + functions, Duration::from_secs(900)).await;
+    }
 }

@@ -5,6 +5,7 @@
 //! with every figure and its ratio to the baseline measured in the same run.
 
 mod baseline;
+mod fairness;
 mod idle;
 mod load;
 mod pipeline;
@@ -33,6 +34,11 @@ pub struct Params {
     pub quick: bool,
     /// Only the idle-cost rows (`--only-idle`).
     pub only_idle: bool,
+    /// Only the fairness scenarios (`--only-fairness`).
+    pub only_fairness: bool,
+    /// The idle-cost rows to measure, as `functions x workers` (`--idle-rows 10000x4,1000x1`); the default set
+    /// when empty.
+    pub idle_rows: Vec<(usize, usize)>,
 }
 
 impl Params {
@@ -46,6 +52,8 @@ impl Params {
             large_body: 50 * 1024 * 1024,
             quick: false,
             only_idle: false,
+            only_fairness: false,
+            idle_rows: Vec::new(),
         };
         let args: Vec<String> = std::env::args().skip(1).collect();
         let mut i = 0;
@@ -54,12 +62,26 @@ impl Params {
             match args[i].as_str() {
                 "--quick" => p.quick = true,
                 "--only-idle" => p.only_idle = true,
+                "--only-fairness" => p.only_fairness = true,
+                "--idle-rows" => {
+                    let rows = args.get(i + 1).expect("rows after --idle-rows, like 10000x4,1000x1");
+                    p.idle_rows = rows
+                        .split(',')
+                        .map(|row| {
+                            let (f, w) = row.split_once('x').expect("a row is FUNCTIONSxWORKERS");
+                            (f.parse().expect("a count of functions"), w.parse().expect("a count of workers"))
+                        })
+                        .collect();
+                    i += 1;
+                }
                 "--n" => (p.n, i) = (value(), i + 1),
                 "--size" => (p.size, i) = (value(), i + 1),
                 "--concurrency" => (p.concurrency, i) = (value(), i + 1),
                 "--rate" => (p.rate, i) = (value() as u32, i + 1),
                 "--bench" => {} // cargo bench passes it to every bench binary
-                other => panic!("unknown flag {other}; use --quick, --only-idle, --n, --size, --concurrency, --rate"),
+                other => panic!(
+                    "unknown flag {other}; use --quick, --only-idle, --idle-rows, --only-fairness, --n, --size, --concurrency, --rate"
+                ),
             }
             i += 1;
         }
@@ -79,6 +101,11 @@ fn main() {
     if params.only_idle {
         let rows = runtime.block_on(idle::measure(&params));
         report::print_idle(&rows);
+        return;
+    }
+    if params.only_fairness {
+        let measured = runtime.block_on(fairness::measure(&params));
+        report::print_fairness(&measured);
         return;
     }
     let results = runtime.block_on(scenarios::run_all(&params));

@@ -172,7 +172,7 @@ pub fn print_idle(rows: &[crate::idle::IdleRow]) {
     println!();
     println!("Idle functions (process functions, no calls; CPU over 60 s (5 s quick), % of one core)");
     println!(
-        "{:>9} {:>7} {:>9} {:>10} {:>10} {:>9} {:>10} {:>13} {:>9} {:>8} {:>8}",
+        "{:>9} {:>7} {:>9} {:>10} {:>10} {:>9} {:>10} {:>13} {:>9} {:>8} {:>8} {:>11}",
         "functions",
         "workers",
         "nats CPU",
@@ -183,11 +183,12 @@ pub fn print_idle(rows: &[crate::idle::IdleRow]) {
         "worker msg/s",
         "take-up s",
         "list ms",
-        "call ms"
+        "call ms",
+        "each once s"
     );
     for r in rows {
         println!(
-            "{:>9} {:>7} {:>9.1} {:>10.1} {:>10.1} {:>9.0} {:>10.0} {:>13.0} {:>9.1} {:>8.1} {:>8.1}",
+            "{:>9} {:>7} {:>9.1} {:>10.1} {:>10.1} {:>9.0} {:>10.0} {:>13.0} {:>9.1} {:>8.1} {:>8.1} {:>11.1}",
             r.functions,
             r.workers,
             r.nats_cpu_percent,
@@ -198,7 +199,8 @@ pub fn print_idle(rows: &[crate::idle::IdleRow]) {
             r.worker_messages_per_s,
             r.takeup_s,
             r.list_ms,
-            r.call_ms
+            r.call_ms,
+            r.each_once_s
         );
     }
 }
@@ -227,4 +229,36 @@ pub fn write_json(p: &Params, r: &Results) -> std::io::Result<PathBuf> {
     let path = dir.join(name);
     std::fs::write(&path, serde_json::to_string_pretty(&doc)? + "\n")?;
     Ok(path)
+}
+
+pub fn print_fairness(f: &crate::fairness::Fairness) {
+    let h = &f.hot_cold;
+    println!();
+    println!(
+        "Fairness: one call to each of {} cold functions, one at a time, accepted to called back (ms)",
+        h.cold_functions
+    );
+    println!("{:>28} {:>8} {:>8} {:>8}", "", "p50", "p95", "max");
+    println!("{:>28} {:>8.1} {:>8.1} {:>8}", "alone", h.alone_p50_ms, h.alone_p95_ms, "");
+    println!(
+        "{:>28} {:>8.1} {:>8.1} {:>8.1}",
+        format!("beside {} hot calls", h.hot_backlog),
+        h.beside_hot_p50_ms,
+        h.beside_hot_p95_ms,
+        h.beside_hot_max_ms
+    );
+    println!(
+        "ratio beside / alone at p50: {:.2}; hot calls still queued after the last cold one: {}",
+        h.beside_hot_p50_ms / h.alone_p50_ms,
+        h.hot_left
+    );
+    println!();
+    println!("Fairness: two backlogged functions sharing one worker's slots (calls finished over the window)");
+    println!("{:>14} {:>14} {:>8} {:>8} {:>8}", "maxInflight a", "maxInflight b", "a done", "b done", "a share");
+    for s in &f.shares {
+        println!(
+            "{:>14} {:>14} {:>8} {:>8} {:>8.2}",
+            s.max_inflight_a, s.max_inflight_b, s.done_a, s.done_b, s.share_a
+        );
+    }
 }

@@ -129,7 +129,7 @@ fn mb(bytes: u64) -> f64 {
     bytes as f64 / (1024.0 * 1024.0)
 }
 
-async fn deploy(http: &reqwest::Client, base: &str, spec: serde_json::Value) {
+pub async fn deploy(http: &reqwest::Client, base: &str, spec: serde_json::Value) {
     let r = http.post(format!("{base}/system/functions")).json(&spec).send().await.unwrap();
     assert!(r.status().is_success(), "deploy {spec}: {}", r.status());
 }

@@ -29,7 +29,7 @@ mod presence;
 use containers::{logs, scaling, secrets};
 use delivery::{callback, chain, fanout, outbox, progress, results, sweep};
 use execution::{cancel, execute, lease, outcome, record, retry, running};
-use intake::{consume, deleted, notices, registry, reports, sync};
+use intake::{consume, deleted, notices, pulls, registry, reports, sync};
 
 use sluice_contracts::FunctionRef;
 use std::{sync::Arc, time::Duration};
@@ -149,6 +149,8 @@ pub(crate) struct Worker {
     pub specs: SpecMap,
     /// Each served function's call slots (`async.maxInflight`), shared by its queued and synchronous calls.
     pub function_slots: std::sync::RwLock<std::collections::HashMap<FunctionRef, Arc<Semaphore>>>,
+    /// Each served function's long poll, renewed when it may have been lost.
+    pub polls: pulls::Polls,
 }
 
 /// Runs a worker until `shutdown`; then stops taking calls, lets started ones finish within the grace
@@ -171,6 +173,7 @@ pub async fn run(
         abandon: CancellationToken::new(),
         specs: progress.specs,
         function_slots: Default::default(),
+        polls: Default::default(),
         running: progress.running,
         cfg,
         topology,
@@ -191,6 +194,7 @@ pub async fn run(
         supervise("function registry", &stop, registry::run(worker.clone(), stop.clone())),
         supervise("invocation counts", &stop, infallible(worker.invocations.clone().flush_every(stop.clone()))),
         supervise("presence", &stop, infallible(presence::announce(worker.clone(), stop.clone()))),
+        supervise("queue leaders", &stop, pulls::follow_leaders(worker.clone(), stop.clone())),
         supervise("queue metrics", &stop, infallible(intake::queues::sample(worker.clone(), stop.clone()))),
     ];
     let mut result = Ok(());

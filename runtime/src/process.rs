@@ -43,6 +43,29 @@ fn argv(spec: &FunctionSpec) -> Result<Vec<String>, RuntimeError> {
     Ok(words)
 }
 
+/// Where the function's program is: as given when it names a path, else the first match on the `PATH` the
+/// function runs with (its own `PATH` variable, or the worker's).
+///
+/// A full path is also what lets the standard library start the process with `posix_spawn` (a vfork) rather
+/// than `fork`: with `PATH` among the variables set and a bare name, it must fork to search the new `PATH`,
+/// and a fork copies the page tables of the whole worker — a cost per call that grew with every deployed
+/// function the worker holds in memory.
+fn program(spec: &FunctionSpec, name: &str) -> Option<std::path::PathBuf> {
+    let given = std::path::Path::new(name);
+    if given.components().count() > 1 {
+        return given.exists().then(|| given.to_path_buf());
+    }
+    let path = match spec.env_vars.get("PATH") {
+        Some(own) => std::ffi::OsString::from(own),
+        None => std::env::var_os("PATH")?,
+    };
+    std::env::split_paths(&path).map(|dir| dir.join(given)).find(|candidate| candidate.is_file())
+}
+
+fn not_found(name: &str) -> RuntimeError {
+    RuntimeError::Start(std::io::Error::new(std::io::ErrorKind::NotFound, format!("command {name:?} not found")))
+}
+
 /// `Content-Type` → `Http_Content_Type`, as the classic watchdog names request headers.
 pub fn watchdog_env_name(header: &str) -> String {
     let mut name = String::with_capacity(header.len() + 5);
@@ -90,8 +113,9 @@ impl ProcessRuntime {
 
     fn command(&self, spec: &FunctionSpec, call: &Invocation) -> Result<Command, RuntimeError> {
         let words = argv(spec)?;
-        let mut cmd = Command::new(&words[0]);
-        cmd.args(&words[1..])
+        let mut cmd = Command::new(program(spec, &words[0]).ok_or_else(|| not_found(&words[0]))?);
+        cmd.arg0(&words[0])
+            .args(&words[1..])
             .env_clear()
             .envs(INHERITED_ENV.iter().filter_map(|k| std::env::var_os(k).map(|v| (*k, v))))
             .envs(&spec.env_vars)
@@ -114,21 +138,7 @@ impl ProcessRuntime {
 impl Runtime for ProcessRuntime {
     async fn deploy(&self, spec: &FunctionSpec) -> Result<(), RuntimeError> {
         let words = argv(spec)?;
-        let program = std::path::Path::new(&words[0]);
-        let found = if program.components().count() > 1 {
-            program.exists()
-        } else {
-            std::env::var_os("PATH")
-                .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
-        };
-        if found {
-            Ok(())
-        } else {
-            Err(RuntimeError::Start(std::io::Error::new(
-                std::io::ErrorKind::NotFound,
-                format!("command {:?} not found", words[0]),
-            )))
-        }
+        if program(spec, &words[0]).is_some() { Ok(()) } else { Err(not_found(&words[0])) }
     }
 
     async fn invoke(
@@ -294,6 +304,25 @@ mod tests {
         assert!(rt.deploy(&spec("cat")).await.is_ok());
         let err = run("no-such-command-xyz", Invocation::post("c", ""), Duration::from_secs(5)).await.unwrap_err();
         assert!(matches!(err, RuntimeError::Start(_)), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_bare_program_is_found_on_the_functions_own_path_and_keeps_its_name() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let script = dir.path().join("own-tool");
+        std::fs::write(&script, "#!/bin/sh\necho \"$0 ran\"\n").unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let mut own = spec("own-tool");
+        let path = format!("{}:{}", dir.path().display(), std::env::var("PATH").unwrap());
+        own.env_vars.insert("PATH".into(), path);
+        let rt = ProcessRuntime::new(RuntimeConfig::default());
+        assert!(rt.deploy(&spec("own-tool")).await.is_err(), "not on the worker's PATH");
+        assert!(rt.deploy(&own).await.is_ok());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let r = rt.invoke(&own, Invocation::post("c", ""), deadline).await.unwrap();
+        // The script sees the program's path as its $0 (the kernel passes it), and ran from the function's PATH.
+        assert_eq!(String::from_utf8_lossy(&r.body), format!("{} ran\n", script.display()));
     }
 
     #[tokio::test]

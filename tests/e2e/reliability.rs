@@ -371,6 +371,32 @@ async fn fault_d_cluster_node_lost_while_calls_flow() {
 }
 
 #[tokio::test]
+async fn a_call_after_its_queue_changes_leader_still_runs() {
+    // A worker's poll of an idle function lasts an hour, held by the function's consumer leader. When that leader
+    // moves while the worker's connection stays up, the poll must end or be asked again (nats-server 2.15 ends
+    // it; the worker also renews it on the leader advisory), or the next call would wait out the hour.
+    let nodes = Nats::cluster();
+    let platform = Platform::start_on(nodes, 1, &["--replicas", "3"], &["--replicas", "3"]).await;
+    platform.deploy(json!({"service": "upper", "envProcess": "tr a-z A-Z"})).await;
+    let first = platform.call_async("upper", "first", None).await;
+    assert_eq!(platform.wait_final(&first, Duration::from_secs(60)).await["status"], "succeeded");
+    let client = async_nats::connect(platform.nats.url()).await.unwrap();
+    for _ in 0..2 {
+        // Twice, so the leader moves even if the first move lands back where the poll was.
+        let moved = client
+            .request("$JS.API.CONSUMER.LEADER.STEPDOWN.SLUICE_INVOCATIONS.invoke-openfaas-fn_upper", "".into())
+            .await
+            .unwrap();
+        let answer: Value = serde_json::from_slice(&moved.payload).unwrap();
+        assert_eq!(answer["success"], true, "{answer}");
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    let second = platform.call_async("upper", "second", None).await;
+    let record = platform.wait_final(&second, Duration::from_secs(60)).await;
+    assert_eq!(record["status"], "succeeded", "{record}");
+}
+
+#[tokio::test]
 async fn deleting_a_function_ends_its_queued_calls_as_failed() {
     let platform = Platform::start(1, &[], &[]).await;
     let receiver = CallbackReceiver::start().await;

@@ -13,15 +13,19 @@ use sluice_runtime::Runtime;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio_util::sync::CancellationToken;
 
-use crate::{Worker, execute, lease, scaling};
+use crate::{Worker, execute, lease, pulls::Poll, scaling};
 
 /// Most calls taken in one pull once capacity is free.
 const BATCH: usize = 64;
 /// How long one long-poll for a call waits on an idle queue. An idle function costs the server one pull and
-/// its expiry per worker per poll, so a long one makes thousands of deployed functions cheap; a call still
-/// starts at once, being handed to the waiting pull. A pull lost with its connection is made again when the
-/// client reconnects (a lost one otherwise ends by the client's own timer, 5 s after the poll).
-const POLL: Duration = Duration::from_secs(30);
+/// its expiry per worker per poll, so an hour makes ten thousand deployed functions cheap; a call still
+/// starts at once, being handed to the waiting pull. A poll lost with its connection is sent again when the
+/// client reconnects, and one lost otherwise when its consumer's leader moves or the queue scan sees calls
+/// waiting on it (`pulls`).
+const POLL: Duration = Duration::from_secs(3600);
+/// How many functions' consumers are opened at once (per process) as a worker starts: ten thousand requests at
+/// once would crowd out every other client's JetStream requests (another worker's start among them).
+const OPENING_AT_ONCE: usize = 16;
 /// How long an immediate fetch may go unanswered. Its request or answer can be lost when the server
 /// restarts, and the client then waits for ever: the consume loop would stall with calls queued.
 const FETCH_LIMIT: Duration = Duration::from_secs(5);
@@ -32,20 +36,31 @@ pub struct Slots {
     _worker: OwnedSemaphorePermit,
 }
 
-/// The function's durable consumer, created when missing.
+/// The function's durable consumer: the one there when it has this worker's settings (a read the consumer's
+/// leader answers alone), else created or updated.
 pub async fn consumer(worker: &Worker, function: &FunctionRef) -> Result<PullConsumer, async_nats::Error> {
+    static OPENING: Semaphore = Semaphore::const_new(OPENING_AT_ONCE);
+    let _turn = OPENING.acquire().await.expect("never closed");
     let stream = worker.topology.jetstream.get_stream_no_info(names::INVOCATIONS_STREAM).await?;
-    let name = names::invoke_consumer(function);
-    Ok(stream
-        .create_consumer(pull::Config {
-            durable_name: Some(name),
-            filter_subject: names::invoke_subject(function),
-            ack_policy: AckPolicy::Explicit,
-            ack_wait: worker.cfg.ack_wait,
-            max_ack_pending: 100_000,
-            ..Default::default()
-        })
-        .await?)
+    let config = pull::Config {
+        durable_name: Some(names::invoke_consumer(function)),
+        filter_subject: names::invoke_subject(function),
+        ack_policy: AckPolicy::Explicit,
+        ack_wait: worker.cfg.ack_wait,
+        max_ack_pending: 100_000,
+        ..Default::default()
+    };
+    if let Ok(existing) = stream.get_consumer::<pull::Config>(&names::invoke_consumer(function)).await {
+        let have = &existing.cached_info().config;
+        if have.filter_subject == config.filter_subject
+            && have.ack_wait == config.ack_wait
+            && have.max_ack_pending == config.max_ack_pending
+            && have.ack_policy == config.ack_policy
+        {
+            return Ok(existing);
+        }
+    }
+    Ok(stream.create_consumer(config).await?)
 }
 
 /// How many calls of `spec` this worker runs at once.
@@ -62,6 +77,7 @@ pub async fn run(
     worker: Arc<Worker>,
     spec: Arc<FunctionSpec>,
     function_slots: Arc<Semaphore>,
+    poll: Arc<Poll>,
     stop: CancellationToken,
 ) {
     let function = spec.function_ref();
@@ -78,12 +94,13 @@ pub async fn run(
         tokio::spawn(scaling::autoscale(worker.clone(), consumer.clone(), function.clone(), stop.clone()));
     }
     let mut reconnections = sluice_jetstream::topology::reconnections();
+    let mut renewals = poll.renewals();
     loop {
         // Wait for a call holding no slot, so an idle function takes no capacity from busy ones nor from its
         // own synchronous calls.
         let message = tokio::select! {
             _ = stop.cancelled() => return,
-            message = next_call(&consumer, &mut reconnections) => message,
+            message = next_call(&consumer, &poll, &mut reconnections, &mut renewals) => message,
         };
         let Some(message) = message else { continue };
         let function_slot = tokio::select! {
@@ -143,8 +160,16 @@ async fn take_more(
     }
 }
 
-async fn next_call(consumer: &PullConsumer, reconnections: &mut watch::Receiver<u64>) -> Option<Message> {
+/// One long poll for a call; `None` when it ends without one or must be sent again.
+async fn next_call(
+    consumer: &PullConsumer,
+    poll: &Poll,
+    reconnections: &mut watch::Receiver<u64>,
+    renewals: &mut watch::Receiver<()>,
+) -> Option<Message> {
     reconnections.mark_unchanged();
+    renewals.mark_unchanged();
+    poll.started();
     match consumer.batch().max_messages(1).expires(POLL).messages().await {
         Ok(mut batch) => tokio::select! {
             next = batch.next() => match next {
@@ -156,6 +181,7 @@ async fn next_call(consumer: &PullConsumer, reconnections: &mut watch::Receiver<
                 None => None,
             },
             _ = reconnections.changed() => None,
+            _ = renewals.changed() => None,
         },
         Err(err) => {
             tracing::warn!(%err, "pull failed; retrying");

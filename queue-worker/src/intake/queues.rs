@@ -4,7 +4,7 @@
 //!
 //! On the work-queue stream a call's message stays until its outcome is stored, so a function's subject count
 //! is its calls queued and not yet finished (waiting, or running), and the first message on the subject is the
-//! oldest of them.
+//! oldest of them. Seeing calls on a function whose poll is old also renews that poll (`pulls`).
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
@@ -45,6 +45,9 @@ async fn sample_once(worker: &Worker) -> Result<(), async_nats::Error> {
         let subject = names::invoke_subject(&function);
         let count = queued.get(&subject).copied().unwrap_or(0);
         metrics::pending(&function, count);
+        if count > 0 {
+            worker.polls.work_seen(&function);
+        }
         let mut age = 0.0;
         if count > 0
             && let Ok(oldest) = stream.get_first_raw_message_by_subject(subject.as_str(), 1).await

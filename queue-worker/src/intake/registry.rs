@@ -68,7 +68,8 @@ async fn apply(worker: &Arc<Worker>, loops: &mut HashMap<FunctionRef, FunctionLo
     let stop = CancellationToken::new();
     let slots = Arc::new(tokio::sync::Semaphore::new(consume::function_limit(worker, &spec)));
     worker.function_slots.write().expect("slot map lock").insert(function.clone(), slots.clone());
-    let task = tokio::spawn(consume::run(worker.clone(), spec.clone(), slots, stop.clone()));
+    let poll = worker.polls.of(&function);
+    let task = tokio::spawn(consume::run(worker.clone(), spec.clone(), slots, poll, stop.clone()));
     tracing::info!(function = %function, runtime = spec.runtime_kind().as_str(), "serving function");
     loops.insert(function, FunctionLoop { spec, stop, task });
 }
@@ -81,6 +82,7 @@ async fn remove(
 ) {
     worker.specs.write().expect("spec map lock").remove(function);
     worker.function_slots.write().expect("slot map lock").remove(function);
+    worker.polls.forget(function);
     if let Some(old) = loops.remove(function) {
         old.stop.cancel();
         tracing::info!(%function, "function removed; no longer serving it");
