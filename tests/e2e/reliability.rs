@@ -370,30 +370,61 @@ async fn fault_d_cluster_node_lost_while_calls_flow() {
     assert_eq!(r.text().await.unwrap(), "STILL HERE");
 }
 
+/// The cluster node (0, 1 or 2) leading the function's consumer.
+async fn consumer_leader(js: &async_nats::jetstream::Context, consumer: &str) -> Option<usize> {
+    let stream = js.get_stream("SLUICE_INVOCATIONS").await.ok()?;
+    let info = stream.consumer_info(consumer).await.ok()?;
+    let leader = info.cluster.as_ref()?.leader.clone()?;
+    leader.strip_prefix("node-")?.parse().ok()
+}
+
 #[tokio::test]
-async fn a_call_after_its_queue_changes_leader_still_runs() {
-    // A worker's poll of an idle function lasts an hour, held by the function's consumer leader. When that leader
-    // moves while the worker's connection stays up, the poll must end or be asked again (nats-server 2.15 ends
-    // it; the worker also renews it on the leader advisory), or the next call would wait out the hour.
+async fn a_call_still_runs_after_the_node_holding_its_idle_poll_dies() {
+    // A worker's poll of an idle function lasts an hour and is held by the node leading the function's consumer.
+    // When that node dies while the worker stays connected to another, the poll must survive (nats-server 2.15
+    // carries it to the new leader: this passes even without the worker's own renewals) or be asked again (the
+    // new leader's advisory, or calls waiting on an old poll), or the next call would wait out the hour.
     let nodes = Nats::cluster();
-    let platform = Platform::start_on(nodes, 1, &["--replicas", "3"], &["--replicas", "3"]).await;
+    let mut platform = Platform::start_on(nodes, 0, &["--replicas", "3"], &["--replicas", "3"]).await;
+    // The worker knows node 0 only, so its connection survives the loss of another node.
+    let all_nodes = std::mem::replace(&mut platform.nats_url, platform.nats.url());
+    platform.add_worker(&["--replicas", "3"]);
+    platform.nats_url = all_nodes;
     platform.deploy(json!({"service": "upper", "envProcess": "tr a-z A-Z"})).await;
     let first = platform.call_async("upper", "first", None).await;
     assert_eq!(platform.wait_final(&first, Duration::from_secs(60)).await["status"], "succeeded");
+
     let client = async_nats::connect(platform.nats.url()).await.unwrap();
-    for _ in 0..2 {
-        // Twice, so the leader moves even if the first move lands back where the poll was.
-        let moved = client
-            .request("$JS.API.CONSUMER.LEADER.STEPDOWN.SLUICE_INVOCATIONS.invoke-openfaas-fn_upper", "".into())
-            .await
-            .unwrap();
-        let answer: Value = serde_json::from_slice(&moved.payload).unwrap();
-        assert_eq!(answer["success"], true, "{answer}");
-        tokio::time::sleep(Duration::from_secs(2)).await;
-    }
-    let second = platform.call_async("upper", "second", None).await;
-    let record = platform.wait_final(&second, Duration::from_secs(60)).await;
+    let js = async_nats::jetstream::new(client.clone());
+    let consumer = "invoke-openfaas-fn_upper";
+    let start = Instant::now();
+    let leader = loop {
+        match consumer_leader(&js, consumer).await {
+            Some(node) if node != 0 => break node,
+            _ => {
+                let subject = format!("$JS.API.CONSUMER.LEADER.STEPDOWN.SLUICE_INVOCATIONS.{consumer}");
+                let _ = client.request(subject, "".into()).await;
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "the consumer's leader never left node 0");
+    };
+    // The worker's poll is sent afresh whenever a leader changes; let the last one settle on this leader.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    platform.more_nats[leader - 1].stop();
+    // Until the cluster has elected new leaders, the gateway may refuse the call (503); it is sent again.
+    let start = Instant::now();
+    let second = loop {
+        let r = platform.http.post(platform.url("/async-function/upper")).body("second").send().await.unwrap();
+        if r.status() == 202 {
+            break r.headers()["x-call-id"].to_str().unwrap().to_owned();
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "call refused: {}", r.text().await.unwrap());
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let record = platform.wait_final(&second, Duration::from_secs(90)).await;
     assert_eq!(record["status"], "succeeded", "{record}");
+    assert_eq!(record["attempts"].as_u64(), Some(1), "{record}");
 }
 
 #[tokio::test]
