@@ -210,8 +210,10 @@ pub async fn run_all(p: &Params) -> Results {
     (r.cpu_us.gateway_per_accept, r.cpu_us.nats_per_accept, r.cpu_us.harness_per_accept) = (cpu[0], cpu[1], cpu[2]);
     r.nats_messages.gateway_per_accept =
         procs::sent_per_call(&sent_before, &server.sent_by_client().await, "sluice-gateway", p.n);
-    let accept_only = "sluice.invoke.openfaas-fn.accept-only";
-    js.get_stream("SLUICE_INVOCATIONS").await.unwrap().purge().filter(accept_only).await.unwrap();
+    let accept_only = sluice_contracts::FunctionRef::new("openfaas-fn", "accept-only");
+    let queued = sluice_contracts::names::invoke_subject(&accept_only);
+    let stream = sluice_contracts::names::invocations_stream(&accept_only);
+    js.get_stream(stream).await.unwrap().purge().filter(queued).await.unwrap();
 
     let (worker, metrics_url) = procs::worker(&nats_url, dir.path()).await;
     r.worker_idle_rss_mb = mb(worker.rss());

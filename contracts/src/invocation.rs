@@ -5,7 +5,7 @@
 //! as `Sluice-*` headers so the function sees the request unchanged. A body too large for one NATS message
 //! is stored in the `sluice_payloads` object store and only its name travels (claim check).
 //!
-//! The same encoding serves queued calls on `SLUICE_INVOCATIONS` and synchronous requests on
+//! The same encoding serves queued calls on the queue shards (`SLUICE_QUEUE_nn`) and synchronous requests on
 //! `sluice.sync.{namespace}.{function}`.
 
 use async_nats::HeaderMap as NatsHeaders;

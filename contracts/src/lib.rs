@@ -21,7 +21,8 @@
 //! use sluice_contracts::{names, FunctionSpec};
 //! let spec: FunctionSpec = serde_json::from_str(r#"{"service": "upper", "envProcess": "tr a-z A-Z"}"#).unwrap();
 //! spec.validate().unwrap();
-//! assert_eq!(names::invoke_subject(&spec.function_ref()), "sluice.invoke.openfaas-fn.upper");
+//! assert_eq!(names::invoke_subject(&spec.function_ref()), "sluice.queue.9.openfaas-fn.upper");
+//! assert_eq!(names::invocations_stream(&spec.function_ref()), "SLUICE_QUEUE_09");
 //! ```
 
 pub mod answer;

@@ -1,13 +1,23 @@
 //! Every name that crosses a process boundary: streams, subjects, buckets, consumers, headers.
 //!
 //! Call sites use these instead of formatting strings themselves, so a rename happens in one place.
-//! A function's subjects and keys put its namespace first (`sluice.invoke.{namespace}.{function}`), so one
-//! prefix selects a tenant; see `docs/namespaces.md`.
+//! A function's subjects and keys put its namespace first (`sluice.results.{namespace}.{function}`), so one
+//! prefix selects a tenant (queued calls put their shard before it: `sluice.queue.*.{namespace}.>`); see
+//! `docs/namespaces.md`.
 
 pub use crate::function_ref::FunctionRef;
 
-/// Work-queue stream holding one message per queued call.
-pub const INVOCATIONS_STREAM: &str = "SLUICE_INVOCATIONS";
+/// How many work-queue streams hold the queued calls, each function's on one of them by a hash of its name.
+/// On a work queue every ack asks each consumer of the stream whether it still needs the message, and each
+/// function has a consumer: spread over shards, an ack costs the server its shard's functions, not all of them.
+/// Part of the stored layout: changing it moves queued calls.
+pub const INVOCATION_SHARDS: u32 = 16;
+/// The single work-queue stream of queued calls before they were sharded (`sluice.invoke.>`); its calls are
+/// moved to the shards when a process starts (`jetstream/src/migrate.rs`).
+pub const LEGACY_INVOCATIONS_STREAM: &str = "SLUICE_INVOCATIONS";
+/// Subject prefix of the legacy stream's calls: `sluice.invoke.{namespace}.{function}` (or, older still,
+/// `sluice.invoke.{function}`).
+pub const LEGACY_INVOKE_PREFIX: &str = "sluice.invoke";
 /// Replayable stream of CloudEvents published by connectors.
 pub const EVENTS_STREAM: &str = "SLUICE_EVENTS";
 /// Completion events, for chaining and audit.
@@ -36,8 +46,8 @@ pub const UNMATCHED_BUCKET: &str = "sluice_unmatched";
 /// Object store for bodies larger than the NATS max payload.
 pub const PAYLOADS_BUCKET: &str = "sluice_payloads";
 
-/// Subject prefix of queued calls: `sluice.invoke.{namespace}.{function}`.
-pub const INVOKE_PREFIX: &str = "sluice.invoke";
+/// Subject prefix of queued calls: `sluice.queue.{shard}.{namespace}.{function}`.
+pub const QUEUE_PREFIX: &str = "sluice.queue";
 /// Subject prefix of synchronous calls (core NATS request/reply): `sluice.sync.{namespace}.{function}`.
 pub const SYNC_PREFIX: &str = "sluice.sync";
 /// Subject prefix of completion events: `sluice.results.{namespace}.{function}`.
@@ -81,8 +91,37 @@ pub fn secret_key(namespace: &str, secret: &str) -> String {
 /// Queue group in which workers share synchronous calls.
 pub const SYNC_QUEUE_GROUP: &str = "sluice-workers";
 
+/// The shard holding `function`'s queued calls: FNV-1a of its `{namespace}.{function}` key, so every process
+/// and version agrees without asking.
+pub fn invocation_shard(function: &FunctionRef) -> u32 {
+    let hash =
+        function.key().bytes().fold(0x811c_9dc5_u32, |hash, byte| (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193));
+    hash % INVOCATION_SHARDS
+}
+
+/// Work-queue stream of one shard's queued calls: `SLUICE_QUEUE_00` …
+pub fn invocations_stream_of(shard: u32) -> String {
+    format!("SLUICE_QUEUE_{shard:02}")
+}
+
+/// Work-queue stream holding `function`'s queued calls, one message per call.
+pub fn invocations_stream(function: &FunctionRef) -> String {
+    invocations_stream_of(invocation_shard(function))
+}
+
+/// Every shard's stream.
+pub fn invocation_streams() -> impl Iterator<Item = String> {
+    (0..INVOCATION_SHARDS).map(invocations_stream_of)
+}
+
+/// Subjects one shard's stream captures: `sluice.queue.{shard}.>`.
+pub fn queue_subjects_of(shard: u32) -> String {
+    format!("{QUEUE_PREFIX}.{shard}.>")
+}
+
+/// Subject of `function`'s queued calls.
 pub fn invoke_subject(function: &FunctionRef) -> String {
-    format!("{INVOKE_PREFIX}.{}", function.key())
+    format!("{QUEUE_PREFIX}.{}.{}", invocation_shard(function), function.key())
 }
 pub fn sync_subject(function: &FunctionRef) -> String {
     format!("{SYNC_PREFIX}.{}", function.key())

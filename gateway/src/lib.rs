@@ -1,7 +1,7 @@
 //! The Sluice HTTP API: an OpenFaaS-compatible gateway over NATS JetStream.
 //!
 //! The gateway is stateless. `/system/functions` reads and writes specs in KV `sluice_functions`;
-//! `/async-function/{name}` turns a request into an invocation on `SLUICE_INVOCATIONS` and answers 202 only
+//! `/async-function/{name}` turns a request into an invocation on its shard of the queue (`SLUICE_QUEUE_nn`) and answers 202 only
 //! once JetStream has confirmed the write; `/function/{name}` sends the request to a worker over NATS
 //! request/reply. It never starts a process or container itself, so any number of gateways can run against
 //! one NATS cluster.

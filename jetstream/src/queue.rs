@@ -1,5 +1,5 @@
 //! The queue: the one place work enters JetStream. A call is *submitted* (its record created and its
-//! invocation published on `sluice.invoke.{function}`), a dead call *resubmitted* (its record reset and its
+//! invocation published on `sluice.queue.{shard}.{namespace}.{function}`), a dead call *resubmitted* (its record reset and its
 //! dead letter published again), and a callback *enqueued* in the outbox (`sluice.callbacks.{function}`).
 //! The gateway, the event router, dead-letter replay and cancellation all go through here, so the order of
 //! writes and the rollback when one of them fails are written once.

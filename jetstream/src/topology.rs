@@ -108,7 +108,7 @@ pub enum TopologyError {
     ServerTooOld { version: String },
     #[error("cannot create {what}: {source} (is JetStream enabled on the server, i.e. started with -js?)")]
     Create {
-        what: &'static str,
+        what: String,
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
@@ -177,7 +177,8 @@ async fn wait_for_jetstream(client: &async_nats::Client) -> Result<(), TopologyE
     }
 }
 
-fn create_error(what: &'static str) -> impl FnOnce(async_nats::Error) -> TopologyError {
+fn create_error(what: impl Into<String>) -> impl FnOnce(async_nats::Error) -> TopologyError {
+    let what = what.into();
     move |source| TopologyError::Create { what, source }
 }
 
@@ -230,12 +231,12 @@ pub async fn ensure(client: async_nats::Client, cfg: &TopologyConfig) -> Result<
         duplicate_window: cfg.duplicate_window,
     };
     let mut tries = 0;
-    while let Err(err) = crate::migrate::legacy_layout(&topology.jetstream).await {
+    while let Err(err) = crate::migrate::run(&topology.jetstream).await {
         tries += 1;
         if tries == 5 {
-            return Err(create_error("the namespaced layout")(err));
+            return Err(create_error("the current layout")(err));
         }
-        tracing::warn!(%err, "moving data into the default namespace incomplete; retrying");
+        tracing::warn!(%err, "moving stored data to the current layout incomplete; retrying");
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     Ok(topology)
@@ -247,31 +248,53 @@ async fn create_all(client: &async_nats::Client, cfg: &TopologyConfig) -> Result
     let js = jetstream::new(client.clone());
     // Progress events sit beside the completion events they lead up to; both are the results store, kept for
     // the results TTL within its size, the oldest going first when it is full.
-    let streams = [
-        (names::INVOCATIONS_STREAM, &[names::INVOKE_PREFIX][..], RetentionPolicy::WorkQueue, Duration::ZERO, -1),
-        (names::EVENTS_STREAM, &[names::EVENTS_PREFIX], RetentionPolicy::Limits, cfg.retention, -1),
+    let fixed = [
         (
-            names::RESULTS_STREAM,
-            &[names::RESULTS_PREFIX, names::PROGRESS_PREFIX],
+            names::EVENTS_STREAM.to_owned(),
+            vec![format!("{}.>", names::EVENTS_PREFIX)],
+            RetentionPolicy::Limits,
+            cfg.retention,
+            -1,
+        ),
+        (
+            names::RESULTS_STREAM.to_owned(),
+            vec![format!("{}.>", names::RESULTS_PREFIX), format!("{}.>", names::PROGRESS_PREFIX)],
             RetentionPolicy::Limits,
             cfg.results_ttl,
             cfg.results_max_bytes,
         ),
-        (names::DEAD_STREAM, &[names::DEAD_PREFIX], RetentionPolicy::Limits, cfg.retention, -1),
-        (names::CALLBACKS_STREAM, &[names::CALLBACKS_PREFIX], RetentionPolicy::WorkQueue, Duration::ZERO, -1),
+        (
+            names::DEAD_STREAM.to_owned(),
+            vec![format!("{}.>", names::DEAD_PREFIX)],
+            RetentionPolicy::Limits,
+            cfg.retention,
+            -1,
+        ),
+        (
+            names::CALLBACKS_STREAM.to_owned(),
+            vec![format!("{}.>", names::CALLBACKS_PREFIX)],
+            RetentionPolicy::WorkQueue,
+            Duration::ZERO,
+            -1,
+        ),
     ];
-    let streams = streams.map(|(name, prefixes, retention, max_age, max_bytes)| {
+    let shards = (0..names::INVOCATION_SHARDS).map(|shard| {
+        let subjects = vec![names::queue_subjects_of(shard)];
+        (names::invocations_stream_of(shard), subjects, RetentionPolicy::WorkQueue, Duration::ZERO, -1)
+    });
+    let streams = fixed.into_iter().chain(shards).map(|(name, subjects, retention, max_age, max_bytes)| {
         let js = js.clone();
         // JetStream refuses a duplicate window longer than the stream keeps messages.
         let duplicate_window = if max_age.is_zero() { cfg.duplicate_window } else { cfg.duplicate_window.min(max_age) };
+        let queue = subjects.iter().any(|s| s.starts_with(names::QUEUE_PREFIX));
         async move {
-            // Every deployed function has a durable consumer on the invocations stream; nats-server 2.15 caps a
+            // Every deployed function has a durable consumer on its shard's stream; nats-server 2.15 caps a
             // stream at 1,000 consumers unless it says otherwise. A stream that already has no limit (an older
             // server's default) keeps none.
-            let max_consumers = if name != names::INVOCATIONS_STREAM {
+            let max_consumers = if !queue {
                 0
             } else {
-                match js.get_stream(name).await {
+                match js.get_stream(&name).await {
                     Ok(existing) if existing.cached_info().config.max_consumers <= 0 => {
                         existing.cached_info().config.max_consumers
                     }
@@ -279,8 +302,8 @@ async fn create_all(client: &async_nats::Client, cfg: &TopologyConfig) -> Result
                 }
             };
             js.create_or_update_stream(stream::Config {
-                name: name.to_owned(),
-                subjects: prefixes.iter().map(|prefix| format!("{prefix}.>")).collect(),
+                name: name.clone(),
+                subjects,
                 retention,
                 max_age,
                 max_bytes,
@@ -292,7 +315,7 @@ async fn create_all(client: &async_nats::Client, cfg: &TopologyConfig) -> Result
                 ..Default::default()
             })
             .await
-            .map_err(|e| create_error(name)(e.into()))
+            .map_err(|e| create_error(name.as_str())(e.into()))
         }
     });
     futures::future::try_join_all(streams).await?;

@@ -243,7 +243,7 @@ async fn an_operator_deploys_watches_cancels_and_replays_from_the_console() {
     browser
         .wait_for("document.querySelectorAll('#workers-table tbody tr').length === 1", Duration::from_secs(20))
         .await;
-    let invocations = "document.querySelector('tr[data-stream=\"SLUICE_INVOCATIONS\"]') !== null";
+    let invocations = "document.querySelector('tr[data-stream=\"SLUICE_QUEUE_00\"]') !== null";
     assert_eq!(browser.eval(invocations).await, true);
     let health: Value = platform.http.get(platform.url("/system/health")).send().await.unwrap().json().await.unwrap();
     assert_eq!(health["workers"].as_array().unwrap().len(), 1, "{health}");

@@ -172,7 +172,7 @@ async fn the_default_namespace_is_configurable() {
 
 /// A function, a secret, an invocation count and a queued call as a release without namespaces stored them.
 async fn store_the_layout_without_namespaces(nats: &Nats, callback: &str) {
-    use async_nats::jetstream::{self, kv, stream};
+    use async_nats::jetstream::{self, kv};
     let client = async_nats::connect(nats.url()).await.unwrap();
     let js = jetstream::new(client);
     let bucket = |name: &str| kv::Config { bucket: name.to_owned(), history: 1, ..Default::default() };
@@ -183,6 +183,19 @@ async fn store_the_layout_without_namespaces(nats: &Nats, callback: &str) {
     secrets.put("old.secret", "v".into()).await.unwrap();
     let counts = js.create_key_value(bucket("sluice_invocations")).await.unwrap();
     counts.put("legacy", "7".into()).await.unwrap();
+    queue_on_the_single_stream(&js, "legacy", "sluice.invoke.legacy", "legacy-call", callback).await;
+}
+
+/// A call queued as releases before sharding did: on the one stream `SLUICE_INVOCATIONS` under `subject`, with
+/// the function's consumer `consumer` on it.
+async fn queue_on_the_single_stream(
+    js: &async_nats::jetstream::Context,
+    consumer: &str,
+    subject: &str,
+    call_id: &str,
+    callback: &str,
+) {
+    use async_nats::jetstream::{self, stream};
     let invocations = js
         .create_stream(stream::Config {
             name: "SLUICE_INVOCATIONS".into(),
@@ -194,30 +207,59 @@ async fn store_the_layout_without_namespaces(nats: &Nats, callback: &str) {
         .unwrap();
     invocations
         .create_consumer(jetstream::consumer::pull::Config {
-            durable_name: Some("invoke-legacy".into()),
-            filter_subject: "sluice.invoke.legacy".into(),
+            durable_name: Some(format!("invoke-{consumer}")),
+            filter_subject: subject.into(),
             ..Default::default()
         })
         .await
         .unwrap();
+    let key = subject.strip_prefix("sluice.invoke.").unwrap();
     let mut headers = async_nats::HeaderMap::new();
     for (name, value) in [
-        ("Nats-Msg-Id", "legacy-call"),
+        ("Nats-Msg-Id", call_id),
         ("ce-specversion", "1.0"),
-        ("ce-id", "legacy-call"),
+        ("ce-id", call_id),
         ("ce-type", "sluice.invocation.requested"),
         ("ce-source", "/sluice/gateway"),
-        ("ce-subject", "legacy"),
+        ("ce-subject", key),
         ("Sluice-Method", "POST"),
         ("Sluice-Callback-Url", callback),
     ] {
         headers.insert(name, value);
     }
-    js.publish_with_headers("sluice.invoke.legacy", headers, "queued before the upgrade".into())
+    js.publish_with_headers(subject.to_owned(), headers, "queued before the upgrade".into())
         .await
         .unwrap()
         .await
         .unwrap();
+}
+
+/// Whether the stream of before sharding is still there.
+async fn single_stream_left(platform: &Platform) -> bool {
+    let js = async_nats::jetstream::new(async_nats::connect(platform.nats.url()).await.unwrap());
+    js.get_stream("SLUICE_INVOCATIONS").await.is_ok()
+}
+
+#[tokio::test]
+async fn calls_queued_on_the_single_stream_of_before_move_to_their_shards() {
+    let nats = Nats::start();
+    let receiver = CallbackReceiver::start().await;
+    {
+        let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await.unwrap());
+        queue_on_the_single_stream(&js, "openfaas-fn_upper", "sluice.invoke.openfaas-fn.upper", "old", &receiver.url)
+            .await;
+    }
+    let platform = Platform::start_on(vec![nats], 1, &[], &[]).await;
+    assert!(!single_stream_left(&platform).await, "the emptied stream is removed");
+    // Deployed after the move: the call waits on its shard until its function is served.
+    platform.deploy(json!({"service": "upper", "envProcess": "tr a-z A-Z"})).await;
+    let got = receiver.wait_for(1, Duration::from_secs(30)).await;
+    assert_eq!(&got[0].body[..], b"QUEUED BEFORE THE UPGRADE");
+    let record = platform.wait_final("old", Duration::from_secs(10)).await;
+    assert_eq!(record["status"], "succeeded", "{record}");
+    let new = platform.call_async("upper", "new", Some(&receiver.url)).await;
+    assert_eq!(platform.wait_final(&new, Duration::from_secs(30)).await["status"], "succeeded");
+    assert_eq!(receiver.wait_for(2, Duration::from_secs(30)).await.len(), 2, "each call ran once");
 }
 
 #[tokio::test]
@@ -254,4 +296,5 @@ async fn data_stored_before_namespaces_moves_into_the_default_one() {
     assert_eq!(get_json(&platform, "/system/functions").await.as_array().unwrap().len(), 1);
     assert_eq!(call_sync(&platform, "/function/legacy").await, (200, "X".into()));
     assert_eq!(receiver.received().len(), 1, "the moved call ran once");
+    assert!(!single_stream_left(&platform).await, "the emptied stream is removed");
 }

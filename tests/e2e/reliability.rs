@@ -371,8 +371,8 @@ async fn fault_d_cluster_node_lost_while_calls_flow() {
 }
 
 /// The cluster node (0, 1 or 2) leading the function's consumer.
-async fn consumer_leader(js: &async_nats::jetstream::Context, consumer: &str) -> Option<usize> {
-    let stream = js.get_stream("SLUICE_INVOCATIONS").await.ok()?;
+async fn consumer_leader(js: &async_nats::jetstream::Context, stream: &str, consumer: &str) -> Option<usize> {
+    let stream = js.get_stream(stream).await.ok()?;
     let info = stream.consumer_info(consumer).await.ok()?;
     let leader = info.cluster.as_ref()?.leader.clone()?;
     leader.strip_prefix("node-")?.parse().ok()
@@ -396,13 +396,14 @@ async fn a_call_still_runs_after_the_node_holding_its_idle_poll_dies() {
 
     let client = async_nats::connect(platform.nats.url()).await.unwrap();
     let js = async_nats::jetstream::new(client.clone());
-    let consumer = "invoke-openfaas-fn_upper";
+    let upper = sluice_contracts::FunctionRef::new("openfaas-fn", "upper");
+    let (stream, consumer) = (sluice_contracts::names::invocations_stream(&upper), "invoke-openfaas-fn_upper");
     let start = Instant::now();
     let leader = loop {
-        match consumer_leader(&js, consumer).await {
+        match consumer_leader(&js, &stream, consumer).await {
             Some(node) if node != 0 => break node,
             _ => {
-                let subject = format!("$JS.API.CONSUMER.LEADER.STEPDOWN.SLUICE_INVOCATIONS.{consumer}");
+                let subject = format!("$JS.API.CONSUMER.LEADER.STEPDOWN.{stream}.{consumer}");
                 let _ = client.request(subject, "".into()).await;
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }

@@ -465,11 +465,11 @@ impl Platform {
         use futures::StreamExt;
         let Ok(client) = async_nats::connect(&self.nats_url).await else { return "nats unreachable".into() };
         let js = async_nats::jetstream::new(client);
-        let Ok(mut stream) = js.get_stream(sluice_contracts::names::INVOCATIONS_STREAM).await else {
+        let function = &sluice_contracts::FunctionRef::new(sluice_contracts::names::DEFAULT_NAMESPACE, function);
+        let Ok(mut stream) = js.get_stream(sluice_contracts::names::invocations_stream(function)).await else {
             return "no invocation stream".into();
         };
         let stream_state = stream.info().await.map(|i| format!("{:?}", i.state)).unwrap_or_default();
-        let function = &sluice_contracts::FunctionRef::new(sluice_contracts::names::DEFAULT_NAMESPACE, function);
         let consumer_name = sluice_contracts::names::invoke_consumer(function);
         let consumer = match stream.get_consumer::<async_nats::jetstream::consumer::pull::Config>(&consumer_name).await
         {

@@ -12,13 +12,7 @@ use crate::{ApiError, App};
 
 /// The streams behind everything Sluice keeps, by JetStream name.
 fn stream_names() -> Vec<String> {
-    let streams = [
-        names::INVOCATIONS_STREAM,
-        names::EVENTS_STREAM,
-        names::RESULTS_STREAM,
-        names::DEAD_STREAM,
-        names::CALLBACKS_STREAM,
-    ];
+    let streams = [names::EVENTS_STREAM, names::RESULTS_STREAM, names::DEAD_STREAM, names::CALLBACKS_STREAM];
     let buckets = [
         names::CALLS_BUCKET,
         names::GROUPS_BUCKET,
@@ -29,7 +23,8 @@ fn stream_names() -> Vec<String> {
         names::NAMESPACES_BUCKET,
         names::SECRETS_BUCKET,
     ];
-    let mut all: Vec<String> = streams.iter().map(|s| (*s).to_owned()).collect();
+    let mut all: Vec<String> = names::invocation_streams().collect();
+    all.extend(streams.iter().map(|s| (*s).to_owned()));
     all.extend(buckets.iter().map(|b| format!("KV_{b}")));
     all.push(format!("OBJ_{}", names::PAYLOADS_BUCKET));
     all

@@ -41,7 +41,7 @@ pub struct Slots {
 pub async fn consumer(worker: &Worker, function: &FunctionRef) -> Result<PullConsumer, async_nats::Error> {
     static OPENING: Semaphore = Semaphore::const_new(OPENING_AT_ONCE);
     let _turn = OPENING.acquire().await.expect("never closed");
-    let stream = worker.topology.jetstream.get_stream_no_info(names::INVOCATIONS_STREAM).await?;
+    let stream = worker.topology.jetstream.get_stream_no_info(names::invocations_stream(function)).await?;
     let config = pull::Config {
         durable_name: Some(names::invoke_consumer(function)),
         filter_subject: names::invoke_subject(function),

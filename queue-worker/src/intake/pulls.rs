@@ -86,10 +86,12 @@ impl Polls {
 /// Renews the poll of each function whose consumer elects a new leader, until `shutdown`. A poll is held by
 /// the consumer's leader, so one sent to the old leader is gone. A single server never moves leaders.
 pub async fn follow_leaders(worker: Arc<Worker>, shutdown: CancellationToken) -> Result<(), WorkerError> {
-    let prefix = format!("$JS.EVENT.ADVISORY.CONSUMER.LEADER_ELECTED.{}", names::INVOCATIONS_STREAM);
-    notices::each(&worker, &prefix, &shutdown, |consumer, _| {
-        tracing::debug!(%consumer, "a function's queue has a new leader; polling it again");
-        worker.polls.leader_moved(&consumer);
+    // What follows the prefix is `{stream}.{consumer}`; the polls are found by consumer name alone.
+    notices::each(&worker, "$JS.EVENT.ADVISORY.CONSUMER.LEADER_ELECTED", &shutdown, |moved, _| {
+        if let Some((_stream, consumer)) = moved.split_once('.') {
+            tracing::debug!(%consumer, "a function's queue has a new leader; polling it again");
+            worker.polls.leader_moved(consumer);
+        }
     })
     .await
 }
