@@ -8,7 +8,11 @@ use futures::StreamExt;
 use serde::Serialize;
 use serde_json::json;
 
-use crate::{Params, load::Receiver, procs, scenarios::median};
+use crate::{
+    Params,
+    load::{Receiver, median},
+    procs,
+};
 
 /// How long CPU is measured over, once every worker has taken every function up (a quick run measures 5 s).
 /// An idle poll lasts an hour, so its renewal is 1/60 of a function's polls in a window: the messages column

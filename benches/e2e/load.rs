@@ -120,6 +120,12 @@ pub async fn post_one(http: &reqwest::Client, url: &str, body: Bytes, callback: 
     })
 }
 
+/// The middle of `values` (the upper middle of an even count).
+pub fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
 /// Percentile (0–100) of `samples`, in milliseconds.
 pub fn percentile(samples: &mut [f64], p: f64) -> f64 {
     if samples.is_empty() {

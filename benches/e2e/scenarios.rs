@@ -9,7 +9,7 @@ use serde_json::json;
 
 use crate::{
     Params, baseline,
-    load::{self, Receiver, percentile},
+    load::{self, Receiver, median, percentile},
     procs,
 };
 
@@ -117,12 +117,6 @@ pub struct Latency {
     pub p50: f64,
     pub p95: f64,
     pub p99: f64,
-}
-
-/// The middle of `values` (the upper middle of an even count).
-pub fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
 }
 
 fn mb(bytes: u64) -> f64 {
