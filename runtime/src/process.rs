@@ -59,7 +59,12 @@ fn program(spec: &FunctionSpec, name: &str) -> Option<std::path::PathBuf> {
         Some(own) => std::ffi::OsString::from(own),
         None => std::env::var_os("PATH")?,
     };
-    std::env::split_paths(&path).map(|dir| dir.join(given)).find(|candidate| candidate.is_file())
+    // As `execvp` does: the first file there that may be executed.
+    let executable = |candidate: &std::path::Path| {
+        use std::os::unix::fs::PermissionsExt;
+        candidate.metadata().is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    std::env::split_paths(&path).map(|dir| dir.join(given)).find(|candidate| executable(candidate))
 }
 
 fn not_found(name: &str) -> RuntimeError {
@@ -313,8 +318,11 @@ mod tests {
         let script = dir.path().join("own-tool");
         std::fs::write(&script, "#!/bin/sh\necho \"$0 ran\"\n").unwrap();
         std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        // A file of the same name that may not be executed, earlier on the PATH, is passed over.
+        let shadow = tempfile::tempdir().unwrap();
+        std::fs::write(shadow.path().join("own-tool"), "not a program").unwrap();
         let mut own = spec("own-tool");
-        let path = format!("{}:{}", dir.path().display(), std::env::var("PATH").unwrap());
+        let path = format!("{}:{}:{}", shadow.path().display(), dir.path().display(), std::env::var("PATH").unwrap());
         own.env_vars.insert("PATH".into(), path);
         let rt = ProcessRuntime::new(RuntimeConfig::default());
         assert!(rt.deploy(&spec("own-tool")).await.is_err(), "not on the worker's PATH");
