@@ -132,14 +132,7 @@ async fn row(functions: usize, workers: usize, window: Duration) -> IdleRow {
         for k in 0..5 {
             let function = format!("idle-{}", (k * 7919) % functions);
             let t = Instant::now();
-            let r = http
-                .post(format!("{base}/async-function/{function}"))
-                .header("X-Callback-Url", &receiver.url)
-                .body("wake")
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(r.status(), 202);
+            call(&http, &base, &receiver, &function, "wake").await;
             let arrived = receiver.wait_for(functions + k + 1, Duration::from_secs(60)).await;
             calls.push((arrived - t).as_secs_f64() * 1000.0);
         }
@@ -162,20 +155,23 @@ async fn row(functions: usize, workers: usize, window: Duration) -> IdleRow {
     row
 }
 
+/// One async call of `function`, called back to `receiver`; it must be accepted.
+async fn call(http: &reqwest::Client, base: &str, receiver: &Receiver, function: &str, body: &'static str) {
+    let r = http
+        .post(format!("{base}/async-function/{function}"))
+        .header("X-Callback-Url", &receiver.url)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    assert_eq!(status, 202, "{function}: {}", r.text().await.unwrap_or_default());
+}
+
 /// One call to each function, 64 in flight, and waits for all their callbacks (`before` arrived earlier).
 async fn call_each(http: &reqwest::Client, base: &str, receiver: &Receiver, functions: usize, before: usize) {
     futures::stream::iter(0..functions)
-        .for_each_concurrent(64, |i| async move {
-            let r = http
-                .post(format!("{base}/async-function/idle-{i}"))
-                .header("X-Callback-Url", &receiver.url)
-                .body("once")
-                .send()
-                .await
-                .unwrap();
-            let status = r.status();
-            assert_eq!(status, 202, "idle-{i}: {}", r.text().await.unwrap_or_default());
-        })
+        .for_each_concurrent(64, |i| async move { call(http, base, receiver, &format!("idle-{i}"), "once").await })
         .await;
     if functions > 0 {
         receiver.wait_for(before + functions, Duration::from_secs(900)).await;

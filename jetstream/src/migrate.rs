@@ -102,7 +102,7 @@ async fn move_keys(bucket: &kv::Store, is_legacy: impl Fn(&str) -> bool, rewrite
 /// and a worker that finds its outcome recorded acks it without running it. Processes running this at once
 /// share the drain consumer and its work; the copies' message ids make a repeated move store a call once.
 pub async fn queued_calls_to_shards(js: &jetstream::Context) -> Result<usize, Error> {
-    let stream = match js.get_stream(names::LEGACY_INVOCATIONS_STREAM).await {
+    let mut stream = match js.get_stream(names::LEGACY_INVOCATIONS_STREAM).await {
         Ok(stream) => stream,
         Err(err) if matches!(err.kind(), GetStreamErrorKind::JetStream(e) if e.error_code() == ErrorCode::STREAM_NOT_FOUND) =>
         {
@@ -167,7 +167,6 @@ pub async fn queued_calls_to_shards(js: &jetstream::Context) -> Result<usize, Er
         }
     }
     // Empty now (a call left in place for want of a valid name keeps it, and says so above).
-    let mut stream = stream;
     if stream.info().await?.state.messages == 0 {
         match js.delete_stream(names::LEGACY_INVOCATIONS_STREAM).await {
             Ok(_) => {}

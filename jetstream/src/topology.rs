@@ -249,35 +249,21 @@ async fn create_all(client: &async_nats::Client, cfg: &TopologyConfig) -> Result
     // Progress events sit beside the completion events they lead up to; both are the results store, kept for
     // the results TTL within its size, the oldest going first when it is full.
     let fixed = [
+        (names::EVENTS_STREAM, &[names::EVENTS_PREFIX][..], RetentionPolicy::Limits, cfg.retention, -1),
         (
-            names::EVENTS_STREAM.to_owned(),
-            vec![format!("{}.>", names::EVENTS_PREFIX)],
-            RetentionPolicy::Limits,
-            cfg.retention,
-            -1,
-        ),
-        (
-            names::RESULTS_STREAM.to_owned(),
-            vec![format!("{}.>", names::RESULTS_PREFIX), format!("{}.>", names::PROGRESS_PREFIX)],
+            names::RESULTS_STREAM,
+            &[names::RESULTS_PREFIX, names::PROGRESS_PREFIX],
             RetentionPolicy::Limits,
             cfg.results_ttl,
             cfg.results_max_bytes,
         ),
-        (
-            names::DEAD_STREAM.to_owned(),
-            vec![format!("{}.>", names::DEAD_PREFIX)],
-            RetentionPolicy::Limits,
-            cfg.retention,
-            -1,
-        ),
-        (
-            names::CALLBACKS_STREAM.to_owned(),
-            vec![format!("{}.>", names::CALLBACKS_PREFIX)],
-            RetentionPolicy::WorkQueue,
-            Duration::ZERO,
-            -1,
-        ),
-    ];
+        (names::DEAD_STREAM, &[names::DEAD_PREFIX], RetentionPolicy::Limits, cfg.retention, -1),
+        (names::CALLBACKS_STREAM, &[names::CALLBACKS_PREFIX], RetentionPolicy::WorkQueue, Duration::ZERO, -1),
+    ]
+    .map(|(name, prefixes, retention, max_age, max_bytes)| {
+        let subjects = prefixes.iter().map(|prefix| format!("{prefix}.>")).collect::<Vec<_>>();
+        (name.to_owned(), subjects, retention, max_age, max_bytes)
+    });
     let shards = (0..names::INVOCATION_SHARDS).map(|shard| {
         let subjects = vec![names::queue_subjects_of(shard)];
         (names::invocations_stream_of(shard), subjects, RetentionPolicy::WorkQueue, Duration::ZERO, -1)

@@ -42,15 +42,16 @@ pub async fn consumer(worker: &Worker, function: &FunctionRef) -> Result<PullCon
     static OPENING: Semaphore = Semaphore::const_new(OPENING_AT_ONCE);
     let _turn = OPENING.acquire().await.expect("never closed");
     let stream = worker.topology.jetstream.get_stream_no_info(names::invocations_stream(function)).await?;
+    let name = names::invoke_consumer(function);
     let config = pull::Config {
-        durable_name: Some(names::invoke_consumer(function)),
+        durable_name: Some(name.clone()),
         filter_subject: names::invoke_subject(function),
         ack_policy: AckPolicy::Explicit,
         ack_wait: worker.cfg.ack_wait,
         max_ack_pending: 100_000,
         ..Default::default()
     };
-    if let Ok(existing) = stream.get_consumer::<pull::Config>(&names::invoke_consumer(function)).await {
+    if let Ok(existing) = stream.get_consumer::<pull::Config>(&name).await {
         let have = &existing.cached_info().config;
         if have.filter_subject == config.filter_subject
             && have.ack_wait == config.ack_wait
