@@ -194,7 +194,6 @@ pub async fn run(
         supervise("function registry", &stop, registry::run(worker.clone(), stop.clone())),
         supervise("invocation counts", &stop, infallible(worker.invocations.clone().flush_every(stop.clone()))),
         supervise("presence", &stop, infallible(presence::announce(worker.clone(), stop.clone()))),
-        supervise("queue leaders", &stop, pulls::follow_leaders(worker.clone(), stop.clone())),
         supervise("queue metrics", &stop, infallible(intake::queues::sample(worker.clone(), stop.clone()))),
     ];
     let mut result = Ok(());

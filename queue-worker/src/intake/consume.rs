@@ -20,8 +20,8 @@ const BATCH: usize = 64;
 /// How long one long-poll for a call waits on an idle queue. An idle function costs the server one pull and
 /// its expiry per worker per poll, so an hour makes ten thousand deployed functions cheap; a call still
 /// starts at once, being handed to the waiting pull. A poll lost with its connection is sent again when the
-/// client reconnects, and one lost otherwise when its consumer's leader moves or the queue scan sees calls
-/// waiting on it (`pulls`).
+/// client reconnects, and one lost otherwise when the queue scan sees calls waiting with no poll held for them
+/// (`pulls`).
 const POLL: Duration = Duration::from_secs(3600);
 /// How many functions' consumers are opened at once (per process) as a worker starts: ten thousand requests at
 /// once would crowd out every other client's JetStream requests (another worker's start among them).

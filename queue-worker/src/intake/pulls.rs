@@ -1,9 +1,14 @@
-//! When an idle function's long poll is asked again before it expires: its consumer's leader moved (the
-//! server's advisory), or the queue scan sees calls on the function while the poll is old — the poll may have
-//! been lost without the connection dropping. Reconnections renew every poll (`topology::reconnections`).
+//! When an idle function's long poll is asked again before it expires: the queue scan sees calls on the
+//! function while its poll is old, and the consumer confirms that calls wait undelivered with no poll held
+//! for them — the poll was lost without the connection dropping. Reconnections renew every poll
+//! (`topology::reconnections`).
 //!
 //! This is what lets an idle poll last an hour: an idle function then costs the server one pull per worker per
 //! hour, and a lost one is noticed within seconds of a call arriving, not when it expires.
+//!
+//! A renewal drops the old poll's inbox, and a call the server is handing to that inbox at the moment is lost
+//! until its ack wait ends (a spent attempt). So a poll is only renewed once the server holds none: nothing can
+//! be on its way to it. nats-server carries waiting polls across a consumer's leader change itself.
 
 use std::{
     collections::HashMap,
@@ -11,15 +16,14 @@ use std::{
     time::{Duration, Instant},
 };
 
+use async_nats::jetstream::stream::Stream;
 use sluice_contracts::{FunctionRef, names};
 use tokio::sync::watch;
-use tokio_util::sync::CancellationToken;
 
-use crate::{Worker, WorkerError, notices};
-
-/// How old a poll must be, on a function with calls queued, before the scan asks it again. A poll that is
-/// alive has had a waiting call handed to it long before; one whose calls all run elsewhere is renewed at
-/// most this often, a cost that grows with busy functions, not deployed ones.
+/// How old a poll must be, on a function with calls queued, before the scan asks its consumer whether the poll
+/// is still held. A poll that is alive has had a waiting call handed to it long before; a function whose
+/// calls are all running is asked about at most once a scan, a cost that grows with busy functions, not
+/// deployed ones.
 const STALE: Duration = Duration::from_secs(10);
 
 /// One function's current poll.
@@ -43,55 +47,134 @@ impl Poll {
         *self.since.lock().expect("poll clock lock") = Instant::now();
     }
 
-    fn renew(&self) {
-        self.renew.send_replace(());
+    fn is_stale(&self) -> bool {
+        self.since.lock().expect("poll clock lock").elapsed() > STALE
     }
 }
 
-/// The polls of every function served, by consumer name (which the advisories give).
+/// The polls of every function served.
 #[derive(Default)]
-pub struct Polls(RwLock<HashMap<String, Arc<Poll>>>);
+pub struct Polls(RwLock<HashMap<FunctionRef, Arc<Poll>>>);
 
 impl Polls {
     /// The function's poll, made when it is first served.
     pub fn of(&self, function: &FunctionRef) -> Arc<Poll> {
-        let name = names::invoke_consumer(function);
-        if let Some(poll) = self.0.read().expect("polls lock").get(&name) {
+        if let Some(poll) = self.0.read().expect("polls lock").get(function) {
             return poll.clone();
         }
-        self.0.write().expect("polls lock").entry(name).or_insert_with(|| Arc::new(Poll::new())).clone()
+        self.0.write().expect("polls lock").entry(function.clone()).or_insert_with(|| Arc::new(Poll::new())).clone()
     }
 
     pub fn forget(&self, function: &FunctionRef) {
-        self.0.write().expect("polls lock").remove(&names::invoke_consumer(function));
+        self.0.write().expect("polls lock").remove(function);
     }
 
-    /// The queue scan saw calls on `function`: renews its poll if that is old.
-    pub fn work_seen(&self, function: &FunctionRef) {
-        let polls = self.0.read().expect("polls lock");
-        if let Some(poll) = polls.get(&names::invoke_consumer(function))
-            && poll.since.lock().expect("poll clock lock").elapsed() > STALE
-        {
-            poll.renew();
-        }
-    }
-
-    fn leader_moved(&self, consumer: &str) {
-        if let Some(poll) = self.0.read().expect("polls lock").get(consumer) {
-            poll.renew();
+    /// The queue scan saw calls on `function` (on `stream`, its shard): if its poll is old, asks the consumer
+    /// whether calls wait undelivered while no poll is held, and if so sends the poll again.
+    pub async fn work_seen(&self, stream: &Stream<()>, function: &FunctionRef) {
+        let Some(poll) = self.0.read().expect("polls lock").get(function).filter(|poll| poll.is_stale()).cloned()
+        else {
+            return;
+        };
+        match stream.consumer_info(names::invoke_consumer(function)).await {
+            Ok(info) if info.num_pending > 0 && info.num_waiting == 0 => {
+                tracing::info!(%function, waiting = info.num_pending, "calls wait with no poll held; polling again");
+                poll.renew.send_replace(());
+            }
+            Ok(_) => {}
+            Err(err) => tracing::debug!(%function, %err, "could not read the function's queue"),
         }
     }
 }
 
-/// Renews the poll of each function whose consumer elects a new leader, until `shutdown`. A poll is held by
-/// the consumer's leader, so one sent to the old leader is gone. A single server never moves leaders.
-pub async fn follow_leaders(worker: Arc<Worker>, shutdown: CancellationToken) -> Result<(), WorkerError> {
-    // What follows the prefix is `{stream}.{consumer}`; the polls are found by consumer name alone.
-    notices::each(&worker, "$JS.EVENT.ADVISORY.CONSUMER.LEADER_ELECTED", &shutdown, |moved, _| {
-        if let Some((_stream, consumer)) = moved.split_once('.') {
-            tracing::debug!(%consumer, "a function's queue has a new leader; polling it again");
-            worker.polls.leader_moved(consumer);
+#[cfg(test)]
+mod tests {
+    //! Against a real `nats-server`: `SLUICE_NATS_SERVER`, else the one on `PATH`, as the end-to-end tests find it.
+
+    use std::process::{Child, Command};
+
+    use async_nats::jetstream::{self, consumer::pull, stream};
+    use futures::StreamExt;
+
+    use super::*;
+
+    struct Server(Child, std::path::PathBuf);
+
+    impl Drop for Server {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+            let _ = std::fs::remove_dir_all(&self.1);
         }
-    })
-    .await
+    }
+
+    async fn server() -> (Server, jetstream::Context) {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let dir = std::env::temp_dir().join(format!("sluice-pulls-{}-{port}", std::process::id()));
+        let binary = std::env::var_os("SLUICE_NATS_SERVER").unwrap_or_else(|| "nats-server".into());
+        let child = Command::new(binary)
+            .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
+            .arg(&dir)
+            .spawn()
+            .expect("nats-server (2.10 or newer) on PATH");
+        let server = Server(child, dir);
+        for _ in 0..100 {
+            if let Ok(client) = async_nats::connect(format!("127.0.0.1:{port}")).await {
+                return (server, jetstream::new(client));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("nats-server did not start");
+    }
+
+    fn renewed(renewals: &mut watch::Receiver<()>) -> bool {
+        let changed = renewals.has_changed().unwrap();
+        renewals.mark_unchanged();
+        changed
+    }
+
+    #[tokio::test]
+    async fn a_poll_is_sent_again_only_when_calls_wait_with_none_held() {
+        let (_server, js) = server().await;
+        let function = FunctionRef::new("openfaas-fn", "f");
+        let stream = js
+            .create_stream(stream::Config {
+                name: names::invocations_stream(&function),
+                subjects: vec![names::invoke_subject(&function)],
+                retention: stream::RetentionPolicy::WorkQueue,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let consumer = stream
+            .create_consumer(pull::Config {
+                durable_name: Some(names::invoke_consumer(&function)),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let stream = js.get_stream_no_info(names::invocations_stream(&function)).await.unwrap();
+        let polls = Polls::default();
+        let poll = polls.of(&function);
+        let mut renewals = poll.renewals();
+        let age = |poll: &Poll| *poll.since.lock().unwrap() = Instant::now() - 2 * STALE;
+
+        // A call waits and nobody polls (the worker's poll was lost): sent again, but not while the poll is new.
+        js.publish(names::invoke_subject(&function), "call".into()).await.unwrap().await.unwrap();
+        poll.started();
+        polls.work_seen(&stream, &function).await;
+        assert!(!renewed(&mut renewals), "a new poll is left alone");
+        age(&poll);
+        polls.work_seen(&stream, &function).await;
+        assert!(renewed(&mut renewals), "calls wait with no poll held");
+
+        // The call runs (delivered, not yet acked) and another poll waits: the poll must not be dropped, as a
+        // call could be on its way to it.
+        let mut running = consumer.fetch().max_messages(1).messages().await.unwrap();
+        let _call = running.next().await.unwrap().unwrap();
+        let _waiting = consumer.batch().max_messages(1).expires(Duration::from_secs(60)).messages().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        polls.work_seen(&stream, &function).await;
+        assert!(!renewed(&mut renewals), "the running call is not a waiting one, and a poll is held");
+    }
 }

@@ -4,7 +4,7 @@
 //!
 //! On the work-queue stream a call's message stays until its outcome is stored, so a function's subject count
 //! is its calls queued and not yet finished (waiting, or running), and the first message on the subject is the
-//! oldest of them. Seeing calls on a function whose poll is old also renews that poll (`pulls`).
+//! oldest of them. Seeing calls on a function whose poll is old also checks that poll (`pulls`).
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -59,7 +59,7 @@ async fn sample_shard(worker: &Worker, shard: u32, functions: Vec<FunctionRef>) 
         let count = queued.get(&subject).copied().unwrap_or(0);
         metrics::pending(&function, count);
         if count > 0 {
-            worker.polls.work_seen(&function);
+            worker.polls.work_seen(&stream, &function).await;
         }
         let mut age = 0.0;
         if count > 0
