@@ -166,6 +166,7 @@ async fn a_destination_url_gets_the_result_as_a_callback_does() {
     assert_eq!(record["destination"]["state"], "delivered", "{record}");
     assert!(record.get("callback").is_none(), "the caller asked for no callback: {record}");
     let next = record["children"][0].as_str().unwrap();
+    platform.wait_final(next, Duration::from_secs(30)).await;
     assert_eq!(result_text(&platform, next).await, "QUIET");
 
     // Failure: the onFailure URL hears it, with the caller's own callback going out as well.

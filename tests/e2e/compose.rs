@@ -1,7 +1,8 @@
 //! The compose deployment (`deploy/compose/`), for real: its image built from this build's binary with
 //! `build.sh`, started with `up.sh` (three NATS nodes, two gateways, two workers with the Docker socket,
 //! connectors, Prometheus), calls to a container function through both gateways while one NATS node and one
-//! worker are killed, every accepted call succeeding, Prometheus scraping what is left, and a clean stop.
+//! worker are killed, every accepted call succeeding, Prometheus scraping what is left; then, with both back, the
+//! video example (`deploy/compose/video/`) on it as container functions against its S3 server; and a clean stop.
 
 use std::{
     path::{Path, PathBuf},
@@ -13,10 +14,12 @@ use serde_json::{Value, json};
 
 use crate::{
     docker::shell_image,
-    support::{client_with, free_ports},
+    support::{client_with, free_ports, read_call_events},
+    video,
 };
 
 const IMAGE: &str = "sluice:e2e";
+const VIDEO_IMAGE: &str = "sluice-video:e2e";
 
 /// One compose project, taken down (with its data and function containers) when dropped.
 struct Deployment {
@@ -124,7 +127,7 @@ async fn call_until_accepted(http: &reqwest::Client, gateway: &str, id: &str) ->
 async fn the_compose_deployment_loses_no_call_when_a_nats_node_and_a_worker_die() {
     let image = shell_image();
     let project = format!("sluice-e2e-{}", std::process::id());
-    let [gateway_1, gateway_2, prometheus] = free_ports::<3>();
+    let [gateway_1, gateway_2, prometheus, s3] = free_ports::<4>();
     let secrets = tempfile::tempdir().unwrap();
     let password = "compose-admin-password-0123";
     std::fs::write(secrets.path().join("admin-password"), password).unwrap();
@@ -137,6 +140,8 @@ async fn the_compose_deployment_loses_no_call_when_a_nats_node_and_a_worker_die(
         ("SLUICE_GATEWAY_2_PORT", gateway_2.to_string()),
         ("SLUICE_PROMETHEUS_PORT", prometheus.to_string()),
         ("SLUICE_FUNCTIONS_NETWORK", format!("{project}-functions")),
+        ("SLUICE_VIDEO_IMAGE", VIDEO_IMAGE.to_owned()),
+        ("SLUICE_S3_PORT", s3.to_string()),
     ];
     let deployment = Deployment {
         project: project.clone(),
@@ -185,12 +190,11 @@ async fn the_compose_deployment_loses_no_call_when_a_nats_node_and_a_worker_die(
     // Calls through both gateways; a NATS node and a worker are killed after the first forty.
     let mut ids = Vec::new();
     let mut refused = 0;
-    let mut survivor = "worker-2";
+    let mut killed = "worker-1";
     for i in 0..80 {
         if i == 40 {
             // Killed mid-call: a worker one of whose function containers is running a call.
-            let killed = deployment.worker_running_a_call().await;
-            survivor = if killed == "worker-1" { "worker-2" } else { "worker-1" };
+            killed = deployment.worker_running_a_call().await;
             deployment.compose(&["kill", "nats-2", killed]);
         }
         let id = format!("compose-{i}");
@@ -257,9 +261,117 @@ async fn the_compose_deployment_loses_no_call_when_a_nats_node_and_a_worker_die(
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
 
+    // The killed node and worker come back, and the video example runs on the whole deployment.
+    deployment.compose(&["start", "nats-2", killed]);
+    let start = Instant::now();
+    loop {
+        let health: Value =
+            http.get(format!("{}/system/health", gateways[0])).send().await.unwrap().json().await.unwrap();
+        if health["workers"].as_array().is_some_and(|w| w.len() == 2) {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "the killed worker did not come back: {health}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    video_job(&deployment, &http, &gateways, s3, prometheus).await;
+
     // A clean stop: every Sluice process ends on SIGTERM with status 0.
     deployment.compose(&["stop", "-t", "40"]);
-    for service in ["gateway-1", "gateway-2", survivor, "connectors"] {
+    for service in ["gateway-1", "gateway-2", "worker-1", "worker-2", "connectors"] {
         assert_eq!(deployment.exit_code(service), "0", "{service} did not stop cleanly");
+    }
+}
+
+/// The video example on the deployment, as an operator runs it: `video/build.sh` makes its image and
+/// `video/start.sh` starts the S3 server and deploys the functions; a grayscale clip put in videos-in comes back
+/// colourised in videos-out. A segment's calls are followed live through the other gateway (progress frame by
+/// frame), the tree shows every call, and Prometheus counts them.
+async fn video_job(deployment: &Deployment, http: &reqwest::Client, gateways: &[String; 2], s3: u16, prometheus: u16) {
+    deployment.script("video/build.sh", &[]);
+    deployment.script("video/start.sh", &["-p", &deployment.project]);
+
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("clip.mp4");
+    let gray = video::grayscale_clip(&input);
+    let s3_py = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/video/s3.py");
+    let chore = |args: &[&str]| {
+        let out = Command::new("python3")
+            .arg(&s3_py)
+            .args(args)
+            .envs([
+                ("S3_ENDPOINT", format!("http://127.0.0.1:{s3}")),
+                ("AWS_ACCESS_KEY_ID", "test".into()),
+                ("AWS_SECRET_ACCESS_KEY", "test".into()),
+                ("AWS_REGION", "us-east-1".into()),
+            ])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "s3.py {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    chore(&["put", input.to_str().unwrap(), "reels/clip.mp4"]);
+
+    // A segment's call, followed live while it runs: its progress arrives frame by frame, then its success.
+    let calls = |function: &'static str| async move {
+        let url = format!("{}/system/calls?function={function}", gateways[0]);
+        http.get(url).send().await.unwrap().json::<Vec<Value>>().await.unwrap()
+    };
+    let start = Instant::now();
+    let segment = loop {
+        let pieces = calls("video-colourise").await;
+        if let Some(running) =
+            pieces.iter().find(|c| !["succeeded", "failed", "cancelled"].contains(&c["status"].as_str().unwrap()))
+        {
+            break running["callId"].as_str().unwrap().to_owned();
+        }
+        assert!(pieces.len() < 4, "every segment ended before one could be followed: {pieces:?}");
+        assert!(start.elapsed() < Duration::from_secs(120), "no segment was called: {:?}", calls("video-split").await);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let wait = Duration::from_secs(video::SLUICE_VIDEO_WAIT);
+    let seen = read_call_events(http, &format!("{}/system/calls/{segment}/events", gateways[1]), wait).await;
+    let names: Vec<&str> = seen.iter().map(|(name, _)| name.as_str()).collect();
+    let (progress, succeeded) =
+        (names.iter().position(|n| *n == "progress"), names.iter().position(|n| *n == "succeeded"));
+    assert!(progress.zip(succeeded).is_some_and(|(p, s)| p < s), "progress, then success, followed live: {seen:?}");
+    assert!(!["succeeded", "failed"].contains(&seen[0].1["status"].as_str().unwrap()), "followed from before its end");
+
+    // The join ends the job; the output is the input in colour.
+    let start = Instant::now();
+    loop {
+        let joins = calls("video-join").await;
+        match joins.first().and_then(|j| j["status"].as_str()) {
+            Some("succeeded") => break,
+            Some("failed") => panic!("the join failed: {joins:?}"),
+            _ => {}
+        }
+        assert!(start.elapsed() < wait, "no join within {wait:?}: {:?}", calls("video-colourise").await);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let output = dir.path().join("clip.colour.mp4");
+    chore(&["get", "reels/clip.colour.mp4", output.to_str().unwrap()]);
+    video::assert_colourised(&output, &gray);
+
+    let splits = calls("video-split").await;
+    let [split] = &splits[..] else { panic!("one split: {splits:?}") };
+    let url = format!("{}/system/calls/{}/tree", gateways[1], split["callId"].as_str().unwrap());
+    let tree: Value = http.get(url).send().await.unwrap().json().await.unwrap();
+    let next = tree["next"].as_array().unwrap();
+    assert_eq!(next.len(), 5, "four segments and the join: {tree}");
+    assert!(next.iter().all(|n| n["call"]["status"] == "succeeded"), "{tree}");
+
+    // Prometheus has counted the segments' calls: the series the dashboards' calls-by-outcome panels show.
+    let query = format!("http://127.0.0.1:{prometheus}/api/v1/query");
+    let promql = r#"sum(sluice_queue_calls_total{function_name=~"video-colourise.*",outcome="succeeded"})"#;
+    let start = Instant::now();
+    loop {
+        let answer: Value =
+            reqwest::Client::new().get(&query).query(&[("query", promql)]).send().await.unwrap().json().await.unwrap();
+        let counted: f64 =
+            answer["data"]["result"][0]["value"][1].as_str().and_then(|v| v.parse().ok()).unwrap_or_default();
+        if counted >= 4.0 {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "Prometheus has not counted the segments: {answer}");
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }

@@ -245,6 +245,30 @@ pub fn client_with(headers: reqwest::header::HeaderMap) -> reqwest::Client {
     reqwest::Client::builder().default_headers(headers).pool_idle_timeout(Duration::from_secs(4)).build().unwrap()
 }
 
+/// A call's event stream at `url` (`GET /system/calls/{id}/events`) read to its end: each event's name and data
+/// (the record, or the `end` event's summary).
+pub async fn read_call_events(http: &reqwest::Client, url: &str, limit: Duration) -> Vec<(String, Value)> {
+    use eventsource_stream::Eventsource;
+    use futures::StreamExt;
+    let response = http.get(url).send().await.unwrap();
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    let mut events = response.bytes_stream().eventsource();
+    let mut seen = Vec::new();
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let next = tokio::time::timeout_at(deadline, events.next()).await;
+        let Ok(Some(event)) = next else { panic!("{url}: no end event within {limit:?}; saw {seen:?}") };
+        let event = event.expect("a well-formed event stream");
+        let data: Value = serde_json::from_str(&event.data).expect("events carry JSON");
+        let end = event.event == "end";
+        seen.push((event.event, data));
+        if end {
+            return seen;
+        }
+    }
+}
+
 /// A CloudEvent posted to `url` in HTTP binary mode, as curl would send it.
 pub fn binary_event(
     client: &reqwest::Client,
@@ -405,26 +429,7 @@ impl Platform {
     /// `GET /system/calls/{id}/events` read to its end: each event's name and data (the record, or the `end`
     /// event's summary).
     pub async fn call_events(&self, call_id: &str, limit: Duration) -> Vec<(String, Value)> {
-        use eventsource_stream::Eventsource;
-        use futures::StreamExt;
-        let url = self.url(&format!("/system/calls/{call_id}/events"));
-        let response = self.http.get(url).send().await.unwrap();
-        assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
-        assert_eq!(response.headers()["content-type"], "text/event-stream");
-        let mut events = response.bytes_stream().eventsource();
-        let mut seen = Vec::new();
-        let deadline = tokio::time::Instant::now() + limit;
-        loop {
-            let next = tokio::time::timeout_at(deadline, events.next()).await;
-            let Ok(Some(event)) = next else { panic!("call {call_id}: no end event within {limit:?}; saw {seen:?}") };
-            let event = event.expect("a well-formed event stream");
-            let data: Value = serde_json::from_str(&event.data).expect("events carry JSON");
-            let end = event.event == "end";
-            seen.push((event.event, data));
-            if end {
-                return seen;
-            }
-        }
+        read_call_events(&self.http, &self.url(&format!("/system/calls/{call_id}/events")), limit).await
     }
 
     /// Waits until the call is running (its record says so).

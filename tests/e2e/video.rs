@@ -15,8 +15,36 @@ use crate::{events::EventPlatform, s3::Moto, support::CallbackReceiver};
 
 const WIDTH: usize = 160;
 /// Longest wait for the whole pipeline: the debug-built colourise runs once per frame.
-const SLUICE_VIDEO_WAIT: u64 = 240;
+pub(crate) const SLUICE_VIDEO_WAIT: u64 = 240;
 const HEIGHT: usize = 120;
+
+/// Four seconds of grayscale test pattern at 10 frames a second, at `path`; its frames.
+pub(crate) fn grayscale_clip(path: &Path) -> Vec<Vec<u8>> {
+    let made = Command::new("ffmpeg")
+        .args(["-v", "error", "-f", "lavfi", "-i", &format!("testsrc=duration=4:size={WIDTH}x{HEIGHT}:rate=10")])
+        .args(["-vf", "format=gray", "-c:v", "libx264", "-pix_fmt", "yuv420p"])
+        .arg(path)
+        .output()
+        .expect("ffmpeg is installed (apt-get install ffmpeg); ./deploy/test.sh installs it");
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let gray = yuv_frames(path);
+    assert_eq!(gray.len(), 40);
+    assert!(gray.iter().all(|f| coloured_share(f) == 0.0), "the input has no colour");
+    gray
+}
+
+/// Checks the colourised `output` against the `gray` frames it was made from: every frame once, in colour,
+/// with its brightness kept.
+pub(crate) fn assert_colourised(output: &Path, gray: &[Vec<u8>]) {
+    let colour = yuv_frames(output);
+    assert_eq!(colour.len(), gray.len(), "every frame, once");
+    for (n, frame) in colour.iter().enumerate() {
+        assert!(coloured_share(frame) > 0.5, "frame {n} is in colour: {:.2}", coloured_share(frame));
+        let diff: u64 =
+            frame[..WIDTH * HEIGHT].iter().zip(&gray[n][..WIDTH * HEIGHT]).map(|(a, b)| a.abs_diff(*b) as u64).sum();
+        assert!(diff as f64 / ((WIDTH * HEIGHT) as f64) < 6.0, "frame {n} keeps its brightness");
+    }
+}
 
 /// The video's frames as raw YUV 4:2:0, decoded by ffmpeg.
 fn yuv_frames(path: &Path) -> Vec<Vec<u8>> {
@@ -79,19 +107,9 @@ async fn a_grayscale_video_uploaded_to_a_bucket_comes_back_colourised() {
         .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
 
-    // Four seconds of grayscale test pattern at 10 frames a second.
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("clip.mp4");
-    let made = Command::new("ffmpeg")
-        .args(["-v", "error", "-f", "lavfi", "-i", &format!("testsrc=duration=4:size={WIDTH}x{HEIGHT}:rate=10")])
-        .args(["-vf", "format=gray", "-c:v", "libx264", "-pix_fmt", "yuv420p"])
-        .arg(&input)
-        .output()
-        .expect("ffmpeg is installed");
-    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
-    let gray = yuv_frames(&input);
-    assert_eq!(gray.len(), 40);
-    assert!(gray.iter().all(|f| coloured_share(f) == 0.0), "the input has no colour");
+    let gray = grayscale_clip(&input);
 
     let script = r#"
 s3 = boto3.client('s3', **kw); sns = boto3.client('sns', **kw)
@@ -129,16 +147,8 @@ s3.put_object(Bucket='videos-in', Key='reels/clip.mp4', Body=open(sys.argv[3], '
     let output = dir.path().join("clip.colour.mp4");
     let fetch = "s3 = boto3.client('s3', **kw)\nopen(sys.argv[2], 'wb').write(s3.get_object(Bucket='videos-out', Key='reels/clip.colour.mp4')['Body'].read())\nleft = s3.list_objects_v2(Bucket='videos-work').get('KeyCount', 0)\nassert left == 0, f'{left} work objects left'\n";
     moto.boto3(fetch, &[output.to_str().unwrap()]).await;
-    let colour = yuv_frames(&output);
-    assert_eq!(colour.len(), gray.len(), "every frame, once");
+    assert_colourised(&output, &gray);
     assert!((duration_of(&output) - duration_of(&input)).abs() < 0.11, "same duration");
-    for (n, frame) in colour.iter().enumerate() {
-        assert!(coloured_share(frame) > 0.5, "frame {n} is in colour: {:.2}", coloured_share(frame));
-        // Brightness is kept: the luma planes stay close to the input's.
-        let diff: u64 =
-            frame[..WIDTH * HEIGHT].iter().zip(&gray[n][..WIDTH * HEIGHT]).map(|(a, b)| a.abs_diff(*b) as u64).sum();
-        assert!(diff as f64 / ((WIDTH * HEIGHT) as f64) < 6.0, "frame {n} keeps its brightness");
-    }
 
     // The pipeline: one split, four segments (one retried), one join; the tree shows them all under the split.
     let splits = p.list_calls("function=video-split").await;
