@@ -141,6 +141,16 @@ impl InvocationMessage {
     }
 
     /// Decodes a message written by [`InvocationMessage::to_nats`].
+    /// The record of this call as it is queued: what the queue writes before the call is published, and what a
+    /// worker starts from when it need not read it.
+    pub fn queued_record(&self) -> crate::CallRecord {
+        let mut record = crate::CallRecord::queued(&self.call_id, &self.function, self.time);
+        record.callback_url = self.callback_url.clone();
+        record.parent_call_id = self.parent_call_id().map(str::to_owned);
+        record.root_call_id = self.root_call_id().map(str::to_owned);
+        record
+    }
+
     /// The call this one was chained from, when it was.
     pub fn parent_call_id(&self) -> Option<&str> {
         self.headers.get(crate::names::http_headers::PARENT_CALL_ID).and_then(|v| v.to_str().ok())

@@ -206,6 +206,9 @@ pub mod wire {
     pub const DEAD_ERROR: &str = "Sluice-Dead-Error";
     /// On a dead letter: attempts made.
     pub const DEAD_ATTEMPTS: &str = "Sluice-Dead-Attempts";
+    /// On a queued call: the revision its `queued` record was created at, written before the call was published.
+    /// A worker taking the call on its first delivery starts from that revision instead of reading the record.
+    pub const RECORD_REVISION: &str = "Sluice-Record-Revision";
     /// On a replayed call: the dead letter's sequence in `SLUICE_DEAD`.
     pub const REPLAY_OF: &str = "Sluice-Replay-Of";
     /// On an outbox callback: where it goes.

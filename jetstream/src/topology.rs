@@ -130,10 +130,35 @@ pub fn reconnections() -> tokio::sync::watch::Receiver<u64> {
     CONNECTIONS.subscribe()
 }
 
+/// How many of this process's NATS clients are disconnected, and since when none has been.
+static UNBROKEN: std::sync::Mutex<(u32, Option<chrono::DateTime<chrono::Utc>>)> = std::sync::Mutex::new((0, None));
+
+/// Since when every NATS client of this process has been connected without a break (when the last one
+/// connected or came back); `None` while one is disconnected. Core NATS messages (such as cancellation
+/// notices) sent to a subscriber between those times reached it.
+pub fn connected_since() -> Option<chrono::DateTime<chrono::Utc>> {
+    UNBROKEN.lock().expect("connection state lock").1
+}
+
+fn connection_event(event: &async_nats::Event) {
+    let mut unbroken = UNBROKEN.lock().expect("connection state lock");
+    match event {
+        async_nats::Event::Disconnected => *unbroken = (unbroken.0 + 1, None),
+        async_nats::Event::Connected => {
+            unbroken.0 = unbroken.0.saturating_sub(1);
+            if unbroken.0 == 0 {
+                unbroken.1 = Some(chrono::Utc::now());
+            }
+        }
+        _ => {}
+    }
+}
+
 /// Connects to NATS (comma-separated URLs for a cluster) and checks the server's version.
 pub async fn connect(url: &str, name: &str) -> Result<async_nats::Client, TopologyError> {
     let client = async_nats::ConnectOptions::new()
         .event_callback(|event| async move {
+            connection_event(&event);
             if matches!(event, async_nats::Event::Connected) {
                 CONNECTIONS.send_modify(|n| *n += 1);
             }

@@ -145,6 +145,8 @@ pub(crate) struct Worker {
     pub inline_limit: usize,
     /// Calls running here, so a cancellation can stop them.
     pub running: Arc<running::Running>,
+    /// The cancellation notices heard lately, so a young call's first delivery need not read its record.
+    pub cancels: cancel::Cancels,
     /// Current specs by function, kept by the registry; read by synchronous calls.
     pub specs: SpecMap,
     /// Each served function's call slots (`async.maxInflight`), shared by its queued and synchronous calls.
@@ -174,6 +176,7 @@ pub async fn run(
         specs: progress.specs,
         function_slots: Default::default(),
         polls: Default::default(),
+        cancels: Default::default(),
         running: progress.running,
         cfg,
         topology,

@@ -23,6 +23,10 @@ pub const REPLICAS: &str = "sluice_function_replicas";
 pub const RETRIES_TOTAL: &str = "sluice_queue_retries_total";
 /// Calls that failed for good and went to the dead letters, by function.
 pub const DEAD_LETTERS_TOTAL: &str = "sluice_dead_letters_total";
+/// Attempts that read their call's record before starting, by function: redeliveries, calls queued more than
+/// two minutes before, and calls this worker heard cancelled or could not vouch for. Other first deliveries
+/// start from the record as it was queued.
+pub const RECORD_READS_TOTAL: &str = "sluice_queue_record_reads_total";
 
 pub fn inflight(function: &FunctionRef, delta: f64) {
     metrics::gauge!(INFLIGHT, "function_name" => function.to_string()).increment(delta);
@@ -40,6 +44,7 @@ pub fn served(function: &FunctionRef) {
         metrics::counter!(CALLS_TOTAL, "function_name" => name.clone(), "outcome" => outcome).increment(0);
     }
     metrics::counter!(RETRIES_TOTAL, "function_name" => name.clone()).increment(0);
+    metrics::counter!(RECORD_READS_TOTAL, "function_name" => name.clone()).increment(0);
     metrics::counter!(DEAD_LETTERS_TOTAL, "function_name" => name).increment(0);
 }
 
@@ -53,6 +58,10 @@ pub fn replicas(function: &FunctionRef, available: u32) {
 
 pub fn retried(function: &FunctionRef) {
     metrics::counter!(RETRIES_TOTAL, "function_name" => function.to_string()).increment(1);
+}
+
+pub fn record_read(function: &FunctionRef) {
+    metrics::counter!(RECORD_READS_TOTAL, "function_name" => function.to_string()).increment(1);
 }
 
 pub fn dead_lettered(function: &FunctionRef) {

@@ -134,7 +134,13 @@ async fn other_4xx_fail_at_once() {
 
 #[tokio::test]
 async fn cancelling_queued_and_running_calls() {
-    let platform = Platform::start(1, &[], &[]).await;
+    let mut platform = Platform::start(0, &[], &[]).await;
+    let metrics = crate::support::free_port();
+    platform.add_worker(&["--metrics-listen", &format!("127.0.0.1:{metrics}")]);
+    // Calls queued from now on are ones the worker can vouch for (`cancel::Cancels`): their first deliveries
+    // start without reading their records, so only the cancellation notice it heard keeps the queued call
+    // from running.
+    tokio::time::sleep(Duration::from_secs(3)).await;
     let receiver = CallbackReceiver::start().await;
     let dir = platform.logs.path();
     let script = format!(
@@ -172,6 +178,11 @@ async fn cancelling_queued_and_running_calls() {
     assert_eq!(receiver.received().len(), 2, "one callback per call");
     let r = platform.http.delete(platform.url(&format!("/system/calls/{running}"))).send().await.unwrap();
     assert_eq!(r.status(), 409, "a finished call cannot be cancelled");
+    // The running call started from the record it was queued with; the queued one, heard cancelled, had its
+    // record read, which said so.
+    let text =
+        platform.http.get(format!("http://127.0.0.1:{metrics}/metrics")).send().await.unwrap().text().await.unwrap();
+    assert_eq!(Platform::metric_sum(&text, "sluice_queue_record_reads_total{"), 1.0, "{text}");
 }
 
 #[tokio::test]

@@ -150,7 +150,7 @@ async fn cancel_unstarted_join(app: &App, id: &str, group: &str) -> Result<bool,
     record.root_call_id = Some(group.root_call_id);
     record.finished_at = Some(now);
     record.error = Some("cancelled on request before it started".into());
-    Ok(app.calls.create(&record).await?)
+    Ok(app.calls.create(&record).await?.is_some())
 }
 
 /// What cancelling one call did.

@@ -91,12 +91,12 @@ impl CallStore {
     }
 
     /// Writes the first record of a call unless one exists; a worker may already have written
-    /// `running`, which must not be overwritten by `queued`. Returns whether it was written.
-    pub async fn create(&self, record: &CallRecord) -> Result<bool, StoreError> {
+    /// `running`, which must not be overwritten by `queued`. Returns its revision if it was written.
+    pub async fn create(&self, record: &CallRecord) -> Result<Option<u64>, StoreError> {
         let bytes = serde_json::to_vec(record).expect("a record always serialises");
         match self.kv.create(&record.call_id, bytes.into()).await {
-            Ok(_) => Ok(true),
-            Err(err) if err.kind() == kv::CreateErrorKind::AlreadyExists => Ok(false),
+            Ok(revision) => Ok(Some(revision)),
+            Err(err) if err.kind() == kv::CreateErrorKind::AlreadyExists => Ok(None),
             Err(err) => Err(StoreError::unavailable(err)),
         }
     }

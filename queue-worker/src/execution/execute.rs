@@ -2,7 +2,8 @@
 //!
 //! 1. The call record decides whether the call runs at all: a cancelled call, or one already finished (a
 //!    redelivery after its outcome was stored), is acked without running; one older than `async.maxAge`
-//!    fails without running.
+//!    fails without running. A young call's first delivery starts from the record as it was queued, unread,
+//!    unless this worker heard it cancelled (`cancel::Cancels`).
 //! 2. The call runs with its lease kept; a cancellation stops it. The record says `running` once the call
 //!    has run for [`MARK_RUNNING_AFTER`]: most calls end sooner and go from `queued` straight to their
 //!    outcome, one record write fewer per call. The function's progress reports reach the record at most once
@@ -25,7 +26,7 @@ use chrono::Utc;
 use sluice_contracts::{
     CallProgress, CallRecord, CallStatus, FunctionSpec, InvocationMessage, Payload,
     fanout::{self as fanout_doc, FanOut},
-    names::http_headers as h,
+    names::{http_headers as h, wire},
 };
 use sluice_runtime::{Body, FunctionResponse, Invocation, Runtime, RuntimeError};
 use tracing::Instrument;
@@ -125,6 +126,10 @@ impl Run<'_> {
         &self,
         settings: &RetrySettings,
     ) -> Result<record::Start, sluice_jetstream::store::StoreError> {
+        if let Some(revision) = self.unread_revision() {
+            return Ok(record::start_unread(self.call, revision, settings));
+        }
+        metrics::record_read(&self.call.function);
         let deadline = tokio::time::Instant::now() + RECORD_PATIENCE;
         let mut wait = Duration::from_millis(100);
         loop {
@@ -138,6 +143,17 @@ impl Run<'_> {
                 done => return done,
             }
         }
+    }
+
+    /// The revision the call's record was queued at, when this delivery may start from it without reading the
+    /// record: the first, of a call whose queue wrote the record before publishing it, that no cancellation
+    /// can have reached without this worker hearing. Most calls; the others read the record.
+    fn unread_revision(&self) -> Option<u64> {
+        if self.attempt != 1 {
+            return None;
+        }
+        let revision = self.message.headers.as_ref()?.get(wire::RECORD_REVISION)?.as_str().parse().ok()?;
+        self.worker.cancels.unheard(&self.call.call_id, self.call.time).then_some(revision)
     }
 
     async fn execute(&self) {

@@ -29,29 +29,41 @@ pub async fn start(
     settings: &RetrySettings,
 ) -> Result<Start, StoreError> {
     for _ in 0..ATTEMPTS {
-        let (mut record, revision) = match calls.entry(&call.call_id).await? {
+        let (record, revision) = match calls.entry(&call.call_id).await? {
             Some((record, _)) if record.status.is_final() => return Ok(Start::Skip(record.status)),
             Some(entry) => entry,
             None => {
-                // The gateway writes the `queued` record alongside the publish, so it may not have landed yet;
-                // write it here (unless it lands first) and read it back for its revision.
-                let mut fresh = CallRecord::queued(&call.call_id, &call.function, call.time);
-                fresh.callback_url = call.callback_url.clone();
-                fresh.parent_call_id = call.parent_call_id().map(str::to_owned);
-                fresh.root_call_id = call.root_call_id().map(str::to_owned);
-                calls.create(&fresh).await?;
+                // The queue's record write failed before the publish (or the record expired): write it here
+                // (unless another delivery does first) and read it back for its revision.
+                calls.create(&call.queued_record()).await?;
                 continue;
             }
         };
-        if settings.expired(call.time, Utc::now()) {
-            return Ok(Start::Expired(record, revision));
-        }
-        record.attempts = attempt;
-        record.started_at = Some(Utc::now());
-        record.next_attempt_at = None;
-        return Ok(Start::Run(record, revision));
+        return Ok(begin(record, revision, call, attempt, settings));
     }
     Err(StoreError::Unavailable("call record keeps changing".into()))
+}
+
+/// Where the record stands for a first delivery that need not read it: as the queue wrote it, at `revision`.
+pub fn start_unread(call: &InvocationMessage, revision: u64, settings: &RetrySettings) -> Start {
+    begin(call.queued_record(), revision, call, 1, settings)
+}
+
+/// Whether the call, its record read at `revision`, runs as attempt number `attempt`.
+fn begin(
+    mut record: CallRecord,
+    revision: u64,
+    call: &InvocationMessage,
+    attempt: u32,
+    settings: &RetrySettings,
+) -> Start {
+    if settings.expired(call.time, Utc::now()) {
+        return Start::Expired(record, revision);
+    }
+    record.attempts = attempt;
+    record.started_at = Some(Utc::now());
+    record.next_attempt_at = None;
+    Start::Run(record, revision)
 }
 
 /// What became of a write of this attempt's view of the record.

@@ -13,14 +13,29 @@ pub async fn each(
     worker: &Worker,
     prefix: &str,
     shutdown: &CancellationToken,
-    mut handle: impl FnMut(String, async_nats::Message),
+    handle: impl FnMut(String, async_nats::Message),
 ) -> Result<(), WorkerError> {
-    let mut messages = worker
-        .topology
-        .client
+    handle_each(subscribe(worker, prefix).await?, prefix, shutdown, handle).await
+}
+
+/// Subscribes to `{prefix}.>`; once this returns, the server has the subscription.
+pub async fn subscribe(worker: &Worker, prefix: &str) -> Result<async_nats::Subscriber, WorkerError> {
+    let client = &worker.topology.client;
+    let messages = client
         .subscribe(format!("{prefix}.>"))
         .await
         .map_err(|e| WorkerError::Subscribe(format!("{prefix}.>: {e}")))?;
+    client.flush().await.map_err(|e| WorkerError::Subscribe(format!("{prefix}.>: {e}")))?;
+    Ok(messages)
+}
+
+/// [`each`] on a subscription made already.
+pub async fn handle_each(
+    mut messages: async_nats::Subscriber,
+    prefix: &str,
+    shutdown: &CancellationToken,
+    mut handle: impl FnMut(String, async_nats::Message),
+) -> Result<(), WorkerError> {
     let prefix = format!("{prefix}.");
     loop {
         let message = tokio::select! {
