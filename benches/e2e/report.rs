@@ -66,6 +66,7 @@ fn rows(r: &Results) -> Vec<(&'static str, f64, &'static str, Option<f64>, &'sta
         ("NATS messages sent: baseline per message", m.baseline_per_pipeline_message, "msgs", None, "publish, ack"),
         ("NATS messages sent: gateway per accept", m.gateway_per_accept, "msgs", None, ""),
         ("NATS messages sent: worker per e2e call", m.worker_per_e2e_call, "msgs", None, ""),
+        ("  of which record reads at a call's start", m.worker_record_reads_per_e2e_call, "msgs", None, ""),
         ("gateway RSS idle", r.gateway_idle_rss_mb, "MiB", None, "< 50"),
         ("worker RSS idle", r.worker_idle_rss_mb, "MiB", None, "< 50"),
         ("gateway peak RSS, whole run", r.gateway_peak_rss_under_load_mb, "MiB", None, ""),

@@ -89,6 +89,8 @@ pub struct MessagesPerCall {
     pub baseline_per_pipeline_message: f64,
     pub gateway_per_accept: f64,
     pub worker_per_e2e_call: f64,
+    /// Of the worker's: record reads at a call's start (`sluice_queue_record_reads_total`), per call.
+    pub worker_record_reads_per_e2e_call: f64,
 }
 
 /// CPU seconds of a set of processes, read at the start and end of a phase.
@@ -129,6 +131,12 @@ pub async fn deploy(http: &reqwest::Client, base: &str, spec: serde_json::Value)
 }
 
 /// A Prometheus histogram's cumulative buckets: (upper bound, count), ascending.
+/// The sum of a counter's series in a metrics page.
+fn counter(metrics: &str, name: &str) -> f64 {
+    let prefix = format!("{name}{{");
+    metrics.lines().filter(|l| l.starts_with(&prefix)).filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok()).sum()
+}
+
 fn buckets(metrics: &str, name: &str) -> Vec<(f64, f64)> {
     let mut buckets: Vec<(f64, f64)> = metrics
         .lines()
@@ -157,6 +165,9 @@ fn quantile(buckets: &[(f64, f64)], q: f64) -> f64 {
     let total = buckets.last().map_or(0.0, |b| b.1);
     buckets.iter().find(|(_, count)| *count >= q * total).map_or(f64::NAN, |(le, _)| le * 1000.0)
 }
+
+/// The worker's count of record reads at a call's start.
+const READS: &str = "sluice_queue_record_reads_total";
 
 pub async fn run_all(p: &Params) -> Results {
     let dir = tempfile::tempdir().unwrap();
@@ -211,10 +222,14 @@ pub async fn run_all(p: &Params) -> Results {
 
     let (worker, metrics_url) = procs::worker(&nats_url, dir.path()).await;
     r.worker_idle_rss_mb = mb(worker.rss());
+    // A worker reads the records of calls queued in its first two seconds (it cannot yet vouch that no
+    // cancellation of theirs went unheard); the phase measures the steady state a running worker is in.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
 
     eprintln!("sluice: end to end, http no-op function with callbacks");
     let meter = CpuMeter::start(vec![&gateway, &worker, nats]);
     let sent_before = server.sent_by_client().await;
+    let reads_before = counter(&http.get(&metrics_url).send().await.unwrap().text().await.unwrap(), READS);
     let started = Instant::now();
     let url = format!("{base}/async-function/noop");
     load::post_many(&http, &url, p.n, p.concurrency, body.clone(), Some(&receiver.url)).await;
@@ -227,6 +242,8 @@ pub async fn run_all(p: &Params) -> Results {
     r.cpu_us.harness_per_e2e_call = cpu[3];
     r.nats_messages.worker_per_e2e_call =
         procs::sent_per_call(&sent_before, &server.sent_by_client().await, "sluice-worker", p.n);
+    let reads = counter(&http.get(&metrics_url).send().await.unwrap().text().await.unwrap(), READS) - reads_before;
+    r.nats_messages.worker_record_reads_per_e2e_call = reads / p.n as f64;
 
     eprintln!("sluice: end to end, process function (cat) with callbacks");
     let n_process = (p.n / 4).max(100);
