@@ -90,10 +90,12 @@ pub async fn listen(worker: Arc<Worker>, shutdown: CancellationToken) -> Result<
     let subscription = notices::subscribe(&worker, names::CANCEL_PREFIX).await?;
     worker.cancels.listening();
     notices::handle_each(subscription, names::CANCEL_PREFIX, &shutdown, |call_id, _| {
+        // Noted before the running calls are looked at: an attempt registers itself before it asks whether a
+        // notice came, so it either is found running here or finds the notice.
+        worker.cancels.heard(call_id.clone());
         if worker.running.cancel(&call_id) {
             tracing::info!(call_id, "cancelling running call");
         }
-        worker.cancels.heard(call_id);
     })
     .await
 }
