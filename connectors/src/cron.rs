@@ -146,9 +146,8 @@ pub async fn run(topology: Topology, shutdown: CancellationToken) {
     tracing::info!("cron connector started");
     while let Some(change) = changes.recv().await {
         let (function, wanted) = match change {
-            SpecChange::Deployed(spec, _) => (spec.function_ref(), ticks_of(&spec)),
+            SpecChange::Deployed(spec) => (spec.function_ref(), ticks_of(&spec)),
             SpecChange::Removed(function) => (function, Vec::new()),
-            SpecChange::Current => continue,
         };
         running.retain(|(f, key), (tick, stop)| {
             let keep = *f != function || wanted.iter().any(|w| w.key == *key && w == tick);

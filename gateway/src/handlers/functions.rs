@@ -95,16 +95,11 @@ pub async fn list(
     State(app): State<App>,
     InNamespace(namespace): InNamespace,
 ) -> Result<Json<Vec<FunctionStatus>>, ApiError> {
-    // The specs come from the gateway's own copy once it has them all (a deploy through another gateway shows
-    // here within the watch's delay, milliseconds), else from the store.
-    let cached = app.function_cache.deployed_in(&namespace);
-    let (replicas, invocations, deployed) =
-        tokio::join!(replica_counts(&app, &namespace, None), app.invocations.totals(&namespace), async {
-            match cached {
-                Some(deployed) => Ok(deployed),
-                None => app.functions.list_deployed(Some(&namespace)).await,
-            }
-        });
+    let (replicas, invocations, deployed) = tokio::join!(
+        replica_counts(&app, &namespace, None),
+        app.invocations.totals(&namespace),
+        app.functions.list_deployed(Some(&namespace))
+    );
     let (invocations, deployed) = (invocations?, deployed?);
     Ok(Json(deployed.into_iter().map(|d| status(d, &replicas, &invocations)).collect()))
 }

@@ -93,25 +93,18 @@ pub struct Deployed {
 /// One change to the deployed functions.
 #[derive(Debug)]
 pub enum SpecChange {
-    /// A spec deployed (or updated), and when it was written.
-    Deployed(Box<FunctionSpec>, chrono::DateTime<chrono::Utc>),
+    Deployed(Box<FunctionSpec>),
     Removed(FunctionRef),
-    /// Every spec there was when the watch began has been given: what was received so far is all that is
-    /// deployed. Given again after each resumption.
-    Current,
 }
 
 impl FunctionStore {
-    /// Every spec as it stands, then [`SpecChange::Current`], then each change as it happens, until `stop`. The
-    /// watch resumes by itself after a NATS outage (replaying the current specs, so nothing missed meanwhile is
-    /// lost).
+    /// Every spec as it stands, then each change as it happens, until `stop`. The watch resumes by itself
+    /// after a NATS outage (replaying the current specs, so nothing missed meanwhile is lost).
     pub fn follow(&self, stop: CancellationToken) -> mpsc::Receiver<SpecChange> {
         let (changes, received) = mpsc::channel(256);
         let kv = self.kv.clone();
         tokio::spawn(async move {
             while !stop.is_cancelled() {
-                // An empty bucket gives the watch nothing to replay: it is current at once.
-                let empty = kv.status().await.is_ok_and(|status| status.values() == 0);
                 let mut watch = match kv.watch_with_history(">").await {
                     Ok(watch) => watch,
                     Err(err) => {
@@ -119,50 +112,41 @@ impl FunctionStore {
                         tokio::select! { _ = stop.cancelled() => return, _ = tokio::time::sleep(Duration::from_secs(1)) => continue }
                     }
                 };
-                let mut current = empty;
-                if current && changes.send(SpecChange::Current).await.is_err() {
-                    return;
-                }
                 loop {
                     let entry = tokio::select! {
                         _ = stop.cancelled() => return,
                         entry = watch.next() => entry,
                     };
-                    let caught_up = matches!(&entry, Some(Ok(entry)) if entry.delta == 0) && !current;
                     let change = match entry {
                         Some(Ok(entry)) if entry.operation == kv::Operation::Put => {
                             match decode(&entry.key, &entry.value) {
-                                Ok(spec) => Some(SpecChange::Deployed(Box::new(spec), written(&entry.created))),
+                                Ok(spec) => SpecChange::Deployed(Box::new(spec)),
                                 Err(err) => {
                                     tracing::error!(%err, "stored spec ignored");
-                                    None
+                                    continue;
                                 }
                             }
                         }
                         // A bare key is removed only when it moves under its namespace: nothing is removed.
-                        Some(Ok(entry)) if !entry.key.contains('.') => None,
-                        Some(Ok(entry)) => FunctionRef::from_key(&entry.key).map(SpecChange::Removed),
+                        Some(Ok(entry)) if !entry.key.contains('.') => continue,
+                        Some(Ok(entry)) => match FunctionRef::from_key(&entry.key) {
+                            Some(function) => SpecChange::Removed(function),
+                            None => continue,
+                        },
                         Some(Err(err)) => {
                             tracing::warn!(%err, "function watch interrupted; resuming");
                             break;
                         }
                         None => break,
                     };
-                    current |= caught_up;
-                    for change in change.into_iter().chain(caught_up.then_some(SpecChange::Current)) {
-                        if changes.send(change).await.is_err() {
-                            return; // nobody listens any more
-                        }
+                    if changes.send(change).await.is_err() {
+                        return; // nobody listens any more
                     }
                 }
             }
         });
         received
     }
-}
-
-fn written(at: &time::OffsetDateTime) -> chrono::DateTime<chrono::Utc> {
-    chrono::DateTime::from_timestamp(at.unix_timestamp(), at.nanosecond()).unwrap_or_default()
 }
 
 /// A stored spec. One stored before namespaces existed has no namespace of its own: its key says where it lives.

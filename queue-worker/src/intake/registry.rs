@@ -37,9 +37,8 @@ pub async fn run(worker: Arc<Worker>, shutdown: CancellationToken) -> Result<(),
     let mut changes = store.follow(shutdown.clone());
     while let Some(change) = changes.recv().await {
         match change {
-            SpecChange::Deployed(spec, _) => apply(&worker, &mut loops, *spec).await,
+            SpecChange::Deployed(spec) => apply(&worker, &mut loops, *spec).await,
             SpecChange::Removed(function) => remove(&worker, &mut loops, &function, &shutdown).await,
-            SpecChange::Current => {}
         }
     }
     for (_, l) in loops.drain() {
