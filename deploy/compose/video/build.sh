@@ -37,10 +37,14 @@ copy() {
     cp -L "$file" "$root$file"
   done
 }
-# Copies a program or library and the shared libraries ldd names for it.
+# Copies the shared libraries ldd names for a program or library.
+copy_libraries() {
+  ldd "$1" 2>/dev/null | grep -o '/[^ ]*' | while read -r library; do copy "$library"; done || true
+}
+# Copies a program or library, and the shared libraries it needs.
 copy_linked() {
   copy "$1"
-  ldd "$1" 2>/dev/null | grep -o '/[^ ]*' | while read -r library; do copy "$library"; done || true
+  copy_libraries "$1"
 }
 
 python="$(python3 -c 'import os, sys; print(os.path.realpath(sys.executable))')"
@@ -59,10 +63,10 @@ for program in ffmpeg ffprobe; do
 done
 mkdir -p "$root/usr/local/bin" "$root/opt/video" "$root/etc" "$root/tmp"
 ln -s "$python" "$root/usr/local/bin/python3"
-install -m 0755 "$built/sluice-watchdog" "$root/usr/local/bin/sluice-watchdog"
-install -m 0755 "$built/examples/colourise" "$root/usr/local/bin/colourise"
-ldd "$built/sluice-watchdog" "$built/examples/colourise" 2>/dev/null | grep -o '/[^ ]*' | grep -v ':$' \
-  | while read -r library; do copy "$library"; done || true
+for program in sluice-watchdog examples/colourise; do
+  install -m 0755 "$built/$program" "$root/usr/local/bin/$(basename "$program")"
+  copy_libraries "$built/$program"
+done
 install -m 0644 "$SLUICE_ROOT"/examples/video/*.py "$root/opt/video/"
 printf 'root:x:0:0:root:/:/bin/false\nnobody:x:65534:65534:nobody:/tmp:/bin/false\n' >"$root/etc/passwd"
 printf 'root:x:0:\nnogroup:x:65534:\n' >"$root/etc/group"

@@ -20,27 +20,10 @@ def requirement(text):
 
 
 def wanted(marker, extras):
-    """Whether a requirement's marker holds for these extras (other markers: this interpreter's platform)."""
-    if not marker:
-        return True
+    """Whether a requirement is for these extras. One under another marker (a Python version, a platform) is
+    taken when it is installed: what this interpreter installed is what it runs with."""
     named = re.search(r"""extra\s*==\s*["']([^"']+)["']""", marker)
-    if named:
-        return named.group(1).lower() in extras
-    if "python_version" in marker or "sys_platform" in marker or "platform" in marker or "implementation" in marker:
-        env = {"python_version": f"{sys.version_info[0]}.{sys.version_info[1]}", "sys_platform": sys.platform,
-               "platform_system": "Linux", "platform_python_implementation": "CPython",
-               "implementation_name": "cpython", "platform_machine": "x86_64", "os_name": "posix"}
-        expression = marker
-        for key, value in env.items():
-            expression = re.sub(rf"\b{key}\b", repr(value), expression)
-        expression = re.sub(r"('[^']*')\s*(<=|>=|<|>)\s*(['\"][^'\"]*['\"])",
-                            lambda m: f"tuple(map(int, {m.group(1)}.split('.'))) {m.group(2)} "
-                                      f"tuple(map(int, {m.group(3)}.split('.')))", expression)
-        try:
-            return bool(eval(expression, {}, {}))
-        except Exception:
-            return True
-    return True
+    return named is None or named.group(1).lower() in extras
 
 
 def main():
@@ -57,7 +40,10 @@ def main():
         if key in seen:
             continue
         seen.add(key)
-        dist = metadata.distribution(name)
+        try:
+            dist = metadata.distribution(name)
+        except metadata.PackageNotFoundError:
+            continue  # required only elsewhere (another Python, another platform)
         for file in dist.files or []:
             path = Path(dist.locate_file(file)).resolve()
             if path.is_file() and "__pycache__" not in path.parts:
