@@ -146,8 +146,9 @@ pub async fn run(topology: Topology, shutdown: CancellationToken) {
     tracing::info!("cron connector started");
     while let Some(change) = changes.recv().await {
         let (function, wanted) = match change {
-            SpecChange::Deployed(spec) => (spec.function_ref(), ticks_of(&spec)),
+            SpecChange::Deployed(deployed) => (deployed.spec.function_ref(), ticks_of(&deployed.spec)),
             SpecChange::Removed(function) => (function, Vec::new()),
+            SpecChange::Applied(_) => continue,
         };
         running.retain(|(f, key), (tick, stop)| {
             let keep = *f != function || wanted.iter().any(|w| w.key == *key && w == tick);

@@ -4,7 +4,7 @@ use std::{ops::Deref, sync::Arc};
 
 use sluice_jetstream::{
     Queue,
-    store::{CallStore, FunctionCache, FunctionStore, InvocationTally, NamespaceStore},
+    store::{CallStore, FunctionCache, FunctionStore, InvocationTally, NamespaceStore, TotalsCopy},
     topology::Topology,
 };
 
@@ -34,6 +34,8 @@ pub struct AppState {
     pub calls: CallStore,
     /// Finished invocations per function, as the workers count them.
     pub invocations: InvocationTally,
+    /// The same totals kept in memory, for listings.
+    pub invocation_totals: Arc<TotalsCopy>,
     /// The namespaces functions and secrets live in.
     pub namespaces: NamespaceStore,
     /// Where calls and callbacks are queued.
@@ -54,6 +56,7 @@ impl App {
             function_cache: FunctionCache::start(functions.clone(), stop.clone()),
             results: sluice_jetstream::store::ResultStore::new(topology.jetstream.clone()),
             call_watch: crate::call_watch::CallWatch::new(topology.calls.clone(), stop.clone()),
+            invocation_totals: TotalsCopy::start(topology.invocations.clone(), stop.clone()),
             stop,
             functions,
             queue: Queue::new(topology.clone()),

@@ -235,3 +235,62 @@ async fn invocation_counts_of_several_workers_add_up() {
         platform.http.get(platform.url("/system/function/count")).send().await.unwrap().json().await.unwrap();
     assert_eq!(described["invocationCount"], 0, "{described}");
 }
+
+/// Function names in a listing.
+async fn listed_names(http: &reqwest::Client, base: &str) -> Vec<String> {
+    let listed: Value = http.get(format!("{base}/system/functions")).send().await.unwrap().json().await.unwrap();
+    listed.as_array().unwrap().iter().map(|f| f["name"].as_str().unwrap().to_owned()).collect()
+}
+
+#[tokio::test]
+async fn a_listing_through_another_gateway_shows_every_change_at_once() {
+    // Listings come from each gateway's copies of the specs and totals: a copy answers only once it has every
+    // change its bucket has, so a deploy, a removal or a count seen through one gateway is listed by the next.
+    let platform = Platform::start(1, &[], &[]).await;
+    let listen = format!("127.0.0.1:{}", crate::support::free_port());
+    let args = ["gateway", "--nats-url", &platform.nats_url, "--listen", &listen];
+    let _other = crate::support::Sluice::spawn(&args, platform.logs.path(), "gateway-b");
+    let other = format!("http://{listen}");
+    let start = Instant::now();
+    while !platform.http.get(format!("{other}/healthz")).send().await.is_ok_and(|r| r.status() == 200) {
+        assert!(start.elapsed() < Duration::from_secs(30), "the second gateway did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(listed_names(&platform.http, &other).await.is_empty());
+    let mut expected = Vec::new();
+    for i in 0..12 {
+        let name = format!("listed-{i:02}");
+        platform.deploy(json!({"service": name, "envProcess": "cat"})).await;
+        expected.push(name);
+        if i % 3 == 2 {
+            let gone = expected.remove(0);
+            assert_eq!(platform.delete_function(&gone).await.status(), 200);
+        }
+        assert_eq!(listed_names(&platform.http, &other).await, expected, "after change {i}");
+    }
+
+    let first = expected[0].clone();
+    for _ in 0..3 {
+        let r = call_until_served(&platform, &format!("/function/{first}"), "x").await;
+        assert_eq!(r.status(), 200);
+    }
+    let start = Instant::now();
+    while platform
+        .http
+        .get(platform.url(&format!("/system/function/{first}")))
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap()["invocationCount"]
+        != 3
+    {
+        assert!(start.elapsed() < Duration::from_secs(15), "the count did not reach 3");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let listed: Value =
+        platform.http.get(format!("{other}/system/functions")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(listed[0]["name"], first.as_str());
+    assert_eq!(listed[0]["invocationCount"], 3, "the count the first gateway read: {listed}");
+}

@@ -95,10 +95,11 @@ pub async fn list(
     State(app): State<App>,
     InNamespace(namespace): InNamespace,
 ) -> Result<Json<Vec<FunctionStatus>>, ApiError> {
+    // Specs and totals come from the gateway's copies, once they have every change their buckets have now.
     let (replicas, invocations, deployed) = tokio::join!(
         replica_counts(&app, &namespace, None),
-        app.invocations.totals(&namespace),
-        app.functions.list_deployed(Some(&namespace))
+        app.invocation_totals.totals(&namespace),
+        app.function_cache.deployed_in(&namespace)
     );
     let (invocations, deployed) = (invocations?, deployed?);
     Ok(Json(deployed.into_iter().map(|d| status(d, &replicas, &invocations)).collect()))

@@ -1,13 +1,10 @@
 //! Function specs in KV `sluice_functions`, keyed `{namespace}.{function}`.
 
-use std::time::Duration;
-
 use async_nats::jetstream::kv;
-use futures::StreamExt;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::StoreError;
+use super::{StoreError, follow::Followed};
 use sluice_contracts::{FunctionRef, FunctionSpec};
 
 /// The desired state of every function; workers reconcile their runtimes to it.
@@ -41,9 +38,7 @@ impl FunctionStore {
         if entry.operation != kv::Operation::Put {
             return Ok(None); // a removal marker
         }
-        let deployed_at = chrono::DateTime::from_timestamp(entry.created.unix_timestamp(), entry.created.nanosecond())
-            .unwrap_or_default();
-        Ok(Some(Deployed { spec: decode(&name, &entry.value)?, deployed_at }))
+        Ok(Some(Deployed { spec: decode(&name, &entry.value)?, deployed_at: written_at(entry.created) }))
     }
 
     /// Stores `spec` under its namespace and name.
@@ -78,7 +73,9 @@ impl FunctionStore {
                 Err(err) => tracing::error!(%err, "stored spec left out of a listing"),
             }
         }
-        found.sort_by_key(|deployed| deployed.spec.function_ref());
+        found.sort_unstable_by(|a, b| {
+            (a.spec.namespace.as_deref(), &a.spec.service).cmp(&(b.spec.namespace.as_deref(), &b.spec.service))
+        });
         Ok(found)
     }
 }
@@ -93,60 +90,53 @@ pub struct Deployed {
 /// One change to the deployed functions.
 #[derive(Debug)]
 pub enum SpecChange {
-    Deployed(Box<FunctionSpec>),
+    Deployed(Box<Deployed>),
     Removed(FunctionRef),
+    /// Every change up to this revision of the bucket has been given: sent once the specs as they stood have
+    /// all been given, then after each change.
+    Applied(u64),
 }
 
 impl FunctionStore {
-    /// Every spec as it stands, then each change as it happens, until `stop`. The watch resumes by itself
-    /// after a NATS outage (replaying the current specs, so nothing missed meanwhile is lost).
+    /// Every spec as it stands, then each change as it happens, until `stop`; resumes by itself after a NATS
+    /// outage.
     pub fn follow(&self, stop: CancellationToken) -> mpsc::Receiver<SpecChange> {
         let (changes, received) = mpsc::channel(256);
-        let kv = self.kv.clone();
+        let mut followed = super::follow::follow(self.kv.clone(), stop);
         tokio::spawn(async move {
-            while !stop.is_cancelled() {
-                let mut watch = match kv.watch_with_history(">").await {
-                    Ok(watch) => watch,
-                    Err(err) => {
-                        tracing::warn!(%err, "cannot watch function specs; retrying");
-                        tokio::select! { _ = stop.cancelled() => return, _ = tokio::time::sleep(Duration::from_secs(1)) => continue }
-                    }
-                };
-                loop {
-                    let entry = tokio::select! {
-                        _ = stop.cancelled() => return,
-                        entry = watch.next() => entry,
-                    };
-                    let change = match entry {
-                        Some(Ok(entry)) if entry.operation == kv::Operation::Put => {
-                            match decode(&entry.key, &entry.value) {
-                                Ok(spec) => SpecChange::Deployed(Box::new(spec)),
-                                Err(err) => {
-                                    tracing::error!(%err, "stored spec ignored");
-                                    continue;
-                                }
+            while let Some(followed) = followed.recv().await {
+                let change = match followed {
+                    Followed::Applied(revision) => Some(SpecChange::Applied(revision)),
+                    Followed::Entry(entry) if entry.operation == kv::Operation::Put => {
+                        match decode(&entry.key, &entry.value) {
+                            Ok(spec) => Some(SpecChange::Deployed(Box::new(Deployed {
+                                spec,
+                                deployed_at: written_at(entry.created),
+                            }))),
+                            Err(err) => {
+                                tracing::error!(%err, "stored spec ignored");
+                                None
                             }
                         }
-                        // A bare key is removed only when it moves under its namespace: nothing is removed.
-                        Some(Ok(entry)) if !entry.key.contains('.') => continue,
-                        Some(Ok(entry)) => match FunctionRef::from_key(&entry.key) {
-                            Some(function) => SpecChange::Removed(function),
-                            None => continue,
-                        },
-                        Some(Err(err)) => {
-                            tracing::warn!(%err, "function watch interrupted; resuming");
-                            break;
-                        }
-                        None => break,
-                    };
-                    if changes.send(change).await.is_err() {
-                        return; // nobody listens any more
                     }
+                    // A bare key is removed only when it moves under its namespace: nothing is removed.
+                    Followed::Entry(entry) if !entry.key.contains('.') => None,
+                    Followed::Entry(entry) => FunctionRef::from_key(&entry.key).map(SpecChange::Removed),
+                };
+                if let Some(change) = change
+                    && changes.send(change).await.is_err()
+                {
+                    return; // nobody listens any more
                 }
             }
         });
         received
     }
+}
+
+/// When the store wrote an entry.
+fn written_at(created: time::OffsetDateTime) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp(created.unix_timestamp(), created.nanosecond()).unwrap_or_default()
 }
 
 /// A stored spec. One stored before namespaces existed has no namespace of its own: its key says where it lives.

@@ -2,12 +2,19 @@
 //! counts to the shared totals every [`FLUSH_EVERY`], so `invocationCount` covers every worker without a
 //! KV write per call. Counts a process has not flushed when it dies are lost (at most one interval's).
 
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    sync::{Arc, RwLock},
+    time::Duration,
+};
 
 use async_nats::jetstream::kv;
 use tokio_util::sync::CancellationToken;
 
-use super::StoreError;
+use super::{
+    StoreError,
+    follow::{Applied, Followed},
+};
 use sluice_contracts::FunctionRef;
 
 /// How often a process adds what it counted to the shared totals.
@@ -106,6 +113,55 @@ impl InvocationTally {
             }
         }
         Err(format!("{function}: the total kept changing underneath"))
+    }
+}
+
+/// The shared totals kept in memory from a watch of the bucket, for a process that lists them often (the
+/// gateway): a listing then costs one request, for the bucket's latest revision, which the copy must have.
+pub struct TotalsCopy {
+    kv: kv::Store,
+    totals: RwLock<HashMap<String, u64>>,
+    applied: Applied,
+}
+
+impl TotalsCopy {
+    /// A copy that follows the bucket until `stop`.
+    pub fn start(kv: kv::Store, stop: CancellationToken) -> Arc<Self> {
+        let copy = Arc::new(Self { kv: kv.clone(), totals: RwLock::default(), applied: Applied::default() });
+        let mut followed = super::follow::follow(kv, stop);
+        let following = copy.clone();
+        tokio::spawn(async move {
+            while let Some(followed) = followed.recv().await {
+                match followed {
+                    Followed::Entry(entry) => {
+                        let mut totals = following.totals.write().expect("totals lock");
+                        if entry.operation == kv::Operation::Put {
+                            totals.insert(entry.key, parse(&entry.value));
+                        } else {
+                            totals.remove(&entry.key);
+                        }
+                    }
+                    Followed::Applied(revision) => following.applied.advance(revision),
+                }
+            }
+        });
+        copy
+    }
+
+    /// The total of every function in `namespace`, by function name: from memory once the copy has every
+    /// change the bucket has now, else read from it.
+    pub async fn totals(&self, namespace: &str) -> Result<HashMap<String, u64>, StoreError> {
+        if !self.applied.caught_up(&self.kv).await? {
+            return InvocationTally::new(self.kv.clone()).totals(namespace).await;
+        }
+        let totals = self.totals.read().expect("totals lock");
+        Ok(totals
+            .iter()
+            .filter_map(|(key, total)| {
+                let name = key.strip_prefix(namespace)?.strip_prefix('.')?;
+                Some((name.to_owned(), *total))
+            })
+            .collect())
     }
 }
 

@@ -1,6 +1,7 @@
 //! Typed access to Sluice's KV buckets and kept results, shared by the gateway, workers and connectors.
 
 pub mod calls;
+mod follow;
 mod function_cache;
 mod functions;
 mod groups;
@@ -13,7 +14,7 @@ pub use calls::{CallStore, Modified};
 pub use function_cache::FunctionCache;
 pub use functions::{Deployed, FunctionStore, SpecChange};
 pub use groups::GroupStore;
-pub use invocations::{FLUSH_EVERY, InvocationTally};
+pub use invocations::{FLUSH_EVERY, InvocationTally, TotalsCopy};
 pub use latest::{Latest, latest_under};
 pub use namespaces::NamespaceStore;
 pub use results::{ResultStore, gone};

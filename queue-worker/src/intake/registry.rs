@@ -37,8 +37,9 @@ pub async fn run(worker: Arc<Worker>, shutdown: CancellationToken) -> Result<(),
     let mut changes = store.follow(shutdown.clone());
     while let Some(change) = changes.recv().await {
         match change {
-            SpecChange::Deployed(spec) => apply(&worker, &mut loops, *spec).await,
+            SpecChange::Deployed(deployed) => apply(&worker, &mut loops, deployed.spec).await,
             SpecChange::Removed(function) => remove(&worker, &mut loops, &function, &shutdown).await,
+            SpecChange::Applied(_) => {}
         }
     }
     for (_, l) in loops.drain() {
