@@ -14,10 +14,12 @@ use crate::{
     procs,
 };
 
-/// How long CPU is measured over, once every worker has taken every function up (a quick run measures 5 s).
-/// An idle poll lasts an hour, so its renewal is 1/60 of a function's polls in a window: the messages column
-/// shows that share as a rate.
+/// How long CPU is measured over, once every worker has taken every function up and every function has gone
+/// idle since (a quick run measures 5 s).
 const WINDOW: Duration = Duration::from_secs(60);
+/// The workers' `--idle-after`: how long after its last call a function stops being polled (2 minutes by
+/// default; shorter here so a row does not wait that long before its window).
+const IDLE_AFTER: Duration = Duration::from_secs(20);
 const QUICK_WINDOW: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Default, Serialize)]
@@ -38,7 +40,7 @@ pub struct IdleRow {
     pub takeup_s: f64,
     /// Median of five `GET /system/functions`.
     pub list_ms: f64,
-    /// Median of five calls, each to another idle function: accepted to called back.
+    /// Median of five calls, each to another idle function (no consumer, no poll): accepted to called back.
     pub call_ms: f64,
     /// After the window, one call to each function at once: first accepted to last called back.
     pub each_once_s: f64,
@@ -84,14 +86,18 @@ async fn row(functions: usize, workers: usize, window: Duration) -> IdleRow {
     let mut running = Vec::new();
     for i in 0..workers {
         let id = format!("idle-worker-{i}");
-        running.push(procs::worker_with(&server.url, dir.path(), &["--worker-id", &id]).await);
+        let idle_after = format!("{}s", IDLE_AFTER.as_secs());
+        running.push(
+            procs::worker_with(&server.url, dir.path(), &["--worker-id", &id, "--idle-after", &idle_after]).await,
+        );
     }
     // One call to each function, all at once: the time to the last callback is how long the workers take to
     // take every function up and run it once.
     let receiver = Receiver::start().await;
     call_each(&http, &base, &receiver, functions, 0).await;
     let takeup_s = started.elapsed().as_secs_f64();
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    // Every function is idle from here on: its consumer is let go once no worker has polled it for as long.
+    tokio::time::sleep(IDLE_AFTER * 2 + Duration::from_secs(5)).await;
 
     let cpu = |p: &procs::Proc| p.cpu_seconds();
     let before: Vec<f64> = running.iter().map(|(w, _)| cpu(w)).collect();

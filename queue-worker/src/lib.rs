@@ -55,6 +55,10 @@ pub struct WorkerConfig {
     pub max_inflight: usize,
     /// The consumers' ack wait: how long a call's lease lasts without an in-progress ack.
     pub ack_wait: Duration,
+    /// How long a function's queue is polled with no call before this worker stops polling it and waits for a
+    /// call to be published instead; also its consumer's inactive threshold, after which the server lets the
+    /// consumer of a function no worker polls go (`intake::consume`).
+    pub idle_after: Duration,
     /// How long one attempt may run when its function sets no `async.timeout`.
     pub default_timeout: Duration,
     /// On shutdown, how long started calls may go on before they are handed back to the queue.
@@ -98,6 +102,7 @@ impl Default for WorkerConfig {
         Self {
             max_inflight: 64,
             ack_wait: Duration::from_secs(30),
+            idle_after: Duration::from_secs(120),
             default_timeout: Duration::from_secs(300),
             grace_period: Duration::from_secs(30),
             retry: RetryDefaults::default(),

@@ -23,6 +23,11 @@ pub struct WorkerOptions {
     /// Lease of a running call without an in-progress ack (the consumers' ack wait).
     #[arg(long, env = "SLUICE_ACK_WAIT", default_value = "30s", value_parser = args::duration)]
     pub ack_wait: Duration,
+    /// How long a function goes without calls before this worker stops polling its queue and waits for a call
+    /// to be published instead; the server removes the function's consumer once no worker has polled it for
+    /// as long, so idle functions cost it nothing (at least 1s).
+    #[arg(long, env = "SLUICE_IDLE_AFTER", default_value = "2m", value_parser = args::duration)]
+    pub idle_after: Duration,
     /// Timeout of calls whose function sets no async.timeout.
     #[arg(long, env = "SLUICE_DEFAULT_TIMEOUT", default_value = "5m", value_parser = args::duration)]
     pub default_timeout: Duration,
@@ -85,6 +90,7 @@ impl WorkerOptions {
         Ok(WorkerConfig {
             max_inflight: self.max_inflight.max(1),
             ack_wait: self.ack_wait,
+            idle_after: self.idle_after.max(Duration::from_secs(1)),
             default_timeout: self.default_timeout,
             grace_period: self.grace_period,
             retry: RetryDefaults {

@@ -391,10 +391,10 @@ async fn consumer_leader(js: &async_nats::jetstream::Context, stream: &str, cons
 
 #[tokio::test]
 async fn a_call_still_runs_after_the_node_holding_its_idle_poll_dies() {
-    // A worker's poll of an idle function lasts an hour and is held by the node leading the function's consumer.
+    // A worker's poll of an idle function lasts minutes and is held by the node leading the function's consumer.
     // When that node dies while the worker stays connected to another, the poll must survive (nats-server 2.15
     // carries it to the new leader: this passes even without the worker's own renewals) or be asked again (the
-    // new leader's advisory, or calls waiting on an old poll), or the next call would wait out the hour.
+    // new leader's advisory, or calls waiting on an old poll), or the next call would wait out the poll.
     let nodes = Nats::cluster();
     let mut platform = Platform::start_on(nodes, 0, &["--replicas", "3"], &["--replicas", "3"]).await;
     // The worker knows node 0 only, so its connection survives the loss of another node.

@@ -177,3 +177,53 @@ async fn more_than_a_thousand_functions_are_each_served() {
     let got = receiver.wait_for(2, Duration::from_secs(120)).await;
     assert!(got.iter().all(|r| &r.body[..] == b"served"));
 }
+
+/// Whether `function`'s consumer is on the server.
+async fn has_consumer(platform: &Platform, function: &str) -> bool {
+    let client = async_nats::connect(&platform.nats_url).await.unwrap();
+    let js = async_nats::jetstream::new(client);
+    let function = sluice_contracts::FunctionRef::new(sluice_contracts::names::DEFAULT_NAMESPACE, function);
+    let stream = js.get_stream(sluice_contracts::names::invocations_stream(&function)).await.unwrap();
+    stream.consumer_info(sluice_contracts::names::invoke_consumer(&function)).await.is_ok()
+}
+
+async fn wait_without_consumer(platform: &Platform, function: &str) {
+    let start = std::time::Instant::now();
+    while has_consumer(platform, function).await {
+        assert!(start.elapsed() < Duration::from_secs(20), "{function}'s consumer stayed after it went idle");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn an_idle_functions_consumer_is_let_go_and_its_next_call_brings_it_back() {
+    // Idle after 1 s: a function's queue is polled that long without a call, then its consumer is let go.
+    let platform = Platform::start(2, &[], &["--idle-after", "1s"]).await;
+    let receiver = CallbackReceiver::start().await;
+    platform.deploy(json!({"service": "napper", "envProcess": "cat"})).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(!has_consumer(&platform, "napper").await, "a function never called has no consumer");
+
+    for round in 0..3 {
+        let started = std::time::Instant::now();
+        let id = platform.call_async("napper", "awake", Some(&receiver.url)).await;
+        let got = receiver.wait_for(round + 1, Duration::from_secs(20)).await;
+        assert_eq!(&got[round].body[..], b"awake");
+        let record = platform.wait_final(&id, Duration::from_secs(10)).await;
+        assert_eq!((record["status"].as_str(), record["attempts"].as_u64()), (Some("succeeded"), Some(1)));
+        assert!(started.elapsed() < Duration::from_secs(10), "round {round}");
+        wait_without_consumer(&platform, "napper").await;
+    }
+
+    // A call waiting out a retry delay longer than the idle time keeps its function polled: the consumer
+    // holding the delay stays, and the retry comes when it is due, not before and not never.
+    let spec = json!({"service": "flops", "envProcess": "sh -c 'cat >/dev/null; exit 1'",
+        "async": {"retry": {"attempts": 2, "minWait": "4s", "maxWait": "4s", "codes": [500]}}});
+    platform.deploy(spec).await;
+    let started = std::time::Instant::now();
+    let id = platform.call_async("flops", "x", Some(&receiver.url)).await;
+    let record = platform.wait_final(&id, Duration::from_secs(30)).await;
+    assert_eq!((record["status"].as_str(), record["attempts"].as_u64()), (Some("failed"), Some(2)), "{record}");
+    assert!(started.elapsed() >= Duration::from_secs(4), "the retry waited its delay: {:?}", started.elapsed());
+    receiver.wait_for(4, Duration::from_secs(10)).await;
+}

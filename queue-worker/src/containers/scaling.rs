@@ -4,7 +4,6 @@
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
-use async_nats::jetstream::consumer::PullConsumer;
 use sluice_contracts::{FunctionRef, ReplicaReport, ScaleReply, ScaleRequest, Usage, names};
 use sluice_runtime::{DockerRuntime, docker::ReplicaCount};
 use tokio_util::sync::CancellationToken;
@@ -63,12 +62,7 @@ async fn report(
 }
 
 /// Autoscales one container function until `stop`, then withdraws this worker's report.
-pub async fn autoscale(
-    worker: Arc<Worker>,
-    mut consumer: PullConsumer,
-    function: FunctionRef,
-    stop: CancellationToken,
-) {
+pub async fn autoscale(worker: Arc<Worker>, function: FunctionRef, stop: CancellationToken) {
     let key = function.key();
     let Some(docker) = worker.runtimes.containers().cloned() else { return };
     let mut every = tokio::time::interval(TICK);
@@ -78,7 +72,8 @@ pub async fn autoscale(
         tokio::select! { _ = stop.cancelled() => break, _ = every.tick() => {} }
         // Calls not yet delivered to any worker: what more replicas would take (the queue's metrics are
         // `intake::queues`').
-        let queued = consumer.info().await.map_or(0, |info| info.num_pending);
+        // None while the function is idle: its consumer is only there while calls are.
+        let queued = queued_undelivered(&worker, &function).await;
         docker.tick(&key, queued).await;
         let count = docker.replicas(&key);
         if last.is_none_or(|(c, at)| c != count || at.elapsed() >= REPORT_EVERY) {
@@ -88,6 +83,14 @@ pub async fn autoscale(
     }
     let key = names::replicas_key(&function, &docker.config().worker_id);
     let _ = worker.topology.replicas.delete(key).await;
+}
+
+/// Calls of `function` its consumer has not delivered yet; none when it has no consumer.
+async fn queued_undelivered(worker: &Worker, function: &FunctionRef) -> u64 {
+    let Ok(stream) = worker.topology.jetstream.get_stream_no_info(names::invocations_stream(function)).await else {
+        return 0;
+    };
+    stream.consumer_info(names::invoke_consumer(function)).await.map_or(0, |info| info.num_pending)
 }
 
 /// Answers manual scale requests for the container functions this worker runs, until `shutdown`.

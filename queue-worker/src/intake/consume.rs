@@ -1,5 +1,16 @@
 //! One function's consume loop: pull calls from its durable consumer when both a function slot and a
-//! worker slot are free, and start each one.
+//! worker slot are free, and start each one; and, once the function has gone a while without calls, stop
+//! polling it and wait for a call's publication instead.
+//!
+//! A consumer costs nats-server goroutines and timers whether or not it has work, so ten thousand idle
+//! functions kept a server busy doing nothing. An idle function's consumer is therefore let go: it is made with
+//! an inactive threshold of the worker's `idle_after`, the loop polls for that long, and when no call came it
+//! subscribes to the function's queue subject (core NATS: a publication reaches every subscriber as the stream
+//! stores it) and waits. The server removes the consumer once no worker has polled it, nor acknowledged
+//! anything on it, for `idle_after`; a call published later wakes the loop, which opens the consumer again
+//! (delivering everything queued, from the start of the function's subject) and takes the call. Whatever
+//! slips between the poll's end and the subscription is found by looking at the function's queue once
+//! subscribed; the queue scan and reconnections wake a sleeping loop too.
 
 use std::{sync::Arc, time::Duration};
 
@@ -17,12 +28,6 @@ use crate::{Worker, execute, lease, pulls::Poll, scaling};
 
 /// Most calls taken in one pull once capacity is free.
 const BATCH: usize = 64;
-/// How long one long-poll for a call waits on an idle queue. An idle function costs the server one pull and
-/// its expiry per worker per poll, so an hour makes ten thousand deployed functions cheap; a call still
-/// starts at once, being handed to the waiting pull. A poll lost with its connection is sent again when the
-/// client reconnects, and one lost otherwise when the queue scan sees calls waiting with no poll held for them
-/// (`pulls`).
-const POLL: Duration = Duration::from_secs(3600);
 /// How many functions' consumers are opened at once (per process) as a worker starts: ten thousand requests at
 /// once would crowd out every other client's JetStream requests (another worker's start among them).
 const OPENING_AT_ONCE: usize = 16;
@@ -49,6 +54,8 @@ pub async fn consumer(worker: &Worker, function: &FunctionRef) -> Result<PullCon
         ack_policy: AckPolicy::Explicit,
         ack_wait: worker.cfg.ack_wait,
         max_ack_pending: 100_000,
+        // Running calls keep it: their leases are kept with in-progress acknowledgements.
+        inactive_threshold: worker.cfg.idle_after,
         ..Default::default()
     };
     if let Ok(existing) = stream.get_consumer::<pull::Config>(&name).await {
@@ -57,6 +64,7 @@ pub async fn consumer(worker: &Worker, function: &FunctionRef) -> Result<PullCon
             && have.ack_wait == config.ack_wait
             && have.max_ack_pending == config.max_ack_pending
             && have.ack_policy == config.ack_policy
+            && have.inactive_threshold == config.inactive_threshold
         {
             return Ok(existing);
         }
@@ -82,46 +90,68 @@ pub async fn run(
     stop: CancellationToken,
 ) {
     let function = spec.function_ref();
-    let consumer = loop {
-        match consumer(&worker, &function).await {
-            Ok(c) => break c,
-            Err(err) => {
-                tracing::warn!(function = %function, %err, "cannot open the function's queue; retrying");
-                tokio::select! { _ = stop.cancelled() => return, _ = tokio::time::sleep(Duration::from_secs(1)) => {} }
-            }
-        }
-    };
-    if spec.runtime_kind() == RuntimeKind::Docker && worker.runtimes.containers().is_some() {
-        tokio::spawn(scaling::autoscale(worker.clone(), consumer.clone(), function.clone(), stop.clone()));
-    }
     let mut reconnections = sluice_jetstream::topology::reconnections();
     let mut renewals = poll.renewals();
-    loop {
-        // Wait for a call holding no slot, so an idle function takes no capacity from busy ones nor from its
-        // own synchronous calls.
-        let message = tokio::select! {
+    if spec.runtime_kind() == RuntimeKind::Docker && worker.runtimes.containers().is_some() {
+        tokio::spawn(scaling::autoscale(worker.clone(), function.clone(), stop.clone()));
+    }
+    // A loop starts asleep: the function's consumer is only opened once calls are queued.
+    'open: loop {
+        let woken = tokio::select! {
             _ = stop.cancelled() => return,
-            message = next_call(&consumer, &poll, &mut reconnections, &mut renewals) => message,
+            woken = sleep_until_called(&worker, &function, &poll, &mut reconnections, &mut renewals) => woken,
         };
-        let Some(message) = message else { continue };
-        let function_slot = tokio::select! {
-            _ = stop.cancelled() => {
-                hand_back(&message).await;
-                return;
+        if !woken {
+            tokio::select! { _ = stop.cancelled() => return, _ = tokio::time::sleep(Duration::from_secs(1)) => {} }
+            continue;
+        }
+        let consumer = loop {
+            match consumer(&worker, &function).await {
+                Ok(c) => break c,
+                Err(err) => {
+                    tracing::warn!(function = %function, %err, "cannot open the function's queue; retrying");
+                    tokio::select! { _ = stop.cancelled() => return, _ = tokio::time::sleep(Duration::from_secs(1)) => {} }
+                }
             }
-            _ = lease::keep(&message, worker.cfg.ack_wait) => unreachable!("lease keeping never ends"),
-            slot = function_slots.clone().acquire_owned() => slot.expect("never closed"),
         };
-        let worker_slot = tokio::select! {
-            _ = stop.cancelled() => {
-                hand_back(&message).await;
-                return;
-            }
-            _ = lease::keep(&message, worker.cfg.ack_wait) => unreachable!("lease keeping never ends"),
-            slot = worker.slots.clone().acquire_owned() => slot.expect("never closed"),
-        };
-        start(&worker, &spec, message, Slots { _function: function_slot, _worker: worker_slot });
-        take_more(&worker, &spec, &consumer, &function_slots, &stop).await;
+        loop {
+            // Wait for a call holding no slot, so an idle function takes no capacity from busy ones nor from
+            // its own synchronous calls.
+            let polled_at = tokio::time::Instant::now();
+            let polled = tokio::select! {
+                _ = stop.cancelled() => return,
+                polled = next_call(&consumer, &poll, worker.cfg.idle_after, &mut reconnections, &mut renewals) => polled,
+            };
+            let message = match polled {
+                Polled::Call(message) => *message,
+                Polled::Again => continue,
+                Polled::Idle => {
+                    // A poll that failed at once is not tried again at once.
+                    tokio::select! {
+                        _ = stop.cancelled() => return,
+                        _ = tokio::time::sleep_until(polled_at + Duration::from_secs(1)) => continue 'open,
+                    }
+                }
+            };
+            let function_slot = tokio::select! {
+                _ = stop.cancelled() => {
+                    hand_back(&message).await;
+                    return;
+                }
+                _ = lease::keep(&message, worker.cfg.ack_wait) => unreachable!("lease keeping never ends"),
+                slot = function_slots.clone().acquire_owned() => slot.expect("never closed"),
+            };
+            let worker_slot = tokio::select! {
+                _ = stop.cancelled() => {
+                    hand_back(&message).await;
+                    return;
+                }
+                _ = lease::keep(&message, worker.cfg.ack_wait) => unreachable!("lease keeping never ends"),
+                slot = worker.slots.clone().acquire_owned() => slot.expect("never closed"),
+            };
+            start(&worker, &spec, message, Slots { _function: function_slot, _worker: worker_slot });
+            take_more(&worker, &spec, &consumer, &function_slots, &stop).await;
+        }
     }
 }
 
@@ -161,35 +191,91 @@ async fn take_more(
     }
 }
 
-/// One long poll for a call; `None` when it ends without one or must be sent again.
+/// How a long poll ended.
+enum Polled {
+    Call(Box<Message>),
+    /// It must be sent again (a reconnection, a renewal, an error sending it).
+    Again,
+    /// No call came for as long as a poll lasts, or the poll failed (the server let the consumer go).
+    Idle,
+}
+
+/// One long poll for a call, lasting `idle_after`.
 async fn next_call(
     consumer: &PullConsumer,
     poll: &Poll,
+    idle_after: Duration,
     reconnections: &mut watch::Receiver<u64>,
     renewals: &mut watch::Receiver<()>,
-) -> Option<Message> {
+) -> Polled {
     reconnections.mark_unchanged();
     renewals.mark_unchanged();
     poll.started();
-    match consumer.batch().max_messages(1).expires(POLL).messages().await {
+    match consumer.batch().max_messages(1).expires(idle_after).messages().await {
         Ok(mut batch) => tokio::select! {
             next = batch.next() => match next {
-                Some(Ok(message)) => Some(message),
+                Some(Ok(message)) => Polled::Call(Box::new(message)),
+                // Such as the consumer let go (409) or gone (no responders): the loop opens it again once
+                // calls are queued.
                 Some(Err(err)) => {
                     tracing::debug!(%err, "pull ended without a call");
-                    None
+                    Polled::Idle
                 }
-                None => None,
+                None => Polled::Idle,
             },
-            _ = reconnections.changed() => None,
-            _ = renewals.changed() => None,
+            _ = reconnections.changed() => Polled::Again,
+            _ = renewals.changed() => Polled::Again,
         },
         Err(err) => {
             tracing::warn!(%err, "pull failed; retrying");
             tokio::time::sleep(Duration::from_secs(1)).await;
-            None
+            Polled::Again
         }
     }
+}
+
+/// Waits, polling nothing, until a call of the function is published, or the queue scan or a reconnection
+/// says to look again. Returns whether it was woken (false when it could not listen).
+async fn sleep_until_called(
+    worker: &Worker,
+    function: &FunctionRef,
+    poll: &Poll,
+    reconnections: &mut watch::Receiver<u64>,
+    renewals: &mut watch::Receiver<()>,
+) -> bool {
+    reconnections.mark_unchanged();
+    renewals.mark_unchanged();
+    poll.asleep();
+    let subject = names::invoke_subject(function);
+    let Ok(mut published) = worker.topology.client.subscribe(subject.clone()).await else { return false };
+    // Asked on the same connection after the subscription, so anything published before the server had it is
+    // counted here.
+    match queued(worker, function, &subject).await {
+        Ok(0) => {}
+        Ok(_) => return true,
+        Err(err) => {
+            tracing::debug!(%function, %err, "could not look at the function's queue");
+            return false;
+        }
+    }
+    tracing::debug!(%function, "no calls for a while; waiting for one to be published");
+    tokio::select! {
+        _ = published.next() => {}
+        _ = reconnections.changed() => {}
+        _ = renewals.changed() => {}
+    }
+    true
+}
+
+/// Calls queued for `function` and not yet finished.
+async fn queued(worker: &Worker, function: &FunctionRef, subject: &str) -> Result<usize, async_nats::Error> {
+    let stream = worker.topology.jetstream.get_stream_no_info(names::invocations_stream(function)).await?;
+    let mut subjects = stream.info_with_subjects(subject).await?;
+    let mut count = 0;
+    while let Some(entry) = subjects.next().await {
+        count += entry?.1;
+    }
+    Ok(count)
 }
 
 fn start(worker: &Arc<Worker>, spec: &Arc<FunctionSpec>, message: Message, slots: Slots) {

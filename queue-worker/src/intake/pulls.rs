@@ -3,8 +3,9 @@
 //! for them — the poll was lost without the connection dropping. Reconnections renew every poll
 //! (`topology::reconnections`).
 //!
-//! This is what lets an idle poll last an hour: an idle function then costs the server one pull per worker per
-//! hour, and a lost one is noticed within seconds of a call arriving, not when it expires.
+//! This is what lets a poll last as long as a function may go idle (`--idle-after`, 2 minutes): a lost one is
+//! noticed within seconds of a call arriving, not when it expires. A function idle for longer is not polled
+//! at all (`consume`); the scan wakes its loop when it sees calls on it all the same.
 //!
 //! A renewal drops the old poll's inbox, and a call the server is handing to that inbox at the moment is lost
 //! until its ack wait ends (a spent attempt). So a poll is only renewed once the server holds none: nothing can
@@ -12,7 +13,10 @@
 
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex, RwLock},
+    sync::{
+        Arc, Mutex, RwLock,
+        atomic::{AtomicBool, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -30,11 +34,13 @@ const STALE: Duration = Duration::from_secs(10);
 pub struct Poll {
     renew: watch::Sender<()>,
     since: Mutex<Instant>,
+    /// The loop polls nothing: the function was idle, and the loop waits for a call to be published.
+    asleep: AtomicBool,
 }
 
 impl Poll {
     fn new() -> Self {
-        Self { renew: watch::Sender::new(()), since: Mutex::new(Instant::now()) }
+        Self { renew: watch::Sender::new(()), since: Mutex::new(Instant::now()), asleep: AtomicBool::new(false) }
     }
 
     /// What the consume loop waits on beside its poll.
@@ -44,7 +50,13 @@ impl Poll {
 
     /// Called as a poll is sent.
     pub fn started(&self) {
+        self.asleep.store(false, Ordering::Relaxed);
         *self.since.lock().expect("poll clock lock") = Instant::now();
+    }
+
+    /// Called as the loop stops polling until a call is published.
+    pub fn asleep(&self) {
+        self.asleep.store(true, Ordering::Relaxed);
     }
 
     fn is_stale(&self) -> bool {
@@ -76,6 +88,11 @@ impl Polls {
         else {
             return;
         };
+        if poll.asleep.load(Ordering::Relaxed) {
+            // Its consumer may be gone; the loop looks at the queue itself once woken.
+            poll.renew.send_replace(());
+            return;
+        }
         match stream.consumer_info(names::invoke_consumer(function)).await {
             Ok(info) if info.num_pending > 0 && info.num_waiting == 0 => {
                 tracing::info!(%function, waiting = info.num_pending, "calls wait with no poll held; polling again");
