@@ -28,9 +28,11 @@ use crate::{Worker, execute, lease, pulls::Poll, scaling};
 
 /// Most calls taken in one pull once capacity is free.
 const BATCH: usize = 64;
-/// How many functions' consumers are opened at once (per process) as a worker starts: ten thousand requests at
-/// once would crowd out every other client's JetStream requests (another worker's start among them).
+/// How many functions' consumers are opened, or queues looked at, at once (per process), as when a worker
+/// starts: ten thousand requests at once would crowd out every other client's JetStream requests (another
+/// worker's start among them).
 const OPENING_AT_ONCE: usize = 16;
+static OPENING: Semaphore = Semaphore::const_new(OPENING_AT_ONCE);
 /// How long an immediate fetch may go unanswered. Its request or answer can be lost when the server
 /// restarts, and the client then waits for ever: the consume loop would stall with calls queued.
 const FETCH_LIMIT: Duration = Duration::from_secs(5);
@@ -44,7 +46,6 @@ pub struct Slots {
 /// The function's durable consumer: the one there when it has this worker's settings (a read the consumer's
 /// leader answers alone), else created or updated.
 pub async fn consumer(worker: &Worker, function: &FunctionRef) -> Result<PullConsumer, async_nats::Error> {
-    static OPENING: Semaphore = Semaphore::const_new(OPENING_AT_ONCE);
     let _turn = OPENING.acquire().await.expect("never closed");
     let stream = worker.topology.jetstream.get_stream_no_info(names::invocations_stream(function)).await?;
     let name = names::invoke_consumer(function);
@@ -248,8 +249,8 @@ async fn sleep_until_called(
     poll.asleep();
     let subject = names::invoke_subject(function);
     let Ok(mut published) = worker.topology.client.subscribe(subject.clone()).await else { return false };
-    // Asked on the same connection after the subscription, so anything published before the server had it is
-    // counted here.
+    // Asked on the same connection (the JetStream context is the client's) after the subscription, so anything
+    // published before the server had the subscription is counted here.
     match queued(worker, function, &subject).await {
         Ok(0) => {}
         Ok(_) => return true,
@@ -269,6 +270,7 @@ async fn sleep_until_called(
 
 /// Calls queued for `function` and not yet finished.
 async fn queued(worker: &Worker, function: &FunctionRef, subject: &str) -> Result<usize, async_nats::Error> {
+    let _turn = OPENING.acquire().await.expect("never closed");
     let stream = worker.topology.jetstream.get_stream_no_info(names::invocations_stream(function)).await?;
     let mut subjects = stream.info_with_subjects(subject).await?;
     let mut count = 0;
