@@ -4,7 +4,7 @@ use async_nats::jetstream::kv;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::{StoreError, follow::Followed};
+use super::{StoreError, follow::Followed, written_at};
 use sluice_contracts::{FunctionRef, FunctionSpec};
 
 /// The desired state of every function; workers reconcile their runtimes to it.
@@ -132,11 +132,6 @@ impl FunctionStore {
         });
         received
     }
-}
-
-/// When the store wrote an entry.
-fn written_at(created: time::OffsetDateTime) -> chrono::DateTime<chrono::Utc> {
-    chrono::DateTime::from_timestamp(created.unix_timestamp(), created.nanosecond()).unwrap_or_default()
 }
 
 /// A stored spec. One stored before namespaces existed has no namespace of its own: its key says where it lives.

@@ -54,11 +54,7 @@ impl InvocationTally {
 
     /// The shared total of every function in `namespace`, by function name; one pass over its keys.
     pub async fn totals(&self, namespace: &str) -> Result<HashMap<String, u64>, StoreError> {
-        let entries = super::latest_under(&self.kv, Some(namespace), true).await?;
-        Ok(entries
-            .into_iter()
-            .filter_map(|entry| Some((FunctionRef::from_key(&entry.key)?.name, parse(&entry.value))))
-            .collect())
+        read_totals(&self.kv, namespace).await
     }
 
     /// Drops `function`'s total (it was removed); a redeployed function starts again from zero.
@@ -152,7 +148,7 @@ impl TotalsCopy {
     /// change the bucket has now, else read from it.
     pub async fn totals(&self, namespace: &str) -> Result<HashMap<String, u64>, StoreError> {
         if !self.applied.caught_up(&self.kv).await? {
-            return InvocationTally::new(self.kv.clone()).totals(namespace).await;
+            return read_totals(&self.kv, namespace).await;
         }
         let totals = self.totals.read().expect("totals lock");
         Ok(totals
@@ -163,6 +159,15 @@ impl TotalsCopy {
             })
             .collect())
     }
+}
+
+/// The totals of `namespace`'s functions, by name, read in one pass over its keys.
+async fn read_totals(kv: &kv::Store, namespace: &str) -> Result<HashMap<String, u64>, StoreError> {
+    let entries = super::latest_under(kv, Some(namespace), true).await?;
+    Ok(entries
+        .into_iter()
+        .filter_map(|entry| Some((FunctionRef::from_key(&entry.key)?.name, parse(&entry.value))))
+        .collect())
 }
 
 /// A stored total; anything unreadable counts as zero rather than failing a listing.

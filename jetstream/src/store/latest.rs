@@ -55,8 +55,7 @@ pub async fn latest_under(kv: &kv::Store, prefix: Option<&str>, values: bool) ->
         };
         let info = message.info().map_err(|e| StoreError::Unavailable(e.to_string().into()))?;
         let pending = info.pending;
-        let written = chrono::DateTime::from_timestamp(info.published.unix_timestamp(), info.published.nanosecond())
-            .unwrap_or_default();
+        let written = super::written_at(info.published);
         let removed = message
             .headers
             .as_ref()

@@ -38,3 +38,8 @@ impl StoreError {
         Self::Unavailable(Box::new(err))
     }
 }
+
+/// When the store wrote a message, as the API shows times.
+pub(crate) fn written_at(at: time::OffsetDateTime) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp(at.unix_timestamp(), at.nanosecond()).unwrap_or_default()
+}

@@ -91,8 +91,7 @@ pub async fn run(
     stop: CancellationToken,
 ) {
     let function = spec.function_ref();
-    let mut reconnections = sluice_jetstream::topology::reconnections();
-    let mut renewals = poll.renewals();
+    let mut nudges = Nudges { reconnections: sluice_jetstream::topology::reconnections(), renewals: poll.renewals() };
     if spec.runtime_kind() == RuntimeKind::Docker && worker.runtimes.containers().is_some() {
         tokio::spawn(scaling::autoscale(worker.clone(), function.clone(), stop.clone()));
     }
@@ -100,7 +99,7 @@ pub async fn run(
     'open: loop {
         let woken = tokio::select! {
             _ = stop.cancelled() => return,
-            woken = sleep_until_called(&worker, &function, &poll, &mut reconnections, &mut renewals) => woken,
+            woken = sleep_until_called(&worker, &function, &poll, &mut nudges) => woken,
         };
         if !woken {
             tokio::select! { _ = stop.cancelled() => return, _ = tokio::time::sleep(Duration::from_secs(1)) => {} }
@@ -121,7 +120,7 @@ pub async fn run(
             let polled_at = tokio::time::Instant::now();
             let polled = tokio::select! {
                 _ = stop.cancelled() => return,
-                polled = next_call(&consumer, &poll, worker.cfg.idle_after, &mut reconnections, &mut renewals) => polled,
+                polled = next_call(&consumer, &poll, worker.cfg.idle_after, &mut nudges) => polled,
             };
             let message = match polled {
                 Polled::Call(message) => *message,
@@ -192,6 +191,29 @@ async fn take_more(
     }
 }
 
+/// What tells a loop to poll again or wake: its client connecting again (what the server held for it may be
+/// gone), and the queue scan (`pulls`).
+struct Nudges {
+    reconnections: watch::Receiver<u64>,
+    renewals: watch::Receiver<()>,
+}
+
+impl Nudges {
+    /// Only nudges from now on count.
+    fn forget_earlier(&mut self) {
+        self.reconnections.mark_unchanged();
+        self.renewals.mark_unchanged();
+    }
+
+    /// The next nudge.
+    async fn next(&mut self) {
+        tokio::select! {
+            _ = self.reconnections.changed() => {}
+            _ = self.renewals.changed() => {}
+        }
+    }
+}
+
 /// How a long poll ended.
 enum Polled {
     Call(Box<Message>),
@@ -202,15 +224,8 @@ enum Polled {
 }
 
 /// One long poll for a call, lasting `idle_after`.
-async fn next_call(
-    consumer: &PullConsumer,
-    poll: &Poll,
-    idle_after: Duration,
-    reconnections: &mut watch::Receiver<u64>,
-    renewals: &mut watch::Receiver<()>,
-) -> Polled {
-    reconnections.mark_unchanged();
-    renewals.mark_unchanged();
+async fn next_call(consumer: &PullConsumer, poll: &Poll, idle_after: Duration, nudges: &mut Nudges) -> Polled {
+    nudges.forget_earlier();
     poll.started();
     match consumer.batch().max_messages(1).expires(idle_after).messages().await {
         Ok(mut batch) => tokio::select! {
@@ -224,8 +239,7 @@ async fn next_call(
                 }
                 None => Polled::Idle,
             },
-            _ = reconnections.changed() => Polled::Again,
-            _ = renewals.changed() => Polled::Again,
+            _ = nudges.next() => Polled::Again,
         },
         Err(err) => {
             tracing::warn!(%err, "pull failed; retrying");
@@ -237,15 +251,8 @@ async fn next_call(
 
 /// Waits, polling nothing, until a call of the function is published, or the queue scan or a reconnection
 /// says to look again. Returns whether it was woken (false when it could not listen).
-async fn sleep_until_called(
-    worker: &Worker,
-    function: &FunctionRef,
-    poll: &Poll,
-    reconnections: &mut watch::Receiver<u64>,
-    renewals: &mut watch::Receiver<()>,
-) -> bool {
-    reconnections.mark_unchanged();
-    renewals.mark_unchanged();
+async fn sleep_until_called(worker: &Worker, function: &FunctionRef, poll: &Poll, nudges: &mut Nudges) -> bool {
+    nudges.forget_earlier();
     poll.asleep();
     let subject = names::invoke_subject(function);
     let Ok(mut published) = worker.topology.client.subscribe(subject.clone()).await else { return false };
@@ -262,14 +269,13 @@ async fn sleep_until_called(
     tracing::debug!(%function, "no calls for a while; waiting for one to be published");
     tokio::select! {
         _ = published.next() => {}
-        _ = reconnections.changed() => {}
-        _ = renewals.changed() => {}
+        _ = nudges.next() => {}
     }
     true
 }
 
 /// Calls queued for `function` and not yet finished.
-async fn queued(worker: &Worker, function: &FunctionRef, subject: &str) -> Result<usize, async_nats::Error> {
+pub async fn queued(worker: &Worker, function: &FunctionRef, subject: &str) -> Result<usize, async_nats::Error> {
     let _turn = OPENING.acquire().await.expect("never closed");
     let stream = worker.topology.jetstream.get_stream_no_info(names::invocations_stream(function)).await?;
     let mut subjects = stream.info_with_subjects(subject).await?;

@@ -5,7 +5,7 @@
 use std::{sync::Arc, time::Duration};
 
 use futures::StreamExt;
-use sluice_contracts::FunctionSpec;
+use sluice_contracts::{FunctionSpec, names};
 use tokio_util::sync::CancellationToken;
 
 use crate::{Worker, consume, execute};
@@ -18,6 +18,10 @@ pub const DELETED_STATUS: u16 = 410;
 pub async fn drain(worker: Arc<Worker>, spec: Arc<FunctionSpec>, shutdown: CancellationToken) {
     let function = spec.function_ref();
     let reason = format!("function {function:?} was deleted before the call ran");
+    // An idle function has no consumer, and nothing to end: none is made for it.
+    if consume::queued(&worker, &function, &names::invoke_subject(&function)).await.is_ok_and(|n| n == 0) {
+        return;
+    }
     let Ok(mut consumer) = consume::consumer(&worker, &function).await else { return };
     let mut ended = 0u64;
     loop {
