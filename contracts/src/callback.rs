@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use crate::{
     Payload,
     invocation::{put_http_headers, take_http_headers},
-    names::{self, ce, http_headers as h, wire},
+    names::{self, ce, wire},
 };
 
 /// What a callback reports about a call.
@@ -27,44 +27,78 @@ pub struct CallbackFacts<'a> {
 
 /// The callback contract's headers (README, "Callbacks"), CloudEvents binary mode included.
 pub fn contract_headers(facts: &CallbackFacts<'_>) -> http::HeaderMap {
-    let mut headers = http::HeaderMap::new();
-    let mut set = |name: &'static str, value: String| {
+    let mut headers = http::HeaderMap::with_capacity(16);
+    let mut set = |name: http::HeaderName, value: String| {
         if let Ok(value) = http::HeaderValue::from_str(&value) {
-            headers.insert(http::HeaderName::from_static(lower(name)), value);
+            headers.insert(name, value);
         }
     };
-    set(h::CALL_ID, facts.call_id.to_owned());
-    set(h::FUNCTION_NAME, facts.function.name.clone());
-    set(h::FUNCTION_NAMESPACE, facts.function.namespace.clone());
-    set(h::FUNCTION_STATUS, facts.function_status.to_string());
-    set(h::DURATION_SECONDS, format!("{:.6}", facts.duration_seconds));
-    set(h::START_TIME, facts.started.timestamp_nanos_opt().unwrap_or_default().to_string());
-    set(h::ATTEMPT, facts.attempt.to_string());
-    set(h::MAX_ATTEMPTS, facts.max_attempts.to_string());
-    set(ce::SPECVERSION, ce::VERSION.to_owned());
-    set(ce::ID, facts.call_id.to_owned());
-    set(ce::TYPE, facts.ce_type.to_owned());
-    set(ce::SOURCE, names::CE_SOURCE_WORKER.to_owned());
-    set(ce::SUBJECT, facts.function.name.clone());
-    set(ce::TIME, Utc::now().to_rfc3339());
+    set(lowercase::CALL_ID, facts.call_id.to_owned());
+    set(lowercase::FUNCTION_NAME, facts.function.name.clone());
+    set(lowercase::FUNCTION_NAMESPACE, facts.function.namespace.clone());
+    set(lowercase::FUNCTION_STATUS, facts.function_status.to_string());
+    set(lowercase::DURATION_SECONDS, format!("{:.6}", facts.duration_seconds));
+    set(lowercase::START_TIME, facts.started.timestamp_nanos_opt().unwrap_or_default().to_string());
+    set(lowercase::ATTEMPT, facts.attempt.to_string());
+    set(lowercase::MAX_ATTEMPTS, facts.max_attempts.to_string());
+    set(lowercase::CE_SPECVERSION, ce::VERSION.to_owned());
+    set(lowercase::CE_ID, facts.call_id.to_owned());
+    set(lowercase::CE_TYPE, facts.ce_type.to_owned());
+    set(lowercase::CE_SOURCE, names::CE_SOURCE_WORKER.to_owned());
+    set(lowercase::CE_SUBJECT, facts.function.name.clone());
+    set(lowercase::CE_TIME, Utc::now().to_rfc3339());
     if let Some(content_type) = facts.content_type {
-        set("content-type", content_type.to_owned());
+        set(http::header::CONTENT_TYPE, content_type.to_owned());
     }
     headers
 }
 
-/// Header names are constants in mixed case; `http` wants them lowercase and static.
-fn lower(name: &'static str) -> &'static str {
-    match name {
-        h::CALL_ID => "x-call-id",
-        h::FUNCTION_NAME => "x-function-name",
-        h::FUNCTION_NAMESPACE => "x-function-namespace",
-        h::FUNCTION_STATUS => "x-function-status",
-        h::DURATION_SECONDS => "x-duration-seconds",
-        h::START_TIME => "x-start-time",
-        h::ATTEMPT => "x-sluice-attempt",
-        h::MAX_ATTEMPTS => "x-sluice-max-attempts",
-        other => other, // the ce-* names and content-type are lowercase already
+/// The contract's header names as `http` keeps them (lowercase), made once at compile time.
+mod lowercase {
+    use http::HeaderName;
+
+    pub const CALL_ID: HeaderName = HeaderName::from_static("x-call-id");
+    pub const FUNCTION_NAME: HeaderName = HeaderName::from_static("x-function-name");
+    pub const FUNCTION_NAMESPACE: HeaderName = HeaderName::from_static("x-function-namespace");
+    pub const FUNCTION_STATUS: HeaderName = HeaderName::from_static("x-function-status");
+    pub const DURATION_SECONDS: HeaderName = HeaderName::from_static("x-duration-seconds");
+    pub const START_TIME: HeaderName = HeaderName::from_static("x-start-time");
+    pub const ATTEMPT: HeaderName = HeaderName::from_static("x-sluice-attempt");
+    pub const MAX_ATTEMPTS: HeaderName = HeaderName::from_static("x-sluice-max-attempts");
+    pub const CE_SPECVERSION: HeaderName = HeaderName::from_static("ce-specversion");
+    pub const CE_ID: HeaderName = HeaderName::from_static("ce-id");
+    pub const CE_TYPE: HeaderName = HeaderName::from_static("ce-type");
+    pub const CE_SOURCE: HeaderName = HeaderName::from_static("ce-source");
+    pub const CE_SUBJECT: HeaderName = HeaderName::from_static("ce-subject");
+    pub const CE_TIME: HeaderName = HeaderName::from_static("ce-time");
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+        use crate::names::{ce, http_headers as h};
+
+        #[test]
+        fn each_is_its_contract_name() {
+            let pairs = [
+                (CALL_ID, h::CALL_ID),
+                (FUNCTION_NAME, h::FUNCTION_NAME),
+                (FUNCTION_NAMESPACE, h::FUNCTION_NAMESPACE),
+                (FUNCTION_STATUS, h::FUNCTION_STATUS),
+                (DURATION_SECONDS, h::DURATION_SECONDS),
+                (START_TIME, h::START_TIME),
+                (ATTEMPT, h::ATTEMPT),
+                (MAX_ATTEMPTS, h::MAX_ATTEMPTS),
+                (CE_SPECVERSION, ce::SPECVERSION),
+                (CE_ID, ce::ID),
+                (CE_TYPE, ce::TYPE),
+                (CE_SOURCE, ce::SOURCE),
+                (CE_SUBJECT, ce::SUBJECT),
+                (CE_TIME, ce::TIME),
+            ];
+            for (name, contract) in pairs {
+                assert_eq!(name, http::HeaderName::from_bytes(contract.as_bytes()).unwrap());
+            }
+        }
     }
 }
 

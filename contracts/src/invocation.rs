@@ -12,7 +12,10 @@ use async_nats::HeaderMap as NatsHeaders;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 
-use crate::names::{ce, wire};
+use crate::{
+    names::{ce, wire},
+    nats_headers::NamedHeaders,
+};
 
 /// Where a call's body is.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -97,7 +100,7 @@ pub fn take_http_headers(from: &NatsHeaders) -> http::HeaderMap {
 }
 
 fn header<'a>(headers: &'a NatsHeaders, name: &'static str) -> Option<&'a str> {
-    headers.get(name).map(|v| v.as_str())
+    headers.named(name)
 }
 
 fn required<'a>(headers: &'a NatsHeaders, name: &'static str) -> Result<&'a str, DecodeError> {
@@ -109,31 +112,31 @@ impl InvocationMessage {
     /// re-sent call once.
     pub fn to_nats(&self, ce_type: &str) -> (NatsHeaders, Bytes) {
         let mut headers = NatsHeaders::new();
-        headers.insert(wire::NATS_MSG_ID, self.call_id.as_str());
-        headers.insert(ce::SPECVERSION, ce::VERSION);
-        headers.insert(ce::ID, self.call_id.as_str());
-        headers.insert(ce::TYPE, ce_type);
-        headers.insert(ce::SOURCE, one_line(&self.source).as_ref());
-        headers.insert(ce::SUBJECT, self.function.key());
-        headers.insert(ce::TIME, self.time.to_rfc3339());
+        headers.put(wire::NATS_MSG_ID, self.call_id.as_str());
+        headers.put(ce::SPECVERSION, ce::VERSION);
+        headers.put(ce::ID, self.call_id.as_str());
+        headers.put(ce::TYPE, ce_type);
+        headers.put(ce::SOURCE, one_line(&self.source).as_ref());
+        headers.put(ce::SUBJECT, self.function.key());
+        headers.put(ce::TIME, self.time.to_rfc3339());
         if let Some(ct) = self.headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) {
-            headers.insert(wire::CONTENT_TYPE, ct);
+            headers.put(wire::CONTENT_TYPE, ct);
         }
-        headers.insert(wire::METHOD, self.method.as_str());
+        headers.put(wire::METHOD, self.method.as_str());
         if !self.path.is_empty() {
-            headers.insert(wire::PATH, one_line(&self.path).as_ref());
+            headers.put(wire::PATH, one_line(&self.path).as_ref());
         }
         if !self.query.is_empty() {
-            headers.insert(wire::QUERY, one_line(&self.query).as_ref());
+            headers.put(wire::QUERY, one_line(&self.query).as_ref());
         }
         if let Some(url) = &self.callback_url {
-            headers.insert(wire::CALLBACK_URL, one_line(url).as_ref());
+            headers.put(wire::CALLBACK_URL, one_line(url).as_ref());
         }
         put_http_headers(&mut headers, &self.headers);
         let body = match &self.payload {
             Payload::Inline(body) => body.clone(),
             Payload::Object(name) => {
-                headers.insert(wire::PAYLOAD_OBJECT, name.as_str());
+                headers.put(wire::PAYLOAD_OBJECT, name.as_str());
                 Bytes::new()
             }
         };

@@ -42,6 +42,7 @@ pub mod json_schema;
 pub mod logs;
 pub mod names;
 pub mod namespace;
+pub mod nats_headers;
 pub mod outbound;
 pub mod presence;
 pub mod progress;

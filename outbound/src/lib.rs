@@ -44,6 +44,9 @@ impl Enforce for OutboundPolicy {
             .timeout(timeout)
             .connect_timeout(timeout)
             .redirect(reqwest::redirect::Policy::none())
+            // One send is one request: Sluice retries deliveries itself (the callback outbox), and the client's
+            // own retries clone every request to be able to.
+            .retry(reqwest::retry::never().max_retries_per_request(0))
             .no_proxy()
             .default_headers(headers)
             .dns_resolver(Arc::new(PolicyResolver(self.clone())))

@@ -1,5 +1,14 @@
 //! Metric names the worker records. `function_name` is `{name}.{namespace}`, as OpenFaaS labels functions.
+//!
+//! What every call records goes through handles registered once per function: looking a series up by name and
+//! labels formats the function's name and hashes the whole key, on every call.
 
+use std::{
+    collections::HashMap,
+    sync::{Arc, LazyLock, RwLock},
+};
+
+use metrics::{Counter, Gauge, Histogram};
 use sluice_contracts::FunctionRef;
 
 /// Calls ended, by function and outcome (`succeeded`, `failed`).
@@ -28,8 +37,45 @@ pub const DEAD_LETTERS_TOTAL: &str = "sluice_dead_letters_total";
 /// start from the record as it was queued.
 pub const RECORD_READS_TOTAL: &str = "sluice_queue_record_reads_total";
 
+/// The series a function's calls record, registered when the function's first call needs them.
+struct Handles {
+    inflight: Gauge,
+    succeeded: Counter,
+    failed: Counter,
+    seconds: Histogram,
+    retries: Counter,
+    record_reads: Counter,
+    dead_letters: Counter,
+}
+
+impl Handles {
+    fn register(function: &FunctionRef) -> Self {
+        let name = function.to_string();
+        Self {
+            inflight: metrics::gauge!(INFLIGHT, "function_name" => name.clone()),
+            succeeded: metrics::counter!(CALLS_TOTAL, "function_name" => name.clone(), "outcome" => "succeeded"),
+            failed: metrics::counter!(CALLS_TOTAL, "function_name" => name.clone(), "outcome" => "failed"),
+            seconds: metrics::histogram!(CALL_SECONDS, "function_name" => name.clone()),
+            retries: metrics::counter!(RETRIES_TOTAL, "function_name" => name.clone()),
+            record_reads: metrics::counter!(RECORD_READS_TOTAL, "function_name" => name.clone()),
+            dead_letters: metrics::counter!(DEAD_LETTERS_TOTAL, "function_name" => name),
+        }
+    }
+}
+
+/// Every served function's handles; as many as the series they name, which the recorder keeps anyway.
+static HANDLES: LazyLock<RwLock<HashMap<FunctionRef, Arc<Handles>>>> = LazyLock::new(Default::default);
+
+fn handles(function: &FunctionRef) -> Arc<Handles> {
+    if let Some(handles) = HANDLES.read().expect("metric handles lock").get(function) {
+        return handles.clone();
+    }
+    let mut all = HANDLES.write().expect("metric handles lock");
+    all.entry(function.clone()).or_insert_with(|| Arc::new(Handles::register(function))).clone()
+}
+
 pub fn inflight(function: &FunctionRef, delta: f64) {
-    metrics::gauge!(INFLIGHT, "function_name" => function.to_string()).increment(delta);
+    handles(function).inflight.increment(delta);
 }
 
 pub fn pending(function: &FunctionRef, value: u64) {
@@ -39,13 +85,11 @@ pub fn pending(function: &FunctionRef, value: u64) {
 /// Starts a served function's counters at zero: a counter that first appears at 1 is an increase that
 /// Prometheus's `rate` and `increase` never see, so the first dead letter would raise no alert.
 pub fn served(function: &FunctionRef) {
-    let name = function.to_string();
-    for outcome in ["succeeded", "failed"] {
-        metrics::counter!(CALLS_TOTAL, "function_name" => name.clone(), "outcome" => outcome).increment(0);
+    let handles = handles(function);
+    for counter in [&handles.succeeded, &handles.failed, &handles.retries, &handles.record_reads, &handles.dead_letters]
+    {
+        counter.increment(0);
     }
-    metrics::counter!(RETRIES_TOTAL, "function_name" => name.clone()).increment(0);
-    metrics::counter!(RECORD_READS_TOTAL, "function_name" => name.clone()).increment(0);
-    metrics::counter!(DEAD_LETTERS_TOTAL, "function_name" => name).increment(0);
 }
 
 pub fn oldest_age(function: &FunctionRef, seconds: f64) {
@@ -57,26 +101,45 @@ pub fn replicas(function: &FunctionRef, available: u32) {
 }
 
 pub fn retried(function: &FunctionRef) {
-    metrics::counter!(RETRIES_TOTAL, "function_name" => function.to_string()).increment(1);
+    handles(function).retries.increment(1);
 }
 
 pub fn record_read(function: &FunctionRef) {
-    metrics::counter!(RECORD_READS_TOTAL, "function_name" => function.to_string()).increment(1);
+    handles(function).record_reads.increment(1);
 }
 
 pub fn dead_lettered(function: &FunctionRef) {
-    metrics::counter!(DEAD_LETTERS_TOTAL, "function_name" => function.to_string()).increment(1);
+    handles(function).dead_letters.increment(1);
 }
 
-pub fn ended(function: &FunctionRef, outcome: &'static str, seconds: f64) {
-    metrics::counter!(CALLS_TOTAL, "function_name" => function.to_string(), "outcome" => outcome).increment(1);
-    metrics::histogram!(CALL_SECONDS, "function_name" => function.to_string()).record(seconds);
+/// A call ended: succeeded or failed, after `seconds` in its runtime.
+pub fn ended(function: &FunctionRef, succeeded: bool, seconds: f64) {
+    let handles = handles(function);
+    if succeeded { &handles.succeeded } else { &handles.failed }.increment(1);
+    handles.seconds.record(seconds);
 }
 
-pub fn callback(outcome: &'static str) {
-    metrics::counter!(CALLBACKS_TOTAL, "outcome" => outcome).increment(1);
+/// Callback deliveries by outcome.
+pub enum Delivery {
+    Delivered,
+    Failed,
+    Refused,
+}
+
+pub fn callback(outcome: Delivery) {
+    static DELIVERED: LazyLock<Counter> =
+        LazyLock::new(|| metrics::counter!(CALLBACKS_TOTAL, "outcome" => "delivered"));
+    static FAILED: LazyLock<Counter> = LazyLock::new(|| metrics::counter!(CALLBACKS_TOTAL, "outcome" => "failed"));
+    static REFUSED: LazyLock<Counter> = LazyLock::new(|| metrics::counter!(CALLBACKS_TOTAL, "outcome" => "refused"));
+    match outcome {
+        Delivery::Delivered => &DELIVERED,
+        Delivery::Failed => &FAILED,
+        Delivery::Refused => &REFUSED,
+    }
+    .increment(1);
 }
 
 pub fn overhead(seconds: f64) {
-    metrics::histogram!(OVERHEAD_SECONDS).record(seconds.max(0.0));
+    static OVERHEAD: LazyLock<Histogram> = LazyLock::new(|| metrics::histogram!(OVERHEAD_SECONDS));
+    OVERHEAD.record(seconds.max(0.0));
 }

@@ -24,6 +24,9 @@ impl HttpRuntime {
             .pool_max_idle_per_host(256)
             .pool_idle_timeout(Duration::from_secs(90))
             .tcp_nodelay(true)
+            // One attempt is one request: a call's retries are its function's retry policy, and the client's own
+            // retries clone every request to be able to.
+            .retry(reqwest::retry::never().max_retries_per_request(0))
             .build()
             .expect("the HTTP client's settings are valid");
         Self { client, cfg }

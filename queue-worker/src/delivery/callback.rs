@@ -75,7 +75,7 @@ impl Callbacks {
         let checked = match self.cfg.policy.check(url).await {
             Ok(checked) => checked,
             Err(denied) => {
-                metrics::callback("refused");
+                metrics::callback(metrics::Delivery::Refused);
                 return Err(DeliveryError::Refused(format!("callback URL refused: {denied}")));
             }
         };
@@ -86,12 +86,12 @@ impl Callbacks {
         }
         match request.body(body).send().await {
             Ok(response) if response.status().is_success() => {
-                metrics::callback("delivered");
+                metrics::callback(metrics::Delivery::Delivered);
                 Ok(())
             }
             Ok(response) => {
                 let status = response.status().as_u16();
-                metrics::callback("failed");
+                metrics::callback(metrics::Delivery::Failed);
                 let error = format!("callback receiver answered {status}");
                 if status == 408 || status == 429 || status >= 500 {
                     Err(DeliveryError::Retryable(error))
@@ -100,7 +100,7 @@ impl Callbacks {
                 }
             }
             Err(err) => {
-                metrics::callback("failed");
+                metrics::callback(metrics::Delivery::Failed);
                 Err(DeliveryError::Retryable(format!("callback not delivered: {err}")))
             }
         }

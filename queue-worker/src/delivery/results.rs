@@ -7,6 +7,7 @@ use sluice_contracts::{
     Payload, StoredResult,
     invocation::put_http_headers,
     names::{self, ce, http_headers as h, wire},
+    nats_headers::NamedHeaders,
 };
 
 use crate::{Worker, outcome::Outcome};
@@ -32,26 +33,26 @@ pub async fn publish(worker: &Worker, done: &Completion<'_>) -> Result<Published
     let ce_type = if done.outcome.succeeded() { names::CE_TYPE_COMPLETED } else { names::CE_TYPE_FAILED };
     let mut headers = HeaderMap::new();
     // One event per call even when a redelivered call finishes twice.
-    headers.insert(wire::NATS_MSG_ID, format!("{}.result", done.call_id));
-    headers.insert(ce::SPECVERSION, ce::VERSION);
-    headers.insert(ce::ID, done.call_id);
-    headers.insert(ce::TYPE, ce_type);
-    headers.insert(ce::SOURCE, names::CE_SOURCE_WORKER);
-    headers.insert(ce::SUBJECT, done.function.key());
-    headers.insert(ce::TIME, Utc::now().to_rfc3339());
-    headers.insert(h::CALL_ID, done.call_id);
-    headers.insert(h::FUNCTION_STATUS, done.outcome.status.to_string());
-    headers.insert(h::DURATION_SECONDS, format!("{:.6}", done.duration.as_secs_f64()));
-    headers.insert(h::ATTEMPT, done.attempt.to_string());
+    headers.put(wire::NATS_MSG_ID, format!("{}.result", done.call_id));
+    headers.put(ce::SPECVERSION, ce::VERSION);
+    headers.put(ce::ID, done.call_id);
+    headers.put(ce::TYPE, ce_type);
+    headers.put(ce::SOURCE, names::CE_SOURCE_WORKER);
+    headers.put(ce::SUBJECT, done.function.key());
+    headers.put(ce::TIME, Utc::now().to_rfc3339());
+    headers.put(h::CALL_ID, done.call_id);
+    headers.put(h::FUNCTION_STATUS, done.outcome.status.to_string());
+    headers.put(h::DURATION_SECONDS, format!("{:.6}", done.duration.as_secs_f64()));
+    headers.put(h::ATTEMPT, done.attempt.to_string());
     if let Some(content_type) = done.outcome.content_type() {
-        headers.insert(wire::CONTENT_TYPE, content_type);
+        headers.put(wire::CONTENT_TYPE, content_type);
     }
     put_http_headers(&mut headers, &done.outcome.headers);
     let (body, stored) = if done.outcome.body.len() > worker.inline_limit {
         let name = format!("{}.result", done.call_id);
         let mut reader = &done.outcome.body[..];
         sluice_jetstream::payloads::put(&worker.topology, name.as_str(), &mut reader).await?;
-        headers.insert(wire::PAYLOAD_OBJECT, name.as_str());
+        headers.put(wire::PAYLOAD_OBJECT, name.as_str());
         (bytes::Bytes::new(), Payload::Object(name))
     } else {
         (done.outcome.body.clone(), Payload::Inline(done.outcome.body.clone()))

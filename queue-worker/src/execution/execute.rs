@@ -204,7 +204,7 @@ impl Run<'_> {
             }
         };
         tracing::info!(status = outcome.status, seconds, "attempt finished");
-        metrics::ended(&self.call.function, if outcome.succeeded() { "succeeded" } else { "failed" }, seconds);
+        metrics::ended(&self.call.function, outcome.succeeded(), seconds);
         match settings.decide(&outcome, self.attempt) {
             Decision::Retry(wait) => self.retry_later(record, revision, &outcome, wait).await,
             Decision::Final => self.finish(record, revision, outcome, fan_out, settings.attempts, seconds).await,

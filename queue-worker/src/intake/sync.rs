@@ -149,10 +149,6 @@ async fn run(worker: &Worker, call: InvocationMessage) -> Outcome {
     let outcome = Outcome::from_result(worker.runtimes.invoke(&spec, invocation, deadline).await);
     metrics::inflight(&call.function, -1.0);
     worker.invocations.count(&call.function);
-    metrics::ended(
-        &call.function,
-        if outcome.succeeded() { "succeeded" } else { "failed" },
-        clock.elapsed().as_secs_f64(),
-    );
+    metrics::ended(&call.function, outcome.succeeded(), clock.elapsed().as_secs_f64());
     outcome
 }
