@@ -154,8 +154,11 @@ pub const S3_SEEN_BUCKET: &str = "sluice_s3_seen";
 /// Durable pull consumer shared by every worker for one function's queue: `invoke-{namespace}_{function}`
 /// (consumer names cannot hold `.`, and `_` is in no DNS label).
 pub fn invoke_consumer(function: &FunctionRef) -> String {
-    format!("invoke-{}_{}", function.namespace, function.name)
+    format!("{INVOKE_CONSUMER_PREFIX}{}_{}", function.namespace, function.name)
 }
+
+/// How every function's queue consumer is named: `invoke-{namespace}_{name}`.
+pub const INVOKE_CONSUMER_PREFIX: &str = "invoke-";
 
 /// CloudEvents type of a queued call.
 pub const CE_TYPE_REQUESTED: &str = "sluice.invocation.requested";

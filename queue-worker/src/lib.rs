@@ -203,6 +203,7 @@ pub async fn run(
         supervise("invocation counts", &stop, infallible(worker.invocations.clone().flush_every(stop.clone()))),
         supervise("presence", &stop, infallible(presence::announce(worker.clone(), stop.clone()))),
         supervise("queue metrics", &stop, infallible(intake::queues::sample(worker.clone(), stop.clone()))),
+        supervise("consumers of before", &stop, infallible(give_idle_time(worker.clone()))),
     ];
     let mut result = Ok(());
     for task in tasks {
@@ -218,6 +219,10 @@ pub async fn run(
     worker.invocations.flush().await;
     tracing::info!("worker stopped");
     result
+}
+
+async fn give_idle_time(worker: Arc<Worker>) {
+    intake::old_consumers::give_idle_time(&worker.topology.jetstream, worker.cfg.idle_after).await;
 }
 
 async fn infallible(task: impl Future<Output = ()>) -> Result<(), WorkerError> {

@@ -227,3 +227,32 @@ async fn an_idle_functions_consumer_is_let_go_and_its_next_call_brings_it_back()
     assert!(started.elapsed() >= Duration::from_secs(4), "the retry waited its delay: {:?}", started.elapsed());
     receiver.wait_for(4, Duration::from_secs(10)).await;
 }
+
+#[tokio::test]
+async fn a_consumer_made_before_idle_functions_let_theirs_go_goes_when_idle_too() {
+    // A function's consumer as releases before made it: no inactive threshold, so it would stay for ever.
+    let mut platform = Platform::start(0, &[], &[]).await;
+    let receiver = CallbackReceiver::start().await;
+    platform.deploy(json!({"service": "veteran", "envProcess": "cat"})).await;
+    let js = async_nats::jetstream::new(async_nats::connect(&platform.nats_url).await.unwrap());
+    let function = sluice_contracts::FunctionRef::new(sluice_contracts::names::DEFAULT_NAMESPACE, "veteran");
+    let stream = js.get_stream(sluice_contracts::names::invocations_stream(&function)).await.unwrap();
+    let config = async_nats::jetstream::consumer::pull::Config {
+        durable_name: Some(sluice_contracts::names::invoke_consumer(&function)),
+        filter_subject: sluice_contracts::names::invoke_subject(&function),
+        ack_policy: async_nats::jetstream::consumer::AckPolicy::Explicit,
+        ..Default::default()
+    };
+    stream.create_consumer(config).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(has_consumer(&platform, "veteran").await, "with no worker and no threshold, the consumer stays");
+
+    platform.add_worker(&["--idle-after", "1s"]);
+    wait_without_consumer(&platform, "veteran").await;
+    // And the function still takes calls, its consumer made again as any idle function's is.
+    let id = platform.call_async("veteran", "still here", Some(&receiver.url)).await;
+    let got = receiver.wait_for(1, Duration::from_secs(20)).await;
+    assert_eq!(&got[0].body[..], b"still here");
+    let record = platform.wait_final(&id, Duration::from_secs(10)).await;
+    assert_eq!(record["status"], "succeeded");
+}

@@ -32,7 +32,7 @@ const BATCH: usize = 64;
 /// starts: ten thousand requests at once would crowd out every other client's JetStream requests (another
 /// worker's start among them).
 const OPENING_AT_ONCE: usize = 16;
-static OPENING: Semaphore = Semaphore::const_new(OPENING_AT_ONCE);
+pub(crate) static OPENING: Semaphore = Semaphore::const_new(OPENING_AT_ONCE);
 /// How long an immediate fetch may go unanswered. Its request or answer can be lost when the server
 /// restarts, and the client then waits for ever: the consume loop would stall with calls queued.
 const FETCH_LIMIT: Duration = Duration::from_secs(5);
