@@ -117,9 +117,8 @@ impl DeadLetters {
                     status: header(&headers, wire::DEAD_STATUS).parse().unwrap_or_default(),
                     error: header(&headers, wire::DEAD_ERROR),
                     attempts: header(&headers, wire::DEAD_ATTEMPTS).parse().unwrap_or_default(),
-                    dead_at: chrono::DateTime::from_timestamp(info.published.unix_timestamp(), 0)
-                        .unwrap_or_default()
-                        .to_rfc3339(),
+                    dead_at: crate::store::written_at(info.published)
+                        .to_rfc3339_opts(chrono::SecondsFormat::Secs, false),
                     sequence,
                 });
                 if found.len() > limit {

@@ -115,9 +115,7 @@ impl EventLog {
                 event_type: event.event_type,
                 subject: event.subject,
                 time: event.time.map(|t| t.to_rfc3339()),
-                received_at: chrono::DateTime::from_timestamp(stored.unix_timestamp(), stored.nanosecond())
-                    .unwrap_or_default()
-                    .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                received_at: crate::store::written_at(stored).to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
                 content_type: event.content_type,
                 routing,
                 note,

@@ -45,7 +45,8 @@ pub async fn get(
 pub struct CallListQuery {
     function: Option<String>,
     status: Option<String>,
-    /// Only calls made at this time or later (RFC 3339, e.g. `2026-12-01T09:00:00Z`).
+    /// Only calls made at this time or later: an RFC 3339 time (`2026-12-01T09:00:00Z`) or a duration back from
+    /// now (`1h`).
     since: Option<String>,
     limit: Option<String>,
 }
@@ -61,14 +62,7 @@ pub async fn list(
         Some(l) => l.parse().map_err(|_| ApiError::BadQuery(format!("limit {l:?} is not a number")))?,
         None => DEFAULT_LIMIT,
     };
-    let since = match &query.since {
-        Some(t) => Some(
-            chrono::DateTime::parse_from_rfc3339(t)
-                .map_err(|_| ApiError::BadQuery(format!("since {t:?} is not an RFC 3339 time")))?
-                .with_timezone(&Utc),
-        ),
-        None => None,
-    };
+    let since = query.since.as_deref().map(super::extract::since).transpose()?;
     let function = query.function.as_deref();
     let records = app.calls.list(&namespace, function, status, since, limit, Duration::from_secs(10)).await?;
     Ok(Json(records.into_iter().map(public).collect()))

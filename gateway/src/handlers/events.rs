@@ -95,7 +95,7 @@ pub async fn replay(
         return Err(ApiError::BadQuery("sequence 0: sequences start at 1".into()));
     }
     let since = match (&request.since, request.sequence) {
-        (Some(since), None) => parse_since(since)?,
+        (Some(since), None) => super::extract::since(since)?,
         (None, Some(_)) => chrono::Utc::now(),
         _ => return Err(ApiError::BadQuery("give either since (a time or a duration) or sequence (one event)".into())),
     };
@@ -124,14 +124,4 @@ pub async fn replay(
             Ok(Json(replayed))
         }
     }
-}
-
-/// `since` as an RFC 3339 time or a duration back from now.
-fn parse_since(since: &str) -> Result<chrono::DateTime<chrono::Utc>, ApiError> {
-    if let Ok(at) = chrono::DateTime::parse_from_rfc3339(since) {
-        return Ok(at.with_timezone(&chrono::Utc));
-    }
-    let back = humantime::parse_duration(since).ok().and_then(|d| chrono::Duration::from_std(d).ok());
-    back.and_then(|back| chrono::Utc::now().checked_sub_signed(back))
-        .ok_or_else(|| ApiError::BadQuery(format!("since {since:?}: give an RFC 3339 time or a duration like 1h")))
 }

@@ -122,3 +122,13 @@ pub fn check_function_filter(function: Option<&str>) -> Result<(), ApiError> {
         _ => Ok(()),
     }
 }
+
+/// A `since` (query or body): an RFC 3339 time, or a duration back from now such as `10m` or `1h`.
+pub fn since(text: &str) -> Result<chrono::DateTime<chrono::Utc>, ApiError> {
+    if let Ok(at) = chrono::DateTime::parse_from_rfc3339(text) {
+        return Ok(at.with_timezone(&chrono::Utc));
+    }
+    let back = humantime::parse_duration(text).ok().and_then(|d| chrono::Duration::from_std(d).ok());
+    back.and_then(|back| chrono::Utc::now().checked_sub_signed(back))
+        .ok_or_else(|| ApiError::BadQuery(format!("since {text:?}: give an RFC 3339 time or a duration like 1h")))
+}

@@ -39,15 +39,6 @@ pub struct LogParams {
     tail: Option<i64>,
 }
 
-fn since_unix(text: &str) -> Result<i64, ApiError> {
-    if let Ok(at) = chrono::DateTime::parse_from_rfc3339(text) {
-        return Ok(at.timestamp());
-    }
-    let back = humantime::parse_duration(text)
-        .map_err(|_| ApiError::BadQuery(format!("since {text:?}: give an RFC 3339 time or a duration like 10m")))?;
-    Ok(chrono::Utc::now().timestamp().saturating_sub(i64::try_from(back.as_secs()).unwrap_or(i64::MAX)))
-}
-
 pub async fn logs(
     State(app): State<App>,
     InNamespace(namespace): InNamespace,
@@ -55,7 +46,7 @@ pub async fn logs(
 ) -> Result<Response, ApiError> {
     let function = sluice_contracts::FunctionRef::new(namespace, params.name.as_str());
     app.deployed(&function).await?;
-    let since = params.since.as_deref().map(since_unix).transpose()?;
+    let since = params.since.as_deref().map(super::extract::since).transpose()?.map(|at| at.timestamp());
     let tail = match params.tail.filter(|n| *n >= 0) {
         Some(n) if n > MAX_TAIL as i64 => {
             return Err(ApiError::BadQuery(format!("tail {n}: at most {MAX_TAIL} lines, or -1 for all of them")));

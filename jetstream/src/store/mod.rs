@@ -40,6 +40,6 @@ impl StoreError {
 }
 
 /// When the store wrote a message, as the API shows times.
-pub(crate) fn written_at(at: time::OffsetDateTime) -> chrono::DateTime<chrono::Utc> {
+pub fn written_at(at: time::OffsetDateTime) -> chrono::DateTime<chrono::Utc> {
     chrono::DateTime::from_timestamp(at.unix_timestamp(), at.nanosecond()).unwrap_or_default()
 }

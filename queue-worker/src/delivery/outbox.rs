@@ -95,7 +95,7 @@ async fn deliver(worker: &Worker, message: Message) {
     let _enter = span.enter();
     let (outbox_attempt, age) = match message.info() {
         Ok(info) => {
-            let published = chrono::DateTime::from_timestamp(info.published.unix_timestamp(), 0).unwrap_or_default();
+            let published = sluice_jetstream::store::written_at(info.published);
             (info.delivered.max(1) as u32, (chrono::Utc::now() - published).to_std().unwrap_or_default())
         }
         Err(_) => (1, Duration::ZERO),

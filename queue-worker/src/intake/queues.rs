@@ -65,8 +65,8 @@ async fn sample_shard(worker: &Worker, shard: u32, functions: Vec<FunctionRef>) 
         if count > 0
             && let Ok(oldest) = stream.get_first_raw_message_by_subject(subject.as_str(), 1).await
         {
-            let queued_at = chrono::DateTime::from_timestamp(oldest.time.unix_timestamp(), oldest.time.nanosecond());
-            age = queued_at.map_or(0.0, |at| (chrono::Utc::now() - at).to_std().unwrap_or_default().as_secs_f64());
+            let queued_at = sluice_jetstream::store::written_at(oldest.time);
+            age = (chrono::Utc::now() - queued_at).to_std().unwrap_or_default().as_secs_f64();
         }
         metrics::oldest_age(&function, age);
     }
