@@ -29,6 +29,7 @@ pub mod answer;
 pub mod body;
 pub mod call;
 pub mod callback;
+pub mod causes;
 pub mod chain;
 pub mod credentials;
 pub mod dead;

@@ -74,7 +74,7 @@ fn backend(err: impl std::error::Error + Send + Sync + 'static) -> RuntimeError 
     RuntimeError::Backend(Box::new(err))
 }
 
-/// An error and its causes on one line: hyper's own names only the stage that failed ("client error (Connect)").
+/// A request that got no answer, with every cause (`sluice_contracts::causes`).
 #[derive(Debug, thiserror::Error)]
 #[error("request to {url} failed: {causes}")]
 struct Failed {
@@ -84,14 +84,7 @@ struct Failed {
 
 impl Failed {
     fn new(url: &http::Uri, err: &(dyn std::error::Error + 'static)) -> Self {
-        let mut causes = err.to_string();
-        let mut source = err.source();
-        while let Some(cause) = source {
-            causes.push_str(": ");
-            causes.push_str(&cause.to_string());
-            source = cause.source();
-        }
-        Self { url: url.to_string(), causes }
+        Self { url: url.to_string(), causes: sluice_contracts::causes::with_causes(err) }
     }
 }
 

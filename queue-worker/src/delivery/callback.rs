@@ -51,8 +51,9 @@ pub enum DeliveryError {
     Refused(String),
 }
 
-/// A pooled HTTP client for callbacks.
+/// Pooled HTTP clients for callbacks: hyper's for plain `http://` URLs, reqwest's for `https://`.
 pub struct Callbacks {
+    plain: sluice_outbound::PlainClient,
     client: reqwest::Client,
     pub cfg: CallbackConfig,
 }
@@ -66,7 +67,7 @@ impl Callbacks {
             .tcp_nodelay(true)
             .build()
             .expect("the HTTP client's settings are valid");
-        Self { client, cfg }
+        Self { plain: cfg.policy.plain_client(cfg.timeout), client, cfg }
     }
 
     /// One delivery of a callback with the contract `headers` and `body`.
@@ -79,18 +80,27 @@ impl Callbacks {
                 return Err(DeliveryError::Refused(format!("callback URL refused: {denied}")));
             }
         };
-        let mut request = self.client.post(checked.url).headers(headers.clone());
+        let mut headers = headers.clone();
         if let Some(secret) = &self.cfg.secret {
-            request = request
-                .header(h::SIGNATURE, sluice_contracts::signature::sign(secret, chrono::Utc::now().timestamp(), &body));
+            let signature = sluice_contracts::signature::sign(secret, chrono::Utc::now().timestamp(), &body);
+            let name = http::HeaderName::try_from(h::SIGNATURE).expect("a valid header name");
+            headers.insert(name, http::HeaderValue::from_str(&signature).expect("a signature is ASCII"));
         }
-        match request.body(body).send().await {
-            Ok(response) if response.status().is_success() => {
+        let answered = if checked.url.scheme() == "http" {
+            // Boxed: the request's state would otherwise sit inline in every call's future, which is moved
+            // whole into its task.
+            Box::pin(self.plain.post(&checked.url, headers, body)).await.map_err(|err| err.to_string())
+        } else {
+            let request = self.client.post(checked.url).headers(headers).body(body);
+            request.send().await.map(|response| response.status()).map_err(|err| err.to_string())
+        };
+        match answered {
+            Ok(status) if status.is_success() => {
                 metrics::callback(metrics::Delivery::Delivered);
                 Ok(())
             }
-            Ok(response) => {
-                let status = response.status().as_u16();
+            Ok(status) => {
+                let status = status.as_u16();
                 metrics::callback(metrics::Delivery::Failed);
                 let error = format!("callback receiver answered {status}");
                 if status == 408 || status == 429 || status >= 500 {
