@@ -102,13 +102,15 @@ pub enum PlainError {
 }
 
 impl PlainClient {
-    /// POSTs `body` with `headers` to `url` (an `http://` URL the policy has checked); the answer's status.
+    /// POSTs `body` with `headers` to `checked` (an `http://` URL; its address literal, if any, was checked by
+    /// the policy as `checked` was made, and a name is checked as it resolves); the answer's status.
     pub async fn post(
         &self,
-        url: &url::Url,
+        checked: &CheckedUrl,
         headers: http::HeaderMap,
         body: Bytes,
     ) -> Result<http::StatusCode, PlainError> {
+        let url = &checked.url;
         if url.scheme() != "http" {
             return Err(PlainError::NotPlain(url.to_string()));
         }
@@ -155,7 +157,7 @@ async fn resolve(policy: &OutboundPolicy, name: &str) -> Result<Vec<SocketAddr>,
 /// Name resolution that applies the policy to what it resolves, so the client connects only to checked
 /// addresses.
 #[derive(Clone, Debug)]
-pub struct PolicyResolver(OutboundPolicy);
+struct PolicyResolver(OutboundPolicy);
 
 impl tower_service::Service<Name> for PolicyResolver {
     type Response = std::vec::IntoIter<SocketAddr>;
@@ -273,12 +275,12 @@ mod tests {
     async fn the_plain_client_refuses_names_that_resolve_to_denied_addresses() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
-        let url = |host: &str| url::Url::parse(&format!("http://{host}:{port}/cb")).unwrap();
         let by_address = OutboundPolicy { allow: vec![], deny: rules(&["127.0.0.0/8", "::1/128"]) };
+        let url = |host: &str| by_address.check_syntax(&format!("http://{host}:{port}/cb")).unwrap();
         let plain = by_address.plain_client(Duration::from_secs(2));
         let err = plain.post(&url("localhost"), http::HeaderMap::new(), Bytes::new()).await.unwrap_err();
         assert!(err.to_string().contains("denied by the outbound URL policy"), "{err}");
-        let https = url::Url::parse("https://localhost/cb").unwrap();
+        let https = by_address.check_syntax("https://localhost/cb").unwrap();
         assert!(matches!(plain.post(&https, http::HeaderMap::new(), Bytes::new()).await, Err(PlainError::NotPlain(_))));
 
         let allowed = OutboundPolicy::new(rules(&["127.0.0.0/8", "::1/128", "localhost"]), vec![]);
@@ -312,8 +314,9 @@ mod tests {
             let (_socket, _) = listener.accept().await.unwrap();
             tokio::time::sleep(Duration::from_secs(30)).await;
         });
-        let plain = OutboundPolicy::new(rules(&["127.0.0.1"]), vec![]).plain_client(Duration::from_millis(300));
-        let url = url::Url::parse(&format!("http://127.0.0.1:{port}/cb")).unwrap();
+        let policy = OutboundPolicy::new(rules(&["127.0.0.1"]), vec![]);
+        let plain = policy.plain_client(Duration::from_millis(300));
+        let url = policy.check_syntax(&format!("http://127.0.0.1:{port}/cb")).unwrap();
         let err = plain.post(&url, http::HeaderMap::new(), Bytes::new()).await.unwrap_err();
         assert!(matches!(err, PlainError::TimedOut(_)), "{err}");
     }
@@ -331,8 +334,9 @@ mod tests {
             socket.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\n").await.unwrap();
             tokio::time::sleep(Duration::from_secs(30)).await;
         });
-        let plain = OutboundPolicy::new(rules(&["127.0.0.1"]), vec![]).plain_client(Duration::from_secs(10));
-        let url = url::Url::parse(&format!("http://127.0.0.1:{port}/cb")).unwrap();
+        let policy = OutboundPolicy::new(rules(&["127.0.0.1"]), vec![]);
+        let plain = policy.plain_client(Duration::from_secs(10));
+        let url = policy.check_syntax(&format!("http://127.0.0.1:{port}/cb")).unwrap();
         let started = std::time::Instant::now();
         let status = plain.post(&url, http::HeaderMap::new(), Bytes::new()).await.unwrap();
         assert_eq!(status, 200);

@@ -125,15 +125,7 @@ async fn an_operator_deploys_watches_cancels_and_replays_from_the_console() {
     let r = platform.http.get(platform.url("/system/calls?since=yesterday")).send().await.unwrap();
     assert_eq!(crate::support::error_of(r).await.0, 400);
     // A duration back from now is a time too.
-    let recent: Vec<serde_json::Value> = platform
-        .http
-        .get(platform.url("/system/calls?function=stages&since=1h"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let recent = platform.list_calls("function=stages&since=1h").await;
     assert!(recent.iter().any(|r| r["callId"] == call.as_str()), "{recent:?}");
 
     // Cancel a running call from its page.

@@ -10,8 +10,8 @@ use sluice_contracts::names;
 
 use super::consume::OPENING;
 
-/// Gives every function consumer without an inactive threshold `idle_after`; returns how many it changed.
-pub async fn give_idle_time(js: &jetstream::Context, idle_after: Duration) -> usize {
+/// Gives every function consumer without an inactive threshold `idle_after`.
+pub async fn give_idle_time(js: &jetstream::Context, idle_after: Duration) {
     let mut changed = 0;
     for stream_name in names::invocation_streams() {
         let stream = match js.get_stream_no_info(&stream_name).await {
@@ -51,5 +51,4 @@ pub async fn give_idle_time(js: &jetstream::Context, idle_after: Duration) -> us
     if changed > 0 {
         tracing::info!(changed, ?idle_after, "function consumers of before now go when idle");
     }
-    changed
 }
