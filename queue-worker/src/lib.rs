@@ -24,6 +24,8 @@ mod execution;
 mod intake;
 mod metrics;
 mod presence;
+#[cfg(test)]
+mod test_nats;
 
 // Each module by its own name inside the crate; the folders say which part of the worker it serves.
 use containers::{logs, scaling, secrets};

@@ -12,13 +12,13 @@
 //! slips between the poll's end and the subscription is found by looking at the function's queue once
 //! subscribed; the queue scan and reconnections wake a sleeping loop too.
 
-use std::{sync::Arc, time::Duration};
+use std::{collections::VecDeque, sync::Arc, time::Duration};
 
 use async_nats::jetstream::{
     AckKind, Message,
     consumer::{AckPolicy, PullConsumer, pull},
 };
-use futures::StreamExt;
+use futures::{StreamExt, stream::SelectAll};
 use sluice_contracts::{FunctionRef, FunctionSpec, RuntimeKind, names};
 use sluice_runtime::Runtime;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
@@ -114,17 +114,17 @@ pub async fn run(
                 }
             }
         };
+        let mut held = Held::default();
         loop {
             // Wait for a call holding no slot, so an idle function takes no capacity from busy ones nor from
             // its own synchronous calls.
             let polled_at = tokio::time::Instant::now();
             let polled = tokio::select! {
                 _ = stop.cancelled() => return,
-                polled = next_call(&consumer, &poll, worker.cfg.idle_after, &mut nudges) => polled,
+                polled = held.next_call(&consumer, &poll, worker.cfg.idle_after, &mut nudges) => polled,
             };
             let message = match polled {
                 Polled::Call(message) => *message,
-                Polled::Again => continue,
                 Polled::Idle => {
                     // A poll that failed at once is not tried again at once.
                     tokio::select! {
@@ -133,24 +133,19 @@ pub async fn run(
                     }
                 }
             };
+            let ack_wait = worker.cfg.ack_wait;
             let function_slot = tokio::select! {
-                _ = stop.cancelled() => {
-                    hand_back(&message).await;
-                    return;
-                }
-                _ = lease::keep(&message, worker.cfg.ack_wait) => unreachable!("lease keeping never ends"),
-                slot = function_slots.clone().acquire_owned() => slot.expect("never closed"),
+                _ = stop.cancelled() => return held.hand_back(&message).await,
+                slot = held.slot(&function_slots, &message, ack_wait) => slot,
             };
             let worker_slot = tokio::select! {
-                _ = stop.cancelled() => {
-                    hand_back(&message).await;
-                    return;
-                }
-                _ = lease::keep(&message, worker.cfg.ack_wait) => unreachable!("lease keeping never ends"),
-                slot = worker.slots.clone().acquire_owned() => slot.expect("never closed"),
+                _ = stop.cancelled() => return held.hand_back(&message).await,
+                slot = held.slot(&worker.slots, &message, ack_wait) => slot,
             };
             start(&worker, &spec, message, Slots { _function: function_slot, _worker: worker_slot });
-            take_more(&worker, &spec, &consumer, &function_slots, &stop).await;
+            if !held.has_calls() {
+                take_more(&worker, &spec, &consumer, &function_slots, &stop).await;
+            }
         }
     }
 }
@@ -214,37 +209,95 @@ impl Nudges {
     }
 }
 
-/// How a long poll ended.
+/// How the long polls ended.
 enum Polled {
     Call(Box<Message>),
-    /// It must be sent again (a reconnection, a renewal, an error sending it).
-    Again,
-    /// No call came for as long as a poll lasts, or the poll failed (the server let the consumer go).
+    /// No call came for as long as a poll lasts, or the polls failed (the server let the consumer go).
     Idle,
 }
 
-/// One long poll for a call, lasting `idle_after`.
-async fn next_call(consumer: &PullConsumer, poll: &Poll, idle_after: Duration, nudges: &mut Nudges) -> Polled {
-    nudges.forget_earlier();
-    poll.started();
-    match consumer.batch().max_messages(1).expires(idle_after).messages().await {
-        Ok(mut batch) => tokio::select! {
-            next = batch.next() => match next {
-                Some(Ok(message)) => Polled::Call(Box::new(message)),
-                // Such as the consumer let go (409) or gone (no responders): the loop opens it again once
-                // calls are queued.
-                Some(Err(err)) => {
-                    tracing::debug!(%err, "pull ended without a call");
-                    Polled::Idle
+/// The long polls (one call each, lasting `idle_after`) this loop has sent and the server may still hold, and
+/// the calls they brought that wait for a slot.
+///
+/// A poll is never dropped while the server may hold it: a call the server is handing to a dropped poll's
+/// inbox is lost until its ack wait ends, a spent attempt. A renewal (`pulls`, a reconnection) therefore sends
+/// another poll beside the ones held, and a call may come from any of them. A poll ends when it brings its call,
+/// expires or fails, so renewals, at most one a queue scan, bound how many are held — and how many calls can
+/// come at once: those wait for a slot in order, their leases kept.
+#[derive(Default)]
+struct Held {
+    polls: SelectAll<pull::Batch>,
+    calls: VecDeque<Message>,
+}
+
+impl Held {
+    /// The next call: one already come, else from any poll held, sending one when none is or when one is
+    /// asked for again.
+    async fn next_call(
+        &mut self,
+        consumer: &PullConsumer,
+        poll: &Poll,
+        idle_after: Duration,
+        nudges: &mut Nudges,
+    ) -> Polled {
+        if let Some(call) = self.calls.pop_front() {
+            return Polled::Call(Box::new(call));
+        }
+        let mut send = self.polls.is_empty();
+        loop {
+            if send {
+                nudges.forget_earlier();
+                poll.started();
+                match consumer.batch().max_messages(1).expires(idle_after).messages().await {
+                    Ok(batch) => self.polls.push(batch),
+                    Err(err) => {
+                        tracing::warn!(%err, "pull failed; retrying");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        continue;
+                    }
                 }
-                None => Polled::Idle,
-            },
-            _ = nudges.next() => Polled::Again,
-        },
-        Err(err) => {
-            tracing::warn!(%err, "pull failed; retrying");
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            Polled::Again
+            }
+            send = tokio::select! {
+                next = self.polls.next() => match next {
+                    Some(Ok(message)) => return Polled::Call(Box::new(message)),
+                    // Such as the consumer let go (409) or gone (no responders): once no poll is held, the loop
+                    // opens it again when calls are queued.
+                    Some(Err(err)) => {
+                        tracing::debug!(%err, "pull ended without a call");
+                        false
+                    }
+                    None => return Polled::Idle,
+                },
+                _ = nudges.next() => true,
+            };
+        }
+    }
+
+    /// Whether calls have come that wait for a slot.
+    fn has_calls(&self) -> bool {
+        !self.calls.is_empty()
+    }
+
+    /// A slot of `slots` for `call`, keeping its lease and the leases of calls other polls bring meanwhile.
+    async fn slot(&mut self, slots: &Arc<Semaphore>, call: &Message, ack_wait: Duration) -> OwnedSemaphorePermit {
+        let acquire = slots.clone().acquire_owned();
+        tokio::pin!(acquire);
+        loop {
+            let leases = futures::future::join_all(self.calls.iter().chain([call]).map(|m| lease::keep(m, ack_wait)));
+            let came = tokio::select! {
+                slot = &mut acquire => return slot.expect("never closed"),
+                _ = leases => unreachable!("lease keeping never ends"),
+                Some(Ok(came)) = self.polls.next(), if !self.polls.is_empty() => came,
+            };
+            self.calls.push_back(came);
+        }
+    }
+
+    /// Gives `call`, and the calls that came with it, back to the queue for another worker.
+    async fn hand_back(&mut self, call: &Message) {
+        hand_back(call).await;
+        for came in self.calls.drain(..) {
+            hand_back(&came).await;
         }
     }
 }
@@ -298,5 +351,113 @@ fn start(worker: &Arc<Worker>, spec: &Arc<FunctionSpec>, message: Message, slots
 pub async fn hand_back(message: &Message) {
     if let Err(err) = message.ack_with(AckKind::Nak(None)).await {
         tracing::warn!(%err, "could not hand a call back; it returns when its lease lapses");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Against a real `nats-server`.
+
+    use async_nats::jetstream::stream;
+
+    use super::*;
+    use crate::{pulls::Polls, test_nats::server};
+
+    const ACK_WAIT: Duration = Duration::from_secs(1);
+
+    /// Polls the server holds on the consumer, once it reads `want` (or after 5 s).
+    async fn waiting(consumer: &mut PullConsumer, want: usize) -> usize {
+        let mut held = 0;
+        for _ in 0..50 {
+            held = consumer.info().await.unwrap().num_waiting;
+            if held == want {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        held
+    }
+
+    #[tokio::test]
+    async fn a_renewed_poll_is_kept_beside_the_new_one_and_either_brings_a_call() {
+        let (_server, js) = server().await;
+        let function = FunctionRef::new("openfaas-fn", "f");
+        let stream = js
+            .create_stream(stream::Config {
+                name: names::invocations_stream(&function),
+                subjects: vec![names::invoke_subject(&function)],
+                retention: stream::RetentionPolicy::WorkQueue,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let mut consumer = stream
+            .create_consumer(pull::Config {
+                durable_name: Some(names::invoke_consumer(&function)),
+                ack_policy: AckPolicy::Explicit,
+                ack_wait: ACK_WAIT,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let poll = Polls::default().of(&function);
+        let (reconnect, reconnections) = watch::channel(0);
+        let (renew, renewals) = watch::channel(());
+        let mut nudges = Nudges { reconnections, renewals };
+        let mut held = Held::default();
+        let idle_after = Duration::from_secs(60);
+
+        let first = {
+            let next = held.next_call(&consumer, &poll, idle_after, &mut nudges);
+            tokio::pin!(next);
+            let mut consumer = consumer.clone();
+            let renewing = async {
+                assert_eq!(waiting(&mut consumer, 1).await, 1, "the first poll is held");
+                renew.send_replace(());
+                // Dropping the first poll's inbox would let the server forget it; it is kept, as a call may be
+                // on its way to it when the server has not yet seen the renewal.
+                assert_eq!(waiting(&mut consumer, 2).await, 2, "a renewal keeps the poll it renews");
+                reconnect.send_replace(1);
+                assert_eq!(waiting(&mut consumer, 3).await, 3, "so does a reconnection");
+                js.publish(names::invoke_subject(&function), "one".into()).await.unwrap().await.unwrap();
+                std::future::pending::<()>().await;
+            };
+            tokio::select! {
+                polled = &mut next => polled,
+                _ = renewing => unreachable!(),
+                _ = tokio::time::sleep(Duration::from_secs(30)) => panic!("no call came"),
+            }
+        };
+        let Polled::Call(first) = first else { panic!("the poll ended without a call") };
+        assert_eq!(first.payload, "one");
+        assert_eq!(first.info().unwrap().delivered, 1);
+
+        // The two polls left bring the next calls without another being sent, while the first waits for a slot:
+        // all three leases are kept meanwhile, so none is delivered again.
+        assert_eq!(waiting(&mut consumer, 2).await, 2);
+        let slots = Arc::new(Semaphore::new(0));
+        let publishing = async {
+            for body in ["two", "three"] {
+                js.publish(names::invoke_subject(&function), body.into()).await.unwrap().await.unwrap();
+            }
+            tokio::time::sleep(3 * ACK_WAIT).await;
+            slots.add_permits(1);
+            std::future::pending::<()>().await;
+        };
+        tokio::select! {
+            _slot = held.slot(&slots, &first, ACK_WAIT) => {}
+            _ = publishing => unreachable!(),
+        }
+        assert!(held.has_calls());
+        for body in ["two", "three"] {
+            let Polled::Call(call) = held.next_call(&consumer, &poll, idle_after, &mut nudges).await else {
+                panic!("the poll ended without a call")
+            };
+            assert_eq!(call.payload, body);
+            assert_eq!(call.info().unwrap().delivered, 1);
+        }
+        // Nothing lapsed, so a pull finds nothing to deliver again.
+        let again = consumer.fetch().max_messages(3).messages().await.unwrap().count().await;
+        assert_eq!(again, 0, "calls whose leases lapsed while they waited for a slot");
     }
 }

@@ -7,9 +7,10 @@
 //! noticed within seconds of a call arriving, not when it expires. A function idle for longer is not polled
 //! at all (`consume`); the scan wakes its loop when it sees calls on it all the same.
 //!
-//! A renewal drops the old poll's inbox, and a call the server is handing to that inbox at the moment is lost
-//! until its ack wait ends (a spent attempt). So a poll is only renewed once the server holds none: nothing can
-//! be on its way to it. nats-server carries waiting polls across a consumer's leader change itself.
+//! A renewal sends a poll beside the old one, which the loop keeps until it ends (`consume::Held`): the
+//! consumer's count of waiting polls can read zero while a new leader is still taking over the old one, and a
+//! call the server hands to a dropped poll would be lost until its ack wait ends. nats-server carries waiting
+//! polls across a consumer's leader change itself.
 
 use std::{
     collections::HashMap,
@@ -106,43 +107,13 @@ impl Polls {
 
 #[cfg(test)]
 mod tests {
-    //! Against a real `nats-server`: `SLUICE_NATS_SERVER`, else the one on `PATH`, as the end-to-end tests find it.
+    //! Against a real `nats-server`.
 
-    use std::process::{Child, Command};
-
-    use async_nats::jetstream::{self, consumer::pull, stream};
+    use async_nats::jetstream::{consumer::pull, stream};
     use futures::StreamExt;
 
     use super::*;
-
-    struct Server(Child, std::path::PathBuf);
-
-    impl Drop for Server {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-            let _ = std::fs::remove_dir_all(&self.1);
-        }
-    }
-
-    async fn server() -> (Server, jetstream::Context) {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let dir = std::env::temp_dir().join(format!("sluice-pulls-{}-{port}", std::process::id()));
-        let binary = std::env::var_os("SLUICE_NATS_SERVER").unwrap_or_else(|| "nats-server".into());
-        let child = Command::new(binary)
-            .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
-            .arg(&dir)
-            .spawn()
-            .expect("nats-server (2.10 or newer) on PATH");
-        let server = Server(child, dir);
-        for _ in 0..100 {
-            if let Ok(client) = async_nats::connect(format!("127.0.0.1:{port}")).await {
-                return (server, jetstream::new(client));
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("nats-server did not start");
-    }
+    use crate::test_nats::server;
 
     fn renewed(renewals: &mut watch::Receiver<()>) -> bool {
         let changed = renewals.has_changed().unwrap();
