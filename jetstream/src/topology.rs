@@ -169,14 +169,20 @@ pub async fn connect(url: &str, name: &str) -> Result<async_nats::Client, Topolo
         .connect(url.split(',').map(str::trim).collect::<Vec<_>>().as_slice())
         .await
         .map_err(|source| TopologyError::Connect { url: url.to_owned(), source })?;
-    // retry_on_initial_connect returns before the handshake; wait for it, bounded.
+    // retry_on_initial_connect returns before the handshake; wait for it, bounded. The client says it is
+    // connected a moment before it stores the server's INFO, so the INFO is what is waited for.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while client.connection_state() != async_nats::connection::State::Connected
-        && tokio::time::Instant::now() < deadline
-    {
+    let info = loop {
+        if let Some(info) = client.try_server_info() {
+            break info;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            let source = async_nats::ConnectError::new(async_nats::ConnectErrorKind::TimedOut);
+            return Err(TopologyError::Connect { url: url.to_owned(), source });
+        }
         tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let version = client.server_info().version;
+    };
+    let version = info.version;
     if parse_version(&version).is_none_or(|v| v < MIN_SERVER_VERSION) {
         return Err(TopologyError::ServerTooOld { version });
     }
@@ -392,5 +398,13 @@ mod tests {
         assert_eq!(parse_version("v2.10.0-beta.3"), Some((2, 10)));
         assert!(parse_version("2.9.10").unwrap() < MIN_SERVER_VERSION);
         assert_eq!(parse_version("garbage"), None);
+    }
+
+    #[tokio::test]
+    async fn nothing_answering_is_a_connection_error_not_an_old_server() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let err = connect(&format!("127.0.0.1:{port}"), "test").await.unwrap_err();
+        assert!(matches!(err, TopologyError::Connect { .. }), "{err}");
+        assert!(err.to_string().starts_with(&format!("cannot connect to NATS at 127.0.0.1:{port}")), "{err}");
     }
 }

@@ -253,7 +253,10 @@ impl Held {
                     Err(err) => {
                         tracing::warn!(%err, "pull failed; retrying");
                         tokio::time::sleep(Duration::from_secs(1)).await;
-                        continue;
+                        // With polls still held, wait on them; the next nudge sends one again.
+                        if self.polls.is_empty() {
+                            continue;
+                        }
                     }
                 }
             }
