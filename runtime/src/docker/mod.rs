@@ -414,24 +414,8 @@ impl DockerRuntime {
         let found = futures::future::join_all(probes).await;
         for (replica, probe) in replicas.into_iter().zip(found) {
             let Probe::NotYet(reason) = probe else { continue };
-            let Some(replica) = f.pool.take_out(&replica.id) else { continue };
             tracing::warn!(container = %short(&replica.id), %reason, "replica no longer ready; out of rotation");
-            f.resting.fetch_add(1, Ordering::Relaxed);
-            let (engine, f, within) = (self.inner.engine.clone(), f.clone(), self.inner.cfg.ready_timeout);
-            tokio::spawn(async move {
-                let ready = engine.wait_ready(&replica.id, within).await;
-                f.resting.fetch_sub(1, Ordering::Relaxed);
-                match ready {
-                    Ok(_) => {
-                        tracing::info!(container = %short(&replica.id), "replica ready again; back in rotation");
-                        f.pool.add(replica);
-                    }
-                    Err(err) => {
-                        tracing::warn!(container = %short(&replica.id), %err, "replica stayed unready; removing it");
-                        engine.remove(&replica.id).await;
-                    }
-                }
-            });
+            self.rest(f, &replica, self.inner.cfg.ready_timeout);
         }
     }
 
@@ -439,14 +423,26 @@ impl DockerRuntime {
     /// back only if its container still accepts connections. Asking the engine whether it runs is not
     /// enough: a container whose process was just killed still shows as running for a moment, and a retry
     /// sent back to it would fail again.
-    fn check_replica(&self, f: Arc<Function>, replica: Arc<Replica>) {
+    fn check_replica(&self, f: &Arc<Function>, replica: &Replica) {
+        self.rest(f, replica, RECHECK_WITHIN);
+    }
+
+    /// Takes `replica` out of rotation until it is ready again, then back in; removed if it is not ready
+    /// `within`. It counts as alive meanwhile, so scaling does not start another in its place.
+    fn rest(&self, f: &Arc<Function>, replica: &Replica, within: Duration) {
         let Some(replica) = f.pool.take_out(&replica.id) else { return };
-        let engine = self.inner.engine.clone();
+        f.resting.fetch_add(1, Ordering::Relaxed);
+        let (engine, f) = (self.inner.engine.clone(), f.clone());
         tokio::spawn(async move {
-            match engine.wait_ready(&replica.id, RECHECK_WITHIN).await {
-                Ok(_) => f.pool.add(replica),
+            let ready = engine.wait_ready(&replica.id, within).await;
+            f.resting.fetch_sub(1, Ordering::Relaxed);
+            match ready {
+                Ok(_) => {
+                    tracing::info!(container = %short(&replica.id), "replica ready again; back in rotation");
+                    f.pool.add(replica);
+                }
                 Err(err) => {
-                    tracing::warn!(container = %short(&replica.id), %err, "replica no longer serves; removing it");
+                    tracing::warn!(container = %short(&replica.id), %err, "replica not ready again; removing it");
                     engine.remove(&replica.id).await;
                 }
             }
@@ -524,7 +520,7 @@ impl Runtime for DockerRuntime {
         let url = HttpRuntime::url(&format!("http://{}", lease.replica.addr), &call);
         let result = self.inner.http.forward(url, call, deadline).await;
         if matches!(result, Err(RuntimeError::Backend(_))) {
-            self.check_replica(f, lease.replica.clone());
+            self.check_replica(&f, &lease.replica);
         }
         result
     }
