@@ -18,7 +18,7 @@ use async_nats::jetstream::{
     AckKind, Message,
     consumer::{AckPolicy, PullConsumer, pull},
 };
-use futures::{StreamExt, stream::SelectAll};
+use futures::{FutureExt, StreamExt, stream::SelectAll};
 use sluice_contracts::{FunctionRef, FunctionSpec, RuntimeKind, names};
 use sluice_runtime::Runtime;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
@@ -243,6 +243,15 @@ impl Held {
         if let Some(call) = self.calls.pop_front() {
             return Polled::Call(Box::new(call));
         }
+        // A poll that brought its call has ended, but leaves the set only when looked at again: sweep out the
+        // ended ones without waiting, so that only polls still held count.
+        loop {
+            match self.polls.next().now_or_never() {
+                Some(Some(Ok(message))) => return Polled::Call(Box::new(message)),
+                Some(Some(Err(err))) => tracing::debug!(%err, "pull ended without a call"),
+                Some(None) | None => break,
+            }
+        }
         let mut send = self.polls.is_empty();
         loop {
             if send {
@@ -462,5 +471,16 @@ mod tests {
         // Nothing lapsed, so a pull finds nothing to deliver again.
         let again = consumer.fetch().max_messages(3).messages().await.unwrap().count().await;
         assert_eq!(again, 0, "calls whose leases lapsed while they waited for a slot");
+
+        // Every poll has brought its call: the next call is polled for, and the poll that brought it ends there
+        // (its end is not taken for the end of every poll, that is, for an idle function).
+        for body in ["four", "five"] {
+            js.publish(names::invoke_subject(&function), body.into()).await.unwrap().await.unwrap();
+            let next = held.next_call(&consumer, &poll, idle_after, &mut nudges);
+            let Ok(Polled::Call(call)) = tokio::time::timeout(Duration::from_secs(10), next).await else {
+                panic!("no poll was sent once the others had ended")
+            };
+            assert_eq!(call.payload, body);
+        }
     }
 }
