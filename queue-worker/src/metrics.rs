@@ -36,6 +36,9 @@ pub const DEAD_LETTERS_TOTAL: &str = "sluice_dead_letters_total";
 /// two minutes before, and calls this worker heard cancelled or could not vouch for. Other first deliveries
 /// start from the record as it was queued.
 pub const RECORD_READS_TOTAL: &str = "sluice_queue_record_reads_total";
+/// Times a function's polls ended with no call (none came for `--idle-after`, or the server let its consumer
+/// go), so this worker stopped polling it and waits for a call to be published; by function.
+pub const IDLE_TOTAL: &str = "sluice_queue_idle_total";
 
 /// The series a function's calls record, registered when the function's first call needs them.
 struct Handles {
@@ -142,4 +145,9 @@ pub fn callback(outcome: Delivery) {
 pub fn overhead(seconds: f64) {
     static OVERHEAD: LazyLock<Histogram> = LazyLock::new(|| metrics::histogram!(OVERHEAD_SECONDS));
     OVERHEAD.record(seconds.max(0.0));
+}
+
+/// The function's polls ended with no call; rare (once an idle period), so looked up by name.
+pub fn went_idle(function: &FunctionRef) {
+    metrics::counter!(IDLE_TOTAL, "function_name" => function.to_string()).increment(1);
 }

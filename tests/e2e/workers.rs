@@ -229,6 +229,35 @@ async fn an_idle_functions_consumer_is_let_go_and_its_next_call_brings_it_back()
 }
 
 #[tokio::test]
+async fn a_function_called_again_and_again_is_never_taken_for_idle() {
+    // Calls one after another, each well inside the idle time: the function's polls never end without a call.
+    // A loop that took a poll's end (the poll that brought a call) for the end of all of them would go idle
+    // after every call and pause before polling again; throughput, not any one call, would show it.
+    let mut platform = Platform::start(0, &[], &[]).await;
+    let port = free_port();
+    platform.add_worker(&["--idle-after", "5s", "--metrics-listen", &format!("127.0.0.1:{port}")]);
+    platform.deploy(json!({"service": "steady", "envProcess": "cat"})).await;
+    let idle_count = || async {
+        let text = platform.http.get(format!("http://127.0.0.1:{port}/metrics")).send().await.unwrap();
+        Platform::metric_sum(
+            &text.text().await.unwrap(),
+            "sluice_queue_idle_total{function_name=\"steady.openfaas-fn\"}",
+        )
+    };
+    for _ in 0..30 {
+        let id = platform.call_async("steady", "again", None).await;
+        assert_eq!(platform.wait_final(&id, Duration::from_secs(30)).await["status"], "succeeded");
+    }
+    assert_eq!(idle_count().await, 0.0, "the function went idle between calls");
+    // Left alone, it does go idle, and the count shows it.
+    let start = std::time::Instant::now();
+    while idle_count().await < 1.0 {
+        assert!(start.elapsed() < Duration::from_secs(60), "the function never went idle");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+#[tokio::test]
 async fn a_consumer_made_before_idle_functions_let_theirs_go_goes_when_idle_too() {
     // A function's consumer as releases before made it: no inactive threshold, so it would stay for ever.
     let mut platform = Platform::start(0, &[], &[]).await;

@@ -24,7 +24,7 @@ use sluice_runtime::Runtime;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio_util::sync::CancellationToken;
 
-use crate::{Worker, execute, lease, pulls::Poll, scaling};
+use crate::{Worker, execute, lease, metrics, pulls::Poll, scaling};
 
 /// Most calls taken in one pull once capacity is free.
 const BATCH: usize = 64;
@@ -126,6 +126,7 @@ pub async fn run(
             let message = match polled {
                 Polled::Call(message) => *message,
                 Polled::Idle => {
+                    metrics::went_idle(&function);
                     // A poll that failed at once is not tried again at once.
                     tokio::select! {
                         _ = stop.cancelled() => return,
