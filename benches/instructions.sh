@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
-# The worker's own instructions per end-to-end call, counted by callgrind: repeatable where CPU time is not (a
+# One process's own instructions per end-to-end call, counted by callgrind: repeatable where CPU time is not (a
 # shared machine's steal moves seconds, not instructions). Release build, an http no-op function, a callback
-# per call, 16 calls in flight; the counters start after the worker's warm-up and stop at the last callback.
+# per call, 16 calls in flight; the counters start after the warm-up and stop at the last callback. PROCESS is
+# the one counted: the worker (per call run) or the gateway (per call accepted).
 #
-#   cargo build --release && benches/worker-instructions.sh [CALLS]      (CALLS: a multiple of 16, default 1600)
+#   cargo build --release && benches/instructions.sh [worker|gateway] [CALLS]   (CALLS: a multiple of 16, default 1600)
 #
 # Needs valgrind, python3 and curl; nats-server from PATH or SLUICE_NATS_SERVER. Prints instructions per call
 # and leaves the profile in the printed directory (callgrind_annotate --inclusive=yes DIR/callgrind.out.1).
 set -euo pipefail
-CALLS=${1:-1600}
+PROCESS=${1:-worker}
+CALLS=${2:-1600}
+case "$PROCESS" in worker|gateway) ;; *) echo "PROCESS is worker or gateway, not $PROCESS" >&2; exit 2 ;; esac
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BIN=${SLUICE_BIN:-$ROOT/target/release/sluice}
 NATS=${SLUICE_NATS_SERVER:-$(command -v nats-server)}
@@ -63,23 +66,33 @@ PY
 python3 "$DIR/peers.py" "$FN_PORT" "$CB_PORT" "$DIR/callbacks" & PIDS+=($!)
 echo 0 >"$DIR/callbacks"
 export RUST_LOG=warn SLUICE_CALLBACK_ALLOW=127.0.0.0/8 SLUICE_DATA_DIR=$DIR
-"$BIN" gateway --nats-url "nats://127.0.0.1:$NATS_PORT" --listen "127.0.0.1:$GW_PORT" --insecure-no-auth \
-    >"$DIR/gateway.log" 2>&1 & PIDS+=($!)
+# glibc copies large blocks with `rep movsb`, which callgrind counts byte by byte: a 17 KB future moved into its
+# task would read as 17,000 instructions. Its vector loop instead counts about as the hardware works.
+counted() {
+    if [ "$1" = "$PROCESS" ]; then
+        GLIBC_TUNABLES=glibc.cpu.x86_rep_movsb_threshold=4294967295 \
+            exec valgrind --tool=callgrind --callgrind-out-file="$DIR/callgrind.out" "${@:2}"
+    else
+        exec "${@:2}"
+    fi
+}
+(cd "$DIR" && counted gateway "$BIN" gateway --nats-url "nats://127.0.0.1:$NATS_PORT" --listen "127.0.0.1:$GW_PORT" \
+    --insecure-no-auth >"$DIR/gateway.log" 2>&1) &
+GATEWAY=$!; PIDS+=($GATEWAY)
 until curl -sf "127.0.0.1:$GW_PORT/healthz" >/dev/null; do sleep 0.2; done
 curl -sf -o /dev/null -X POST "127.0.0.1:$GW_PORT/system/functions" -H 'content-type: application/json' \
     -d "{\"service\":\"noop\",\"runtime\":\"http\",\"upstream\":\"http://127.0.0.1:$FN_PORT/\"}"
-# glibc copies large blocks with `rep movsb`, which callgrind counts byte by byte: a 17 KB future moved into its
-# task would read as 17,000 instructions. Its vector loop instead counts about as the hardware works.
-(cd "$DIR" && GLIBC_TUNABLES=glibc.cpu.x86_rep_movsb_threshold=4294967295 exec valgrind --tool=callgrind --callgrind-out-file="$DIR/callgrind.out" "$BIN" worker \
-    --nats-url "nats://127.0.0.1:$NATS_PORT" --metrics-listen "127.0.0.1:$METRICS_PORT" >"$DIR/worker.log" 2>&1) &
+(cd "$DIR" && counted worker "$BIN" worker --nats-url "nats://127.0.0.1:$NATS_PORT" \
+    --metrics-listen "127.0.0.1:$METRICS_PORT" >"$DIR/worker.log" 2>&1) &
 WORKER=$!; PIDS+=($WORKER)
 until curl -sf "127.0.0.1:$METRICS_PORT/metrics" >/dev/null; do sleep 0.5; done
 # A deployed worker has long been listening for cancellations, so a call's first delivery need not read its record.
 sleep 8
-callgrind_control -z "$WORKER" >/dev/null
+if [ "$PROCESS" = worker ]; then COUNTED=$WORKER; else COUNTED=$GATEWAY; fi
+callgrind_control -z "$COUNTED" >/dev/null
 python3 "$DIR/load.py" "$GW_PORT" "$CALLS" "http://127.0.0.1:$CB_PORT/cb"
 until [ "$(cat "$DIR/callbacks")" -ge "$CALLS" ]; do sleep 0.5; done
-callgrind_control -d "$WORKER" >/dev/null
+callgrind_control -d "$COUNTED" >/dev/null
 sleep 1
 total=$(sed -n 's/^summary: //p' "$DIR/callgrind.out.1")
-echo "worker instructions per call: $((total / CALLS)) ($total over $CALLS calls); profile in $DIR"
+echo "$PROCESS instructions per call: $((total / CALLS)) ($total over $CALLS calls); profile in $DIR"
