@@ -74,9 +74,9 @@ pub async fn measure(p: &Params) -> Fairness {
 }
 
 /// Posts `n` calls of `function` with `concurrency` in flight.
-async fn backlog(http: &reqwest::Client, base: &str, function: &str, n: usize, callback: &str) {
+async fn backlog(base: &str, function: &str, n: usize, callback: &str) {
     let url = format!("{base}/async-function/{function}");
-    load::post_many(http, &url, n, 64, bytes::Bytes::from_static(b"work"), Some(callback)).await;
+    load::post_many(&url, n, 64, bytes::Bytes::from_static(b"work"), Some(callback)).await;
 }
 
 /// One call to each cold function, one after another, each waited for: accepted to called back, in seconds.
@@ -117,7 +117,7 @@ async fn hot_cold(hot_backlog: usize, cold: usize) -> HotCold {
     // Every cold function once first, so each is taken up before it is timed.
     cold_calls(&http, &base, cold, &receiver).await;
     let mut alone = cold_calls(&http, &base, cold, &receiver).await;
-    backlog(&http, &base, "hot", hot_backlog, &hot_receiver.url).await;
+    backlog(&base, "hot", hot_backlog, &hot_receiver.url).await;
     let mut beside = cold_calls(&http, &base, cold, &receiver).await;
     let hot_left = hot_backlog.saturating_sub(hot_receiver.count());
     let row = HotCold {
@@ -147,8 +147,8 @@ async fn share(max_inflight_a: u32, max_inflight_b: u32, backlog_each: usize, wi
     }
     let (done_a, done_b) = (Receiver::start().await, Receiver::start().await);
     // Both queues are full before any worker takes from them.
-    backlog(&http, &base, "a", backlog_each, &done_a.url).await;
-    backlog(&http, &base, "b", backlog_each, &done_b.url).await;
+    backlog(&base, "a", backlog_each, &done_a.url).await;
+    backlog(&base, "b", backlog_each, &done_b.url).await;
     let slots = WORKER_SLOTS.to_string();
     let _worker = procs::worker_with(&server.url, dir.path(), &["--max-inflight", &slots]).await;
     let (a0, b0) = (done_a.count(), done_b.count());

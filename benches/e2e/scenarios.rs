@@ -208,8 +208,7 @@ pub async fn run_all(p: &Params) -> Results {
     let meter = CpuMeter::start(vec![&gateway, nats]);
     let sent_before = server.sent_by_client().await;
     let seconds =
-        load::post_many(&http, &format!("{base}/async-function/accept-only"), p.n, p.concurrency, body.clone(), None)
-            .await;
+        load::post_many(&format!("{base}/async-function/accept-only"), p.n, p.concurrency, body.clone(), None).await;
     r.accept_per_s = p.n as f64 / seconds;
     let cpu = meter.per_call(p.n);
     (r.cpu_us.gateway_per_accept, r.cpu_us.nats_per_accept, r.cpu_us.harness_per_accept) = (cpu[0], cpu[1], cpu[2]);
@@ -232,7 +231,7 @@ pub async fn run_all(p: &Params) -> Results {
     let reads_before = counter(&http.get(&metrics_url).send().await.unwrap().text().await.unwrap(), READS);
     let started = Instant::now();
     let url = format!("{base}/async-function/noop");
-    load::post_many(&http, &url, p.n, p.concurrency, body.clone(), Some(&receiver.url)).await;
+    load::post_many(&url, p.n, p.concurrency, body.clone(), Some(&receiver.url)).await;
     let last = receiver.wait_for(p.n, Duration::from_secs(600)).await;
     r.e2e_http_per_s = p.n as f64 / (last - started).as_secs_f64();
     let cpu = meter.per_call(p.n);
@@ -250,7 +249,7 @@ pub async fn run_all(p: &Params) -> Results {
     let before = receiver.count();
     let started = Instant::now();
     let url = format!("{base}/async-function/cat");
-    load::post_many(&http, &url, n_process, p.concurrency, body.clone(), Some(&receiver.url)).await;
+    load::post_many(&url, n_process, p.concurrency, body.clone(), Some(&receiver.url)).await;
     let last = receiver.wait_for(before + n_process, Duration::from_secs(600)).await;
     r.e2e_process_per_s = n_process as f64 / (last - started).as_secs_f64();
     r.gateway_peak_rss_under_load_mb = mb(gateway.peak_rss());
