@@ -94,8 +94,11 @@ pub const SYNC_QUEUE_GROUP: &str = "sluice-workers";
 /// The shard holding `function`'s queued calls: FNV-1a of its `{namespace}.{function}` key, so every process
 /// and version agrees without asking.
 pub fn invocation_shard(function: &FunctionRef) -> u32 {
-    let hash =
-        function.key().bytes().fold(0x811c_9dc5_u32, |hash, byte| (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193));
+    shard_of_key(&function.key())
+}
+
+fn shard_of_key(key: &str) -> u32 {
+    let hash = key.bytes().fold(0x811c_9dc5_u32, |hash, byte| (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193));
     hash % INVOCATION_SHARDS
 }
 
@@ -121,7 +124,8 @@ pub fn queue_subjects_of(shard: u32) -> String {
 
 /// Subject of `function`'s queued calls.
 pub fn invoke_subject(function: &FunctionRef) -> String {
-    format!("{QUEUE_PREFIX}.{}.{}", invocation_shard(function), function.key())
+    let key = function.key();
+    format!("{QUEUE_PREFIX}.{}.{key}", shard_of_key(&key))
 }
 pub fn sync_subject(function: &FunctionRef) -> String {
     format!("{SYNC_PREFIX}.{}", function.key())
