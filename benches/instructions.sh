@@ -19,6 +19,8 @@ for tool in valgrind callgrind_control python3 curl; do
     command -v "$tool" >/dev/null || { echo "missing: $tool" >&2; exit 1; }
 done
 [ -x "$BIN" ] || { echo "missing: $BIN (cargo build --release)" >&2; exit 1; }
+# The processes run from the scratch directory, so a relative path would name nothing there.
+BIN=$(realpath "$BIN")
 DIR=$(mktemp -d /tmp/sluice-instructions.XXXXXX)
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 NATS_PORT=$(port); GW_PORT=$(port); FN_PORT=$(port); CB_PORT=$(port); METRICS_PORT=$(port)

@@ -15,7 +15,8 @@
 //! - [`outbound`]: the rules of the outbound URL policy;
 //! - [`credentials`]: admin credentials and how they are checked;
 //! - [`StoredEvent`]: a connector event as the events API lists it;
-//! - [`trace`]: W3C trace context carried from process to process.
+//! - [`trace`]: W3C trace context carried from process to process;
+//! - [`handles`]: handles made once per key, such as the metric series every process records per call.
 //!
 //! ```
 //! use sluice_contracts::{names, FunctionSpec};
@@ -38,6 +39,7 @@ pub mod event;
 pub mod fanout;
 pub mod function;
 pub mod function_ref;
+pub mod handles;
 pub mod invocation;
 pub mod json_schema;
 pub mod logs;

@@ -1,15 +1,11 @@
 //! Metric names the worker records. `function_name` is `{name}.{namespace}`, as OpenFaaS labels functions.
 //!
-//! What every call records goes through handles registered once per function: looking a series up by name and
-//! labels formats the function's name and hashes the whole key, on every call.
+//! What every call records goes through handles registered once per function ([`Handles`]).
 
-use std::{
-    collections::HashMap,
-    sync::{Arc, LazyLock, RwLock},
-};
+use std::sync::{Arc, LazyLock};
 
 use metrics::{Counter, Gauge, Histogram};
-use sluice_contracts::FunctionRef;
+use sluice_contracts::{FunctionRef, handles::Handles};
 
 /// Calls ended, by function and outcome (`succeeded`, `failed`).
 pub const CALLS_TOTAL: &str = "sluice_queue_calls_total";
@@ -41,7 +37,7 @@ pub const RECORD_READS_TOTAL: &str = "sluice_queue_record_reads_total";
 pub const IDLE_TOTAL: &str = "sluice_queue_idle_total";
 
 /// The series a function's calls record, registered when the function's first call needs them.
-struct Handles {
+struct Series {
     inflight: Gauge,
     succeeded: Counter,
     failed: Counter,
@@ -51,7 +47,7 @@ struct Handles {
     dead_letters: Counter,
 }
 
-impl Handles {
+impl Series {
     fn register(function: &FunctionRef) -> Self {
         let name = function.to_string();
         Self {
@@ -67,18 +63,14 @@ impl Handles {
 }
 
 /// Every served function's handles; as many as the series they name, which the recorder keeps anyway.
-static HANDLES: LazyLock<RwLock<HashMap<FunctionRef, Arc<Handles>>>> = LazyLock::new(Default::default);
+static HANDLES: LazyLock<Handles<FunctionRef, Arc<Series>>> = LazyLock::new(Default::default);
 
-fn handles(function: &FunctionRef) -> Arc<Handles> {
-    if let Some(handles) = HANDLES.read().expect("metric handles lock").get(function) {
-        return handles.clone();
-    }
-    let mut all = HANDLES.write().expect("metric handles lock");
-    all.entry(function.clone()).or_insert_with(|| Arc::new(Handles::register(function))).clone()
+fn series(function: &FunctionRef) -> Arc<Series> {
+    HANDLES.get(function, || Arc::new(Series::register(function)))
 }
 
 pub fn inflight(function: &FunctionRef, delta: f64) {
-    handles(function).inflight.increment(delta);
+    series(function).inflight.increment(delta);
 }
 
 pub fn pending(function: &FunctionRef, value: u64) {
@@ -88,9 +80,8 @@ pub fn pending(function: &FunctionRef, value: u64) {
 /// Starts a served function's counters at zero: a counter that first appears at 1 is an increase that
 /// Prometheus's `rate` and `increase` never see, so the first dead letter would raise no alert.
 pub fn served(function: &FunctionRef) {
-    let handles = handles(function);
-    for counter in [&handles.succeeded, &handles.failed, &handles.retries, &handles.record_reads, &handles.dead_letters]
-    {
+    let series = series(function);
+    for counter in [&series.succeeded, &series.failed, &series.retries, &series.record_reads, &series.dead_letters] {
         counter.increment(0);
     }
 }
@@ -104,22 +95,22 @@ pub fn replicas(function: &FunctionRef, available: u32) {
 }
 
 pub fn retried(function: &FunctionRef) {
-    handles(function).retries.increment(1);
+    series(function).retries.increment(1);
 }
 
 pub fn record_read(function: &FunctionRef) {
-    handles(function).record_reads.increment(1);
+    series(function).record_reads.increment(1);
 }
 
 pub fn dead_lettered(function: &FunctionRef) {
-    handles(function).dead_letters.increment(1);
+    series(function).dead_letters.increment(1);
 }
 
 /// A call ended: succeeded or failed, after `seconds` in its runtime.
 pub fn ended(function: &FunctionRef, succeeded: bool, seconds: f64) {
-    let handles = handles(function);
-    if succeeded { &handles.succeeded } else { &handles.failed }.increment(1);
-    handles.seconds.record(seconds);
+    let series = series(function);
+    if succeeded { &series.succeeded } else { &series.failed }.increment(1);
+    series.seconds.record(seconds);
 }
 
 /// Callback deliveries by outcome.
