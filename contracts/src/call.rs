@@ -55,10 +55,11 @@ pub struct CallRecord {
     /// HTTP status of the function's last response, if it gave one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub function_status: Option<u16>,
+    #[serde(serialize_with = "crate::timestamp::serialize")]
     pub created_at: DateTime<Utc>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", serialize_with = "crate::timestamp::serialize_option")]
     pub started_at: Option<DateTime<Utc>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", serialize_with = "crate::timestamp::serialize_option")]
     pub finished_at: Option<DateTime<Utc>>,
     /// Why the call failed, or why its last attempt did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -83,10 +84,10 @@ pub struct CallRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub progress: Option<crate::CallProgress>,
     /// When the function last reported (progress or a bare heartbeat).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", serialize_with = "crate::timestamp::serialize_option")]
     pub heartbeat_at: Option<DateTime<Utc>>,
     /// When a failed attempt is tried again, while the call waits for it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", serialize_with = "crate::timestamp::serialize_option")]
     pub next_attempt_at: Option<DateTime<Utc>>,
     /// Where the call's result (the function's response) is kept, once it is final.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -144,7 +145,7 @@ pub struct StoredResult {
     /// Size of the response body in bytes.
     pub size: u64,
     /// When it goes at the latest (sooner if the results store fills up); absent when kept until then.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", serialize_with = "crate::timestamp::serialize_option")]
     pub expires_at: Option<DateTime<Utc>>,
     /// Whether it can still be fetched, as the gateway found when it served the record.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -56,6 +56,7 @@ pub mod scale_labels;
 pub mod schedule;
 pub mod signature;
 pub mod stored_event;
+pub mod timestamp;
 pub mod trace;
 
 pub use answer::ErrorBody;
