@@ -5,6 +5,8 @@
 //! prefix selects a tenant (queued calls put their shard before it: `sluice.queue.*.{namespace}.>`); see
 //! `docs/namespaces.md`.
 
+use std::fmt::Write as _;
+
 pub use crate::function_ref::FunctionRef;
 
 /// How many work-queue streams hold the queued calls, each function's on one of them by a hash of its name.
@@ -75,10 +77,10 @@ pub const SCALE_PREFIX: &str = "sluice.scale";
 pub const LOGS_PREFIX: &str = "sluice.logs";
 
 pub fn scale_subject(function: &FunctionRef) -> String {
-    format!("{SCALE_PREFIX}.{}", function.key())
+    function_subject(SCALE_PREFIX, function)
 }
 pub fn logs_subject(function: &FunctionRef) -> String {
-    format!("{LOGS_PREFIX}.{}", function.key())
+    function_subject(LOGS_PREFIX, function)
 }
 pub fn replicas_key(function: &FunctionRef, worker: &str) -> String {
     format!("{}.{worker}", function.key())
@@ -125,22 +127,34 @@ pub fn queue_subjects_of(shard: u32) -> String {
 /// Subject of `function`'s queued calls.
 pub fn invoke_subject(function: &FunctionRef) -> String {
     let key = function.key();
-    format!("{QUEUE_PREFIX}.{}.{key}", shard_of_key(&key))
+    let shard = shard_of_key(&key);
+    let mut subject = String::with_capacity(QUEUE_PREFIX.len() + 4 + key.len());
+    subject.push_str(QUEUE_PREFIX);
+    subject.push('.');
+    // Writing into a String cannot fail.
+    let _ = write!(subject, "{shard}.{key}");
+    subject
+}
+
+/// `{prefix}.{namespace}.{function}`, allocated once at its size: these are made on every call, and `format!`
+/// grows its string piece by piece.
+fn function_subject(prefix: &str, function: &FunctionRef) -> String {
+    [prefix, ".", &function.namespace, ".", &function.name].concat()
 }
 pub fn sync_subject(function: &FunctionRef) -> String {
-    format!("{SYNC_PREFIX}.{}", function.key())
+    function_subject(SYNC_PREFIX, function)
 }
 pub fn progress_subject(function: &FunctionRef) -> String {
-    format!("{PROGRESS_PREFIX}.{}", function.key())
+    function_subject(PROGRESS_PREFIX, function)
 }
 pub fn results_subject(function: &FunctionRef) -> String {
-    format!("{RESULTS_PREFIX}.{}", function.key())
+    function_subject(RESULTS_PREFIX, function)
 }
 pub fn dead_subject(function: &FunctionRef) -> String {
-    format!("{DEAD_PREFIX}.{}", function.key())
+    function_subject(DEAD_PREFIX, function)
 }
 pub fn callbacks_subject(function: &FunctionRef) -> String {
-    format!("{CALLBACKS_PREFIX}.{}", function.key())
+    function_subject(CALLBACKS_PREFIX, function)
 }
 pub fn cancel_subject(call_id: &str) -> String {
     format!("{CANCEL_PREFIX}.{call_id}")
