@@ -45,13 +45,10 @@ impl<K: Hash + Eq, H: Clone> Handles<K, H> {
         handle
     }
 
-    /// How many keys have a handle.
-    pub fn len(&self) -> usize {
+    /// How many keys have a handle; only the tests need to know.
+    #[cfg(test)]
+    fn len(&self) -> usize {
         self.by_key.read().unwrap_or_else(PoisonError::into_inner).len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 
