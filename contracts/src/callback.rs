@@ -131,13 +131,17 @@ pub struct CallbackMessage {
     pub headers: http::HeaderMap,
     pub body: Payload,
     pub recipient: Recipient,
+    /// Which of the call's ends it reports, when not the call as first queued: a replay's attempt series
+    /// ([`crate::invocation::replay_series`]), or a cancellation. Each has its own outbox message, so one is not
+    /// taken for another within JetStream's duplicate window.
+    pub series: Option<String>,
 }
 
 impl CallbackMessage {
     /// NATS headers and payload; one outbox message per call and recipient (`Nats-Msg-Id`).
     pub fn to_nats(&self) -> (NatsHeaders, Bytes) {
         let mut headers = NatsHeaders::new();
-        headers.insert(wire::NATS_MSG_ID, format!("{}.{}", self.call_id, self.recipient.as_str()));
+        headers.insert(wire::NATS_MSG_ID, self.message_id());
         headers.insert(wire::CALLBACK_TARGET, self.url.as_str());
         if self.recipient == Recipient::Destination {
             headers.insert(wire::CALLBACK_RECIPIENT, self.recipient.as_str());
@@ -154,21 +158,38 @@ impl CallbackMessage {
         }
     }
 
+    /// `{call id}.{recipient}`, and `{call id}.{recipient}.{series}` for any other end of the call.
+    fn message_id(&self) -> String {
+        let (call_id, recipient) = (self.call_id.as_str(), self.recipient.as_str());
+        match &self.series {
+            None => [call_id, ".", recipient].concat(),
+            Some(series) => [call_id, ".", recipient, ".", series].concat(),
+        }
+    }
+
     pub fn from_nats(headers: &NatsHeaders, body: Bytes) -> Option<Self> {
         let get = |name: &str| headers.get(name).map(|v| v.as_str().to_owned());
+        let call_id = get(ce::ID)?;
+        let recipient = match get(wire::CALLBACK_RECIPIENT).as_deref() {
+            Some("destination") => Recipient::Destination,
+            _ => Recipient::Caller,
+        };
+        let series = headers.get(wire::NATS_MSG_ID).and_then(|id| {
+            let rest = id.as_str().strip_prefix(call_id.as_str())?.strip_prefix('.')?;
+            let series = rest.strip_prefix(recipient.as_str())?.strip_prefix('.')?;
+            Some(series.to_owned())
+        });
         Some(Self {
             url: get(wire::CALLBACK_TARGET)?,
-            call_id: get(ce::ID)?,
             function: crate::FunctionRef::from_key(&get(ce::SUBJECT)?)?,
             headers: take_http_headers(headers),
             body: match get(wire::PAYLOAD_OBJECT) {
                 Some(name) => Payload::Object(name),
                 None => Payload::Inline(body),
             },
-            recipient: match get(wire::CALLBACK_RECIPIENT).as_deref() {
-                Some("destination") => Recipient::Destination,
-                _ => Recipient::Caller,
-            },
+            call_id,
+            recipient,
+            series,
         })
     }
 }
@@ -204,6 +225,7 @@ mod tests {
             headers,
             body: Payload::Inline(Bytes::from_static(b"result")),
             recipient: Recipient::Caller,
+            series: None,
         };
         let (nats_headers, body) = message.to_nats();
         let back = CallbackMessage::from_nats(&nats_headers, body).unwrap();
@@ -216,6 +238,15 @@ mod tests {
             "not deduplicated with the callback"
         );
         assert_eq!(CallbackMessage::from_nats(&nats_headers, body).unwrap().recipient, Recipient::Destination);
+        let replayed = CallbackMessage { series: Some("r12".into()), ..destination.clone() };
+        let (nats_headers, body) = replayed.to_nats();
+        assert_eq!(
+            nats_headers.get(wire::NATS_MSG_ID).unwrap().as_str(),
+            "c1.destination.r12",
+            "a replay's callback is not taken for the first series'"
+        );
+        assert_eq!(CallbackMessage::from_nats(&nats_headers, body).unwrap().series.as_deref(), Some("r12"));
+        assert_eq!(back.series, None);
         assert_eq!(back.url, message.url);
         assert_eq!(back.function, message.function);
         assert_eq!(back.headers["x-duration-seconds"], "1.500000");

@@ -11,6 +11,7 @@ use bytes::Bytes;
 use futures::StreamExt;
 use sluice_contracts::{
     DeadLetter, FunctionRef, InvocationMessage,
+    invocation::replay_series,
     names::{self, wire},
 };
 
@@ -44,7 +45,8 @@ impl DeadLetters {
     pub async fn bury(&self, original: &HeaderMap, body: Bytes, why: Burial<'_>) -> Result<u64, async_nats::Error> {
         let mut headers = original.clone();
         // One dead letter per failure series, even if the series' end is recorded twice.
-        headers.insert(wire::NATS_MSG_ID, format!("{}.dead.{}", why.call_id, series_marker(original)));
+        let series = replay_series(original);
+        headers.insert(wire::NATS_MSG_ID, format!("{}.dead.{}", why.call_id, series.as_deref().unwrap_or("0")));
         headers.insert(wire::DEAD_STATUS, why.status.to_string());
         headers.insert(wire::DEAD_ERROR, why.error.unwrap_or_default().replace(['\r', '\n'], " "));
         headers.insert(wire::DEAD_ATTEMPTS, why.attempts.to_string());
@@ -131,9 +133,4 @@ impl DeadLetters {
         }
         Ok(found.into_iter().rev().collect())
     }
-}
-
-/// Distinguishes the failure series of a call and of each of its replays.
-fn series_marker(headers: &HeaderMap) -> String {
-    headers.get(wire::REPLAY_OF).map(|v| format!("r{}", v.as_str())).unwrap_or_else(|| "0".to_owned())
 }

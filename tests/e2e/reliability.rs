@@ -115,10 +115,65 @@ async fn failing_forever_goes_to_dead_letters_and_replays() {
     let record = platform.wait_final(&call_id, Duration::from_secs(10)).await;
     assert_eq!(record["status"], "succeeded");
     assert!(record.get("deadLetter").is_none());
+    // The replay's outcome is a result and a completion event of its own, not taken for the first series'.
+    let result = platform.http.get(platform.url(&format!("/system/calls/{call_id}/result"))).send().await.unwrap();
+    assert_eq!(result.status(), 200, "the replay's result, not the failure before it");
+    assert_eq!(result.text().await.unwrap(), "fixed");
+    let client = async_nats::connect(&platform.nats_url).await.unwrap();
+    let stream = async_nats::jetstream::new(client).get_stream("SLUICE_RESULTS").await.unwrap();
+    let last = stream.get_last_raw_message_by_subject("sluice.results.openfaas-fn.doomed").await.unwrap();
+    assert_eq!(&last.payload[..], b"fixed", "the replay's completion event is published");
+    let headers = last.headers;
+    assert_eq!(headers.get("ce-type").map(|v| v.as_str()), Some("sluice.invocation.completed"));
     let r = platform.http.post(platform.url(&format!("/system/dead/{call_id}/replay"))).send().await.unwrap();
     assert_eq!(r.status(), 409, "nothing left to replay");
     let last_body = upstream.hits.lock().unwrap().len();
     assert_eq!(last_body, 4, "three failed attempts and one replay");
+}
+
+/// Waits until the call's caller callback is `state`.
+async fn wait_callback(platform: &Platform, call_id: &str, state: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let record = platform.record(call_id).await;
+        if record["callback"]["state"] == state {
+            return record;
+        }
+        assert!(Instant::now() < deadline, "callback never {state}: {record}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_replays_callback_waiting_in_the_outbox_is_not_taken_for_the_failures() {
+    let platform = Platform::start(1, &[], &["--callback-max-wait", "1s", "--callback-timeout", "2s"]).await;
+    let function =
+        Upstream::start(|_, failing| if failing { (500, None, "broken") } else { (200, None, "fixed") }).await;
+    let receiver = Upstream::start(|_, down| if down { (503, None, "down") } else { (200, None, "ok") }).await;
+    let spec = json!({"service": "doomed", "runtime": "http", "upstream": function.url,
+        "async": {"retry": {"attempts": 1}}});
+    platform.deploy(spec).await;
+    let callback = format!("{}/cb", receiver.url);
+    let call_id = platform.call_async("doomed", "", Some(&callback)).await;
+    let record = platform.wait_final(&call_id, Duration::from_secs(30)).await;
+    assert_eq!(record["status"], "failed");
+    assert_eq!(record["callback"]["state"], "pending", "the failure's callback waits in the outbox");
+    receiver.failing.store(false, Ordering::SeqCst);
+    wait_callback(&platform, &call_id, "delivered").await;
+
+    // The replay's first try fails too, within the duplicate window of the failure's outbox message.
+    receiver.failing.store(true, Ordering::SeqCst);
+    function.failing.store(false, Ordering::SeqCst);
+    let r = platform.http.post(platform.url(&format!("/system/dead/{call_id}/replay"))).send().await.unwrap();
+    assert_eq!(r.status(), 202);
+    let record = platform.wait_final(&call_id, Duration::from_secs(30)).await;
+    assert_eq!(record["status"], "succeeded");
+    assert_eq!(record["callback"]["state"], "pending", "{record}");
+    let tried = receiver.hits.lock().unwrap().len();
+    receiver.failing.store(false, Ordering::SeqCst);
+    wait_callback(&platform, &call_id, "delivered").await;
+    let hits = receiver.hits.lock().unwrap();
+    assert!(hits[tried..].iter().any(|h| h["x-function-status"] == "200"), "the replay's outcome is called back");
 }
 
 #[tokio::test]

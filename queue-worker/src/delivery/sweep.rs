@@ -12,7 +12,7 @@ use futures::StreamExt;
 use sluice_contracts::{CallRecord, CallStatus, CallbackDelivery};
 use tokio_util::sync::CancellationToken;
 
-use crate::Worker;
+use crate::{Worker, results};
 
 /// When and what to sweep.
 #[derive(Clone, Copy, Debug)]
@@ -48,7 +48,7 @@ fn needed(name: &str, record: Option<&CallRecord>) -> bool {
         return false;
     }
     let Some(record) = record else { return false };
-    if name.ends_with(".result") {
+    if results::call_of_result(name).is_some() {
         let fetchable = record.result.as_ref().is_some_and(|r| r.expires_at.is_none_or(|due| due > Utc::now()));
         let pending = |c: &Option<sluice_contracts::CallbackState>| {
             c.as_ref().is_some_and(|c| c.state == CallbackDelivery::Pending)
@@ -70,8 +70,9 @@ async fn sweep(worker: &Worker, orphan_age: Duration) -> Result<u64, async_nats:
             tracing::debug!(object = %object.name, modified = ?object.modified, "stored bodies: too young to sweep");
             continue;
         }
-        let call_id = object.name.strip_suffix(".result").unwrap_or(&object.name);
-        let call_id = call_id.strip_suffix(".sync-response").unwrap_or(call_id);
+        let call_id = results::call_of_result(&object.name)
+            .or_else(|| object.name.strip_suffix(".sync-response"))
+            .unwrap_or(&object.name);
         let record = match worker.calls.get(call_id).await {
             Ok(record) => record,
             Err(_) => continue, // unsure: keep it
@@ -117,5 +118,6 @@ mod tests {
         waiting.callback =
             Some(sluice_contracts::CallbackState { state: CallbackDelivery::Pending, attempts: 1, last_error: None });
         assert!(needed("abc.result", Some(&waiting)));
+        assert!(needed("abc.result.r9", Some(&waiting)), "a replay's result");
     }
 }

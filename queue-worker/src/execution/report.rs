@@ -11,6 +11,7 @@ use sluice_contracts::{
     callback::{CallbackFacts, CallbackMessage, Recipient, contract_headers},
     chain::Leg,
     fanout::{ChildOutcome, FanOut},
+    invocation::replay_series,
     names,
 };
 use sluice_jetstream::{
@@ -46,6 +47,7 @@ impl Run<'_> {
             call_id: &call.call_id,
             function: &call.function,
             attempt: self.attempt,
+            series: self.message.headers.as_ref().and_then(replay_series),
             duration: Duration::from_secs_f64(seconds),
             outcome,
         };
@@ -202,6 +204,7 @@ impl Run<'_> {
             headers,
             body: stored_body.clone(),
             recipient,
+            series: self.message.headers.as_ref().and_then(replay_series),
         };
         persist("callback outbox", STORE, || self.worker.queue.enqueue_callback(&message)).await?;
         Ok(CallbackState { state: CallbackDelivery::Pending, attempts: 1, last_error: Some(error) })
