@@ -47,14 +47,18 @@ impl Destination {
     }
 }
 
-/// The id of the call `parent` leads on to: the same parent, leg and target always give the same id.
-pub fn chained_call_id(parent: &str, leg: Leg, target: &FunctionRef) -> String {
-    let digest = Sha256::new()
+/// The id of the call `parent` leads on to: the same parent, leg, target and attempt series always give the same
+/// id. `series` is a replay's ([`crate::invocation::replay_series`]), so a replay that fails again goes on to its
+/// own step; the call as first queued has none.
+pub fn chained_call_id(parent: &str, leg: Leg, target: &FunctionRef, series: Option<&str>) -> String {
+    let mut digest = Sha256::new()
         .chain_update(parent.as_bytes())
         .chain_update(if leg == Leg::OnSuccess { b"\nsuccess\n" } else { b"\nfailure\n" })
-        .chain_update(target.stable_name().as_bytes())
-        .finalize();
-    format!("ch-{}", hex::encode(&digest[..16]))
+        .chain_update(target.stable_name().as_bytes());
+    if let Some(series) = series {
+        digest = digest.chain_update(b"\nseries\n").chain_update(series.as_bytes());
+    }
+    format!("ch-{}", hex::encode(&digest.finalize()[..16]))
 }
 
 #[cfg(test)]
@@ -64,11 +68,15 @@ mod tests {
     #[test]
     fn chained_ids_are_stable_and_distinct_per_leg_and_target() {
         let target = FunctionRef::new("ns", "next");
-        let id = chained_call_id("parent-1", Leg::OnSuccess, &target);
-        assert_eq!(id, chained_call_id("parent-1", Leg::OnSuccess, &target));
-        assert_ne!(id, chained_call_id("parent-1", Leg::OnFailure, &target));
-        assert_ne!(id, chained_call_id("parent-2", Leg::OnSuccess, &target));
-        assert_ne!(id, chained_call_id("parent-1", Leg::OnSuccess, &FunctionRef::new("other", "next")));
+        let id = chained_call_id("parent-1", Leg::OnSuccess, &target, None);
+        assert_eq!(id, chained_call_id("parent-1", Leg::OnSuccess, &target, None));
+        assert_ne!(id, chained_call_id("parent-1", Leg::OnFailure, &target, None));
+        assert_ne!(id, chained_call_id("parent-2", Leg::OnSuccess, &target, None));
+        assert_ne!(id, chained_call_id("parent-1", Leg::OnSuccess, &FunctionRef::new("other", "next"), None));
+        let replayed = chained_call_id("parent-1", Leg::OnSuccess, &target, Some("r7"));
+        assert_ne!(id, replayed, "a replay goes on to a step of its own");
+        assert_eq!(replayed, chained_call_id("parent-1", Leg::OnSuccess, &target, Some("r7")));
+        assert_ne!(replayed, chained_call_id("parent-1", Leg::OnSuccess, &target, Some("r8")));
         assert!(crate::call::is_valid_call_id(&id) && id.len() == 35);
     }
 

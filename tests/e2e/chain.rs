@@ -77,6 +77,19 @@ async fn finished_calls_go_on_to_the_next_function_once_and_loops_are_refused() 
     let caught = the_call_of(&platform, "catcher").await;
     assert_eq!(caught["parentCallId"], failed.as_str());
     assert_eq!(result_text(&platform, caught["callId"].as_str().unwrap()).await, "caught: exit status: 3: disk full");
+    // Replayed and failing again, it goes on to a step of its own.
+    let r = platform.http.post(platform.url(&format!("/system/dead/{failed}/replay"))).send().await.unwrap();
+    assert_eq!(r.status(), 202);
+    let start = Instant::now();
+    let again = loop {
+        let calls = platform.list_calls("function=catcher").await;
+        if let Some(call) = calls.iter().find(|c| c["callId"] != caught["callId"]) {
+            break platform.wait_final(call["callId"].as_str().unwrap(), Duration::from_secs(30)).await;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "the replay's failure never went on: {calls:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!((again["status"].as_str(), again["parentCallId"].as_str()), (Some("succeeded"), Some(failed.as_str())));
 
     // A destination must be deployed first; one deleted since is a step recorded failed, not queued for ever.
     let orphan_spec =
@@ -219,7 +232,7 @@ async fn a_claimed_step_whose_publish_was_lost_still_runs() {
         .deploy(json!({"service": "first", "envProcess": "cat", "async": {"onSuccess": {"function": "next"}}}))
         .await;
     let parent = "lost-publish-parent";
-    let step = chained_call_id(parent, Leg::OnSuccess, &FunctionRef::new("openfaas-fn", "next"));
+    let step = chained_call_id(parent, Leg::OnSuccess, &FunctionRef::new("openfaas-fn", "next"), None);
     let client = async_nats::connect(&platform.nats_url).await.unwrap();
     let calls = async_nats::jetstream::new(client).get_key_value("sluice_calls").await.unwrap();
     let claim = CallRecord::queued(&step, &FunctionRef::new("openfaas-fn", "next"), chrono::Utc::now());

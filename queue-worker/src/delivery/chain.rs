@@ -26,11 +26,13 @@ pub async fn follow_on(
     call: &InvocationMessage,
     outcome: &Outcome,
     body: &Payload,
+    series: Option<&str>,
 ) -> Result<Option<String>, String> {
     let leg = if outcome.succeeded() { Leg::OnSuccess } else { Leg::OnFailure };
     let Some((_, target)) = spec.destinations().into_iter().find(|(l, _)| *l == leg) else { return Ok(None) };
     let ce_type = if outcome.succeeded() { names::CE_TYPE_COMPLETED } else { names::CE_TYPE_FAILED };
-    let mut next = next_call(call, &call.call_id, chained_call_id(&call.call_id, leg, &target), target, body.clone());
+    let mut next =
+        next_call(call, &call.call_id, chained_call_id(&call.call_id, leg, &target, series), target, body.clone());
     let mut put = |name: &'static str, value: &str| {
         if let Ok(value) = http::HeaderValue::from_str(value) {
             next.headers.insert(name, value);

@@ -119,6 +119,12 @@ pub(super) struct Run<'a> {
 }
 
 impl Run<'_> {
+    /// The attempt series this delivery belongs to: `None` as first queued, else the replay's. What ends it (its
+    /// completion event, dead letter, outbox callbacks, chained step) is named by it.
+    pub(super) fn series(&self) -> Option<String> {
+        self.message.headers.as_ref().and_then(sluice_contracts::invocation::replay_series)
+    }
+
     /// Reads (or writes) the call's record for this attempt. While the store is out of reach (a NATS leader
     /// election, a node going down) the attempt keeps its message and tries again, for up to
     /// [`RECORD_PATIENCE`]: a nak would count as a delivery, and deliveries are the call's attempts.

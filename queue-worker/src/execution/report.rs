@@ -11,7 +11,6 @@ use sluice_contracts::{
     callback::{CallbackFacts, CallbackMessage, Recipient, contract_headers},
     chain::Leg,
     fanout::{ChildOutcome, FanOut},
-    invocation::replay_series,
     names,
 };
 use sluice_jetstream::{
@@ -47,7 +46,7 @@ impl Run<'_> {
             call_id: &call.call_id,
             function: &call.function,
             attempt: self.attempt,
-            series: self.message.headers.as_ref().and_then(replay_series),
+            series: self.series(),
             duration: Duration::from_secs_f64(seconds),
             outcome,
         };
@@ -101,7 +100,8 @@ impl Run<'_> {
         let results::Published { body: stored_body, result } = published?;
         record.result = Some(result);
         // Before the outcome is recorded: a delivery that finds it recorded does not get this far again.
-        if let Some(next) = chain::follow_on(worker, self.spec, call, outcome, &stored_body).await?
+        let series = self.series();
+        if let Some(next) = chain::follow_on(worker, self.spec, call, outcome, &stored_body, series.as_deref()).await?
             && !record.children.contains(&next)
         {
             record.children.push(next);
@@ -204,7 +204,7 @@ impl Run<'_> {
             headers,
             body: stored_body.clone(),
             recipient,
-            series: self.message.headers.as_ref().and_then(replay_series),
+            series: self.series(),
         };
         persist("callback outbox", STORE, || self.worker.queue.enqueue_callback(&message)).await?;
         Ok(CallbackState { state: CallbackDelivery::Pending, attempts: 1, last_error: Some(error) })
