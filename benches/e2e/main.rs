@@ -1,7 +1,8 @@
 //! End-to-end benchmark of Sluice against raw JetStream, measured in one run on one `nats-server`.
 //!
 //! `cargo bench --bench e2e` (add `-- --quick` for a smoke run under a minute; `--n`, `--size`,
-//! `--concurrency` and `--rate` change the load; `--only-idle` measures what idle functions cost, alone). It prints a table and writes `benches/results/<date>.json`
+//! `--concurrency` and `--rate` change the load; `--only-idle` measures what idle functions cost, alone;
+//! `--only-retention` what nats-server keeps per kept call). It prints a table and writes `benches/results/<date>.json`
 //! with every figure and its ratio to the baseline measured in the same run.
 
 mod baseline;
@@ -11,6 +12,7 @@ mod load;
 mod pipeline;
 mod procs;
 mod report;
+mod retention;
 mod scenarios;
 mod watchers;
 
@@ -36,6 +38,8 @@ pub struct Params {
     pub only_idle: bool,
     /// Only the fairness scenarios (`--only-fairness`).
     pub only_fairness: bool,
+    /// Only what nats-server keeps per kept call (`--only-retention`).
+    pub only_retention: bool,
     /// The idle-cost rows to measure, as `functions x workers` (`--idle-rows 10000x4,1000x1`); the default set
     /// when empty.
     pub idle_rows: Vec<(usize, usize)>,
@@ -53,6 +57,7 @@ impl Params {
             quick: false,
             only_idle: false,
             only_fairness: false,
+            only_retention: false,
             idle_rows: Vec::new(),
         };
         let args: Vec<String> = std::env::args().skip(1).collect();
@@ -63,6 +68,7 @@ impl Params {
                 "--quick" => p.quick = true,
                 "--only-idle" => p.only_idle = true,
                 "--only-fairness" => p.only_fairness = true,
+                "--only-retention" => p.only_retention = true,
                 "--idle-rows" => {
                     let rows = args.get(i + 1).expect("rows after --idle-rows, like 10000x4,1000x1");
                     p.idle_rows = rows
@@ -80,7 +86,7 @@ impl Params {
                 "--rate" => (p.rate, i) = (value() as u32, i + 1),
                 "--bench" => {} // cargo bench passes it to every bench binary
                 other => panic!(
-                    "unknown flag {other}; use --quick, --only-idle, --idle-rows, --only-fairness, --n, --size, --concurrency, --rate"
+                    "unknown flag {other}; use --quick, --only-idle, --idle-rows, --only-fairness, --only-retention, --n, --size, --concurrency, --rate"
                 ),
             }
             i += 1;
@@ -101,6 +107,11 @@ fn main() {
     if params.only_idle {
         let rows = runtime.block_on(idle::measure(&params));
         report::print_idle(&rows);
+        return;
+    }
+    if params.only_retention {
+        let measured = runtime.block_on(retention::measure(&params));
+        report::print_retention(&measured);
         return;
     }
     if params.only_fairness {

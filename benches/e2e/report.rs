@@ -263,3 +263,23 @@ pub fn print_fairness(f: &crate::fairness::Fairness) {
         );
     }
 }
+
+pub fn print_retention(r: &crate::retention::Retention) {
+    println!();
+    println!("What nats-server keeps per kept call ({} calls end to end, then the server restarted)", r.calls);
+    println!(
+        "{:<58} {:>10}",
+        "nats-server RSS, streams made, nothing called (MiB)",
+        format!("{:.1}", r.nats_rss_empty_mb)
+    );
+    println!("{:<58} {:>10}", "after the calls (MiB)", format!("{:.1}", r.nats_rss_after_mb));
+    println!("{:<58} {:>10}", "restarted on the same store (MiB)", format!("{:.1}", r.nats_rss_restarted_mb));
+    println!("{:<58} {:>10.0}", "kept per call, restarted (bytes)", r.kept_per_call_bytes);
+    println!("{:<58} {:>10.0}", "baseline: per bare KV key, restarted (bytes)", r.baseline_per_key_bytes);
+    println!(
+        "{:<58} {:>10.0}",
+        "baseline: per message id in a duplicate window (bytes)", r.baseline_per_message_id_bytes
+    );
+    println!("{:<58} {:>10.0}", "store on disk per call (bytes)", r.disk_per_call_bytes);
+    println!("kept per call / bare key: {:.2}", r.kept_per_call_bytes / r.baseline_per_key_bytes.max(1.0));
+}
