@@ -3,9 +3,9 @@
 //! For every function in KV `sluice_functions` the worker pulls from that function's durable consumer on its
 //! shard of the queue, `SLUICE_QUEUE_nn` (shared by all workers, so each call runs on one), runs the call through its
 //! [`Runtime`](sluice_runtime::Runtime), POSTs the callback, publishes the completion event to
-//! `sluice.results.{namespace}.{function}`, records the outcome in `sluice_calls`, and only then acks. While a call runs its
-//! lease is kept with in-progress acks, so a call far longer than the ack wait is not redelivered; if the
-//! worker dies, the lease lapses and another worker runs the call.
+//! `sluice.results.{namespace}.{function}`, records the outcome in `sluice_calls`, and only then acks. While a
+//! call runs its lease is kept with in-progress acks, so a call far longer than the ack wait is not redelivered;
+//! if the worker dies, the lease lapses and another worker runs the call.
 //!
 //! Concurrency is bounded twice: a worker-wide limit (`max_inflight`) and a per-function one
 //! (`async.maxInflight`). Per-function consumers plus a FIFO semaphore make the worker fair: a flood of calls

@@ -17,7 +17,8 @@ pub struct Completion<'a> {
     pub call_id: &'a str,
     pub function: &'a sluice_contracts::FunctionRef,
     pub attempt: u32,
-    /// The attempt series it ends: `None` as first queued, else the replay's ([`replay_series`](sluice_contracts::invocation::replay_series)).
+    /// The attempt series it ends: `None` as first queued, else the replay's
+    /// ([`replay_series`](sluice_contracts::invocation::replay_series)).
     pub series: Option<String>,
     pub duration: std::time::Duration,
     pub outcome: &'a Outcome,
