@@ -95,6 +95,10 @@ pub struct CallRecord {
     /// Sequence of the call's dead letter in `SLUICE_DEAD`, while it can be replayed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dead_letter: Option<u64>,
+    /// The dead letter (its sequence in `SLUICE_DEAD`) this call's current series of attempts replays, when it is
+    /// a replay: what its outcome, completion event and callbacks are told apart by from the series before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replay_of: Option<u64>,
     /// Where the callback goes. Kept for cancellations; the API never shows it, as it may carry credentials.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(skip)]
@@ -200,6 +204,7 @@ impl CallRecord {
             result: None,
             next_attempt_at: None,
             dead_letter: None,
+            replay_of: None,
             callback_url: None,
         }
     }

@@ -121,6 +121,10 @@ impl Recipient {
     }
 }
 
+/// The series a cancellation's callback names in its outbox message id: a cancellation ends the call whatever
+/// series of attempts it was in.
+pub const CANCELLED_SERIES: &str = "cancelled";
+
 /// A callback waiting in the outbox.
 #[derive(Clone, Debug)]
 pub struct CallbackMessage {

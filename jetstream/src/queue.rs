@@ -182,6 +182,7 @@ impl Queue {
         fresh.started_at = None;
         fresh.finished_at = None;
         fresh.dead_letter = None;
+        fresh.replay_of = Some(sequence);
         fresh.callback = None;
         // The record first: a worker that finds the call still `failed` would take it as done.
         if self.calls.update(&fresh, revision).await?.is_none() {

@@ -177,6 +177,62 @@ async fn a_replays_callback_waiting_in_the_outbox_is_not_taken_for_the_failures(
 }
 
 #[tokio::test]
+async fn a_failures_callback_delivered_after_its_replay_does_not_speak_for_the_replay() {
+    let platform = Platform::start(1, &[], &["--callback-max-wait", "1s", "--callback-timeout", "2s"]).await;
+    let function =
+        Upstream::start(|_, failing| if failing { (500, None, "broken") } else { (200, None, "fixed") }).await;
+    // A receiver that refuses a success's callback for good (400), and takes a failure's once `open`.
+    let open = Arc::new(AtomicBool::new(false));
+    let taken = Arc::new(Mutex::new(Vec::<String>::new()));
+    let (o, t) = (open.clone(), taken.clone());
+    let app = Router::new().fallback(any(move |headers: HeaderMap| {
+        let (open, taken) = (o.clone(), t.clone());
+        async move {
+            let status = headers["x-function-status"].to_str().unwrap().to_owned();
+            if status == "200" {
+                return axum::http::StatusCode::BAD_REQUEST;
+            }
+            if !open.load(Ordering::SeqCst) {
+                return axum::http::StatusCode::SERVICE_UNAVAILABLE;
+            }
+            taken.lock().unwrap().push(status);
+            axum::http::StatusCode::OK
+        }
+    }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let callback = format!("http://{}/cb", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let spec = json!({"service": "doomed", "runtime": "http", "upstream": function.url,
+        "async": {"retry": {"attempts": 1}}});
+    platform.deploy(spec).await;
+    let call_id = platform.call_async("doomed", "", Some(&callback)).await;
+    let record = platform.wait_final(&call_id, Duration::from_secs(30)).await;
+    assert_eq!((record["status"].as_str(), record["callback"]["state"].as_str()), (Some("failed"), Some("pending")));
+    let dead_letter = record["deadLetter"].as_u64().unwrap();
+
+    // Replayed while the failure's callback still waits in the outbox; the receiver refuses the replay's.
+    function.failing.store(false, Ordering::SeqCst);
+    let r = platform.http.post(platform.url(&format!("/system/dead/{call_id}/replay"))).send().await.unwrap();
+    assert_eq!(r.status(), 202);
+    let record = platform.wait_final(&call_id, Duration::from_secs(30)).await;
+    assert_eq!(record["status"], "succeeded");
+    assert_eq!(record["replayOf"], dead_letter, "the record names what its attempts replay");
+    assert_eq!(record["callback"]["state"], "failed", "{record}");
+
+    // The failure's callback arrives at last; the record goes on showing the replay's.
+    open.store(true, Ordering::SeqCst);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while taken.lock().unwrap().is_empty() {
+        assert!(Instant::now() < deadline, "the failure's callback never arrived");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await; // room for the outbox to write what it did
+    let record = platform.record(&call_id).await;
+    assert_eq!(record["callback"]["state"], "failed", "the failure's delivery is not the replay's: {record}");
+    assert_eq!(*taken.lock().unwrap(), ["500"]);
+}
+
+#[tokio::test]
 async fn other_4xx_fail_at_once() {
     let platform = Platform::start(1, &[], &[]).await;
     let upstream = Upstream::start(|_, _| (422, None, "bad input")).await;

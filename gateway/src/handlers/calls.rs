@@ -23,9 +23,6 @@ const DEFAULT_LIMIT: usize = 100;
 /// `X-Function-Status` of a cancellation callback: the call's client gave up on it (as nginx's 499).
 pub const CANCELLED_STATUS: u16 = 499;
 
-/// The end a cancellation's callback reports, in its outbox message id.
-const CANCELLED_SERIES: &str = "cancelled";
-
 /// A record as the API shows it: without the callback URL, which may carry credentials.
 pub(super) fn public(mut record: CallRecord) -> CallRecord {
     record.callback_url = None;
@@ -226,7 +223,7 @@ async fn enqueue_cancellation_callback(
         recipient: sluice_contracts::callback::Recipient::Caller,
         // Its own outbox message: an earlier end's callback may still be in the duplicate window (a failure the
         // cancelled call is a replay of) and must not be taken for this one.
-        series: Some(CANCELLED_SERIES.to_owned()),
+        series: Some(sluice_contracts::callback::CANCELLED_SERIES.to_owned()),
     };
     app.queue
         .enqueue_callback(&message)

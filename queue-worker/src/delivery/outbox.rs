@@ -14,7 +14,7 @@ use bytes::Bytes;
 use futures::StreamExt;
 use sluice_contracts::{
     CallbackDelivery, CallbackState, Payload,
-    callback::{CallbackMessage, Recipient},
+    callback::{CANCELLED_SERIES, CallbackMessage, Recipient},
     names,
 };
 use sluice_jetstream::{payloads, store::Modified};
@@ -125,7 +125,7 @@ async fn deliver(worker: &Worker, message: Message) {
             CallbackState { state: CallbackDelivery::Failed, attempts, last_error: Some(error.to_string()) }
         }
     };
-    record(worker, &callback.call_id, callback.recipient, state).await;
+    record(worker, &callback, state).await;
 }
 
 /// Doubling waits from `min` to `max`.
@@ -133,20 +133,40 @@ fn backoff(min: Duration, max: Duration, attempt: u32) -> Duration {
     min.saturating_mul(1u32 << attempt.saturating_sub(1).min(20)).min(max)
 }
 
-/// Writes the callback's state into the call record (`callback` or `destination`, for `recipient`), looking
-/// again when the record changes underneath.
-pub async fn record(worker: &Worker, call_id: &str, recipient: Recipient, state: CallbackState) {
-    let noted = worker.calls.modify(call_id, |record| {
-        match recipient {
+/// A callback that reports another series of the call's attempts than the record's now (a failure's, delivered
+/// after the call was replayed), whose state is not the record's to show.
+struct AnotherSeries;
+
+/// Whether `callback` reports the call's end the record shows: its current series of attempts, or its
+/// cancellation.
+fn reports_current(callback: &CallbackMessage, record: &sluice_contracts::CallRecord) -> bool {
+    match (callback.series.as_deref(), record.replay_of) {
+        (Some(CANCELLED_SERIES), _) => true,
+        (None, None) => true,
+        (Some(series), Some(replayed)) => series.strip_prefix('r') == Some(replayed.to_string().as_str()),
+        _ => false,
+    }
+}
+
+/// Writes the callback's state into the call record (`callback` or `destination`, for its recipient), looking
+/// again when the record changes underneath; not when the callback reports an earlier series of attempts.
+pub async fn record(worker: &Worker, callback: &CallbackMessage, state: CallbackState) {
+    let noted = worker.calls.modify(&callback.call_id, |record| {
+        if !reports_current(callback, record) {
+            return Err(AnotherSeries);
+        }
+        match callback.recipient {
             Recipient::Caller => record.callback = Some(state.clone()),
             Recipient::Destination => record.destination = Some(state.clone()),
         }
-        Ok::<_, std::convert::Infallible>(())
+        Ok(())
     });
     match noted.await {
         Ok(Modified::Written(_) | Modified::Missing) => {}
+        Ok(Modified::Refused(AnotherSeries)) => {
+            tracing::debug!("an earlier series' callback: the record shows a replay's")
+        }
         Ok(Modified::KeepsChanging) => tracing::warn!("the callback's state not recorded: the record keeps changing"),
-        Ok(Modified::Refused(never)) => match never {},
         Err(err) => tracing::warn!(%err, "could not record the callback's state"),
     }
 }
@@ -154,6 +174,29 @@ pub async fn record(worker: &Worker, call_id: &str, recipient: Recipient, state:
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_callback_writes_its_state_only_into_the_series_it_reports() {
+        let function = sluice_contracts::FunctionRef::new("ns", "f");
+        let callback = |series: Option<&str>| CallbackMessage {
+            url: "http://127.0.0.1:9/cb".into(),
+            call_id: "c1".into(),
+            function: function.clone(),
+            headers: http::HeaderMap::new(),
+            body: Payload::Inline(Bytes::new()),
+            recipient: Recipient::Caller,
+            series: series.map(str::to_owned),
+        };
+        let first = sluice_contracts::CallRecord::queued("c1", &function, chrono::Utc::now());
+        let replayed = sluice_contracts::CallRecord { replay_of: Some(12), ..first.clone() };
+        assert!(reports_current(&callback(None), &first));
+        assert!(!reports_current(&callback(None), &replayed), "the failure's, after the replay");
+        assert!(reports_current(&callback(Some("r12")), &replayed));
+        assert!(!reports_current(&callback(Some("r11")), &replayed), "an earlier replay's");
+        assert!(!reports_current(&callback(Some("r12")), &first));
+        assert!(reports_current(&callback(Some(CANCELLED_SERIES)), &replayed));
+        assert!(reports_current(&callback(Some(CANCELLED_SERIES)), &first));
+    }
 
     #[test]
     fn outbox_backoff_doubles_to_the_cap() {
