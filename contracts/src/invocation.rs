@@ -101,9 +101,14 @@ pub fn take_http_headers(from: &NatsHeaders) -> http::HeaderMap {
 
 /// The attempt series a message ending one belongs to (a dead letter, a completion event), so a replay's is not
 /// taken for the first series' within JetStream's duplicate window: `None` for the call as first queued,
-/// `r{sequence}` for a replay of its dead letter at `sequence` ([`wire::REPLAY_OF`] on the invocation).
+/// [`series_of_replay`] for a replay ([`wire::REPLAY_OF`] on the invocation).
 pub fn replay_series(invocation: &NatsHeaders) -> Option<String> {
-    invocation.named(wire::REPLAY_OF).map(|sequence| format!("r{sequence}"))
+    invocation.named(wire::REPLAY_OF).map(series_of_replay)
+}
+
+/// `r{sequence}`: the series of the replay of the dead letter at `sequence`, as message ids name it.
+pub fn series_of_replay(sequence: impl std::fmt::Display) -> String {
+    format!("r{sequence}")
 }
 
 fn header<'a>(headers: &'a NatsHeaders, name: &'static str) -> Option<&'a str> {

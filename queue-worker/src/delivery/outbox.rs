@@ -15,6 +15,7 @@ use futures::StreamExt;
 use sluice_contracts::{
     CallbackDelivery, CallbackState, Payload,
     callback::{CANCELLED_SERIES, CallbackMessage, Recipient},
+    invocation::series_of_replay,
     names,
 };
 use sluice_jetstream::{payloads, store::Modified};
@@ -140,12 +141,7 @@ struct AnotherSeries;
 /// Whether `callback` reports the call's end the record shows: its current series of attempts, or its
 /// cancellation.
 fn reports_current(callback: &CallbackMessage, record: &sluice_contracts::CallRecord) -> bool {
-    match (callback.series.as_deref(), record.replay_of) {
-        (Some(CANCELLED_SERIES), _) => true,
-        (None, None) => true,
-        (Some(series), Some(replayed)) => series.strip_prefix('r') == Some(replayed.to_string().as_str()),
-        _ => false,
-    }
+    callback.series.as_deref() == Some(CANCELLED_SERIES) || callback.series == record.replay_of.map(series_of_replay)
 }
 
 /// Writes the callback's state into the call record (`callback` or `destination`, for its recipient), looking

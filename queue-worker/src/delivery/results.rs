@@ -19,7 +19,7 @@ pub struct Completion<'a> {
     pub attempt: u32,
     /// The attempt series it ends: `None` as first queued, else the replay's
     /// ([`replay_series`](sluice_contracts::invocation::replay_series)).
-    pub series: Option<String>,
+    pub series: Option<&'a str>,
     pub duration: std::time::Duration,
     pub outcome: &'a Outcome,
 }
@@ -54,7 +54,7 @@ pub async fn publish(worker: &Worker, done: &Completion<'_>) -> Result<Published
     let ce_type = if done.outcome.succeeded() { names::CE_TYPE_COMPLETED } else { names::CE_TYPE_FAILED };
     let mut headers = HeaderMap::new();
     // One event per attempt series even when a redelivered call finishes twice; a replay's is its own.
-    let name = result_name(done.call_id, done.series.as_deref());
+    let name = result_name(done.call_id, done.series);
     headers.put(wire::NATS_MSG_ID, name.as_str());
     headers.put(ce::SPECVERSION, ce::VERSION);
     headers.put(ce::ID, done.call_id);

@@ -42,11 +42,12 @@ impl Run<'_> {
         seconds: f64,
     ) -> Result<(), String> {
         let (worker, call) = (self.worker, self.call);
+        let series = self.series();
         let completion = Completion {
             call_id: &call.call_id,
             function: &call.function,
             attempt: self.attempt,
-            series: self.series(),
+            series: series.as_deref(),
             duration: Duration::from_secs_f64(seconds),
             outcome,
         };
@@ -100,7 +101,6 @@ impl Run<'_> {
         let results::Published { body: stored_body, result } = published?;
         record.result = Some(result);
         // Before the outcome is recorded: a delivery that finds it recorded does not get this far again.
-        let series = self.series();
         if let Some(next) = chain::follow_on(worker, self.spec, call, outcome, &stored_body, series.as_deref()).await?
             && !record.children.contains(&next)
         {
@@ -123,11 +123,13 @@ impl Run<'_> {
         fanout::settle(worker, call, ended).await?;
         record.dead_letter = dead_letter?;
         if let (Some(url), Some(headers), Some(delivery)) = (&call.callback_url, callback_headers, first_try) {
-            let settled = self.settle_callback(url, headers, delivery, &stored_body, Recipient::Caller).await?;
+            let settled =
+                self.settle_callback(url, headers, delivery, &stored_body, Recipient::Caller, &series).await?;
             record.callback = Some(settled);
         }
         if let (Some(url), Some(headers), Some(delivery)) = (destination_url, destination_headers, destination_try) {
-            let settled = self.settle_callback(url, headers, delivery, &stored_body, Recipient::Destination).await?;
+            let settled =
+                self.settle_callback(url, headers, delivery, &stored_body, Recipient::Destination, &series).await?;
             record.destination = Some(settled);
         }
         record.status = if outcome.succeeded() { CallStatus::Succeeded } else { CallStatus::Failed };
@@ -187,6 +189,7 @@ impl Run<'_> {
         first_try: Result<(), DeliveryError>,
         stored_body: &Payload,
         recipient: Recipient,
+        series: &Option<String>,
     ) -> Result<CallbackState, String> {
         let error = match first_try {
             Ok(()) => return Ok(CallbackState { state: CallbackDelivery::Delivered, attempts: 1, last_error: None }),
@@ -204,7 +207,7 @@ impl Run<'_> {
             headers,
             body: stored_body.clone(),
             recipient,
-            series: self.series(),
+            series: series.clone(),
         };
         persist("callback outbox", STORE, || self.worker.queue.enqueue_callback(&message)).await?;
         Ok(CallbackState { state: CallbackDelivery::Pending, attempts: 1, last_error: Some(error) })
