@@ -86,7 +86,8 @@ impl Params {
                 "--rate" => (p.rate, i) = (value() as u32, i + 1),
                 "--bench" => {} // cargo bench passes it to every bench binary
                 other => panic!(
-                    "unknown flag {other}; use --quick, --only-idle, --idle-rows, --only-fairness, --only-retention, --n, --size, --concurrency, --rate"
+                    "unknown flag {other}; use --quick, --only-idle, --idle-rows, --only-fairness, --only-retention, \
+                     --n, --size, --concurrency, --rate"
                 ),
             }
             i += 1;

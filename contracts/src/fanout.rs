@@ -3,7 +3,8 @@
 //! its children are queued as one group; when every child has ended — succeeded, failed for good or
 //! cancelled — the join function is called once with the [`Group`]: every child's outcome and where its result
 //! is kept. Child and join ids derive from the parent's, so a parent whose outcome is reported twice starts
-//! the group once, and the join runs once however many workers finish children at the same moment.
+//! the group once, and the join runs once however many workers finish children at the same moment. A replayed
+//! child reopens its place ([`Group::reopen`]); a group reopened after it completed gets a new round and join.
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
@@ -175,7 +176,15 @@ pub struct Group {
     /// When the last child ended.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finished_at: Option<DateTime<Utc>>,
+    /// How many times a replayed child reopened the group after it had completed (0 until then). Each round
+    /// ends with a join of its own, a new call: `join.callId` names the latest.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub round: u32,
     pub calls: Vec<GroupCall>,
+}
+
+fn is_zero(round: &u32) -> bool {
+    *round == 0
 }
 
 /// The join of a group.
@@ -258,6 +267,7 @@ impl Group {
             cancelled: 0,
             created_at: Utc::now(),
             finished_at: None,
+            round: 0,
             calls,
         }
     }
@@ -291,6 +301,37 @@ impl Group {
         }
         if self.is_complete() {
             self.finished_at = Some(Utc::now());
+        }
+        true
+    }
+
+    /// Puts child `index`, the call `call_id`, back to waiting because it is being replayed: how it ended no
+    /// longer counts, and the group completes again when the replay ends. A group that had completed starts a
+    /// new round, whose join is a new call: the last round's join ran (or runs) with the outcome replaced here.
+    /// `false` when that child has not ended (there is nothing to reopen) or is not in this group.
+    pub fn reopen(&mut self, index: usize, call_id: &str) -> bool {
+        let was_complete = self.is_complete();
+        let Some(call) = self.calls.get_mut(index).filter(|call| call.call_id == call_id) else { return false };
+        if !call.status.is_final() {
+            return false;
+        }
+        let ended = match call.status {
+            CallStatus::Succeeded => &mut self.succeeded,
+            CallStatus::Cancelled => &mut self.cancelled,
+            _ => &mut self.failed,
+        };
+        *ended = ended.saturating_sub(1);
+        call.status = CallStatus::Queued;
+        call.function_status = None;
+        call.error = None;
+        call.content_type = None;
+        call.body = None;
+        self.finished_at = None;
+        if was_complete {
+            self.round = self.round.saturating_add(1);
+            if let Some(join) = &mut self.join {
+                join.call_id = join_call_id_in_round(&self.group_id, self.round);
+            }
         }
         true
     }
@@ -335,7 +376,15 @@ pub fn child_call_id(parent: &str, index: usize) -> String {
 
 /// The id of the join of the group `group`.
 pub fn join_call_id(group: &str) -> String {
-    derived_id("jn-", &[group.as_bytes(), b"join"])
+    join_call_id_in_round(group, 0)
+}
+
+/// The id of the join that ends round `round` of the group `group` (see [`Group::reopen`]).
+pub fn join_call_id_in_round(group: &str, round: u32) -> String {
+    match round {
+        0 => derived_id("jn-", &[group.as_bytes(), b"join"]),
+        round => derived_id("jn-", &[group.as_bytes(), b"join", round.to_string().as_bytes()]),
+    }
 }
 
 #[cfg(test)]
@@ -388,6 +437,42 @@ mod tests {
         assert_eq!((group.succeeded, group.failed, group.cancelled), (1, 1, 0));
         assert_eq!(group.calls[0].body, Some(serde_json::json!({"key": "seg-0"})));
         assert_eq!(group.calls[1].body, Some(serde_json::json!("oops")), "not JSON after all: kept as text");
+    }
+
+    #[test]
+    fn a_replayed_child_reopens_its_place_and_a_completed_group_gets_a_new_join() {
+        let fan_out =
+            FanOut::parse(br#"{"calls":[{"function":"a"},{"function":"a"}],"join":{"function":"j"}}"#).unwrap();
+        let mut group = Group::new("p1", &FunctionRef::new("ns", "split"), "p1", &fan_out);
+        let (first, second) = (group.calls[0].call_id.clone(), group.calls[1].call_id.clone());
+        assert!(!group.reopen(0, &first), "a child that has not ended has nothing to reopen");
+        assert!(group.settle(0, &outcome(CallStatus::Failed, "oops")));
+        assert!(!group.reopen(0, &second) && !group.reopen(5, &first), "only the child named, where it is");
+
+        // Reopened before the group completed: the same round, the same join.
+        assert!(group.reopen(0, &first));
+        assert_eq!((group.failed, group.round, group.calls[0].status), (0, 0, CallStatus::Queued));
+        assert_eq!((group.calls[0].body.as_ref(), group.calls[0].function_status), (None, None));
+        assert_eq!(group.join.as_ref().unwrap().call_id, join_call_id("p1"));
+
+        // Reopened after: a second round, whose join is another call; the group completes again with the replay.
+        assert!(group.settle(0, &outcome(CallStatus::Failed, "oops")));
+        assert!(group.settle(1, &outcome(CallStatus::Succeeded, "1")));
+        assert!(group.is_complete());
+        assert!(group.reopen(0, &first));
+        assert!(!group.is_complete() && group.finished_at.is_none());
+        assert_eq!((group.succeeded, group.failed, group.round), (1, 0, 1));
+        let join = group.join.as_ref().unwrap().call_id.clone();
+        assert_eq!(join, join_call_id_in_round("p1", 1));
+        assert_ne!(join, join_call_id("p1"));
+        assert!(crate::call::is_valid_call_id(&join));
+        assert!(group.settle(0, &outcome(CallStatus::Succeeded, "0")));
+        assert!(group.is_complete() && group.finished_at.is_some());
+        assert_eq!((group.succeeded, group.failed), (2, 0));
+        let text = serde_json::to_value(&group).unwrap();
+        assert_eq!(text["round"], 1, "the join sees which round it ends");
+        let fresh = Group::new("p2", &FunctionRef::new("ns", "split"), "p2", &fan_out);
+        assert!(serde_json::to_value(&fresh).unwrap().get("round").is_none(), "a first round is not spelled");
     }
 
     #[test]

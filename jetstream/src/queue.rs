@@ -12,14 +12,14 @@
 //! worker that takes the call writes the record itself.
 
 use sluice_contracts::{
-    CallStatus, InvocationMessage, Payload,
+    CallRecord, CallStatus, InvocationMessage, Payload,
     callback::CallbackMessage,
     names::{self, wire},
 };
 
 use crate::{
     dead_letters::DeadLetters,
-    store::{CallStore, StoreError},
+    store::{CallStore, GroupStore, Modified, Reopened, StoreError},
     topology::Topology,
 };
 
@@ -165,6 +165,10 @@ impl Queue {
     }
 
     /// Queues a dead call again as a new attempt series, from its dead letter (the original request).
+    ///
+    /// A fanned-out child's place in its group waits again before the call is published, so the replay's end
+    /// settles it like a first end: when the group had completed, a new round starts and its join, a new call
+    /// listed under the call that fanned out, runs with the replay's outcome (see `Group::reopen`).
     pub async fn resubmit(&self, call_id: &str) -> Result<(), QueueError> {
         let (record, revision) =
             self.calls.entry(call_id).await?.ok_or_else(|| QueueError::UnknownCall(call_id.to_owned()))?;
@@ -188,10 +192,18 @@ impl Queue {
         if self.calls.update(&fresh, revision).await?.is_none() {
             return Err(QueueError::Changed);
         }
-        if let Err(err) = self.publish(names::invoke_subject(&call.function), (headers, body)).await {
-            if let Err(restore) = self.calls.put(&record).await {
-                tracing::error!(call_id, %restore, "replay failed and the record could not be restored");
+        let reopened = match self.reopen_group(&call).await {
+            Ok(reopened) => reopened,
+            Err(err) => {
+                self.restore_record(&record).await;
+                return Err(err);
             }
+        };
+        if let Err(err) = self.publish(names::invoke_subject(&call.function), (headers, body)).await {
+            if let Some(reopened) = &reopened {
+                self.restore_group(reopened).await;
+            }
+            self.restore_record(&record).await;
             return Err(err);
         }
         // Replayed, it is dead no more: its old letter goes (a new one comes if it fails for good again).
@@ -199,6 +211,48 @@ impl Queue {
             tracing::warn!(call_id, %err, sequence, "replayed call's old dead letter not removed");
         }
         Ok(())
+    }
+
+    /// Reopens the place of `call`, when it is a fanned-out child, in its group; a new round's join is listed
+    /// among the children of the call that fanned out, so the call tree shows it and cancelling that call
+    /// cancels it before it starts.
+    async fn reopen_group(&self, call: &InvocationMessage) -> Result<Option<Reopened>, QueueError> {
+        let Some((group_id, index)) = call.group() else { return Ok(None) };
+        let groups = GroupStore::new(self.topology.groups.clone());
+        let Some(reopened) = groups.reopen(group_id, index, &call.call_id).await? else {
+            tracing::info!(call_id = %call.call_id, group_id, "replayed child has no ended place in a group to reopen");
+            return Ok(None);
+        };
+        if let Some(join) = reopened.new_join() {
+            let listed = self.calls.modify(group_id, |parent| {
+                if !parent.children.iter().any(|child| child == join) {
+                    parent.children.push(join.to_owned());
+                }
+                Ok::<(), ()>(())
+            });
+            // A record that expired before its group lists nothing; one that cannot be written fails the replay.
+            if !matches!(listed.await, Ok(Modified::Written(_) | Modified::Missing)) {
+                self.restore_group(&reopened).await;
+                return Err(QueueError::Unavailable(format!(
+                    "the record of {group_id}, which fanned out, could not list the join of the group's next round"
+                )));
+            }
+            tracing::info!(call_id = %call.call_id, group_id, join, round = reopened.after.round, "fan-out group reopened for a new round");
+        }
+        Ok(Some(reopened))
+    }
+
+    async fn restore_group(&self, reopened: &Reopened) {
+        let groups = GroupStore::new(self.topology.groups.clone());
+        if !matches!(groups.restore(reopened).await, Ok(true)) {
+            tracing::error!(group_id = %reopened.before.group_id, "replay failed and its fan-out group could not be restored");
+        }
+    }
+
+    async fn restore_record(&self, record: &CallRecord) {
+        if let Err(err) = self.calls.put(record).await {
+            tracing::error!(call_id = %record.call_id, %err, "replay failed and the record could not be restored");
+        }
     }
 
     /// Drops a dead call's dead letter for good: it can no longer be replayed, and its record says so.

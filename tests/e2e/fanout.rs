@@ -129,15 +129,7 @@ async fn a_fan_out_runs_its_children_and_joins_once_with_every_outcome() {
     assert_eq!(calls_of(&platform, "square").await.len(), 5);
 
     // The tree shows the group under the call that fanned out, which counts its ended children.
-    let tree: Value = platform
-        .http
-        .get(platform.url(&format!("/system/calls/{child}/tree")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let tree = platform.get_json(&format!("/system/calls/{child}/tree")).await;
     assert_eq!(tree["call"]["callId"], split.as_str(), "from any child, the root: {tree}");
     assert_eq!(tree["next"].as_array().unwrap().len(), 5);
     assert_eq!(tree["call"]["progress"]["percent"], 100.0);
@@ -286,4 +278,78 @@ curl -sf --data-binary '{"calls":[{"function":"fork"},{"function":"fork"}]}' "$H
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(calls_of(&platform, "fork").await.len(), 3);
+}
+
+/// Squares a number; 3 fails until the file `FIXED` exists.
+const SQUARE_UNTIL_FIXED: &str = r#"#!/bin/sh
+read -r n || true
+if [ "$n" = 3 ] && [ ! -e FIXED ]; then echo "no threes yet" >&2; exit 1; fi
+echo $((n * n))
+"#;
+
+/// Replays the dead child `child`, waits for it to end, and returns the group the join of the round it
+/// started got, after checking the call that fanned out lists that join.
+async fn replay_child(platform: &Platform, split: &str, child: &str, joins: usize) -> Value {
+    let r = platform.http.post(platform.url(&format!("/system/dead/{child}/replay"))).send().await.unwrap();
+    assert_eq!(r.status(), 202, "{}", r.text().await.unwrap());
+    platform.wait_final(child, Duration::from_secs(30)).await;
+    let children = platform.record(split).await["children"].as_array().unwrap().clone();
+    assert_eq!(children.len(), 2 + joins, "two children and a join per round: {children:?}");
+    let join = sluice_join_of(platform, split).await;
+    result_json(platform, &join).await
+}
+
+#[tokio::test]
+async fn a_replayed_child_reopens_its_group_and_each_round_gets_a_join_of_its_own() {
+    let platform = Platform::start(1, &[], &[]).await;
+    let fixed = platform.logs.path().join("fixed");
+    let square = SQUARE_UNTIL_FIXED.replace("FIXED", &fixed.display().to_string());
+    platform
+        .deploy(json!({"service": "square", "envProcess": script(&platform, "square.sh", &square),
+                       "async": {"retry": {"attempts": 1}}}))
+        .await;
+    platform
+        .deploy(json!({"service": "collect", "envProcess": "cat", "envVars": {"content_type": "application/json"}}))
+        .await;
+    platform.deploy(json!({"service": "split", "envProcess": script(&platform, "split.sh", SPLIT)})).await;
+
+    let split = platform.call_async("split", "1\n3\n", None).await;
+    platform.wait_final(&split, Duration::from_secs(30)).await;
+    let first_join = sluice_join_of(&platform, &split).await;
+    let group = result_json(&platform, &first_join).await;
+    assert_eq!((group["succeeded"].as_u64(), group["failed"].as_u64()), (Some(1), Some(1)), "{group}");
+    assert!(group.get("round").is_none(), "{group}");
+    let three = group["calls"][1]["callId"].as_str().unwrap().to_owned();
+    assert!(platform.record(&three).await["deadLetter"].is_u64());
+
+    // Replayed and failing again: the group completes once more, and a second join sees the new failure.
+    let group = replay_child(&platform, &split, &three, 2).await;
+    assert_eq!((group["round"].as_u64(), group["failed"].as_u64()), (Some(1), Some(1)), "{group}");
+    assert_eq!(group["calls"][1]["body"], "exit status: 1: no threes yet");
+
+    // Fixed and replayed: a third join gathers every child succeeded.
+    std::fs::write(&fixed, "").unwrap();
+    let group = replay_child(&platform, &split, &three, 3).await;
+    assert_eq!(platform.record(&three).await["status"], "succeeded");
+    assert_eq!(
+        (group["round"].as_u64(), group["succeeded"].as_u64(), group["failed"].as_u64()),
+        (Some(2), Some(2), Some(0)),
+        "{group}"
+    );
+    assert_eq!(group["calls"][1]["body"], "9\n");
+    let joins = platform.record(&split).await["children"].as_array().unwrap()[2..].to_vec();
+    assert_eq!(group["join"]["callId"], joins[2], "the group names the latest round's join");
+
+    // Each join ran once, and the first kept what it saw.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(calls_of(&platform, "collect").await.len(), 3);
+    let first = result_json(&platform, &first_join).await;
+    assert_eq!((first["succeeded"].as_u64(), first["failed"].as_u64()), (Some(1), Some(1)), "{first}");
+    for join in &joins {
+        let record = platform.record(join.as_str().unwrap()).await;
+        assert_eq!((record["status"].as_str(), record["attempts"].as_u64()), (Some("succeeded"), Some(1)), "{record}");
+        assert_eq!(record["parentCallId"], split.as_str());
+    }
+    let tree = platform.get_json(&format!("/system/calls/{split}/tree")).await;
+    assert_eq!(tree["next"].as_array().unwrap().len(), 5, "two children and three joins: {tree}");
 }

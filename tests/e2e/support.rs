@@ -423,7 +423,12 @@ impl Platform {
     }
 
     pub async fn record(&self, call_id: &str) -> Value {
-        self.http.get(self.url(&format!("/system/calls/{call_id}"))).send().await.unwrap().json().await.unwrap()
+        self.get_json(&format!("/system/calls/{call_id}")).await
+    }
+
+    /// `GET {path}` on the gateway, read as JSON.
+    pub async fn get_json(&self, path: &str) -> Value {
+        self.http.get(self.url(path)).send().await.unwrap().json().await.unwrap()
     }
 
     /// `GET /system/calls/{id}/events` read to its end: each event's name and data (the record, or the `end`

@@ -8,8 +8,25 @@ use async_nats::jetstream::kv;
 use super::StoreError;
 use sluice_contracts::{call::is_valid_call_id, fanout::Group};
 
-/// Compare-and-set rounds of one [`GroupStore::reserve`].
+/// Compare-and-set rounds of one [`GroupStore::reserve`] or [`GroupStore::reopen`].
 const RESERVE_TRIES: usize = 32;
+
+/// A group as it was before [`GroupStore::reopen`] wrote it again, and as it is now.
+#[derive(Clone, Debug)]
+pub struct Reopened {
+    pub before: Group,
+    pub after: Group,
+    /// The revision the reopened group was written at, for [`GroupStore::restore`].
+    pub revision: u64,
+}
+
+impl Reopened {
+    /// The join of the round the reopening started, when it started one (the group had completed).
+    pub fn new_join(&self) -> Option<&str> {
+        let join = self.after.join.as_ref()?;
+        (self.after.round != self.before.round).then_some(join.call_id.as_str())
+    }
+}
 
 /// Fan-out groups. They expire with the bucket's TTL, like call records.
 #[derive(Clone)]
@@ -91,6 +108,28 @@ impl GroupStore {
             }
         }
         Err(StoreError::Unavailable(format!("pipeline count of {root} keeps changing").into()))
+    }
+
+    /// Reopens child `index` (the call `call_id`) of the group `group_id` for a replay of it
+    /// ([`Group::reopen`]), by compare-and-set against children settling meanwhile. `Ok(None)` when there is
+    /// no such group (it expired) or nothing to reopen.
+    pub async fn reopen(&self, group_id: &str, index: usize, call_id: &str) -> Result<Option<Reopened>, StoreError> {
+        for _ in 0..RESERVE_TRIES {
+            let Some((before, revision)) = self.entry(group_id).await? else { return Ok(None) };
+            let mut after = before.clone();
+            if !after.reopen(index, call_id) {
+                return Ok(None);
+            }
+            if let Some(revision) = self.update(&after, revision).await? {
+                return Ok(Some(Reopened { before, after, revision }));
+            }
+        }
+        Err(StoreError::Unavailable(format!("fan-out group {group_id} keeps changing").into()))
+    }
+
+    /// Puts a reopened group back as it was, unless a child settled in it since.
+    pub async fn restore(&self, reopened: &Reopened) -> Result<bool, StoreError> {
+        Ok(self.update(&reopened.before, reopened.revision).await?.is_some())
     }
 
     /// Writes `group` only if it is still at `revision`; `Ok(None)` when another writer got there first.

@@ -13,7 +13,7 @@ mod results;
 pub use calls::{CallStore, Modified};
 pub use function_cache::FunctionCache;
 pub use functions::{Deployed, FunctionStore, SpecChange};
-pub use groups::GroupStore;
+pub use groups::{GroupStore, Reopened};
 pub use invocations::{FLUSH_EVERY, InvocationTally, TotalsCopy};
 pub use latest::{Latest, latest_under};
 pub use namespaces::NamespaceStore;
