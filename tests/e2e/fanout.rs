@@ -280,18 +280,24 @@ curl -sf --data-binary '{"calls":[{"function":"fork"},{"function":"fork"}]}' "$H
     assert_eq!(calls_of(&platform, "fork").await.len(), 3);
 }
 
-/// Squares a number; 3 fails until the file `FIXED` exists.
-const SQUARE_UNTIL_FIXED: &str = r#"#!/bin/sh
+/// Squares a number; fails while the file `DIR/fail-{n}` exists, and takes a minute while `DIR/slow-{n}` does.
+const SQUARE_AS_TOLD: &str = r#"#!/bin/sh
 read -r n || true
-if [ "$n" = 3 ] && [ ! -e FIXED ]; then echo "no threes yet" >&2; exit 1; fi
+if [ -e "DIR/fail-$n" ]; then echo "no ${n}s yet" >&2; exit 1; fi
+if [ -e "DIR/slow-$n" ]; then sleep 60; fi
 echo $((n * n))
 "#;
+
+/// Replays the dead call `child`.
+async fn replay(platform: &Platform, child: &str) {
+    let r = platform.http.post(platform.url(&format!("/system/dead/{child}/replay"))).send().await.unwrap();
+    assert_eq!(r.status(), 202, "{}", r.text().await.unwrap());
+}
 
 /// Replays the dead child `child`, waits for it to end, and returns the group the join of the round it
 /// started got, after checking the call that fanned out lists that join.
 async fn replay_child(platform: &Platform, split: &str, child: &str, joins: usize) -> Value {
-    let r = platform.http.post(platform.url(&format!("/system/dead/{child}/replay"))).send().await.unwrap();
-    assert_eq!(r.status(), 202, "{}", r.text().await.unwrap());
+    replay(platform, child).await;
     platform.wait_final(child, Duration::from_secs(30)).await;
     let children = platform.record(split).await["children"].as_array().unwrap().clone();
     assert_eq!(children.len(), 2 + joins, "two children and a join per round: {children:?}");
@@ -302,8 +308,8 @@ async fn replay_child(platform: &Platform, split: &str, child: &str, joins: usiz
 #[tokio::test]
 async fn a_replayed_child_reopens_its_group_and_each_round_gets_a_join_of_its_own() {
     let platform = Platform::start(1, &[], &[]).await;
-    let fixed = platform.logs.path().join("fixed");
-    let square = SQUARE_UNTIL_FIXED.replace("FIXED", &fixed.display().to_string());
+    let dir = platform.logs.path().to_owned();
+    let square = SQUARE_AS_TOLD.replace("DIR", &dir.display().to_string());
     platform
         .deploy(json!({"service": "square", "envProcess": script(&platform, "square.sh", &square),
                        "async": {"retry": {"attempts": 1}}}))
@@ -313,6 +319,7 @@ async fn a_replayed_child_reopens_its_group_and_each_round_gets_a_join_of_its_ow
         .await;
     platform.deploy(json!({"service": "split", "envProcess": script(&platform, "split.sh", SPLIT)})).await;
 
+    std::fs::write(dir.join("fail-3"), "").unwrap();
     let split = platform.call_async("split", "1\n3\n", None).await;
     platform.wait_final(&split, Duration::from_secs(30)).await;
     let first_join = sluice_join_of(&platform, &split).await;
@@ -325,10 +332,10 @@ async fn a_replayed_child_reopens_its_group_and_each_round_gets_a_join_of_its_ow
     // Replayed and failing again: the group completes once more, and a second join sees the new failure.
     let group = replay_child(&platform, &split, &three, 2).await;
     assert_eq!((group["round"].as_u64(), group["failed"].as_u64()), (Some(1), Some(1)), "{group}");
-    assert_eq!(group["calls"][1]["body"], "exit status: 1: no threes yet");
+    assert_eq!(group["calls"][1]["body"], "exit status: 1: no 3s yet");
 
     // Fixed and replayed: a third join gathers every child succeeded.
-    std::fs::write(&fixed, "").unwrap();
+    std::fs::remove_file(dir.join("fail-3")).unwrap();
     let group = replay_child(&platform, &split, &three, 3).await;
     assert_eq!(platform.record(&three).await["status"], "succeeded");
     assert_eq!(
@@ -352,4 +359,26 @@ async fn a_replayed_child_reopens_its_group_and_each_round_gets_a_join_of_its_ow
     }
     let tree = platform.get_json(&format!("/system/calls/{split}/tree")).await;
     assert_eq!(tree["next"].as_array().unwrap().len(), 5, "two children and three joins: {tree}");
+
+    // A new round's join waits like the first: cancelling the call that fanned out cancels it with the replay.
+    std::fs::write(dir.join("fail-5"), "").unwrap();
+    let again = platform.call_async("split", "5\n6\n", None).await;
+    platform.wait_final(&again, Duration::from_secs(30)).await;
+    sluice_join_of(&platform, &again).await;
+    let five = platform.record(&again).await["children"][0].as_str().unwrap().to_owned();
+    std::fs::remove_file(dir.join("fail-5")).unwrap();
+    std::fs::write(dir.join("slow-5"), "").unwrap();
+    replay(&platform, &five).await;
+    platform.wait_running(&five).await;
+    let waiting = platform.record(&again).await["children"][3].as_str().unwrap().to_owned();
+    let r = platform.http.delete(platform.url(&format!("/system/calls/{again}"))).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    for id in [&five, &waiting] {
+        assert_eq!(platform.wait_final(id, Duration::from_secs(30)).await["status"], "cancelled", "{id}");
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let kept = platform.record(&waiting).await;
+    assert_eq!((kept["status"].as_str(), kept["attempts"].as_u64()), (Some("cancelled"), Some(0)), "{kept}");
+    let joins = calls_of(&platform, "collect").await.len();
+    assert_eq!(joins, 5, "the first group's three; the second's first, and its second, cancelled before it started");
 }
