@@ -1,6 +1,7 @@
 //! The queue: the one place work enters JetStream. A call is *submitted* (its record created and its
-//! invocation published on `sluice.queue.{shard}.{namespace}.{function}`), a dead call *resubmitted* (its record reset and its
-//! dead letter published again), and a callback *enqueued* in the outbox (`sluice.callbacks.{function}`).
+//! invocation published on `sluice.queue.{shard}.{namespace}.{function}`), a dead call *resubmitted* (its record
+//! reset, its place in a fan-out group reopened, and its dead letter published again), and a callback
+//! *enqueued* in the outbox (`sluice.callbacks.{function}`).
 //! The gateway, the event router, dead-letter replay and cancellation all go through here, so the order of
 //! writes and the rollback when one of them fails are written once.
 //!
@@ -237,7 +238,8 @@ impl Queue {
                     "the record of {group_id}, which fanned out, could not list the join of the group's next round"
                 )));
             }
-            tracing::info!(call_id = %call.call_id, group_id, join, round = reopened.after.round, "fan-out group reopened for a new round");
+            let round = reopened.after.round;
+            tracing::info!(call_id = %call.call_id, group_id, join, round, "fan-out group reopened for a new round");
         }
         Ok(Some(reopened))
     }
@@ -245,7 +247,8 @@ impl Queue {
     async fn restore_group(&self, reopened: &Reopened) {
         let groups = GroupStore::new(self.topology.groups.clone());
         if !matches!(groups.restore(reopened).await, Ok(true)) {
-            tracing::error!(group_id = %reopened.before.group_id, "replay failed and its fan-out group could not be restored");
+            let group_id = &reopened.before.group_id;
+            tracing::error!(group_id, "replay failed and its fan-out group could not be restored");
         }
     }
 
