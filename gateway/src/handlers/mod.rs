@@ -224,9 +224,15 @@ fn system_routes() -> ApiRouter<App> {
         .api_route(
             "/system/dead/{id}/replay",
             post_with(dead::replay, |op| {
-                tag(op, "Queue a dead call again").response_with::<202, (), _>(|r| {
-                    naming_the_call(r.description("Queued; `X-Call-Id` and `Location` name the call"))
-                })
+                tag(op, "Queue a dead call again")
+                    .description(
+                        "A new series of attempts from the original request. A fanned-out child takes its place in \
+                         its group again; when the group had completed, its join runs again as a new call (a new \
+                         `round`), listed under the call that fanned out.",
+                    )
+                    .response_with::<202, (), _>(|r| {
+                        naming_the_call(r.description("Queued; `X-Call-Id` and `Location` name the call"))
+                    })
             }),
         )
 }
