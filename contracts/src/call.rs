@@ -182,6 +182,15 @@ fn legacy_namespace() -> String {
 }
 
 impl CallRecord {
+    /// Lists `call_id` among the calls this one went on to, once; `false` when it was listed already.
+    pub fn add_child(&mut self, call_id: &str) -> bool {
+        if self.children.iter().any(|child| child == call_id) {
+            return false;
+        }
+        self.children.push(call_id.to_owned());
+        true
+    }
+
     pub fn queued(call_id: &str, function: &crate::FunctionRef, created_at: DateTime<Utc>) -> Self {
         Self {
             call_id: call_id.to_owned(),

@@ -294,11 +294,7 @@ impl Group {
         call.content_type =
             outcome.content_type.as_deref().filter(|t| t.len() <= MAX_CONTENT_TYPE_BYTES).map(str::to_owned);
         call.body = inline_body(outcome.content_type.as_deref(), &outcome.body);
-        match outcome.status {
-            CallStatus::Succeeded => self.succeeded += 1,
-            CallStatus::Cancelled => self.cancelled += 1,
-            _ => self.failed += 1,
-        }
+        *self.ended_as(outcome.status) += 1;
         if self.is_complete() {
             self.finished_at = Some(Utc::now());
         }
@@ -315,17 +311,13 @@ impl Group {
         if !call.status.is_final() {
             return false;
         }
-        let ended = match call.status {
-            CallStatus::Succeeded => &mut self.succeeded,
-            CallStatus::Cancelled => &mut self.cancelled,
-            _ => &mut self.failed,
-        };
-        *ended = ended.saturating_sub(1);
-        call.status = CallStatus::Queued;
+        let ended = std::mem::replace(&mut call.status, CallStatus::Queued);
         call.function_status = None;
         call.error = None;
         call.content_type = None;
         call.body = None;
+        let count = self.ended_as(ended);
+        *count = count.saturating_sub(1);
         self.finished_at = None;
         if was_complete {
             self.round = self.round.saturating_add(1);
@@ -334,6 +326,15 @@ impl Group {
             }
         }
         true
+    }
+
+    /// The count of children that ended as `status`.
+    fn ended_as(&mut self, status: CallStatus) -> &mut usize {
+        match status {
+            CallStatus::Succeeded => &mut self.succeeded,
+            CallStatus::Cancelled => &mut self.cancelled,
+            _ => &mut self.failed,
+        }
     }
 }
 

@@ -69,12 +69,15 @@ fn unavailable(err: impl std::fmt::Display) -> QueueError {
 pub struct Queue {
     topology: Topology,
     calls: CallStore,
+    /// Fan-out groups, whose places replays reopen.
+    groups: GroupStore,
 }
 
 impl Queue {
     pub fn new(topology: Topology) -> Self {
         let calls = CallStore::new(topology.calls.clone(), topology.jetstream.clone());
-        Self { topology, calls }
+        let groups = GroupStore::new(topology.groups.clone());
+        Self { topology, calls, groups }
     }
 
     /// The call records the queue writes.
@@ -219,16 +222,13 @@ impl Queue {
     /// cancels it before it starts.
     async fn reopen_group(&self, call: &InvocationMessage) -> Result<Option<Reopened>, QueueError> {
         let Some((group_id, index)) = call.group() else { return Ok(None) };
-        let groups = GroupStore::new(self.topology.groups.clone());
-        let Some(reopened) = groups.reopen(group_id, index, &call.call_id).await? else {
+        let Some(reopened) = self.groups.reopen(group_id, index, &call.call_id).await? else {
             tracing::info!(call_id = %call.call_id, group_id, "replayed child has no ended place in a group to reopen");
             return Ok(None);
         };
         if let Some(join) = reopened.new_join() {
             let listed = self.calls.modify(group_id, |parent| {
-                if !parent.children.iter().any(|child| child == join) {
-                    parent.children.push(join.to_owned());
-                }
+                parent.add_child(join);
                 Ok::<(), ()>(())
             });
             // A record that expired before its group lists nothing; one that cannot be written fails the replay.
@@ -245,8 +245,7 @@ impl Queue {
     }
 
     async fn restore_group(&self, reopened: &Reopened) {
-        let groups = GroupStore::new(self.topology.groups.clone());
-        if !matches!(groups.restore(reopened).await, Ok(true)) {
+        if !matches!(self.groups.restore(reopened).await, Ok(true)) {
             let group_id = &reopened.before.group_id;
             tracing::error!(group_id, "replay failed and its fan-out group could not be restored");
         }

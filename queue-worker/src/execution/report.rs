@@ -101,16 +101,12 @@ impl Run<'_> {
         let results::Published { body: stored_body, result } = published?;
         record.result = Some(result);
         // Before the outcome is recorded: a delivery that finds it recorded does not get this far again.
-        if let Some(next) = chain::follow_on(worker, self.spec, call, outcome, &stored_body, series.as_deref()).await?
-            && !record.children.contains(&next)
-        {
-            record.children.push(next);
+        if let Some(next) = chain::follow_on(worker, self.spec, call, outcome, &stored_body, series.as_deref()).await? {
+            record.add_child(&next);
         }
         if let Some(fan_out) = fan_out {
             for child in fanout::start(worker, call, fan_out).await? {
-                if !record.children.contains(&child) {
-                    record.children.push(child);
-                }
+                record.add_child(&child);
             }
         }
         let ended = ChildOutcome {
