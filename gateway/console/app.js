@@ -384,12 +384,32 @@ async function deadPage(view) {
   $("#dead-all").addEventListener("change", (event) => {
     for (const box of view.querySelectorAll(".dead-pick")) box.checked = event.target.checked;
   });
-  $("#replay-selected").addEventListener("click", () =>
-    bulk(view, "Replayed", (id) => api(`/system/dead/${encodeURIComponent(id)}/replay`, { method: "POST" })));
+  $("#replay-selected").addEventListener("click", () => replaySelected(view));
   $("#discard-selected").addEventListener("click", () => {
     if (!confirm("Discard the selected dead letters? They can no longer be replayed.")) return;
     return bulk(view, "Discarded", (id) => api(`/system/dead/${encodeURIComponent(id)}`, { method: "DELETE" }));
   });
+}
+
+/**
+ * Replays the selected dead letters in one request, so that children of one fan-out group replayed together
+ * make one round of it, then says how it went.
+ */
+async function replaySelected(view) {
+  const picked = [...view.querySelectorAll(".dead-pick:checked")].map((box) => box.value);
+  if (!picked.length) return;
+  const response = await api("/system/dead/replay", {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ callIds: picked }),
+  });
+  if (!response.ok) {
+    $("#replay-result").textContent = `Not replayed: ${await errorOf(response)}`;
+    return;
+  }
+  const report = await response.json();
+  const failed = report.notReplayed.map((n) => `${n.callId}: ${n.error}`);
+  $("#replay-result").textContent = `Replayed ${report.replayed.length} of ${picked.length}.` + (failed.length ? ` Failed: ${failed.join("; ")}` : "");
 }
 
 /** Sends one request per selected dead letter, four at a time (each answers for itself), then says how it went. */

@@ -55,7 +55,6 @@ impl DeadLetters {
         Ok(ack.sequence)
     }
 
-    /// The call stored as dead letter `sequence`.
     /// Removes dead letter `sequence` from `SLUICE_DEAD`; `false` when it was gone already.
     pub async fn remove(&self, sequence: u64) -> Result<bool, QueueError> {
         let unavailable =
@@ -69,6 +68,7 @@ impl DeadLetters {
         }
     }
 
+    /// The call stored as dead letter `sequence`.
     pub async fn call(&self, sequence: u64) -> Result<InvocationMessage, QueueError> {
         let unavailable =
             |e: &dyn std::fmt::Display| QueueError::Unavailable(format!("reading dead letter {sequence}: {e}"));

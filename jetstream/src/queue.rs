@@ -13,16 +13,17 @@
 //! worker that takes the call writes the record itself.
 
 use sluice_contracts::{
-    CallRecord, CallStatus, InvocationMessage, Payload,
+    CallStatus, InvocationMessage, Payload,
     callback::CallbackMessage,
     names::{self, wire},
 };
 
 use crate::{
-    dead_letters::DeadLetters,
-    store::{CallStore, GroupStore, Modified, Reopened, StoreError},
+    store::{CallStore, GroupStore, StoreError},
     topology::Topology,
 };
+
+mod replay;
 
 /// How a call id came about, which decides how a second submission of it is told apart.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -166,109 +167,6 @@ impl Queue {
         {
             tracing::warn!(object = %name, %err, "could not delete the body of a call that was not queued");
         }
-    }
-
-    /// Queues a dead call again as a new attempt series, from its dead letter (the original request).
-    ///
-    /// A fanned-out child's place in its group waits again before the call is published, so the replay's end
-    /// settles it like a first end: when the group had completed, a new round starts and its join, a new call
-    /// listed under the call that fanned out, runs with the replay's outcome (see `Group::reopen`).
-    pub async fn resubmit(&self, call_id: &str) -> Result<(), QueueError> {
-        let (record, revision) =
-            self.calls.entry(call_id).await?.ok_or_else(|| QueueError::UnknownCall(call_id.to_owned()))?;
-        let sequence = record.dead_letter.ok_or_else(|| QueueError::NotDead(call_id.to_owned()))?;
-        let call = DeadLetters::new(&self.topology).call(sequence).await?;
-        let (mut headers, body) = call.to_nats(names::CE_TYPE_REQUESTED);
-        // A new attempt series: its own message id, so JetStream does not take it for the original.
-        headers.insert(wire::NATS_MSG_ID, format!("{call_id}.replay.{sequence}"));
-        headers.insert(wire::REPLAY_OF, sequence.to_string());
-        let mut fresh = record.clone();
-        fresh.status = CallStatus::Queued;
-        fresh.attempts = 0;
-        fresh.function_status = None;
-        fresh.error = None;
-        fresh.started_at = None;
-        fresh.finished_at = None;
-        fresh.dead_letter = None;
-        fresh.replay_of = Some(sequence);
-        fresh.callback = None;
-        // The record first: a worker that finds the call still `failed` would take it as done.
-        if self.calls.update(&fresh, revision).await?.is_none() {
-            return Err(QueueError::Changed);
-        }
-        let reopened = match self.reopen_group(&call).await {
-            Ok(reopened) => reopened,
-            Err(err) => {
-                self.restore_record(&record).await;
-                return Err(err);
-            }
-        };
-        if let Err(err) = self.publish(names::invoke_subject(&call.function), (headers, body)).await {
-            if let Some(reopened) = &reopened {
-                self.restore_group(reopened).await;
-            }
-            self.restore_record(&record).await;
-            return Err(err);
-        }
-        // Replayed, it is dead no more: its old letter goes (a new one comes if it fails for good again).
-        if let Err(err) = DeadLetters::new(&self.topology).remove(sequence).await {
-            tracing::warn!(call_id, %err, sequence, "replayed call's old dead letter not removed");
-        }
-        Ok(())
-    }
-
-    /// Reopens the place of `call`, when it is a fanned-out child, in its group; a new round's join is listed
-    /// among the children of the call that fanned out, so the call tree shows it and cancelling that call
-    /// cancels it before it starts.
-    async fn reopen_group(&self, call: &InvocationMessage) -> Result<Option<Reopened>, QueueError> {
-        let Some((group_id, index)) = call.group() else { return Ok(None) };
-        let Some(reopened) = self.groups.reopen(group_id, index, &call.call_id).await? else {
-            tracing::info!(call_id = %call.call_id, group_id, "replayed child has no ended place in a group to reopen");
-            return Ok(None);
-        };
-        if let Some(join) = reopened.new_join() {
-            let listed = self.calls.modify(group_id, |parent| {
-                parent.add_child(join);
-                Ok::<(), ()>(())
-            });
-            // A record that expired before its group lists nothing; one that cannot be written fails the replay.
-            if !matches!(listed.await, Ok(Modified::Written(_) | Modified::Missing)) {
-                self.restore_group(&reopened).await;
-                return Err(QueueError::Unavailable(format!(
-                    "the record of {group_id}, which fanned out, could not list the join of the group's next round"
-                )));
-            }
-            let round = reopened.after.round;
-            tracing::info!(call_id = %call.call_id, group_id, join, round, "fan-out group reopened for a new round");
-        }
-        Ok(Some(reopened))
-    }
-
-    async fn restore_group(&self, reopened: &Reopened) {
-        if !matches!(self.groups.restore(reopened).await, Ok(true)) {
-            let group_id = &reopened.before.group_id;
-            tracing::error!(group_id, "replay failed and its fan-out group could not be restored");
-        }
-    }
-
-    async fn restore_record(&self, record: &CallRecord) {
-        if let Err(err) = self.calls.put(record).await {
-            tracing::error!(call_id = %record.call_id, %err, "replay failed and the record could not be restored");
-        }
-    }
-
-    /// Drops a dead call's dead letter for good: it can no longer be replayed, and its record says so.
-    pub async fn discard_dead(&self, call_id: &str) -> Result<(), QueueError> {
-        let (mut record, revision) =
-            self.calls.entry(call_id).await?.ok_or_else(|| QueueError::UnknownCall(call_id.to_owned()))?;
-        let sequence = record.dead_letter.ok_or_else(|| QueueError::NotDead(call_id.to_owned()))?;
-        record.dead_letter = None;
-        // The record first: were the letter removed and the record not, a replay would find nothing to replay.
-        if self.calls.update(&record, revision).await?.is_none() {
-            return Err(QueueError::Changed);
-        }
-        DeadLetters::new(&self.topology).remove(sequence).await?;
-        Ok(())
     }
 
     /// Puts a callback in the durable outbox and returns once JetStream has stored it.

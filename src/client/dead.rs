@@ -2,7 +2,10 @@
 
 use clap::Subcommand;
 use reqwest::Method;
-use sluice_contracts::DeadLetter;
+use sluice_contracts::{
+    DeadLetter,
+    dead::{DeadReplay, DeadReplayReport},
+};
 
 use super::Gateway;
 use crate::args::GatewayClientArgs;
@@ -19,9 +22,17 @@ pub enum DeadCommand {
         #[command(flatten)]
         gateway: GatewayClientArgs,
     },
-    /// Queue a dead call again, as a new series of attempts.
+    /// Queue dead calls again, each as a new series of attempts: the ones named, or a function's newest.
     Replay {
-        id: String,
+        /// The calls to replay (up to 1,000).
+        #[arg(required_unless_present = "function", conflicts_with = "function")]
+        ids: Vec<String>,
+        /// Instead: this function's newest dead letters.
+        #[arg(long)]
+        function: Option<String>,
+        /// With --function: at most this many (up to 1,000).
+        #[arg(long, default_value_t = 100, requires = "function")]
+        limit: usize,
         #[command(flatten)]
         gateway: GatewayClientArgs,
     },
@@ -46,10 +57,27 @@ pub async fn run(cmd: DeadCommand) -> anyhow::Result<()> {
                 );
             }
         }
-        DeadCommand::Replay { id, gateway } => {
+        DeadCommand::Replay { ids, function, limit, gateway } => {
             let gateway = Gateway::new(gateway);
-            gateway.send(gateway.request(Method::POST, &format!("/system/dead/{id}/replay"))).await?;
-            println!("replayed {id}");
+            let request = match function {
+                Some(function) => DeadReplay { function: Some(function), limit: Some(limit), ..Default::default() },
+                None => DeadReplay { call_ids: Some(ids), ..Default::default() },
+            };
+            let report: DeadReplayReport =
+                gateway.send(gateway.request(Method::POST, "/system/dead/replay").json(&request)).await?.json().await?;
+            for id in &report.replayed {
+                println!("replayed {id}");
+            }
+            for not in &report.not_replayed {
+                eprintln!("not replayed {}: {}", not.call_id, not.error);
+            }
+            if !report.not_replayed.is_empty() {
+                anyhow::bail!(
+                    "{} of {} not replayed",
+                    report.not_replayed.len(),
+                    report.replayed.len() + report.not_replayed.len()
+                );
+            }
         }
     }
     Ok(())

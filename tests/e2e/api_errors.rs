@@ -54,6 +54,25 @@ async fn unknown_function_bad_callback_and_bad_call_id() {
         assert_eq!(status, 400, "{path}: {error}");
         assert!(error.contains(names), "{path}: {error}");
     }
+    // A replay of many dead calls names either calls or a function, within bounds.
+    let many: Vec<String> = (0..1_001).map(|i| format!("c{i}")).collect();
+    for (body, names) in [
+        (json!({}), "either callIds"),
+        (json!({"callIds": []}), "callIds: give 1 to 1000 call ids, not 0"),
+        (json!({"callIds": many}), "not 1001"),
+        (json!({"callIds": ["has space"]}), "\"has space\" is not a call id"),
+        (json!({"callIds": ["a"], "function": "f"}), "either callIds"),
+        (json!({"callIds": ["a"], "limit": 5}), "limit goes with function"),
+        (json!({"function": "f", "limit": 0}), "limit 0"),
+        (json!({"function": "a.*"}), "not a function name"),
+        (json!({"callIds": "a"}), "callIds"),
+    ] {
+        let r = platform.http.post(platform.url("/system/dead/replay")).json(&body).send().await.unwrap();
+        let (status, error) = error_of(r).await;
+        assert_eq!(status, 400, "{body}: {error}");
+        assert!(error.contains(names), "{body}: {error}");
+    }
+
     // A secret name that cannot exist is simply not there (found by schemathesis: an empty name was a 503).
     let r = platform.http.delete(platform.url("/system/secrets")).json(&json!({"name": "", "namespace": ""}));
     let (status, error) = error_of(r.send().await.unwrap()).await;

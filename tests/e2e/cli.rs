@@ -83,4 +83,18 @@ async fn dead_letters_from_the_cli() {
     assert_eq!(out.trim(), format!("replayed {call_id}"));
     let record = platform.wait_final(&call_id, Duration::from_secs(30)).await;
     assert_eq!(record["status"], "failed", "`false` fails again");
+
+    // A function's dead letters at once; a call that cannot be replayed says why and fails the command.
+    let other = platform.call_async("fails", "", None).await;
+    platform.wait_final(&other, Duration::from_secs(30)).await;
+    let (ok, out, err) = sluice(&platform, &["dead", "replay", "--function", "fails"], None).await;
+    assert!(ok, "{err}");
+    let mut replayed: Vec<&str> = out.lines().collect();
+    replayed.sort();
+    let mut expected = [format!("replayed {call_id}"), format!("replayed {other}")];
+    expected.sort();
+    assert_eq!(replayed, expected);
+    let (ok, out, err) = sluice(&platform, &["dead", "replay", "no-such-call"], None).await;
+    assert!(!ok && out.is_empty(), "{out}");
+    assert!(err.contains("not replayed no-such-call: no call no-such-call"), "{err}");
 }

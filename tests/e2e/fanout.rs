@@ -305,8 +305,8 @@ async fn replay_child(platform: &Platform, split: &str, child: &str, joins: usiz
     result_json(platform, &join).await
 }
 
-#[tokio::test]
-async fn a_replayed_child_reopens_its_group_and_each_round_gets_a_join_of_its_own() {
+/// A platform with `split`, `square` (as told, one attempt) and `collect`, and the directory that tells `square`.
+async fn squares_as_told() -> (Platform, std::path::PathBuf) {
     let platform = Platform::start(1, &[], &[]).await;
     let dir = platform.logs.path().to_owned();
     let square = SQUARE_AS_TOLD.replace("DIR", &dir.display().to_string());
@@ -318,6 +318,12 @@ async fn a_replayed_child_reopens_its_group_and_each_round_gets_a_join_of_its_ow
         .deploy(json!({"service": "collect", "envProcess": "cat", "envVars": {"content_type": "application/json"}}))
         .await;
     platform.deploy(json!({"service": "split", "envProcess": script(&platform, "split.sh", SPLIT)})).await;
+    (platform, dir)
+}
+
+#[tokio::test]
+async fn a_replayed_child_reopens_its_group_and_each_round_gets_a_join_of_its_own() {
+    let (platform, dir) = squares_as_told().await;
 
     std::fs::write(dir.join("fail-3"), "").unwrap();
     let split = platform.call_async("split", "1\n3\n", None).await;
@@ -381,4 +387,84 @@ async fn a_replayed_child_reopens_its_group_and_each_round_gets_a_join_of_its_ow
     assert_eq!((kept["status"].as_str(), kept["attempts"].as_u64()), (Some("cancelled"), Some(0)), "{kept}");
     let joins = calls_of(&platform, "collect").await.len();
     assert_eq!(joins, 5, "the first group's three; the second's first, and its second, cancelled before it started");
+}
+
+#[tokio::test]
+async fn children_replayed_together_make_one_round_and_each_call_is_answered_for() {
+    let (platform, dir) = squares_as_told().await;
+    let replay_many = |body: Value| {
+        let request = platform.http.post(platform.url("/system/dead/replay")).json(&body);
+        async move {
+            let r = request.send().await.unwrap();
+            assert_eq!(r.status(), 200);
+            r.json::<Value>().await.unwrap()
+        }
+    };
+
+    // Three of four children fail for good; the group's first join sees it.
+    for n in [2, 3, 4] {
+        std::fs::write(dir.join(format!("fail-{n}")), "").unwrap();
+    }
+    let split = platform.call_async("split", "1\n2\n3\n4\n", None).await;
+    platform.wait_final(&split, Duration::from_secs(30)).await;
+    let group = result_json(&platform, &sluice_join_of(&platform, &split).await).await;
+    assert_eq!((group["succeeded"].as_u64(), group["failed"].as_u64()), (Some(1), Some(3)), "{group}");
+    let children = platform.record(&split).await["children"].as_array().unwrap().clone();
+    let failed: Vec<&str> = children[1..4].iter().map(|c| c.as_str().unwrap()).collect();
+
+    // Fixed and replayed in one request, with a call named twice, one unknown and one that did not fail: the
+    // children take their places again before any runs, so one round follows and its join sees them all.
+    for n in [2, 3, 4] {
+        std::fs::remove_file(dir.join(format!("fail-{n}"))).unwrap();
+    }
+    let named = json!([failed[1], failed[0], failed[1], "no-such-call", failed[2], split]);
+    let report = replay_many(json!({ "callIds": named })).await;
+    assert_eq!(report["replayed"], json!([failed[1], failed[0], failed[2]]), "{report}");
+    let refused = report["notReplayed"].as_array().unwrap();
+    assert_eq!(refused.len(), 2, "{report}");
+    assert_eq!(refused[0], json!({"callId": "no-such-call", "error": "no call no-such-call"}));
+    assert_eq!(refused[1]["callId"], split.as_str());
+    assert!(refused[1]["error"].as_str().unwrap().contains("has no dead letter"), "{report}");
+    for id in &failed {
+        assert_eq!(platform.wait_final(id, Duration::from_secs(30)).await["status"], "succeeded", "{id}");
+    }
+    let join = sluice_join_of(&platform, &split).await;
+    let group = result_json(&platform, &join).await;
+    assert_eq!(
+        (group["round"].as_u64(), group["succeeded"].as_u64(), group["failed"].as_u64()),
+        (Some(1), Some(4), Some(0)),
+        "{group}"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let children = platform.record(&split).await["children"].as_array().unwrap().len();
+    assert_eq!(children, 6, "four children and a join for each of two rounds");
+    assert_eq!(calls_of(&platform, "collect").await.len(), 2, "one join per round");
+
+    // A function's dead letters, replayed by naming the function: all of them, as one round.
+    for n in [5, 6] {
+        std::fs::write(dir.join(format!("fail-{n}")), "").unwrap();
+    }
+    let again = platform.call_async("split", "5\n6\n", None).await;
+    platform.wait_final(&again, Duration::from_secs(30)).await;
+    sluice_join_of(&platform, &again).await;
+    let dead = platform.get_json("/system/dead?function=square").await;
+    assert_eq!(dead.as_array().unwrap().len(), 2, "{dead}");
+    for n in [5, 6] {
+        std::fs::remove_file(dir.join(format!("fail-{n}"))).unwrap();
+    }
+    let report = replay_many(json!({"function": "square"})).await;
+    assert_eq!(
+        (report["replayed"].as_array().unwrap().len(), report["notReplayed"].as_array().unwrap().len()),
+        (2, 0),
+        "{report}"
+    );
+    let children = platform.record(&again).await["children"].as_array().unwrap().clone();
+    for id in &children[..2] {
+        assert_eq!(platform.wait_final(id.as_str().unwrap(), Duration::from_secs(30)).await["status"], "succeeded");
+    }
+    let group = result_json(&platform, &sluice_join_of(&platform, &again).await).await;
+    assert_eq!((group["round"].as_u64(), group["succeeded"].as_u64()), (Some(1), Some(2)), "{group}");
+    assert_eq!(platform.get_json("/system/dead?function=square").await, json!([]));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(calls_of(&platform, "collect").await.len(), 4, "two joins for each group");
 }

@@ -129,6 +129,15 @@ async fn failing_forever_goes_to_dead_letters_and_replays() {
     assert_eq!(r.status(), 409, "nothing left to replay");
     let last_body = upstream.hits.lock().unwrap().len();
     assert_eq!(last_body, 4, "three failed attempts and one replay");
+
+    // A call may be named `replay`, the name of the route that replays many: its dead letter is still its own.
+    upstream.failing.store(true, Ordering::SeqCst);
+    let r = platform.http.post(platform.url("/async-function/doomed")).header("X-Call-Id", "replay").send().await;
+    assert_eq!(r.unwrap().status(), 202);
+    assert!(platform.wait_final("replay", Duration::from_secs(30)).await["deadLetter"].is_u64());
+    let r = platform.http.delete(platform.url("/system/dead/replay")).send().await.unwrap();
+    assert_eq!(r.status(), 204);
+    assert!(platform.record("replay").await.get("deadLetter").is_none());
 }
 
 /// Waits until the call's caller callback is `state`.

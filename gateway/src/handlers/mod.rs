@@ -222,6 +222,19 @@ fn system_routes() -> ApiRouter<App> {
             }),
         )
         .api_route(
+            "/system/dead/replay",
+            post_with(dead::replay_many, |op| {
+                tag(op, "Queue many dead calls again: named ones, or the newest of a function").description(
+                    "Each call as `POST /system/dead/{id}/replay` queues one; the answer says, call by call, \
+                         which were queued and why the others were not (those are left as they were, to be \
+                         replayed again). Fanned-out children of one group replayed together take their places \
+                         in it again before any is queued, so the group's join runs once, after the last of them.",
+                )
+            })
+            // The route takes this path from `/system/dead/{id}`: a call named `replay` is discarded here.
+            .delete_with(dead::discard_named_replay, |op| op.hidden(true)),
+        )
+        .api_route(
             "/system/dead/{id}/replay",
             post_with(dead::replay, |op| {
                 tag(op, "Queue a dead call again")

@@ -110,14 +110,16 @@ impl GroupStore {
         Err(StoreError::Unavailable(format!("pipeline count of {root} keeps changing").into()))
     }
 
-    /// Reopens child `index` (the call `call_id`) of the group `group_id` for a replay of it
-    /// ([`Group::reopen`]), by compare-and-set against children settling meanwhile. `Ok(None)` when there is
-    /// no such group (it expired) or nothing to reopen.
-    pub async fn reopen(&self, group_id: &str, index: usize, call_id: &str) -> Result<Option<Reopened>, StoreError> {
+    /// Reopens the places `places` (each a child's index and call id) of the group `group_id` for replays of
+    /// them ([`Group::reopen`]), all in one write, by compare-and-set against children settling meanwhile: a
+    /// group completed before starts one new round however many of its children are replayed together.
+    /// `Ok(None)` when there is no such group (it expired) or none of the places has ended.
+    pub async fn reopen(&self, group_id: &str, places: &[(usize, &str)]) -> Result<Option<Reopened>, StoreError> {
         for _ in 0..RESERVE_TRIES {
             let Some((before, revision)) = self.entry(group_id).await? else { return Ok(None) };
             let mut after = before.clone();
-            if !after.reopen(index, call_id) {
+            let reopened = places.iter().filter(|(index, call_id)| after.reopen(*index, call_id)).count();
+            if reopened == 0 {
                 return Ok(None);
             }
             if let Some(revision) = self.update(&after, revision).await? {

@@ -1,0 +1,243 @@
+//! Replaying dead calls: each queued again as a new series of attempts from its dead letter (the original
+//! request), one call or many at once. Children of one fan-out group replayed together take their places in
+//! the group again in one write, before any of them is published, so the group completes once, after the last
+//! of them: one new round and one join, however quickly the first of them ends.
+
+use std::collections::{BTreeMap, HashSet};
+
+use futures::{StreamExt, stream};
+use sluice_contracts::{
+    CallRecord, CallStatus, InvocationMessage,
+    names::{self, wire},
+};
+
+use super::{Queue, QueueError};
+use crate::{
+    dead_letters::DeadLetters,
+    store::{Modified, Reopened},
+};
+
+/// Calls of one replay read, written and published at a time.
+const IN_FLIGHT: usize = 16;
+
+/// A dead call whose record says `queued` again, not yet published.
+struct Prepared {
+    /// The record as it was, put back if the replay fails.
+    record: CallRecord,
+    /// Its dead letter in `SLUICE_DEAD`.
+    sequence: u64,
+    call: InvocationMessage,
+}
+
+/// One call of a replay as it goes: prepared, then published, or why not.
+type Step = Result<Prepared, QueueError>;
+
+impl Queue {
+    /// Queues a dead call again as a new attempt series, from its dead letter (the original request).
+    ///
+    /// A fanned-out child's place in its group waits again before the call is published, so the replay's end
+    /// settles it like a first end: when the group had completed, a new round starts and its join, a new call
+    /// listed under the call that fanned out, runs with the replay's outcome (see `Group::reopen`).
+    pub async fn resubmit(&self, call_id: &str) -> Result<(), QueueError> {
+        let mut outcomes = self.resubmit_all(&[call_id.to_owned()]).await;
+        outcomes.pop().map_or(Ok(()), |(_, outcome)| outcome)
+    }
+
+    /// Replays each of `call_ids` as [`Queue::resubmit`] does one (a call named twice, once) and says how each
+    /// went, in their order. Every call's record is reset and every fan-out place reopened before the first call
+    /// is published, so children of one group replayed together make one round.
+    ///
+    /// A call that is not queued is left as it was, with its dead letter, to be replayed again — except that
+    /// when others of its group were published, its place in the group stays open and waits for that replay
+    /// (its error says so): closing it could complete the group with no one to start its join.
+    pub async fn resubmit_all(&self, call_ids: &[String]) -> Vec<(String, Result<(), QueueError>)> {
+        let mut named = HashSet::new();
+        let ids: Vec<String> = call_ids.iter().filter(|id| named.insert(id.as_str())).cloned().collect();
+        // Each step's futures own what they use (a clone of the queue is a few handles), so the whole stays `Send`
+        // for the gateway's handlers.
+        let queue = self.clone();
+        let mut steps: Vec<Step> = stream::iter(ids.clone())
+            .map(|id| {
+                let queue = queue.clone();
+                async move { queue.prepare(&id).await }
+            })
+            .buffered(IN_FLIGHT)
+            .collect()
+            .await;
+        let groups = self.reopen_groups(&mut steps).await;
+        let mut steps: Vec<Step> = stream::iter(steps)
+            .map(|step| {
+                let queue = queue.clone();
+                async move { queue.publish_replay(step?).await }
+            })
+            .buffered(IN_FLIGHT)
+            .collect()
+            .await;
+        // From here a call's step is `Ok` when it was published.
+        for (group_id, (members, reopened)) in &groups {
+            let Some(reopened) = reopened else { continue };
+            if members.iter().all(|&i| steps[i].is_err()) {
+                self.restore_group(reopened).await;
+                continue;
+            }
+            for &i in members {
+                if let Err(err) = &mut steps[i] {
+                    *err = QueueError::Unavailable(format!(
+                        "{err}; its place in fan-out group {group_id} waits for it: replay it again"
+                    ));
+                }
+            }
+        }
+        stream::iter(ids.into_iter().zip(steps))
+            .map(|(id, step)| {
+                let queue = queue.clone();
+                async move {
+                    let prepared = match step {
+                        Ok(prepared) => prepared,
+                        Err(err) => return (id, Err(err)),
+                    };
+                    // Replayed, it is dead no more: its old letter goes (a new one comes if it fails for good
+                    // again).
+                    if let Err(err) = DeadLetters::new(&queue.topology).remove(prepared.sequence).await {
+                        let sequence = prepared.sequence;
+                        tracing::warn!(call_id = %id, %err, sequence, "replayed call's old dead letter not removed");
+                    }
+                    (id, Ok(()))
+                }
+            })
+            .buffered(IN_FLIGHT)
+            .collect()
+            .await
+    }
+
+    /// Reads `call_id`'s record and dead letter and writes the record `queued` again, as a replay starts: first,
+    /// because a worker that found the call still `failed` would take it as done.
+    async fn prepare(&self, call_id: &str) -> Step {
+        let (record, revision) =
+            self.calls.entry(call_id).await?.ok_or_else(|| QueueError::UnknownCall(call_id.to_owned()))?;
+        let sequence = record.dead_letter.ok_or_else(|| QueueError::NotDead(call_id.to_owned()))?;
+        let call = DeadLetters::new(&self.topology).call(sequence).await?;
+        let mut fresh = record.clone();
+        fresh.status = CallStatus::Queued;
+        fresh.attempts = 0;
+        fresh.function_status = None;
+        fresh.error = None;
+        fresh.started_at = None;
+        fresh.finished_at = None;
+        fresh.dead_letter = None;
+        fresh.replay_of = Some(sequence);
+        fresh.callback = None;
+        if self.calls.update(&fresh, revision).await?.is_none() {
+            return Err(QueueError::Changed);
+        }
+        Ok(Prepared { record, sequence, call })
+    }
+
+    /// Publishes a prepared replay; on failure its record is put back.
+    async fn publish_replay(&self, prepared: Prepared) -> Step {
+        let (mut headers, body) = prepared.call.to_nats(names::CE_TYPE_REQUESTED);
+        // A new attempt series: its own message id, so JetStream does not take it for the original.
+        headers.insert(wire::NATS_MSG_ID, format!("{}.replay.{}", prepared.call.call_id, prepared.sequence));
+        headers.insert(wire::REPLAY_OF, prepared.sequence.to_string());
+        match self.publish(names::invoke_subject(&prepared.call.function), (headers, body)).await {
+            Ok(_) => Ok(prepared),
+            Err(err) => {
+                self.restore_record(&prepared.record).await;
+                Err(err)
+            }
+        }
+    }
+
+    /// Reopens, group by group in one write each, the places of the prepared calls that are fanned-out children,
+    /// and returns each group's calls (indices into `steps`) and what reopening did. A call whose group could
+    /// not be reopened fails, its record put back. A new round's join is listed among the children of the call
+    /// that fanned out, so the call tree shows it and cancelling that call cancels it before it starts.
+    async fn reopen_groups(&self, steps: &mut [Step]) -> BTreeMap<String, (Vec<usize>, Option<Reopened>)> {
+        let mut members: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+        for (i, step) in steps.iter().enumerate() {
+            if let Ok(Prepared { call, .. }) = step
+                && let Some((group_id, _)) = call.group()
+            {
+                members.entry(group_id.to_owned()).or_default().push(i);
+            }
+        }
+        let mut groups = BTreeMap::new();
+        for (group_id, members) in members {
+            let places: Vec<(usize, &str)> = members
+                .iter()
+                .filter_map(|&i| {
+                    let call = &steps[i].as_ref().ok()?.call;
+                    Some((call.group()?.1, call.call_id.as_str()))
+                })
+                .collect();
+            match self.reopen_group(&group_id, &places).await {
+                Ok(reopened) => {
+                    groups.insert(group_id, (members, reopened));
+                }
+                Err(err) => {
+                    for &i in &members {
+                        if let Ok(prepared) = &steps[i] {
+                            self.restore_record(&prepared.record).await;
+                        }
+                        steps[i] = Err(QueueError::Unavailable(err.to_string()));
+                    }
+                }
+            }
+        }
+        groups
+    }
+
+    async fn reopen_group(&self, group_id: &str, places: &[(usize, &str)]) -> Result<Option<Reopened>, QueueError> {
+        let Some(reopened) = self.groups.reopen(group_id, places).await? else {
+            tracing::info!(
+                group_id,
+                replayed = places.len(),
+                "replayed children have no ended place in a group to reopen"
+            );
+            return Ok(None);
+        };
+        if let Some(join) = reopened.new_join() {
+            let listed = self.calls.modify(group_id, |parent| {
+                parent.add_child(join);
+                Ok::<(), ()>(())
+            });
+            // A record that expired before its group lists nothing; one that cannot be written fails the replay.
+            if !matches!(listed.await, Ok(Modified::Written(_) | Modified::Missing)) {
+                self.restore_group(&reopened).await;
+                return Err(QueueError::Unavailable(format!(
+                    "the record of {group_id}, which fanned out, could not list the join of the group's next round"
+                )));
+            }
+            let round = reopened.after.round;
+            tracing::info!(group_id, join, round, replayed = places.len(), "fan-out group reopened for a new round");
+        }
+        Ok(Some(reopened))
+    }
+
+    async fn restore_group(&self, reopened: &Reopened) {
+        if !matches!(self.groups.restore(reopened).await, Ok(true)) {
+            let group_id = &reopened.before.group_id;
+            tracing::error!(group_id, "replay failed and its fan-out group could not be restored");
+        }
+    }
+
+    async fn restore_record(&self, record: &CallRecord) {
+        if let Err(err) = self.calls.put(record).await {
+            tracing::error!(call_id = %record.call_id, %err, "replay failed and the record could not be restored");
+        }
+    }
+
+    /// Drops a dead call's dead letter for good: it can no longer be replayed, and its record says so.
+    pub async fn discard_dead(&self, call_id: &str) -> Result<(), QueueError> {
+        let (mut record, revision) =
+            self.calls.entry(call_id).await?.ok_or_else(|| QueueError::UnknownCall(call_id.to_owned()))?;
+        let sequence = record.dead_letter.ok_or_else(|| QueueError::NotDead(call_id.to_owned()))?;
+        record.dead_letter = None;
+        // The record first: were the letter removed and the record not, a replay would find nothing to replay.
+        if self.calls.update(&record, revision).await?.is_none() {
+            return Err(QueueError::Changed);
+        }
+        DeadLetters::new(&self.topology).remove(sequence).await?;
+        Ok(())
+    }
+}
