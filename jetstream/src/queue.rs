@@ -9,11 +9,19 @@
 //! seen. The record is written first (a derived call's is its claim; a claim found still queued and young is
 //! published again, in case a crash came between the two writes), and the invocation names the revision it
 //! was written at. So a failed publish must leave no record saying `queued` (it is removed) and no stored
-//! body (it is deleted), while a failed record write before a fresh call's publish is only logged: the
-//! worker that takes the call writes the record itself.
+//! body (it is deleted), while a failed record write before a fresh call's publish does not stop it: once the
+//! call is stored its record is written again in the background, and the worker that takes it writes it too.
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
 
 use sluice_contracts::{
-    CallStatus, InvocationMessage, Payload,
+    CallRecord, CallStatus, InvocationMessage, Payload,
     callback::CallbackMessage,
     names::{self, wire},
 };
@@ -65,6 +73,11 @@ fn unavailable(err: impl std::fmt::Display) -> QueueError {
     QueueError::Unavailable(err.to_string())
 }
 
+/// Records of stored calls waiting to be written again at once, at most ([`Queue::record_later`]).
+const MAX_RECORDS_PENDING: usize = 10_000;
+/// How long a record of a stored call is tried again: past a leader election, or a full bucket freed.
+const RECORD_LATER_FOR: Duration = Duration::from_secs(300);
+
 /// Producer side of the queue.
 #[derive(Clone)]
 pub struct Queue {
@@ -72,13 +85,15 @@ pub struct Queue {
     calls: CallStore,
     /// Fan-out groups, whose places replays reopen.
     groups: GroupStore,
+    /// Records being written again in the background.
+    records_pending: Arc<AtomicUsize>,
 }
 
 impl Queue {
     pub fn new(topology: Topology) -> Self {
         let calls = CallStore::new(topology.calls.clone(), topology.jetstream.clone());
         let groups = GroupStore::new(topology.groups.clone());
-        Self { topology, calls, groups }
+        Self { topology, calls, groups, records_pending: Arc::default() }
     }
 
     /// The call records the queue writes.
@@ -105,6 +120,7 @@ impl Queue {
     pub async fn submit(&self, call: &InvocationMessage, claim: Claim) -> Result<Submitted, QueueError> {
         let record = call.queued_record();
         let subject = names::invoke_subject(&call.function);
+        let mut unrecorded = false;
         let recorded = match (claim, self.calls.create(&record).await) {
             (_, Ok(Some(revision))) => Some(revision),
             (Claim::Fresh, Ok(None)) => {
@@ -113,8 +129,10 @@ impl Queue {
                 None
             }
             (Claim::Fresh, Err(err)) => {
-                // The worker that takes the call writes the record itself.
+                // Published all the same: the record is written again once the call is stored (below), and the
+                // worker that takes the call writes it too if it still is not there.
                 tracing::warn!(call_id = %call.call_id, %err, "record of a call not written (yet)");
+                unrecorded = true;
                 None
             }
             (Claim::Derived, Ok(None)) => {
@@ -135,7 +153,12 @@ impl Queue {
             headers.insert(wire::RECORD_REVISION, revision.to_string());
         }
         match self.publish(subject, (headers, body)).await {
-            Ok(_) => Ok(Submitted::Queued),
+            Ok(_) => {
+                if unrecorded {
+                    self.record_later(record);
+                }
+                Ok(Submitted::Queued)
+            }
             Err(err) => {
                 if recorded.is_some()
                     && let Err(err) = self.calls.delete(&call.call_id).await
@@ -146,6 +169,38 @@ impl Queue {
                 Err(err)
             }
         }
+    }
+
+    /// Writes the `queued` record of a call stored without one, trying again for a while in the background: its
+    /// 202 is sent, and a worker, which would write the record too, may not take it for hours behind a backlog.
+    /// A record written meanwhile (by a worker) stands. At most [`MAX_RECORDS_PENDING`] such writes wait at once.
+    fn record_later(&self, record: CallRecord) {
+        if self.records_pending.fetch_add(1, Ordering::Relaxed) >= MAX_RECORDS_PENDING {
+            self.records_pending.fetch_sub(1, Ordering::Relaxed);
+            tracing::warn!(call_id = %record.call_id, "too many records waiting to be written; left to the worker");
+            return;
+        }
+        let (calls, pending) = (self.calls.clone(), self.records_pending.clone());
+        tokio::spawn(async move {
+            let given_up = tokio::time::Instant::now() + RECORD_LATER_FOR;
+            let mut wait = Duration::from_millis(100);
+            loop {
+                tokio::time::sleep(wait).await;
+                match calls.create(&record).await {
+                    Ok(written) => {
+                        let by_us = written.is_some();
+                        tracing::info!(call_id = %record.call_id, by_us, "record of a stored call written");
+                        break;
+                    }
+                    Err(err) if tokio::time::Instant::now() >= given_up => {
+                        tracing::error!(call_id = %record.call_id, %err, "record of a stored call not written; left to the worker");
+                        break;
+                    }
+                    Err(_) => wait = (wait * 2).min(Duration::from_secs(5)),
+                }
+            }
+            pending.fetch_sub(1, Ordering::Relaxed);
+        });
     }
 
     /// Whether the claimed call `call_id` may have lost its publish: its record is still `queued`, never started,

@@ -620,3 +620,41 @@ async fn a_call_whose_worker_dies_on_it_every_time_ends_failed_not_looping() {
     // One attempt plus ten redeliveries at most (a delivery lost before the function started counts too).
     assert!((2..=11).contains(&ran()), "{} runs", ran());
 }
+
+/// A call stored while its record could not be written (its bucket full, as it can also be unreachable during a
+/// leader election) gets its record once the bucket takes writes again, without waiting for a worker to take the
+/// call: none runs here.
+#[tokio::test]
+async fn a_call_stored_without_its_record_gets_it_once_the_bucket_takes_writes() {
+    let platform = Platform::start(0, &[], &[]).await;
+    platform.deploy(json!({"service": "later", "envProcess": "cat"})).await;
+    let js = async_nats::jetstream::new(async_nats::connect(&platform.nats_url).await.unwrap());
+    let mut bucket = js.get_stream("KV_sluice_calls").await.unwrap();
+    let full = bucket.info().await.unwrap().clone();
+    let mut config = full.config.clone();
+    config.max_messages = full.state.messages.max(1) as i64;
+    js.update_stream(&config).await.unwrap();
+    if full.state.messages == 0 {
+        // The limit needs a message to bite on: a first call's record.
+        let filler = platform.call_async("later", "filler", None).await;
+        assert_eq!(platform.record(&filler).await["status"], "queued");
+    }
+
+    let call_id = platform.call_async("later", "kept", None).await;
+    let r = platform.http.get(platform.url(&format!("/system/calls/{call_id}"))).send().await.unwrap();
+    assert_eq!(r.status(), 404, "the bucket refused the record");
+
+    config.max_messages = -1;
+    js.update_stream(&config).await.unwrap();
+    let start = Instant::now();
+    loop {
+        let r = platform.http.get(platform.url(&format!("/system/calls/{call_id}"))).send().await.unwrap();
+        if r.status() == 200 {
+            let record: Value = r.json().await.unwrap();
+            assert_eq!((record["status"].as_str(), record["attempts"].as_u64()), (Some("queued"), Some(0)));
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "the record never came");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
