@@ -1,4 +1,4 @@
-//! `sluice dead list|replay`: calls that failed for good.
+//! `sluice dead list|replay|discard`: calls that failed for good.
 
 use clap::Subcommand;
 use reqwest::Method;
@@ -33,6 +33,13 @@ pub enum DeadCommand {
         /// With --function: at most this many (up to 1,000).
         #[arg(long, default_value_t = 100, requires = "function")]
         limit: usize,
+        #[command(flatten)]
+        gateway: GatewayClientArgs,
+    },
+    /// Discard dead letters for good: their calls can no longer be replayed.
+    Discard {
+        #[arg(required = true)]
+        ids: Vec<String>,
         #[command(flatten)]
         gateway: GatewayClientArgs,
     },
@@ -77,6 +84,22 @@ pub async fn run(cmd: DeadCommand) -> anyhow::Result<()> {
                     report.not_replayed.len(),
                     report.replayed.len() + report.not_replayed.len()
                 );
+            }
+        }
+        DeadCommand::Discard { ids, gateway } => {
+            let gateway = Gateway::new(gateway);
+            let mut failed = 0;
+            for id in &ids {
+                match gateway.send(gateway.request(Method::DELETE, &format!("/system/dead/{id}"))).await {
+                    Ok(_) => println!("discarded {id}"),
+                    Err(err) => {
+                        eprintln!("not discarded {id}: {err:#}");
+                        failed += 1;
+                    }
+                }
+            }
+            if failed > 0 {
+                anyhow::bail!("{failed} of {} not discarded", ids.len());
             }
         }
     }

@@ -97,4 +97,15 @@ async fn dead_letters_from_the_cli() {
     let (ok, out, err) = sluice(&platform, &["dead", "replay", "no-such-call"], None).await;
     assert!(!ok && out.is_empty(), "{out}");
     assert!(err.contains("not replayed no-such-call: no call no-such-call"), "{err}");
+
+    // Both failed again; discarded, they leave the list for good.
+    for id in [&call_id, &other] {
+        assert!(platform.wait_final(id, Duration::from_secs(30)).await["deadLetter"].is_u64(), "{id}");
+    }
+    let (ok, out, err) = sluice(&platform, &["dead", "discard", &call_id, &other, "no-such-call"], None).await;
+    assert!(!ok, "{out}");
+    assert_eq!(out.lines().collect::<Vec<_>>(), [format!("discarded {call_id}"), format!("discarded {other}")]);
+    assert!(err.contains("not discarded no-such-call") && err.contains("1 of 3 not discarded"), "{err}");
+    let (ok, out, _) = sluice(&platform, &["dead", "list", "--function", "fails"], None).await;
+    assert!(ok && out.lines().count() == 1, "only the heading: {out}");
 }
