@@ -474,6 +474,11 @@ mod tests {
         assert_eq!(text["round"], 1, "the join sees which round it ends");
         let fresh = Group::new("p2", &FunctionRef::new("ns", "split"), "p2", &fan_out);
         assert!(serde_json::to_value(&fresh).unwrap().get("round").is_none(), "a first round is not spelled");
+
+        // Both children reopened together (a replay of both): one more round, not two.
+        assert!(group.reopen(0, &first) && group.reopen(1, &second));
+        assert_eq!((group.succeeded, group.ended(), group.round), (0, 0, 2));
+        assert_eq!(group.join.as_ref().unwrap().call_id, join_call_id_in_round("p1", 2));
     }
 
     #[test]
