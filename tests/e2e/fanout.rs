@@ -401,25 +401,32 @@ async fn children_replayed_together_make_one_round_and_each_call_is_answered_for
         }
     };
 
-    // Three of four children fail for good; the group's first join sees it.
-    for n in [2, 3, 4] {
+    // Eight of nine children fail for good; the group's first join sees it. (So many that replaying them one by
+    // one, each published before the next is reopened, lets the first end before the last takes its place, and
+    // the group would complete twice.)
+    let failing = 2..=9;
+    for n in failing.clone() {
         std::fs::write(dir.join(format!("fail-{n}")), "").unwrap();
     }
-    let split = platform.call_async("split", "1\n2\n3\n4\n", None).await;
+    let split = platform.call_async("split", "1\n2\n3\n4\n5\n6\n7\n8\n9\n", None).await;
     platform.wait_final(&split, Duration::from_secs(30)).await;
     let group = result_json(&platform, &sluice_join_of(&platform, &split).await).await;
-    assert_eq!((group["succeeded"].as_u64(), group["failed"].as_u64()), (Some(1), Some(3)), "{group}");
+    assert_eq!((group["succeeded"].as_u64(), group["failed"].as_u64()), (Some(1), Some(8)), "{group}");
     let children = platform.record(&split).await["children"].as_array().unwrap().clone();
-    let failed: Vec<&str> = children[1..4].iter().map(|c| c.as_str().unwrap()).collect();
+    let failed: Vec<&str> = children[1..9].iter().map(|c| c.as_str().unwrap()).collect();
 
     // Fixed and replayed in one request, with a call named twice, one unknown and one that did not fail: the
     // children take their places again before any runs, so one round follows and its join sees them all.
-    for n in [2, 3, 4] {
+    for n in failing {
         std::fs::remove_file(dir.join(format!("fail-{n}"))).unwrap();
     }
-    let named = json!([failed[1], failed[0], failed[1], "no-such-call", failed[2], split]);
+    let mut named = vec![json!(failed[1]), json!(failed[0]), json!(failed[1]), json!("no-such-call")];
+    named.extend(failed[2..].iter().map(|id| json!(id)));
+    named.push(json!(split));
     let report = replay_many(json!({ "callIds": named })).await;
-    assert_eq!(report["replayed"], json!([failed[1], failed[0], failed[2]]), "{report}");
+    let mut replayed = vec![failed[1], failed[0]];
+    replayed.extend(&failed[2..]);
+    assert_eq!(report["replayed"], json!(replayed), "{report}");
     let refused = report["notReplayed"].as_array().unwrap();
     assert_eq!(refused.len(), 2, "{report}");
     assert_eq!(refused[0], json!({"callId": "no-such-call", "error": "no call no-such-call"}));
@@ -432,24 +439,24 @@ async fn children_replayed_together_make_one_round_and_each_call_is_answered_for
     let group = result_json(&platform, &join).await;
     assert_eq!(
         (group["round"].as_u64(), group["succeeded"].as_u64(), group["failed"].as_u64()),
-        (Some(1), Some(4), Some(0)),
+        (Some(1), Some(9), Some(0)),
         "{group}"
     );
     tokio::time::sleep(Duration::from_millis(500)).await;
     let children = platform.record(&split).await["children"].as_array().unwrap().len();
-    assert_eq!(children, 6, "four children and a join for each of two rounds");
+    assert_eq!(children, 11, "nine children and a join for each of two rounds");
     assert_eq!(calls_of(&platform, "collect").await.len(), 2, "one join per round");
 
     // A function's dead letters, replayed by naming the function: all of them, as one round.
-    for n in [5, 6] {
+    for n in [10, 11] {
         std::fs::write(dir.join(format!("fail-{n}")), "").unwrap();
     }
-    let again = platform.call_async("split", "5\n6\n", None).await;
+    let again = platform.call_async("split", "10\n11\n", None).await;
     platform.wait_final(&again, Duration::from_secs(30)).await;
     sluice_join_of(&platform, &again).await;
     let dead = platform.get_json("/system/dead?function=square").await;
     assert_eq!(dead.as_array().unwrap().len(), 2, "{dead}");
-    for n in [5, 6] {
+    for n in [10, 11] {
         std::fs::remove_file(dir.join(format!("fail-{n}"))).unwrap();
     }
     let report = replay_many(json!({"function": "square"})).await;
