@@ -88,6 +88,9 @@ pub async fn run(
     serve(listener, cfg, topology, beside, shutdown).await
 }
 
+/// How long a stopping gateway waits for records of stored calls it is still writing (see `Queue::submit`).
+const RECORDS_ON_SHUTDOWN: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Like [`run`], on a listener the caller bound.
 pub async fn serve(
     listener: tokio::net::TcpListener,
@@ -99,8 +102,10 @@ pub async fn serve(
     let cache_stop = shutdown.child_token();
     let limits = cfg.limits;
     let app = App::new(cfg, topology, cache_stop.clone());
+    let queue = app.queue.clone();
     let routes = handlers::router(app, beside);
     let served = listen::serve(listener, routes, limits, shutdown).await;
     cache_stop.cancel();
+    queue.finish_records(RECORDS_ON_SHUTDOWN).await;
     served
 }

@@ -12,13 +12,7 @@
 //! body (it is deleted), while a failed record write before a fresh call's publish does not stop it: once the
 //! call is stored its record is written again in the background, and the worker that takes it writes it too.
 
-use std::{
-    sync::{
-        Arc,
-        atomic::{AtomicUsize, Ordering},
-    },
-    time::Duration,
-};
+use std::time::Duration;
 
 use sluice_contracts::{
     CallRecord, CallStatus, InvocationMessage, Payload,
@@ -85,15 +79,15 @@ pub struct Queue {
     calls: CallStore,
     /// Fan-out groups, whose places replays reopen.
     groups: GroupStore,
-    /// Records being written again in the background.
-    records_pending: Arc<AtomicUsize>,
+    /// Records being written again in the background ([`Queue::record_later`]).
+    records_pending: tokio_util::task::TaskTracker,
 }
 
 impl Queue {
     pub fn new(topology: Topology) -> Self {
         let calls = CallStore::new(topology.calls.clone(), topology.jetstream.clone());
         let groups = GroupStore::new(topology.groups.clone());
-        Self { topology, calls, groups, records_pending: Arc::default() }
+        Self { topology, calls, groups, records_pending: Default::default() }
     }
 
     /// The call records the queue writes.
@@ -175,13 +169,12 @@ impl Queue {
     /// 202 is sent, and a worker, which would write the record too, may not take it for hours behind a backlog.
     /// A record written meanwhile (by a worker) stands. At most [`MAX_RECORDS_PENDING`] such writes wait at once.
     fn record_later(&self, record: CallRecord) {
-        if self.records_pending.fetch_add(1, Ordering::Relaxed) >= MAX_RECORDS_PENDING {
-            self.records_pending.fetch_sub(1, Ordering::Relaxed);
+        if self.records_pending.len() >= MAX_RECORDS_PENDING {
             tracing::warn!(call_id = %record.call_id, "too many records waiting to be written; left to the worker");
             return;
         }
-        let (calls, pending) = (self.calls.clone(), self.records_pending.clone());
-        tokio::spawn(async move {
+        let calls = self.calls.clone();
+        self.records_pending.spawn(async move {
             let given_up = tokio::time::Instant::now() + RECORD_LATER_FOR;
             let mut wait = Duration::from_millis(100);
             loop {
@@ -190,17 +183,26 @@ impl Queue {
                     Ok(written) => {
                         let by_us = written.is_some();
                         tracing::info!(call_id = %record.call_id, by_us, "record of a stored call written");
-                        break;
+                        return;
                     }
                     Err(err) if tokio::time::Instant::now() >= given_up => {
                         tracing::error!(call_id = %record.call_id, %err, "record of a stored call not written; left to the worker");
-                        break;
+                        return;
                     }
                     Err(_) => wait = (wait * 2).min(Duration::from_secs(5)),
                 }
             }
-            pending.fetch_sub(1, Ordering::Relaxed);
         });
+    }
+
+    /// On shutdown: waits up to `limit` for the records still being written in the background. What is left then
+    /// is written by the worker that takes each call.
+    pub async fn finish_records(&self, limit: Duration) {
+        self.records_pending.close();
+        let pending = self.records_pending.len();
+        if pending > 0 && tokio::time::timeout(limit, self.records_pending.wait()).await.is_err() {
+            tracing::warn!(pending = self.records_pending.len(), "records of stored calls left to their workers");
+        }
     }
 
     /// Whether the claimed call `call_id` may have lost its publish: its record is still `queued`, never started,

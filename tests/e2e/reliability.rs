@@ -623,10 +623,10 @@ async fn a_call_whose_worker_dies_on_it_every_time_ends_failed_not_looping() {
 
 /// A call stored while its record could not be written (its bucket full, as it can also be unreachable during a
 /// leader election) gets its record once the bucket takes writes again, without waiting for a worker to take the
-/// call: none runs here.
+/// call (none runs here) — even from a gateway told to stop meanwhile, which waits a while for such records.
 #[tokio::test]
 async fn a_call_stored_without_its_record_gets_it_once_the_bucket_takes_writes() {
-    let platform = Platform::start(0, &[], &[]).await;
+    let mut platform = Platform::start(0, &[], &[]).await;
     platform.deploy(json!({"service": "later", "envProcess": "cat"})).await;
     let js = async_nats::jetstream::new(async_nats::connect(&platform.nats_url).await.unwrap());
     let mut bucket = js.get_stream("KV_sluice_calls").await.unwrap();
@@ -644,17 +644,16 @@ async fn a_call_stored_without_its_record_gets_it_once_the_bucket_takes_writes()
     let r = platform.http.get(platform.url(&format!("/system/calls/{call_id}"))).send().await.unwrap();
     assert_eq!(r.status(), 404, "the bucket refused the record");
 
-    config.max_messages = -1;
-    js.update_stream(&config).await.unwrap();
-    let start = Instant::now();
-    loop {
-        let r = platform.http.get(platform.url(&format!("/system/calls/{call_id}"))).send().await.unwrap();
-        if r.status() == 200 {
-            let record: Value = r.json().await.unwrap();
-            assert_eq!((record["status"].as_str(), record["attempts"].as_u64()), (Some("queued"), Some(0)));
-            break;
-        }
-        assert!(start.elapsed() < Duration::from_secs(30), "the record never came");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let stopped = platform.gateway.terminate(Duration::from_secs(20));
+    let freed = async {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        config.max_messages = -1;
+        js.update_stream(&config).await.unwrap();
+    };
+    let (stopped, ()) = tokio::join!(stopped, freed);
+    assert!(stopped, "the gateway stops cleanly");
+    let calls = js.get_key_value("sluice_calls").await.unwrap();
+    let written = calls.get(&call_id).await.unwrap().expect("the record, written before the gateway stopped");
+    let record: Value = serde_json::from_slice(&written).unwrap();
+    assert_eq!((record["status"].as_str(), record["attempts"].as_u64()), (Some("queued"), Some(0)), "{record}");
 }
