@@ -2,10 +2,12 @@
 //!
 //! `cargo bench --bench e2e` (add `-- --quick` for a smoke run under a minute; `--n`, `--size`,
 //! `--concurrency` and `--rate` change the load; `--only-idle` measures what idle functions cost, alone;
-//! `--only-retention` what nats-server keeps per kept call). It prints a table and writes `benches/results/<date>.json`
+//! `--only-retention` what nats-server keeps per kept call; `--only-dead-listing` what listing dead letters costs as
+//! they pile up). It prints a table and writes `benches/results/<date>.json`
 //! with every figure and its ratio to the baseline measured in the same run.
 
 mod baseline;
+mod dead_listing;
 mod fairness;
 mod idle;
 mod load;
@@ -40,6 +42,8 @@ pub struct Params {
     pub only_fairness: bool,
     /// Only what nats-server keeps per kept call (`--only-retention`).
     pub only_retention: bool,
+    /// Only what listing dead letters costs (`--only-dead-listing`).
+    pub only_dead_listing: bool,
     /// The idle-cost rows to measure, as `functions x workers` (`--idle-rows 10000x4,1000x1`); the default set
     /// when empty.
     pub idle_rows: Vec<(usize, usize)>,
@@ -58,6 +62,7 @@ impl Params {
             only_idle: false,
             only_fairness: false,
             only_retention: false,
+            only_dead_listing: false,
             idle_rows: Vec::new(),
         };
         let args: Vec<String> = std::env::args().skip(1).collect();
@@ -69,6 +74,7 @@ impl Params {
                 "--only-idle" => p.only_idle = true,
                 "--only-fairness" => p.only_fairness = true,
                 "--only-retention" => p.only_retention = true,
+                "--only-dead-listing" => p.only_dead_listing = true,
                 "--idle-rows" => {
                     let rows = args.get(i + 1).expect("rows after --idle-rows, like 10000x4,1000x1");
                     p.idle_rows = rows
@@ -87,7 +93,7 @@ impl Params {
                 "--bench" => {} // cargo bench passes it to every bench binary
                 other => panic!(
                     "unknown flag {other}; use --quick, --only-idle, --idle-rows, --only-fairness, --only-retention, \
-                     --n, --size, --concurrency, --rate"
+                     --only-dead-listing, --n, --size, --concurrency, --rate"
                 ),
             }
             i += 1;
@@ -113,6 +119,11 @@ fn main() {
     if params.only_retention {
         let measured = runtime.block_on(retention::measure(&params));
         report::print_retention(&measured);
+        return;
+    }
+    if params.only_dead_listing {
+        let rows = runtime.block_on(dead_listing::measure(&params));
+        report::print_dead_listing(&rows);
         return;
     }
     if params.only_fairness {

@@ -283,3 +283,23 @@ pub fn print_retention(r: &crate::retention::Retention) {
     println!("{:<58} {:>10.0}", "store on disk per call (bytes)", r.disk_per_call_bytes);
     println!("kept per call / bare key: {:.2}", r.kept_per_call_bytes / r.baseline_per_key_bytes.max(1.0));
 }
+
+pub fn print_dead_listing(rows: &[crate::dead_listing::ListingRow]) {
+    println!();
+    println!("Listing dead letters (16 KiB bodies; median of five; ratio to the first row)");
+    println!(
+        "{:>10} {:>22} {:>8} {:>28} {:>8}",
+        "kept", "newest 100 (ms)", "ratio", "a function's oldest 10 (ms)", "ratio"
+    );
+    let Some(base) = rows.first() else { return };
+    for r in rows {
+        println!(
+            "{:>10} {:>22.1} {:>8.2} {:>28.1} {:>8.2}",
+            r.letters,
+            r.newest_ms,
+            r.newest_ms / base.newest_ms,
+            r.rare_ms,
+            r.rare_ms / base.rare_ms
+        );
+    }
+}

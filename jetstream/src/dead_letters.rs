@@ -17,6 +17,9 @@ use sluice_contracts::{
 
 use crate::{queue::QueueError, store::StoreError, topology::Topology};
 
+/// The longest a listing of dead letters looks back for where the newest it lists begin.
+const LIST_BUDGET: Duration = Duration::from_secs(10);
+
 /// Why a call failed for good, as its dead letter says.
 pub struct Burial<'a> {
     pub function: &'a FunctionRef,
@@ -79,7 +82,12 @@ impl DeadLetters {
     }
 
     /// The newest `limit` dead letters of `namespace` (of its function `function` when given), newest first.
-    /// Waits at most 5 s for any one message, so a stalled server cannot hold the caller forever.
+    ///
+    /// Reads headers only (a letter's body is the original request, up to the largest a call may have), and only
+    /// from where the newest `limit` begin, found by looking back from the end of the stream a window at a time
+    /// (each look is a consumer made, which counts what it would deliver): a listing costs what it returns rather
+    /// than every letter kept. Looks back for at most [`LIST_BUDGET`] (then reads from where it got to) and waits at
+    /// most 5 s for any one message, so a stalled server cannot hold the caller forever.
     pub async fn list(
         &self,
         namespace: &str,
@@ -94,22 +102,37 @@ impl DeadLetters {
             // Dead letters stored before namespaces existed (`sluice.dead.{function}`) stay readable.
             filters.push(format!("{}.{}", names::DEAD_PREFIX, function.unwrap_or("*")));
         }
-        let stream = self.jetstream.get_stream_no_info(names::DEAD_STREAM).await.map_err(StoreError::unavailable)?;
-        let consumer = stream
-            .create_consumer(OrderedConfig {
-                filter_subjects: filters,
-                deliver_policy: DeliverPolicy::All,
-                ..Default::default()
-            })
-            .await
-            .map_err(StoreError::unavailable)?;
-        let mut found = VecDeque::new();
+        let stream = self.jetstream.get_stream(names::DEAD_STREAM).await.map_err(StoreError::unavailable)?;
+        let state = stream.cached_info().state.clone();
+        if state.messages == 0 || limit == 0 {
+            return Ok(Vec::new());
+        }
+        let deadline = tokio::time::Instant::now() + LIST_BUDGET;
+        let mut window = (limit as u64).saturating_mul(4).max(256);
+        let consumer = loop {
+            let start = state.last_sequence.saturating_sub(window - 1).max(state.first_sequence);
+            let consumer = stream
+                .create_consumer(OrderedConfig {
+                    filter_subjects: filters.clone(),
+                    deliver_policy: DeliverPolicy::ByStartSequence { start_sequence: start },
+                    headers_only: true,
+                    ..Default::default()
+                })
+                .await
+                .map_err(StoreError::unavailable)?;
+            let enough = consumer.cached_info().num_pending >= limit as u64;
+            if enough || start <= state.first_sequence || tokio::time::Instant::now() >= deadline {
+                break consumer;
+            }
+            window = window.saturating_mul(4);
+        };
+        let mut found = VecDeque::with_capacity(limit.min(1024));
         if consumer.cached_info().num_pending > 0 {
             let mut messages = consumer.messages().await.map_err(StoreError::unavailable)?;
             while let Ok(Some(Ok(message))) = tokio::time::timeout(Duration::from_secs(5), messages.next()).await {
-                let headers = message.headers.clone().unwrap_or_default();
                 let info = message.info().map_err(|e| StoreError::Unavailable(e.to_string().into()))?;
-                let (sequence, pending) = (info.stream_sequence, info.pending);
+                let (sequence, pending, published) = (info.stream_sequence, info.pending, info.published);
+                let headers = message.headers.clone().unwrap_or_default();
                 let function = FunctionRef::from_key(&header(&headers, names::ce::SUBJECT));
                 let (namespace, function) = function.map(|f| (f.namespace, f.name)).unwrap_or_default();
                 found.push_back(DeadLetter {
@@ -119,8 +142,7 @@ impl DeadLetters {
                     status: header(&headers, wire::DEAD_STATUS).parse().unwrap_or_default(),
                     error: header(&headers, wire::DEAD_ERROR),
                     attempts: header(&headers, wire::DEAD_ATTEMPTS).parse().unwrap_or_default(),
-                    dead_at: crate::store::written_at(info.published)
-                        .to_rfc3339_opts(chrono::SecondsFormat::Secs, false),
+                    dead_at: crate::store::written_at(published).to_rfc3339_opts(chrono::SecondsFormat::Secs, false),
                     sequence,
                 });
                 if found.len() > limit {

@@ -657,3 +657,51 @@ async fn a_call_stored_without_its_record_gets_it_once_the_bucket_takes_writes()
     let record: Value = serde_json::from_slice(&written).unwrap();
     assert_eq!((record["status"].as_str(), record["attempts"].as_u64()), (Some("queued"), Some(0)), "{record}");
 }
+
+/// Dead letters are listed newest first, the newest `limit` of a function however many of others came after
+/// them (the listing reads back from the newest, a window at a time).
+#[tokio::test]
+async fn dead_letters_list_newest_first_past_many_of_another_function() {
+    let platform = Platform::start(1, &[], &[]).await;
+    for name in ["rare", "often"] {
+        platform.deploy(json!({"service": name, "envProcess": "false", "async": {"retry": {"attempts": 1}}})).await;
+    }
+    let mut rare = Vec::new();
+    for _ in 0..30 {
+        rare.push(platform.call_async("rare", "", None).await);
+    }
+    for id in &rare {
+        platform.wait_final(id, Duration::from_secs(60)).await;
+    }
+    let mut often = Vec::new();
+    for _ in 0..600 {
+        often.push(platform.call_async("often", "", None).await);
+    }
+    for id in &often {
+        platform.wait_final(id, Duration::from_secs(120)).await;
+    }
+    let newest = listed(&platform, "function=rare&limit=10").await;
+    assert!(newest.iter().all(|(function, _)| function == "rare"), "{newest:?}");
+    let ids: HashSet<&str> = newest.iter().map(|(_, id)| id.as_str()).collect();
+    let all_rare: HashSet<&str> = rare.iter().map(String::as_str).collect();
+    assert_eq!(ids.len(), 10);
+    assert!(ids.is_subset(&all_rare));
+    let every_rare = listed(&platform, "function=rare&limit=100").await;
+    assert_eq!(every_rare.len(), 30);
+    assert_eq!(every_rare[..10], newest[..], "the newest ten are the first ten of all");
+    assert_eq!(every_rare.iter().map(|(_, id)| id.as_str()).collect::<HashSet<_>>(), all_rare);
+    assert_eq!(listed(&platform, "function=often&limit=5").await.len(), 5);
+    let everything = listed(&platform, "limit=1000").await;
+    assert_eq!(everything.len(), 630);
+    assert!(everything[..600].iter().all(|(function, _)| function == "often"), "the newest are often's");
+}
+
+/// `GET /system/dead?{query}`: each letter's function and call id, after checking they come newest first.
+async fn listed(platform: &Platform, query: &str) -> Vec<(String, String)> {
+    let letters = platform.get_json(&format!("/system/dead?{query}")).await;
+    let letters = letters.as_array().unwrap().clone();
+    let sequences: Vec<u64> = letters.iter().map(|l| l["sequence"].as_u64().unwrap()).collect();
+    assert!(sequences.windows(2).all(|w| w[0] > w[1]), "newest first: {sequences:?}");
+    let named = |l: &Value| (l["function"].as_str().unwrap().to_owned(), l["callId"].as_str().unwrap().to_owned());
+    letters.iter().map(named).collect()
+}
