@@ -81,10 +81,9 @@ impl Queue {
                 continue;
             }
             for &i in members {
-                if let Err(err) = &mut steps[i] {
-                    *err = QueueError::Unavailable(format!(
-                        "{err}; its place in fan-out group {group_id} waits for it: replay it again"
-                    ));
+                // A failed publish is `Unavailable`; its reason gains what became of the place.
+                if let Err(QueueError::Unavailable(reason)) = &mut steps[i] {
+                    reason.push_str(&format!("; its place in fan-out group {group_id} waits for it: replay it again"));
                 }
             }
         }
@@ -153,33 +152,36 @@ impl Queue {
     /// not be reopened fails, its record put back. A new round's join is listed among the children of the call
     /// that fanned out, so the call tree shows it and cancelling that call cancels it before it starts.
     async fn reopen_groups(&self, steps: &mut [Step]) -> BTreeMap<String, (Vec<usize>, Option<Reopened>)> {
-        let mut members: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+        // Each group's places: (the child's index in the group, the call's index in `steps`).
+        let mut places: BTreeMap<String, Vec<(usize, usize)>> = BTreeMap::new();
         for (i, step) in steps.iter().enumerate() {
             if let Ok(Prepared { call, .. }) = step
-                && let Some((group_id, _)) = call.group()
+                && let Some((group_id, index)) = call.group()
             {
-                members.entry(group_id.to_owned()).or_default().push(i);
+                places.entry(group_id.to_owned()).or_default().push((index, i));
             }
         }
         let mut groups = BTreeMap::new();
-        for (group_id, members) in members {
-            let places: Vec<(usize, &str)> = members
+        for (group_id, places) in places {
+            let members: Vec<usize> = places.iter().map(|&(_, i)| i).collect();
+            let named: Vec<(usize, &str)> = places
                 .iter()
-                .filter_map(|&i| {
-                    let call = &steps[i].as_ref().ok()?.call;
-                    Some((call.group()?.1, call.call_id.as_str()))
-                })
+                .filter_map(|&(index, i)| Some((index, steps[i].as_ref().ok()?.call.call_id.as_str())))
                 .collect();
-            match self.reopen_group(&group_id, &places).await {
+            match self.reopen_group(&group_id, &named).await {
                 Ok(reopened) => {
                     groups.insert(group_id, (members, reopened));
                 }
                 Err(err) => {
+                    let reason = match err {
+                        QueueError::Unavailable(reason) => reason,
+                        other => other.to_string(),
+                    };
                     for &i in &members {
                         if let Ok(prepared) = &steps[i] {
                             self.restore_record(&prepared.record).await;
                         }
-                        steps[i] = Err(QueueError::Unavailable(err.to_string()));
+                        steps[i] = Err(QueueError::Unavailable(reason.clone()));
                     }
                 }
             }
