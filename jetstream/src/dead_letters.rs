@@ -5,7 +5,10 @@ use std::{collections::VecDeque, time::Duration};
 
 use async_nats::{
     HeaderMap,
-    jetstream::consumer::{DeliverPolicy, pull::OrderedConfig},
+    jetstream::{
+        consumer::{DeliverPolicy, pull::OrderedConfig},
+        stream::RawMessageErrorKind,
+    },
 };
 use bytes::Bytes;
 use futures::StreamExt;
@@ -71,13 +74,19 @@ impl DeadLetters {
         }
     }
 
-    /// The call stored as dead letter `sequence`.
-    pub async fn call(&self, sequence: u64) -> Result<InvocationMessage, QueueError> {
+    /// The call stored as dead letter `sequence`; `None` when the letter is no longer kept (removed, or
+    /// discarded by `SLUICE_DEAD`'s limits).
+    pub async fn call(&self, sequence: u64) -> Result<Option<InvocationMessage>, QueueError> {
         let unavailable =
             |e: &dyn std::fmt::Display| QueueError::Unavailable(format!("reading dead letter {sequence}: {e}"));
         let stream = self.jetstream.get_stream_no_info(names::DEAD_STREAM).await.map_err(|e| unavailable(&e))?;
-        let dead = stream.get_raw_message(sequence).await.map_err(|e| unavailable(&e))?;
+        let dead = match stream.get_raw_message(sequence).await {
+            Ok(dead) => dead,
+            Err(err) if err.kind() == RawMessageErrorKind::NoMessageFound => return Ok(None),
+            Err(err) => return Err(unavailable(&err)),
+        };
         InvocationMessage::from_nats(&dead.headers, dead.payload)
+            .map(Some)
             .map_err(|e| QueueError::NotACall { sequence, reason: e.to_string() })
     }
 

@@ -57,6 +57,10 @@ pub enum QueueError {
     UnknownCall(String),
     #[error("call {0} has no dead letter; only a call that failed for good can be replayed")]
     NotDead(String),
+    #[error(
+        "call {call_id}'s dead letter {sequence} is no longer kept (past SLUICE_DEAD's limits): it cannot be replayed"
+    )]
+    LetterGone { call_id: String, sequence: u64 },
     #[error("dead letter {sequence} is not a call: {reason}")]
     NotACall { sequence: u64, reason: String },
     #[error("the call's record changed meanwhile; try again")]

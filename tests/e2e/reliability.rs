@@ -140,6 +140,95 @@ async fn failing_forever_goes_to_dead_letters_and_replays() {
     assert!(platform.record("replay").await.get("deadLetter").is_none());
 }
 
+/// A gateway killed in the middle of a replay, after the record says `queued` again and before the call is
+/// published, leaves a call that nothing would run; replaying it again finishes the replay. The publish is held
+/// for real: the queue's stream stops taking the function's subject and a subscriber that never answers takes
+/// it instead, so the gateway waits for a stored-ack that cannot come, and is killed then.
+#[tokio::test]
+async fn a_replay_cut_short_by_a_killed_gateway_can_be_replayed_again() {
+    let mut platform = Platform::start(1, &[], &[]).await;
+    let upstream =
+        Upstream::start(|_, failing| if failing { (500, None, "broken") } else { (200, None, "fixed") }).await;
+    let spec = json!({"service": "cut", "runtime": "http", "upstream": upstream.url,
+        "async": {"retry": {"attempts": 1}}});
+    platform.deploy(spec).await;
+    let call_id = platform.call_async("cut", "", None).await;
+    let record = platform.wait_final(&call_id, Duration::from_secs(30)).await;
+    let letter = record["deadLetter"].as_u64().expect("a dead letter");
+    upstream.failing.store(false, Ordering::SeqCst);
+
+    let client = async_nats::connect(&platform.nats_url).await.unwrap();
+    let js = async_nats::jetstream::new(client.clone());
+    let subject = sluice_contracts::names::invoke_subject(&sluice_contracts::FunctionRef::new("openfaas-fn", "cut"));
+    let mut queue = js.get_stream(js.stream_by_subject(subject.clone()).await.unwrap()).await.unwrap();
+    let config = queue.info().await.unwrap().config.clone();
+    let mut held = config.clone();
+    held.subjects = vec!["sluice.held.>".into()];
+    js.update_stream(&held).await.unwrap();
+    let mut taken = client.subscribe(subject).await.unwrap();
+    client.flush().await.unwrap();
+    let url = platform.url(&format!("/system/dead/{call_id}/replay"));
+    let replay = tokio::spawn(platform.http.post(url).send());
+    tokio::time::timeout(Duration::from_secs(10), futures::StreamExt::next(&mut taken))
+        .await
+        .expect("the replay's publish")
+        .unwrap();
+    platform.restart_gateway().await;
+    assert!(replay.await.unwrap().is_err(), "the gateway died before answering");
+    drop(taken);
+    js.update_stream(&config).await.unwrap();
+
+    let record = platform.record(&call_id).await;
+    assert_eq!(record["status"], "queued", "{record}");
+    assert!(record.get("deadLetter").is_none(), "{record}");
+    let listed = platform.get_json("/system/dead?function=cut").await;
+    assert_eq!(listed[0]["sequence"], letter, "the letter is kept: {listed}");
+    let r = platform.http.post(platform.url(&format!("/system/dead/{call_id}/replay"))).send().await.unwrap();
+    assert_eq!(r.status(), 202, "{}", r.text().await.unwrap());
+    let record = platform.wait_final(&call_id, Duration::from_secs(30)).await;
+    assert_eq!(record["status"], "succeeded", "{record}");
+    assert_eq!(record["replayOf"], letter, "{record}");
+    assert_eq!(platform.get_json("/system/dead?function=cut").await, json!([]));
+    let r = platform.http.post(platform.url(&format!("/system/dead/{call_id}/replay"))).send().await.unwrap();
+    assert_eq!(r.status(), 409, "replayed, nothing is left to replay");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(upstream.hits.lock().unwrap().len(), 2, "the failure and the replay, once");
+}
+
+/// A dead letter discarded by `SLUICE_DEAD`'s limits leaves a record that still names it: replaying that call is
+/// refused as a conflict that says why (not as a store that may come back), and discarding it clears the record.
+#[tokio::test]
+async fn a_call_whose_dead_letter_the_limits_discarded_says_it_cannot_be_replayed() {
+    let platform = Platform::start(1, &[], &[]).await;
+    platform.deploy(json!({"service": "gone", "envProcess": "false", "async": {"retry": {"attempts": 1}}})).await;
+    let js = async_nats::jetstream::new(async_nats::connect(&platform.nats_url).await.unwrap());
+    let mut dead = js.get_stream("SLUICE_DEAD").await.unwrap();
+    let mut config = dead.info().await.unwrap().config.clone();
+    config.max_messages = 1;
+    js.update_stream(&config).await.unwrap();
+    let first = platform.call_async("gone", "", None).await;
+    let letter = platform.wait_final(&first, Duration::from_secs(30)).await["deadLetter"].as_u64().unwrap();
+    let second = platform.call_async("gone", "", None).await;
+    platform.wait_final(&second, Duration::from_secs(30)).await;
+    assert_eq!(platform.get_json("/system/dead?function=gone").await.as_array().unwrap().len(), 1);
+    assert_eq!(platform.record(&first).await["deadLetter"], letter);
+
+    let r = platform.http.post(platform.url(&format!("/system/dead/{first}/replay"))).send().await.unwrap();
+    assert_eq!(r.status(), 409);
+    let error = r.json::<Value>().await.unwrap()["error"].as_str().unwrap().to_owned();
+    assert!(error.contains(&format!("dead letter {letter} is no longer kept")), "{error}");
+    let batch = json!({"callIds": [first, second]});
+    let r = platform.http.post(platform.url("/system/dead/replay")).json(&batch).send().await.unwrap();
+    let report: Value = r.json().await.unwrap();
+    assert_eq!(report["replayed"], json!([second]), "{report}");
+    assert_eq!(report["notReplayed"][0]["callId"], first.as_str(), "{report}");
+    assert!(report["notReplayed"][0]["error"].as_str().unwrap().contains("no longer kept"), "{report}");
+    assert_eq!(platform.record(&first).await["status"], "failed", "left as it was");
+    let r = platform.http.delete(platform.url(&format!("/system/dead/{first}"))).send().await.unwrap();
+    assert_eq!(r.status(), 204);
+    assert!(platform.record(&first).await.get("deadLetter").is_none());
+}
+
 /// Waits until the call's caller callback is `state`.
 async fn wait_callback(platform: &Platform, call_id: &str, state: &str) -> Value {
     let deadline = Instant::now() + Duration::from_secs(60);

@@ -241,7 +241,9 @@ fn system_routes() -> ApiRouter<App> {
                     .description(
                         "A new series of attempts from the original request. A fanned-out child takes its place in \
                          its group again; when the group had completed, its join runs again as a new call (a new \
-                         `round`), listed under the call that fanned out.",
+                         `round`), listed under the call that fanned out. A replay cut short by its gateway's \
+                         death (the record `queued` again, the letter still listed) is finished by replaying it \
+                         again; a call whose letter is past `SLUICE_DEAD`'s limits answers 409.",
                     )
                     .response_with::<202, (), _>(|r| {
                         naming_the_call(r.description("Queued; `X-Call-Id` and `Location` name the call"))

@@ -111,11 +111,26 @@ impl Queue {
 
     /// Reads `call_id`'s record and dead letter and writes the record `queued` again, as a replay starts: first,
     /// because a worker that found the call still `failed` would take it as done.
+    ///
+    /// A replay that stopped between that write and its publish (its gateway killed) left the record `queued`,
+    /// unstarted, naming the letter it replays, and the letter kept: such a call is prepared as it stands, so
+    /// replaying it again finishes the replay instead of leaving a call that nothing will run. Had the first
+    /// publish landed after all, the second has the same message id: within the queue's duplicate window
+    /// JetStream keeps one, and past it a worker that finds the call finished skips the second.
     async fn prepare(&self, call_id: &str) -> Step {
         let (record, revision) =
             self.calls.entry(call_id).await?.ok_or_else(|| QueueError::UnknownCall(call_id.to_owned()))?;
-        let sequence = record.dead_letter.ok_or_else(|| QueueError::NotDead(call_id.to_owned()))?;
-        let call = DeadLetters::new(&self.topology).call(sequence).await?;
+        let not_dead = || QueueError::NotDead(call_id.to_owned());
+        let Some(sequence) = record.dead_letter else {
+            let sequence = interrupted_replay(&record).ok_or_else(not_dead)?;
+            let call = DeadLetters::new(&self.topology).call(sequence).await?.ok_or_else(not_dead)?;
+            tracing::info!(call_id, sequence, "replay interrupted before its publish: published now");
+            return Ok(Prepared { record, sequence, call });
+        };
+        let call = DeadLetters::new(&self.topology)
+            .call(sequence)
+            .await?
+            .ok_or_else(|| QueueError::LetterGone { call_id: call_id.to_owned(), sequence })?;
         let mut fresh = record.clone();
         fresh.status = CallStatus::Queued;
         fresh.attempts = 0;
@@ -242,4 +257,11 @@ impl Queue {
         DeadLetters::new(&self.topology).remove(sequence).await?;
         Ok(())
     }
+}
+
+/// The dead letter a replay was publishing when it stopped, as `record` shows it: `queued` again for that letter,
+/// no attempt begun. (A record at that point with its letter removed was published; see [`Queue::prepare`].)
+fn interrupted_replay(record: &CallRecord) -> Option<u64> {
+    let untouched = record.status == CallStatus::Queued && record.attempts == 0 && record.started_at.is_none();
+    record.replay_of.filter(|_| untouched)
 }
