@@ -1,6 +1,7 @@
 //! What listing dead letters costs as they pile up: `GET /system/dead` (the console's page) and a function's newest
 //! (`?function=`, also what `POST /system/dead/replay {"function": …}` reads), with 1,000 dead letters kept and
-//! with many more, each carrying a 16 KiB original request. The first row is the baseline of the same run.
+//! with many more, each carrying a 16 KiB original request; and discarding by id a letter whose call record expired,
+//! which searches every letter's headers for it. The first row is the baseline of the same run.
 
 use std::time::{Duration, Instant};
 
@@ -23,6 +24,9 @@ pub struct ListingRow {
     pub newest_ms: f64,
     /// `GET /system/dead?function=rare&limit=10`, whose ten letters are the oldest kept, milliseconds.
     pub rare_ms: f64,
+    /// `DELETE /system/dead/{id}` of one of `rare`'s letters, which have no record (searched for), median of five,
+    /// milliseconds.
+    pub unrecorded_discard_ms: f64,
 }
 
 /// Body of each letter: the original request.
@@ -61,8 +65,20 @@ async fn time_listing(http: &reqwest::Client, url: &str, expected: usize) -> f64
     median(samples)
 }
 
-/// Rows of 1,000 and 50,000 dead letters (10,000 with `--quick`); ten of function `rare`, the oldest, the rest of
-/// `often`.
+/// Median of five discards by id of `rare`'s letters `first..first + 5`, none of which has a record, milliseconds.
+async fn time_discards(http: &reqwest::Client, base: &str, first: usize) -> f64 {
+    let mut samples = Vec::new();
+    for i in first..first + 5 {
+        let started = Instant::now();
+        let r = http.delete(format!("{base}/system/dead/rare-{i}")).send().await.unwrap();
+        samples.push(started.elapsed().as_secs_f64() * 1000.0);
+        assert_eq!(r.status(), 204, "discard rare-{i}: {}", r.text().await.unwrap());
+    }
+    median(samples)
+}
+
+/// Rows of 1,000 and 50,000 dead letters (10,000 with `--quick`); twenty of function `rare`, the oldest, the rest
+/// of `often`. Each row discards five of `rare`'s.
 pub async fn measure(p: &Params) -> Vec<ListingRow> {
     let dir = tempfile::tempdir().unwrap();
     let server = procs::nats(dir.path());
@@ -70,8 +86,8 @@ pub async fn measure(p: &Params) -> Vec<ListingRow> {
     let js = jetstream::new(async_nats::connect(&server.url).await.unwrap());
     let http = reqwest::Client::builder().timeout(Duration::from_secs(120)).build().unwrap();
     let (rare, often) = (FunctionRef::new("openfaas-fn", "rare"), FunctionRef::new("openfaas-fn", "often"));
-    bury(&js, &rare, 0, 10).await;
-    let mut kept = 10;
+    bury(&js, &rare, 0, 20).await;
+    let mut kept = 20;
     let mut rows = Vec::new();
     for letters in [1_000, if p.quick { 10_000 } else { 50_000 }] {
         eprintln!("dead letters: listing with {letters} kept");
@@ -79,7 +95,8 @@ pub async fn measure(p: &Params) -> Vec<ListingRow> {
         kept = letters;
         let newest_ms = time_listing(&http, &format!("{base}/system/dead?limit=100"), 100).await;
         let rare_ms = time_listing(&http, &format!("{base}/system/dead?function=rare&limit=10"), 10).await;
-        rows.push(ListingRow { letters, newest_ms, rare_ms });
+        let unrecorded_discard_ms = time_discards(&http, &base, rows.len() * 5).await;
+        rows.push(ListingRow { letters, newest_ms, rare_ms, unrecorded_discard_ms });
     }
     rows
 }

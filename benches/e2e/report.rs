@@ -288,18 +288,26 @@ pub fn print_dead_listing(rows: &[crate::dead_listing::ListingRow]) {
     println!();
     println!("Listing dead letters (16 KiB bodies; median of five; ratio to the first row)");
     println!(
-        "{:>10} {:>22} {:>8} {:>28} {:>8}",
-        "kept", "newest 100 (ms)", "ratio", "a function's oldest 10 (ms)", "ratio"
+        "{:>10} {:>22} {:>8} {:>28} {:>8} {:>30} {:>8}",
+        "kept",
+        "newest 100 (ms)",
+        "ratio",
+        "a function's oldest 10 (ms)",
+        "ratio",
+        "discard, record expired (ms)",
+        "ratio"
     );
     let Some(base) = rows.first() else { return };
     for r in rows {
         println!(
-            "{:>10} {:>22.1} {:>8.2} {:>28.1} {:>8.2}",
+            "{:>10} {:>22.1} {:>8.2} {:>28.1} {:>8.2} {:>30.1} {:>8.2}",
             r.letters,
             r.newest_ms,
             r.newest_ms / base.newest_ms,
             r.rare_ms,
-            r.rare_ms / base.rare_ms
+            r.rare_ms / base.rare_ms,
+            r.unrecorded_discard_ms,
+            r.unrecorded_discard_ms / base.unrecorded_discard_ms
         );
     }
 }

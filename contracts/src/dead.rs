@@ -16,7 +16,7 @@ pub struct DeadLetter {
     pub attempts: u32,
     /// When the call was dead-lettered (RFC 3339).
     pub dead_at: String,
-    /// Sequence in `SLUICE_DEAD`; replay takes the one the call record names.
+    /// Sequence in `SLUICE_DEAD`; replay takes the one the call record names (this one when the record expired).
     pub sequence: u64,
 }
 

@@ -90,6 +90,45 @@ impl DeadLetters {
             .map_err(|e| QueueError::NotACall { sequence, reason: e.to_string() })
     }
 
+    /// The sequence of the newest dead letter of call `call_id`, for a call whose record no longer names it (the
+    /// record expired before the letter, `--calls-ttl` being shorter than dead letters are kept). Reads every
+    /// letter's headers, so it is for that rare case only; gives up after [`LIST_BUDGET`].
+    pub async fn find(&self, call_id: &str) -> Result<Option<u64>, QueueError> {
+        let unavailable = |e: &dyn std::fmt::Display| {
+            QueueError::Unavailable(format!("searching the dead letters for call {call_id}: {e}"))
+        };
+        let stream = self.jetstream.get_stream(names::DEAD_STREAM).await.map_err(|e| unavailable(&e))?;
+        if stream.cached_info().state.messages == 0 {
+            return Ok(None);
+        }
+        let consumer = stream
+            .create_consumer(OrderedConfig { headers_only: true, ..Default::default() })
+            .await
+            .map_err(|e| unavailable(&e))?;
+        if consumer.cached_info().num_pending == 0 {
+            return Ok(None);
+        }
+        let deadline = tokio::time::Instant::now() + LIST_BUDGET;
+        let mut messages = consumer.messages().await.map_err(|e| unavailable(&e))?;
+        let mut newest = None;
+        loop {
+            let next = tokio::time::timeout_at(deadline, messages.next()).await;
+            let message = match next {
+                Ok(Some(Ok(message))) => message,
+                Ok(Some(Err(err))) => return Err(unavailable(&err)),
+                Ok(None) => return Err(unavailable(&"the letters' stream ended")),
+                Err(_) => return Err(unavailable(&format!("not done within {LIST_BUDGET:?}"))),
+            };
+            let info = message.info().map_err(|e| unavailable(&e))?;
+            if message.headers.as_ref().and_then(|h| h.get(names::ce::ID)).is_some_and(|id| id.as_str() == call_id) {
+                newest = Some(info.stream_sequence);
+            }
+            if info.pending == 0 {
+                return Ok(newest);
+            }
+        }
+    }
+
     /// The newest `limit` dead letters of `namespace` (of its function `function` when given), newest first.
     ///
     /// Reads headers only (a letter's body is the original request, up to the largest a call may have), and only

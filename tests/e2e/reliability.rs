@@ -229,6 +229,60 @@ async fn a_call_whose_dead_letter_the_limits_discarded_says_it_cannot_be_replaye
     assert!(platform.record(&first).await.get("deadLetter").is_none());
 }
 
+/// Records kept shorter than dead letters (`--calls-ttl` below the letters' 7 days): a dead call whose record
+/// expired is still replayed from its letter, one by id (the letter found by searching) or a function's newest
+/// (the letters listed), its record written anew; and one can be discarded.
+#[tokio::test]
+async fn dead_letters_outlive_their_records_and_still_replay() {
+    let ttl = ["--calls-ttl", "3s"];
+    let platform = Platform::start(1, &ttl, &ttl).await;
+    let upstream =
+        Upstream::start(|_, failing| if failing { (500, None, "broken") } else { (200, None, "fixed") }).await;
+    let spec = json!({"service": "brief", "runtime": "http", "upstream": upstream.url,
+        "async": {"retry": {"attempts": 1}}});
+    platform.deploy(spec).await;
+    let mut calls = Vec::new();
+    for _ in 0..4 {
+        calls.push(platform.call_async("brief", "", None).await);
+    }
+    let mut letters = HashMap::new();
+    for id in &calls {
+        letters.insert(id.clone(), platform.wait_final(id, Duration::from_secs(30)).await["deadLetter"].clone());
+    }
+    let start = Instant::now();
+    for id in &calls {
+        let url = platform.url(&format!("/system/calls/{id}"));
+        while platform.http.get(&url).send().await.unwrap().status() != 404 {
+            assert!(start.elapsed() < Duration::from_secs(30), "record of {id} never expired");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    assert_eq!(platform.get_json("/system/dead?function=brief").await.as_array().unwrap().len(), 4);
+    upstream.failing.store(false, Ordering::SeqCst);
+
+    let r = platform.http.post(platform.url(&format!("/system/dead/{}/replay", calls[0]))).send().await.unwrap();
+    assert_eq!(r.status(), 202, "{}", r.text().await.unwrap());
+    let record = platform.wait_final(&calls[0], Duration::from_secs(30)).await;
+    assert_eq!((record["status"].as_str(), &record["replayOf"]), (Some("succeeded"), &letters[&calls[0]]));
+    let r = platform.http.delete(platform.url(&format!("/system/dead/{}", calls[1]))).send().await.unwrap();
+    assert_eq!(r.status(), 204, "{}", r.text().await.unwrap());
+    let r = platform.http.post(platform.url("/system/dead/replay")).json(&json!({"function": "brief"})).send();
+    let report: Value = r.await.unwrap().json().await.unwrap();
+    let mut replayed: Vec<&str> = report["replayed"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    replayed.sort_unstable();
+    let mut expected = vec![calls[2].as_str(), calls[3].as_str()];
+    expected.sort_unstable();
+    assert_eq!(replayed, expected, "{report}");
+    for id in &calls[2..] {
+        let record = platform.wait_final(id, Duration::from_secs(30)).await;
+        assert_eq!((record["status"].as_str(), &record["replayOf"]), (Some("succeeded"), &letters[id]));
+    }
+    assert_eq!(platform.get_json("/system/dead?function=brief").await, json!([]));
+    let r = platform.http.post(platform.url(&format!("/system/dead/{}/replay", calls[1]))).send().await.unwrap();
+    assert_eq!(r.status(), 404, "discarded, and its record long gone");
+    assert_eq!(upstream.hits.lock().unwrap().len(), 7, "four failures and three replays");
+}
+
 /// Waits until the call's caller callback is `state`.
 async fn wait_callback(platform: &Platform, call_id: &str, state: &str) -> Value {
     let deadline = Instant::now() + Duration::from_secs(60);

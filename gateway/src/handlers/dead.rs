@@ -72,7 +72,7 @@ pub async fn replay_many(
     InNamespace(namespace): InNamespace,
     JsonBody(request, _): JsonBody<DeadReplay>,
 ) -> Result<Json<DeadReplayReport>, ApiError> {
-    let ids = match (request.call_ids, request.function) {
+    let outcomes = match (request.call_ids, request.function) {
         (Some(ids), None) if request.limit.is_none() => {
             if ids.is_empty() || ids.len() > MAX_DEAD_REPLAY {
                 let count = ids.len();
@@ -82,7 +82,7 @@ pub async fn replay_many(
                 let bad: String = bad.chars().take(140).collect();
                 return Err(ApiError::BadQuery(format!("callIds: {bad:?} is not a call id")));
             }
-            ids
+            app.queue.resubmit_all(&ids).await
         }
         (None, Some(function)) => {
             super::extract::check_function_filter(Some(&function))?;
@@ -94,7 +94,8 @@ pub async fn replay_many(
                 .list(&namespace, Some(&function), limit)
                 .await
                 .map_err(|e| ApiError::Unavailable(format!("reading dead letters: {e}")))?;
-            found.into_iter().map(|letter| letter.call_id).collect()
+            let letters: Vec<(String, u64)> = found.into_iter().map(|l| (l.call_id, l.sequence)).collect();
+            app.queue.resubmit_letters(&letters).await
         }
         (Some(_), None) => return Err(ApiError::BadQuery("limit goes with function, not with callIds".into())),
         _ => {
@@ -104,7 +105,7 @@ pub async fn replay_many(
         }
     };
     let mut report = DeadReplayReport::default();
-    for (call_id, outcome) in app.queue.resubmit_all(&ids).await {
+    for (call_id, outcome) in outcomes {
         match outcome {
             Ok(()) => report.replayed.push(call_id),
             Err(err) => report.not_replayed.push(NotReplayed { call_id, error: err.to_string() }),

@@ -22,8 +22,11 @@ const IN_FLIGHT: usize = 16;
 
 /// A dead call whose record says `queued` again, not yet published.
 struct Prepared {
-    /// The record as it was, put back if the replay fails.
-    record: CallRecord,
+    /// The call's id, as the replay names it.
+    call_id: String,
+    /// The record as it was, put back if the replay fails; `None` when the call had none (it expired before its
+    /// dead letter), so a failed replay removes the one it wrote.
+    record: Option<CallRecord>,
     /// Its dead letter in `SLUICE_DEAD`.
     sequence: u64,
     call: InvocationMessage,
@@ -51,15 +54,26 @@ impl Queue {
     /// when others of its group were published, its place in the group stays open and waits for that replay
     /// (its error says so): closing it could complete the group with no one to start its join.
     pub async fn resubmit_all(&self, call_ids: &[String]) -> Vec<(String, Result<(), QueueError>)> {
-        let mut named = HashSet::new();
-        let ids: Vec<String> = call_ids.iter().filter(|id| named.insert(id.as_str())).cloned().collect();
+        self.resubmit_each(call_ids.iter().map(|id| (id.clone(), None)).collect()).await
+    }
+
+    /// Replays dead letters as listed (`(call id, sequence)`), as [`Queue::resubmit_all`] replays calls; a call
+    /// whose record expired before its letter is replayed from the letter listed, without searching for it.
+    pub async fn resubmit_letters(&self, letters: &[(String, u64)]) -> Vec<(String, Result<(), QueueError>)> {
+        self.resubmit_each(letters.iter().map(|(id, sequence)| (id.clone(), Some(*sequence))).collect()).await
+    }
+
+    async fn resubmit_each(&self, named: Vec<(String, Option<u64>)>) -> Vec<(String, Result<(), QueueError>)> {
+        let mut seen = HashSet::new();
+        let named: Vec<(String, Option<u64>)> = named.into_iter().filter(|(id, _)| seen.insert(id.clone())).collect();
+        let ids: Vec<String> = named.iter().map(|(id, _)| id.clone()).collect();
         // Each step's futures own what they use (a clone of the queue is a few handles), so the whole stays `Send`
         // for the gateway's handlers.
         let queue = self.clone();
-        let mut steps: Vec<Step> = stream::iter(ids.clone())
-            .map(|id| {
+        let mut steps: Vec<Step> = stream::iter(named)
+            .map(|(id, letter)| {
                 let queue = queue.clone();
-                async move { queue.prepare(&id).await }
+                async move { queue.prepare(&id, letter).await }
             })
             .buffered(IN_FLIGHT)
             .collect()
@@ -117,15 +131,19 @@ impl Queue {
     /// replaying it again finishes the replay instead of leaving a call that nothing will run. Had the first
     /// publish landed after all, the second has the same message id: within the queue's duplicate window
     /// JetStream keeps one, and past it a worker that finds the call finished skips the second.
-    async fn prepare(&self, call_id: &str) -> Step {
-        let (record, revision) =
-            self.calls.entry(call_id).await?.ok_or_else(|| QueueError::UnknownCall(call_id.to_owned()))?;
+    ///
+    /// A call whose record expired before its dead letter (`--calls-ttl` shorter than letters are kept) is
+    /// replayed from the letter (`letter`, as listed, or else the newest found for it), its record written anew.
+    async fn prepare(&self, call_id: &str, letter: Option<u64>) -> Step {
+        let Some((record, revision)) = self.calls.entry(call_id).await? else {
+            return self.prepare_unrecorded(call_id, letter).await;
+        };
         let not_dead = || QueueError::NotDead(call_id.to_owned());
         let Some(sequence) = record.dead_letter else {
             let sequence = interrupted_replay(&record).ok_or_else(not_dead)?;
             let call = DeadLetters::new(&self.topology).call(sequence).await?.ok_or_else(not_dead)?;
             tracing::info!(call_id, sequence, "replay interrupted before its publish: published now");
-            return Ok(Prepared { record, sequence, call });
+            return Ok(Prepared { call_id: call_id.to_owned(), record: Some(record), sequence, call });
         };
         let call = DeadLetters::new(&self.topology)
             .call(sequence)
@@ -144,7 +162,26 @@ impl Queue {
         if self.calls.update(&fresh, revision).await?.is_none() {
             return Err(QueueError::Changed);
         }
-        Ok(Prepared { record, sequence, call })
+        Ok(Prepared { call_id: call_id.to_owned(), record: Some(record), sequence, call })
+    }
+
+    /// Prepares the replay of a call that has a dead letter but no record any more: the record is written from
+    /// the letter, `queued` for it.
+    async fn prepare_unrecorded(&self, call_id: &str, letter: Option<u64>) -> Step {
+        let unknown = || QueueError::UnknownCall(call_id.to_owned());
+        let letters = DeadLetters::new(&self.topology);
+        let sequence = match letter {
+            Some(sequence) => sequence,
+            None => letters.find(call_id).await?.ok_or_else(unknown)?,
+        };
+        let call = letters.call(sequence).await?.filter(|call| call.call_id == call_id).ok_or_else(unknown)?;
+        let mut record = call.queued_record();
+        record.replay_of = Some(sequence);
+        if self.calls.create(&record).await?.is_none() {
+            return Err(QueueError::Changed);
+        }
+        tracing::info!(call_id, sequence, "replaying a dead letter whose call record had expired");
+        Ok(Prepared { call_id: call_id.to_owned(), record: None, sequence, call })
     }
 
     /// Publishes a prepared replay; on failure its record is put back.
@@ -156,7 +193,7 @@ impl Queue {
         match self.publish(names::invoke_subject(&prepared.call.function), (headers, body)).await {
             Ok(_) => Ok(prepared),
             Err(err) => {
-                self.restore_record(&prepared.record).await;
+                self.restore_record(&prepared).await;
                 Err(err)
             }
         }
@@ -194,7 +231,7 @@ impl Queue {
                     };
                     for &i in &members {
                         if let Ok(prepared) = &steps[i] {
-                            self.restore_record(&prepared.record).await;
+                            self.restore_record(prepared).await;
                         }
                         steps[i] = Err(QueueError::Unavailable(reason.clone()));
                     }
@@ -238,23 +275,33 @@ impl Queue {
         }
     }
 
-    async fn restore_record(&self, record: &CallRecord) {
-        if let Err(err) = self.calls.put(record).await {
-            tracing::error!(call_id = %record.call_id, %err, "replay failed and the record could not be restored");
+    async fn restore_record(&self, prepared: &Prepared) {
+        let restored = match &prepared.record {
+            Some(record) => self.calls.put(record).await.map(drop),
+            None => self.calls.delete(&prepared.call_id).await,
+        };
+        if let Err(err) = restored {
+            tracing::error!(call_id = %prepared.call_id, %err, "replay failed and the record could not be restored");
         }
     }
 
     /// Drops a dead call's dead letter for good: it can no longer be replayed, and its record says so.
+    ///
+    /// A call whose record expired before its letter has its newest letter removed.
     pub async fn discard_dead(&self, call_id: &str) -> Result<(), QueueError> {
-        let (mut record, revision) =
-            self.calls.entry(call_id).await?.ok_or_else(|| QueueError::UnknownCall(call_id.to_owned()))?;
+        let letters = DeadLetters::new(&self.topology);
+        let Some((mut record, revision)) = self.calls.entry(call_id).await? else {
+            let sequence = letters.find(call_id).await?.ok_or_else(|| QueueError::UnknownCall(call_id.to_owned()))?;
+            letters.remove(sequence).await?;
+            return Ok(());
+        };
         let sequence = record.dead_letter.ok_or_else(|| QueueError::NotDead(call_id.to_owned()))?;
         record.dead_letter = None;
         // The record first: were the letter removed and the record not, a replay would find nothing to replay.
         if self.calls.update(&record, revision).await?.is_none() {
             return Err(QueueError::Changed);
         }
-        DeadLetters::new(&self.topology).remove(sequence).await?;
+        letters.remove(sequence).await?;
         Ok(())
     }
 }
