@@ -23,6 +23,8 @@ pub struct TopologyConfig {
     pub replicas: usize,
     /// How long call records are kept.
     pub calls_ttl: Duration,
+    /// Most bytes the call records may take; past it the oldest go first. -1: no limit but `calls_ttl`.
+    pub calls_max_bytes: i64,
     /// How long connector events and dead letters are kept.
     pub retention: Duration,
     /// How long calls' results (the completion events, with the function's response) are kept to fetch.
@@ -40,6 +42,7 @@ impl Default for TopologyConfig {
         Self {
             replicas: 1,
             calls_ttl: Duration::from_secs(7 * 24 * 3600),
+            calls_max_bytes: -1,
             retention: Duration::from_secs(7 * 24 * 3600),
             results_ttl: Duration::from_secs(24 * 3600),
             results_max_bytes: 1 << 30,
@@ -336,19 +339,39 @@ async fn create_all(client: &async_nats::Client, cfg: &TopologyConfig) -> Result
         }
     });
     futures::future::try_join_all(streams).await?;
-    let bucket = |bucket: &'static str, history: i64, max_age: Duration| {
+    let sized_bucket = |bucket: &'static str, history: i64, max_age: Duration, max_bytes: i64| {
         let js = js.clone();
         async move {
             let config = kv::Config {
                 bucket: bucket.to_owned(),
                 history,
                 max_age,
+                max_bytes,
                 storage: StorageType::File,
                 num_replicas: cfg.replicas,
                 ..Default::default()
             };
             js.create_or_update_key_value(config).await.map(drop).map_err(|e| create_error(bucket)(e.into()))
         }
+    };
+    let bucket = |bucket: &'static str, history: i64, max_age: Duration| sized_bucket(bucket, history, max_age, -1);
+    let calls = async {
+        sized_bucket(names::CALLS_BUCKET, 1, cfg.calls_ttl, cfg.calls_max_bytes).await?;
+        if cfg.calls_max_bytes < 0 {
+            return Ok(());
+        }
+        // A key-value bucket refuses writes when full; a full records bucket would refuse calls' records instead
+        // of letting the oldest records go, as `calls_ttl` does. Its stream discards the oldest instead.
+        let name = format!("KV_{}", names::CALLS_BUCKET);
+        let failed = || create_error(names::CALLS_BUCKET);
+        let mut stream = js.get_stream(&name).await.map_err(|e| failed()(e.into()))?;
+        let mut config = stream.cached_info().config.clone();
+        if config.discard != stream::DiscardPolicy::Old {
+            config.discard = stream::DiscardPolicy::Old;
+            js.update_stream(config).await.map_err(|e| failed()(e.into()))?;
+            let _ = stream.info().await;
+        }
+        Ok(())
     };
     let objects = async {
         if js.get_object_store(names::PAYLOADS_BUCKET).await.is_ok() {
@@ -375,7 +398,7 @@ async fn create_all(client: &async_nats::Client, cfg: &TopologyConfig) -> Result
     };
     tokio::try_join!(
         bucket(names::FUNCTIONS_BUCKET, 5, Duration::ZERO),
-        bucket(names::CALLS_BUCKET, 1, cfg.calls_ttl),
+        calls,
         bucket(names::GROUPS_BUCKET, 1, cfg.calls_ttl),
         bucket(names::WORKERS_BUCKET, 1, sluice_contracts::presence::PRESENCE_TTL),
         bucket(names::REPLICAS_BUCKET, 1, REPLICA_REPORT_TTL),

@@ -22,6 +22,9 @@ pub struct NatsArgs {
     /// How long call records are kept.
     #[arg(long, env = "SLUICE_CALLS_TTL", default_value = "7d", value_parser = args::duration)]
     pub calls_ttl: Duration,
+    /// Most space call records may take (none by default: only `--calls-ttl`); when full, the oldest go first.
+    #[arg(long, env = "SLUICE_CALLS_MAX_BYTES", value_parser = positive_byte_size)]
+    pub calls_max_bytes: Option<usize>,
     /// How long calls' results are kept for `GET /system/calls/{id}/result` (and their completion events).
     #[arg(long, env = "SLUICE_RESULTS_TTL", default_value = "24h", value_parser = args::duration)]
     pub results_ttl: Duration,
@@ -39,6 +42,7 @@ impl NatsArgs {
         let cfg = TopologyConfig {
             replicas: self.replicas,
             calls_ttl: self.calls_ttl,
+            calls_max_bytes: self.calls_max_bytes.map_or(-1, |bytes| i64::try_from(bytes).unwrap_or(i64::MAX)),
             payloads_max_bytes: i64::try_from(self.payloads_max_bytes).unwrap_or(i64::MAX),
             results_ttl: self.results_ttl,
             results_max_bytes: i64::try_from(self.results_max_bytes).unwrap_or(i64::MAX),
@@ -60,6 +64,13 @@ pub struct NamespaceArgs {
     #[arg(long, env = "SLUICE_DEFAULT_NAMESPACE", default_value = sluice_contracts::names::DEFAULT_NAMESPACE,
           value_parser = dns_label)]
     pub default_namespace: String,
+}
+
+fn positive_byte_size(text: &str) -> Result<usize, String> {
+    match args::byte_size(text)? {
+        0 => Err("use a size above 0, or leave the option out for no limit".to_owned()),
+        bytes => Ok(bytes),
+    }
 }
 
 fn dns_label(name: &str) -> Result<String, String> {
@@ -124,5 +135,17 @@ pub struct CallbackPolicyArgs {
 impl CallbackPolicyArgs {
     pub fn policy(&self) -> OutboundPolicy {
         OutboundPolicy::new(self.callback_allow.clone(), self.callback_deny.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_records_cap_is_a_size_above_zero() {
+        assert_eq!(positive_byte_size("2GiB"), Ok(2 << 30));
+        assert!(positive_byte_size("0").unwrap_err().contains("above 0"));
+        assert!(positive_byte_size("-1").is_err());
     }
 }
