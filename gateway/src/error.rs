@@ -125,7 +125,9 @@ impl From<QueueError> for ApiError {
             QueueError::UnknownCall(id) => Self::UnknownCall(id),
             QueueError::NotDead(id) => Self::NotDead(id),
             err @ QueueError::NotACall { .. } => Self::CallFailed(err.to_string()),
-            err @ (QueueError::Changed | QueueError::LetterGone { .. }) => Self::Conflict(err.to_string()),
+            err @ (QueueError::Changed | QueueError::LetterGone { .. } | QueueError::ReplayUnfinished(_)) => {
+                Self::Conflict(err.to_string())
+            }
         }
     }
 }

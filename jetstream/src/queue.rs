@@ -61,6 +61,8 @@ pub enum QueueError {
         "call {call_id}'s dead letter {sequence} is no longer kept (past SLUICE_DEAD's limits): it cannot be replayed"
     )]
     LetterGone { call_id: String, sequence: u64 },
+    #[error("call {0}'s replay was cut short before the call was queued: replay it again to finish it")]
+    ReplayUnfinished(String),
     #[error("dead letter {sequence} is not a call: {reason}")]
     NotACall { sequence: u64, reason: String },
     #[error("the call's record changed meanwhile; try again")]

@@ -183,6 +183,9 @@ async fn a_replay_cut_short_by_a_killed_gateway_can_be_replayed_again() {
     assert!(record.get("deadLetter").is_none(), "{record}");
     let listed = platform.get_json("/system/dead?function=cut").await;
     assert_eq!(listed[0]["sequence"], letter, "the letter is kept: {listed}");
+    let r = platform.http.delete(platform.url(&format!("/system/dead/{call_id}"))).send().await.unwrap();
+    assert_eq!(r.status(), 409, "its letter is what the replay is finished from");
+    assert!(r.text().await.unwrap().contains("replay it again"));
     let r = platform.http.post(platform.url(&format!("/system/dead/{call_id}/replay"))).send().await.unwrap();
     assert_eq!(r.status(), 202, "{}", r.text().await.unwrap());
     let record = platform.wait_final(&call_id, Duration::from_secs(30)).await;
@@ -193,6 +196,31 @@ async fn a_replay_cut_short_by_a_killed_gateway_can_be_replayed_again() {
     assert_eq!(r.status(), 409, "replayed, nothing is left to replay");
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(upstream.hits.lock().unwrap().len(), 2, "the failure and the replay, once");
+}
+
+/// A discard cut short between its two writes (the record no longer names the letter; the letter not yet removed)
+/// leaves a letter listed that nothing names: discarding it again removes it. The state is written as the killed
+/// gateway would leave it (the instant between the two writes cannot be caught from outside).
+#[tokio::test]
+async fn a_letter_its_record_no_longer_names_can_still_be_discarded() {
+    let platform = Platform::start(1, &[], &[]).await;
+    platform.deploy(json!({"service": "left", "envProcess": "false", "async": {"retry": {"attempts": 1}}})).await;
+    let call_id = platform.call_async("left", "", None).await;
+    assert!(platform.wait_final(&call_id, Duration::from_secs(30)).await["deadLetter"].is_u64());
+    let js = async_nats::jetstream::new(async_nats::connect(&platform.nats_url).await.unwrap());
+    let calls = js.get_key_value("sluice_calls").await.unwrap();
+    let mut record: Value = serde_json::from_slice(&calls.get(&call_id).await.unwrap().unwrap()).unwrap();
+    record.as_object_mut().unwrap().remove("deadLetter");
+    calls.put(&call_id, serde_json::to_vec(&record).unwrap().into()).await.unwrap();
+    assert_eq!(platform.get_json("/system/dead?function=left").await.as_array().unwrap().len(), 1);
+
+    let r = platform.http.post(platform.url(&format!("/system/dead/{call_id}/replay"))).send().await.unwrap();
+    assert_eq!(r.status(), 409, "the record says it was discarded");
+    let r = platform.http.delete(platform.url(&format!("/system/dead/{call_id}"))).send().await.unwrap();
+    assert_eq!(r.status(), 204, "{}", r.text().await.unwrap());
+    assert_eq!(platform.get_json("/system/dead?function=left").await, json!([]));
+    let r = platform.http.delete(platform.url(&format!("/system/dead/{call_id}"))).send().await.unwrap();
+    assert_eq!(r.status(), 409, "nothing left to discard");
 }
 
 /// A dead letter discarded by `SLUICE_DEAD`'s limits leaves a record that still names it: replaying that call is

@@ -287,7 +287,7 @@ impl Queue {
 
     /// Drops a dead call's dead letter for good: it can no longer be replayed, and its record says so.
     ///
-    /// A call whose record expired before its letter has its newest letter removed.
+    /// A call whose record expired before its letter, or no longer names it, has its newest letter removed.
     pub async fn discard_dead(&self, call_id: &str) -> Result<(), QueueError> {
         let letters = DeadLetters::new(&self.topology);
         let Some((mut record, revision)) = self.calls.entry(call_id).await? else {
@@ -295,7 +295,16 @@ impl Queue {
             letters.remove(sequence).await?;
             return Ok(());
         };
-        let sequence = record.dead_letter.ok_or_else(|| QueueError::NotDead(call_id.to_owned()))?;
+        let Some(sequence) = record.dead_letter else {
+            if interrupted_replay(&record).is_some() {
+                // Its letter is what the replay is published from: the replay is finished by replaying again.
+                return Err(QueueError::ReplayUnfinished(call_id.to_owned()));
+            }
+            // A letter the record no longer names was left by a discard or a replay cut short before removing it.
+            let sequence = letters.find(call_id).await?.ok_or_else(|| QueueError::NotDead(call_id.to_owned()))?;
+            letters.remove(sequence).await?;
+            return Ok(());
+        };
         record.dead_letter = None;
         // The record first: were the letter removed and the record not, a replay would find nothing to replay.
         if self.calls.update(&record, revision).await?.is_none() {
