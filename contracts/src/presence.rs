@@ -54,7 +54,7 @@ pub struct SystemHealth {
     pub streams: Vec<StreamSize>,
 }
 
-/// One JetStream stream's size.
+/// One JetStream stream's size, and the limits that bound it.
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StreamSize {
@@ -62,4 +62,13 @@ pub struct StreamSize {
     pub messages: u64,
     pub bytes: u64,
     pub consumers: usize,
+    /// Most bytes it may hold; absent when only its age bounds it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_bytes: Option<u64>,
+    /// How long a message is kept, in seconds; absent when kept until taken or replaced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_age_seconds: Option<u64>,
+    /// What a full stream does: `"discard oldest"` or `"refuse new"`.
+    #[serde(default)]
+    pub when_full: String,
 }

@@ -511,6 +511,14 @@ async function healthPage(view) {
   ]);
   if (stale(drawn)) return;
   const mib = (bytes) => (bytes / 1048576).toFixed(1);
+  const age = (seconds) =>
+    seconds % 86400 === 0 ? `${seconds / 86400}d` : seconds % 3600 === 0 ? `${seconds / 3600}h` : `${seconds}s`;
+  const limit = (s) => {
+    const bounds = [s.maxBytes === undefined ? "" : `${mib(s.maxBytes)} MiB`,
+      s.maxAgeSeconds === undefined ? "" : `kept ${age(s.maxAgeSeconds)}`].filter(Boolean);
+    if (!bounds.length) return "none";
+    return `${bounds.join(", ")}${s.maxBytes === undefined ? "" : `; when full: ${s.whenFull}`}`;
+  };
   view.innerHTML = `
     <h2>Health</h2>
     <p>Gateway: <strong id="health-gateway">${esc(health)}</strong> · ${esc(info.provider?.provider || "sluice")}
@@ -526,9 +534,9 @@ async function healthPage(view) {
     ${system.workers.length ? "" : `<p class="error" role="alert">No worker is up: calls are queued but nothing runs them.</p>`}
     <h3>Streams and buckets</h3>
     <table id="streams-table">
-      <thead><tr><th>Name</th><th>Messages</th><th>MiB</th><th>Consumers</th></tr></thead>
+      <thead><tr><th>Name</th><th>Messages</th><th>MiB</th><th>Consumers</th><th>Limits</th></tr></thead>
       <tbody>${system.streams.map((s) => `<tr data-stream="${esc(s.name)}"><td>${esc(s.name)}</td><td>${esc(s.messages)}</td>
-        <td>${esc(mib(s.bytes))}</td><td>${esc(s.consumers)}</td></tr>`).join("")}</tbody>
+        <td>${esc(mib(s.bytes))}</td><td>${esc(s.consumers)}</td><td class="limits">${esc(limit(s))}</td></tr>`).join("")}</tbody>
     </table>`;
 }
 

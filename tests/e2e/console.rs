@@ -253,6 +253,13 @@ async fn an_operator_deploys_watches_cancels_and_replays_from_the_console() {
     assert_eq!(health["workers"][0]["maxInflight"], 64, "{health}");
     let dead = health["streams"].as_array().unwrap().iter().find(|s| s["name"] == "SLUICE_DEAD").unwrap();
     assert_eq!(dead["messages"], 0, "replayed and discarded letters are gone: {health}");
+    assert_eq!((&dead["maxAgeSeconds"], dead.get("maxBytes")), (&json!(7 * 86400), None), "{health}");
+    let results = health["streams"].as_array().unwrap().iter().find(|s| s["name"] == "SLUICE_RESULTS").unwrap();
+    assert_eq!((&results["maxBytes"], &results["whenFull"]), (&json!(1u64 << 30), &json!("discard oldest")));
+    let limits = |name: &str| format!("document.querySelector('tr[data-stream=\"{name}\"] .limits').textContent");
+    assert_eq!(browser.eval(&limits("SLUICE_DEAD")).await, "kept 7d");
+    assert_eq!(browser.eval(&limits("SLUICE_RESULTS")).await, "1024.0 MiB, kept 1d; when full: discard oldest");
+    assert_eq!(browser.eval(&limits("SLUICE_QUEUE_00")).await, "none");
     let shot = browser.screenshot("health.png").await;
     assert!(std::fs::metadata(shot).unwrap().len() > 1000);
 }

@@ -64,6 +64,9 @@ async fn capped_records_let_the_oldest_go_and_no_call_is_lost() {
     let r = platform.http.get(platform.url(&format!("/system/calls/{early}"))).send().await.unwrap();
     assert_eq!(r.status(), 404, "the oldest record went first");
     assert_eq!(platform.record(fillers.last().unwrap()).await["status"], "queued", "the newest is kept");
+    let health = platform.get_json("/system/health").await;
+    let records = health["streams"].as_array().unwrap().iter().find(|s| s["name"] == "KV_sluice_calls").unwrap();
+    assert_eq!((&records["maxBytes"], &records["whenFull"]), (&json!(CAP), &json!("discard oldest")), "{records}");
 
     platform.add_worker(&cap);
     let record = platform.wait_final(&early, Duration::from_secs(60)).await;

@@ -1,6 +1,8 @@
 //! `GET /system/health`: the workers that are up (from their presence in KV `sluice_workers`) and the size of
-//! every stream, bucket and object store Sluice keeps — what an operator looks at first.
+//! every stream, bucket and object store Sluice keeps, with the limits that bound each — what an operator looks at
+//! first.
 
+use async_nats::jetstream::stream::DiscardPolicy;
 use axum::{Json, extract::State};
 use futures::StreamExt;
 use sluice_contracts::{
@@ -42,11 +44,19 @@ pub async fn health(State(app): State<App>) -> Result<Json<SystemHealth>, ApiErr
         // `get_stream` reads the stream's info already: one request per stream.
         let Ok(stream) = js.get_stream(&name).await else { continue };
         let info = stream.cached_info();
+        let config = &info.config;
         streams.push(StreamSize {
             name,
             messages: info.state.messages,
             bytes: info.state.bytes,
             consumers: info.state.consumer_count,
+            max_bytes: u64::try_from(config.max_bytes).ok(),
+            max_age_seconds: Some(config.max_age.as_secs()).filter(|&seconds| seconds > 0),
+            when_full: match config.discard {
+                DiscardPolicy::Old => "discard oldest",
+                DiscardPolicy::New => "refuse new",
+            }
+            .to_owned(),
         });
     }
     let mut workers = Vec::new();
