@@ -125,9 +125,10 @@ impl From<QueueError> for ApiError {
             QueueError::UnknownCall(id) => Self::UnknownCall(id),
             QueueError::NotDead(id) => Self::NotDead(id),
             err @ QueueError::NotACall { .. } => Self::CallFailed(err.to_string()),
-            err @ (QueueError::Changed | QueueError::LetterGone { .. } | QueueError::ReplayUnfinished(_)) => {
-                Self::Conflict(err.to_string())
-            }
+            err @ (QueueError::Changed
+            | QueueError::LetterGone { .. }
+            | QueueError::ReplayUnfinished(_)
+            | QueueError::ReplayUnderWay(_)) => Self::Conflict(err.to_string()),
         }
     }
 }

@@ -63,6 +63,10 @@ pub enum QueueError {
     LetterGone { call_id: String, sequence: u64 },
     #[error("call {0}'s replay was cut short before the call was queued: replay it again to finish it")]
     ReplayUnfinished(String),
+    #[error(
+        "call {0} is being replayed (its record was queued again moments ago); if that replay's gateway stopped, replay it again in 10 s"
+    )]
+    ReplayUnderWay(String),
     #[error("dead letter {sequence} is not a call: {reason}")]
     NotACall { sequence: u64, reason: String },
     #[error("the call's record changed meanwhile; try again")]

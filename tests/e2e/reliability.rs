@@ -173,6 +173,8 @@ async fn a_replay_cut_short_by_a_killed_gateway_can_be_replayed_again() {
         .await
         .expect("the replay's publish")
         .unwrap();
+    // The record was reset before the publish we saw.
+    let reset_at = Instant::now();
     platform.restart_gateway().await;
     assert!(replay.await.unwrap().is_err(), "the gateway died before answering");
     drop(taken);
@@ -186,7 +188,12 @@ async fn a_replay_cut_short_by_a_killed_gateway_can_be_replayed_again() {
     let r = platform.http.delete(platform.url(&format!("/system/dead/{call_id}"))).send().await.unwrap();
     assert_eq!(r.status(), 409, "its letter is what the replay is finished from");
     assert!(r.text().await.unwrap().contains("replay it again"));
-    let r = platform.http.post(platform.url(&format!("/system/dead/{call_id}/replay"))).send().await.unwrap();
+    let replay_url = platform.url(&format!("/system/dead/{call_id}/replay"));
+    let r = platform.http.post(&replay_url).send().await.unwrap();
+    assert_eq!(r.status(), 409, "moments after its record was reset, a replay may still be under way");
+    assert!(r.text().await.unwrap().contains("is being replayed"));
+    tokio::time::sleep(reset_at + Duration::from_secs(10) - Instant::now()).await;
+    let r = platform.http.post(&replay_url).send().await.unwrap();
     assert_eq!(r.status(), 202, "{}", r.text().await.unwrap());
     let record = platform.wait_final(&call_id, Duration::from_secs(30)).await;
     assert_eq!(record["status"], "succeeded", "{record}");

@@ -3,7 +3,10 @@
 //! the group again in one write, before any of them is published, so the group completes once, after the last
 //! of them: one new round and one join, however quickly the first of them ends.
 
-use std::collections::{BTreeMap, HashSet};
+use std::{
+    collections::{BTreeMap, HashSet},
+    time::Duration,
+};
 
 use futures::{StreamExt, stream};
 use sluice_contracts::{
@@ -19,6 +22,10 @@ use crate::{
 
 /// Calls of one replay read, written and published at a time.
 const IN_FLIGHT: usize = 16;
+
+/// How recently a record queued again for its letter may still be a replay under way rather than one cut short:
+/// a replay publishes within moments of that write (each publish waits at most 5 s for JetStream's ack).
+const REPLAY_UNDER_WAY: Duration = Duration::from_secs(10);
 
 /// A dead call whose record says `queued` again, not yet published.
 struct Prepared {
@@ -127,20 +134,25 @@ impl Queue {
     /// because a worker that found the call still `failed` would take it as done.
     ///
     /// A replay that stopped between that write and its publish (its gateway killed) left the record `queued`,
-    /// unstarted, naming the letter it replays, and the letter kept: such a call is prepared as it stands, so
-    /// replaying it again finishes the replay instead of leaving a call that nothing will run. Had the first
+    /// unstarted, naming the letter it replays, and the letter kept: such a call (once that write is
+    /// [`REPLAY_UNDER_WAY`] old) is prepared as it stands, so replaying it again finishes the replay instead of
+    /// leaving a call that nothing will run. Had the first
     /// publish landed after all, the second has the same message id: within the queue's duplicate window
     /// JetStream keeps one, and past it a worker that finds the call finished skips the second.
     ///
     /// A call whose record expired before its dead letter (`--calls-ttl` shorter than letters are kept) is
     /// replayed from the letter (`letter`, as listed, or else the newest found for it), its record written anew.
     async fn prepare(&self, call_id: &str, letter: Option<u64>) -> Step {
-        let Some((record, revision)) = self.calls.entry(call_id).await? else {
+        let Some((record, revision, written)) = self.calls.entry_at(call_id).await? else {
             return self.prepare_unrecorded(call_id, letter).await;
         };
         let not_dead = || QueueError::NotDead(call_id.to_owned());
         let Some(sequence) = record.dead_letter else {
             let sequence = interrupted_replay(&record).ok_or_else(not_dead)?;
+            if (chrono::Utc::now() - written).to_std().unwrap_or_default() < REPLAY_UNDER_WAY {
+                // Another replay of it may be publishing it now, and put its record back if that fails.
+                return Err(QueueError::ReplayUnderWay(call_id.to_owned()));
+            }
             let call = DeadLetters::new(&self.topology).call(sequence).await?.ok_or_else(not_dead)?;
             tracing::info!(call_id, sequence, "replay interrupted before its publish: published now");
             return Ok(Prepared { call_id: call_id.to_owned(), record: Some(record), sequence, call });

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use async_nats::jetstream::kv;
+use chrono::{DateTime, Utc};
 use futures::StreamExt;
 
 use super::StoreError;
@@ -48,13 +49,17 @@ impl CallStore {
 
     /// The record and its revision, for a later [`CallStore::update`].
     pub async fn entry(&self, call_id: &str) -> Result<Option<(CallRecord, u64)>, StoreError> {
+        Ok(self.entry_at(call_id).await?.map(|(record, revision, _)| (record, revision)))
+    }
+
+    /// The record, its revision, and when that revision was written.
+    pub async fn entry_at(&self, call_id: &str) -> Result<Option<(CallRecord, u64, DateTime<Utc>)>, StoreError> {
         if !is_valid_call_id(call_id) {
             return Ok(None);
         }
         match self.kv.entry(call_id).await.map_err(StoreError::unavailable)? {
-            Some(entry) if entry.operation == kv::Operation::Put => {
-                decode(call_id, &entry.value).map(|record| Some((record, entry.revision)))
-            }
+            Some(entry) if entry.operation == kv::Operation::Put => decode(call_id, &entry.value)
+                .map(|record| Some((record, entry.revision, super::written_at(entry.created)))),
             _ => Ok(None),
         }
     }
