@@ -48,6 +48,8 @@ enum Command {
     /// List and replay calls that failed for good.
     #[command(subcommand)]
     Dead(client::dead::DeadCommand),
+    /// The workers that are up, and what every stream keeps against its limits.
+    Health(client::health::HealthArgs),
     /// Make a function image from a local executable, without any registry.
     Build(build::BuildArgs),
     /// Print the OpenAPI document of the HTTP API (what GET /openapi.json answers).
@@ -69,6 +71,7 @@ fn main() -> std::process::ExitCode {
             Command::Invoke(args) => client::invoke::run(args).await,
             Command::Call(cmd) => client::calls::run(cmd).await,
             Command::Dead(cmd) => client::dead::run(cmd).await,
+            Command::Health(args) => client::health::run(args).await,
             Command::Build(args) => build::run(args).await,
             Command::Openapi => openapi::run(),
         }

@@ -4,6 +4,7 @@ pub mod calls;
 pub mod dead;
 pub mod events;
 pub mod functions;
+pub mod health;
 pub mod invoke;
 mod logs;
 pub mod spec_file;

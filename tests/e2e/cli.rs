@@ -108,4 +108,14 @@ async fn dead_letters_from_the_cli() {
     assert!(err.contains("not discarded no-such-call") && err.contains("1 of 3 not discarded"), "{err}");
     let (ok, out, _) = sluice(&platform, &["dead", "list", "--function", "fails"], None).await;
     assert!(ok && out.lines().count() == 1, "only the heading: {out}");
+
+    // Health: the worker that is up, and each stream against its limits.
+    let (ok, out, err) = sluice(&platform, &["health"], None).await;
+    assert!(ok, "{err}");
+    let worker = platform.get_json("/system/health").await["workers"][0]["workerId"].as_str().unwrap().to_owned();
+    assert!(out.lines().any(|l| l.starts_with(&worker) && l.contains(" 0/64 ")), "{out}");
+    let line = |name: &str| out.lines().find(|l| l.starts_with(&format!("{name} "))).unwrap_or_default().to_owned();
+    assert!(line("SLUICE_RESULTS").ends_with("1024.0 MiB, kept 1d; when full: discard oldest"), "{out}");
+    assert!(line("SLUICE_DEAD").ends_with(" kept 7d"), "{out}");
+    assert!(line("KV_sluice_calls").ends_with(" kept 7d"), "{out}");
 }
