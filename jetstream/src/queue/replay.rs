@@ -149,11 +149,12 @@ impl Queue {
         let not_dead = || QueueError::NotDead(call_id.to_owned());
         let Some(sequence) = record.dead_letter else {
             let sequence = interrupted_replay(&record).ok_or_else(not_dead)?;
+            // Its letter gone, it was published: a replay that finished.
+            let call = DeadLetters::new(&self.topology).call(sequence).await?.ok_or_else(not_dead)?;
             if (chrono::Utc::now() - written).to_std().unwrap_or_default() < REPLAY_UNDER_WAY {
                 // Another replay of it may be publishing it now, and put its record back if that fails.
                 return Err(QueueError::ReplayUnderWay(call_id.to_owned()));
             }
-            let call = DeadLetters::new(&self.topology).call(sequence).await?.ok_or_else(not_dead)?;
             tracing::info!(call_id, sequence, "replay interrupted before its publish: published now");
             return Ok(Prepared { call_id: call_id.to_owned(), record: Some(record), sequence, call });
         };
