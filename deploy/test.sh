@@ -25,6 +25,8 @@ say "cargo fmt --check"
 cargo fmt --all -- --check
 say "promtool check rules deploy/prometheus/alerts.yml"
 promtool check rules deploy/prometheus/alerts.yml >/dev/null
+say "promtool test rules deploy/prometheus/alerts.test.yml"
+promtool test rules deploy/prometheus/alerts.test.yml >/dev/null
 say "cargo clippy"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 say "benchmark harness smoke run (cargo bench --bench e2e -- --quick)"

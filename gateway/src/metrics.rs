@@ -18,6 +18,24 @@ pub const FUNCTION_SECONDS: &str = "gateway_functions_seconds";
 /// Counter of calls accepted onto the queue, by function.
 pub const QUEUED_TOTAL: &str = "sluice_gateway_calls_queued_total";
 
+/// Gauges of each stream, bucket and object store, by `stream` (its JetStream name), set at each scrape: messages
+/// and bytes held, and the most bytes it may hold (with `when_full`: `discard oldest` or `refuse new`), when capped.
+pub const STORE_MESSAGES: &str = "sluice_store_messages";
+pub const STORE_BYTES: &str = "sluice_store_bytes";
+pub const STORE_MAX_BYTES: &str = "sluice_store_max_bytes";
+
+/// Sets the stores' gauges from `streams`.
+pub fn stores(streams: &[sluice_contracts::presence::StreamSize]) {
+    for s in streams {
+        metrics::gauge!(STORE_MESSAGES, "stream" => s.name.clone()).set(s.messages as f64);
+        metrics::gauge!(STORE_BYTES, "stream" => s.name.clone()).set(s.bytes as f64);
+        if let Some(max) = s.max_bytes {
+            metrics::gauge!(STORE_MAX_BYTES, "stream" => s.name.clone(), "when_full" => s.when_full.clone())
+                .set(max as f64);
+        }
+    }
+}
+
 /// One function's series by answer code: looked up by function, then by code, so a call copies no name.
 #[derive(Default)]
 struct ByCode {

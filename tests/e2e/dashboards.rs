@@ -172,10 +172,24 @@ async fn every_panel_shows_data_and_the_alerts_load_and_fire() {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 
+    // The stores' gauges, read at each scrape of the gateway: the stored bodies' cap, which refuses new ones when
+    // full, and the calls' records, as many as `/system/health` counts.
+    let payloads_cap = "sluice_store_max_bytes{stream=\"OBJ_sluice_payloads\",when_full=\"refuse new\"}";
+    assert_eq!(value(prometheus.series(payloads_cap).await), Some((8u64 << 30) as f64));
+    let health = platform.get_json("/system/health").await;
+    let records = health["streams"].as_array().unwrap().iter().find(|s| s["name"] == "KV_sluice_calls").unwrap();
+    let start = Instant::now();
+    while value(prometheus.series("sluice_store_messages{stream=\"KV_sluice_calls\"}").await)
+        != records["messages"].as_f64()
+    {
+        assert!(start.elapsed() < Duration::from_secs(20), "the records' gauge never matched {records}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+
     // The rules load and evaluate cleanly; the dead letter fires its alert, and a worker gone raises another.
     let rules = prometheus.api("/api/v1/rules", &[]).await;
     let loaded: Vec<&Value> = rules["groups"][0]["rules"].as_array().unwrap().iter().collect();
-    assert_eq!(loaded.len(), 4, "{rules}");
+    assert_eq!(loaded.len(), 5, "{rules}");
     assert!(loaded.iter().all(|r| r["health"] == "ok"), "{rules}");
     let alert_state = |alerts: &Value, name: &str| {
         let list = alerts["alerts"].as_array().cloned().unwrap_or_default();

@@ -35,9 +35,8 @@ fn stream_names() -> Vec<String> {
 /// Workers seen at most this many: a bound on the answer, far above any real cluster.
 const MAX_WORKERS: usize = 1000;
 
-pub async fn health(State(app): State<App>) -> Result<Json<SystemHealth>, ApiError> {
-    let js = &app.topology.jetstream;
-    let unavailable = |e: &dyn std::fmt::Display| ApiError::Unavailable(format!("reading {e}"));
+/// Every stream's size and limits, read now: one request per stream.
+pub(crate) async fn stream_sizes(js: &async_nats::jetstream::Context) -> Vec<StreamSize> {
     let mut streams = Vec::new();
     for name in stream_names() {
         // A bucket nobody created yet (an older deployment) is left out.
@@ -59,6 +58,12 @@ pub async fn health(State(app): State<App>) -> Result<Json<SystemHealth>, ApiErr
             .to_owned(),
         });
     }
+    streams
+}
+
+pub async fn health(State(app): State<App>) -> Result<Json<SystemHealth>, ApiError> {
+    let unavailable = |e: &dyn std::fmt::Display| ApiError::Unavailable(format!("reading {e}"));
+    let streams = stream_sizes(&app.topology.jetstream).await;
     let mut workers = Vec::new();
     let mut keys = app.topology.workers.keys().await.map_err(|e| unavailable(&e))?.take(MAX_WORKERS);
     while let Some(Ok(key)) = keys.next().await {

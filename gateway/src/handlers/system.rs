@@ -12,13 +12,21 @@ pub async fn healthz(State(app): State<App>) -> (StatusCode, &'static str) {
     }
 }
 
-/// Prometheus text format.
+/// Prometheus text format. The stores' sizes are read at each scrape (a request per stream), so a gateway that is
+/// not scraped reads nothing; a scrape waits at most [`STORE_READ_LIMIT`] for them, else shows the last read.
 pub async fn metrics(State(app): State<App>) -> (StatusCode, String) {
-    match &app.cfg.metrics {
-        Some(handle) => (StatusCode::OK, handle.render()),
-        None => (StatusCode::NOT_FOUND, "metrics are not enabled in this process".to_owned()),
+    let Some(handle) = &app.cfg.metrics else {
+        return (StatusCode::NOT_FOUND, "metrics are not enabled in this process".to_owned());
+    };
+    match tokio::time::timeout(STORE_READ_LIMIT, super::health::stream_sizes(&app.topology.jetstream)).await {
+        Ok(streams) => crate::metrics::stores(&streams),
+        Err(_) => tracing::warn!("stream sizes not read within {STORE_READ_LIMIT:?}; /metrics shows the last read"),
     }
+    (StatusCode::OK, handle.render())
 }
+
+/// Longest a scrape waits for the stores' sizes.
+const STORE_READ_LIMIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// `POST /system/alert`: OpenFaaS scales from AlertManager's alerts here. Sluice scales from its own queue
 /// depth and `com.openfaas.scale.*` labels, so an alert is refused by name rather than silently dropped.
