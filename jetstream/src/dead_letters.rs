@@ -6,7 +6,7 @@ use std::{collections::VecDeque, time::Duration};
 use async_nats::{
     HeaderMap,
     jetstream::{
-        consumer::{DeliverPolicy, pull::OrderedConfig},
+        consumer::{Consumer, DeliverPolicy, pull::OrderedConfig},
         stream::RawMessageErrorKind,
     },
 };
@@ -108,26 +108,16 @@ impl DeadLetters {
         if consumer.cached_info().num_pending == 0 {
             return Ok(None);
         }
-        let deadline = tokio::time::Instant::now() + LIST_BUDGET;
-        let mut messages = consumer.messages().await.map_err(|e| unavailable(&e))?;
         let mut newest = None;
-        loop {
-            // Letters removed while this reads them never come: a pause as long as a listing allows ends the search.
-            let pause = tokio::time::Instant::now() + Duration::from_secs(5);
-            let message = match tokio::time::timeout_at(pause.min(deadline), messages.next()).await {
-                Ok(Some(Ok(message))) => message,
-                Ok(Some(Err(err))) => return Err(unavailable(&err)),
-                Ok(None) => return Err(unavailable(&"the letters' stream ended")),
-                Err(_) if pause < deadline => return Ok(newest),
-                Err(_) => return Err(unavailable(&format!("not done within {LIST_BUDGET:?}"))),
-            };
-            let info = message.info().map_err(|e| unavailable(&e))?;
-            if message.headers.as_ref().and_then(|h| h.get(names::ce::ID)).is_some_and(|id| id.as_str() == call_id) {
-                newest = Some(info.stream_sequence);
+        let read = read_letters(consumer, Some(tokio::time::Instant::now() + LIST_BUDGET), |sequence, headers, _| {
+            if headers.get(names::ce::ID).is_some_and(|id| id.as_str() == call_id) {
+                newest = Some(sequence);
             }
-            if info.pending == 0 {
-                return Ok(newest);
-            }
+        });
+        match read.await {
+            Read::Done => Ok(newest),
+            Read::Failed(err) | Read::Broken(err) => Err(unavailable(&err)),
+            Read::OutOfTime => Err(unavailable(&format!("not done within {LIST_BUDGET:?}"))),
         }
     }
 
@@ -178,31 +168,72 @@ impl DeadLetters {
         };
         let mut found = VecDeque::with_capacity(limit.min(1024));
         if consumer.cached_info().num_pending > 0 {
-            let mut messages = consumer.messages().await.map_err(StoreError::unavailable)?;
-            while let Ok(Some(Ok(message))) = tokio::time::timeout(Duration::from_secs(5), messages.next()).await {
-                let info = message.info().map_err(|e| StoreError::Unavailable(e.to_string().into()))?;
-                let (sequence, pending, published) = (info.stream_sequence, info.pending, info.published);
-                let headers = message.headers.clone().unwrap_or_default();
-                let function = FunctionRef::from_key(&header(&headers, names::ce::SUBJECT));
+            let read = read_letters(consumer, None, |sequence, headers, published| {
+                let function = FunctionRef::from_key(&header(headers, names::ce::SUBJECT));
                 let (namespace, function) = function.map(|f| (f.namespace, f.name)).unwrap_or_default();
                 found.push_back(DeadLetter {
-                    call_id: header(&headers, names::ce::ID),
+                    call_id: header(headers, names::ce::ID),
                     function,
                     namespace,
-                    status: header(&headers, wire::DEAD_STATUS).parse().unwrap_or_default(),
-                    error: header(&headers, wire::DEAD_ERROR),
-                    attempts: header(&headers, wire::DEAD_ATTEMPTS).parse().unwrap_or_default(),
+                    status: header(headers, wire::DEAD_STATUS).parse().unwrap_or_default(),
+                    error: header(headers, wire::DEAD_ERROR),
+                    attempts: header(headers, wire::DEAD_ATTEMPTS).parse().unwrap_or_default(),
                     dead_at: crate::store::written_at(published).to_rfc3339_opts(chrono::SecondsFormat::Secs, false),
                     sequence,
                 });
                 if found.len() > limit {
                     found.pop_front();
                 }
-                if pending == 0 {
-                    break;
-                }
+            });
+            // A letter that fails to arrive ends the listing with what came before it.
+            if let Read::Failed(err) = read.await {
+                return Err(StoreError::Unavailable(err.into()));
             }
         }
         Ok(found.into_iter().rev().collect())
+    }
+}
+
+/// How reading a consumer's letters ended.
+enum Read {
+    /// Every letter was read, or none came for 5 s (letters removed while read, a stalled server).
+    Done,
+    /// The consumer could not be read from, or a letter carried no delivery info.
+    Failed(String),
+    /// A letter failed to arrive.
+    Broken(String),
+    /// The deadline passed first.
+    OutOfTime,
+}
+
+/// Hands each letter `consumer` delivers (headers only) to `each` with its sequence and when it was stored, up to
+/// the last one there was when the consumer was made, waiting at most 5 s for any one and never past `deadline`.
+async fn read_letters(
+    consumer: Consumer<OrderedConfig>,
+    deadline: Option<tokio::time::Instant>,
+    mut each: impl FnMut(u64, &HeaderMap, time::OffsetDateTime),
+) -> Read {
+    let mut messages = match consumer.messages().await {
+        Ok(messages) => messages,
+        Err(err) => return Read::Failed(err.to_string()),
+    };
+    let no_headers = HeaderMap::new();
+    loop {
+        let pause = tokio::time::Instant::now() + Duration::from_secs(5);
+        let message = match tokio::time::timeout_at(deadline.map_or(pause, |d| pause.min(d)), messages.next()).await {
+            Ok(Some(Ok(message))) => message,
+            Ok(Some(Err(err))) => return Read::Broken(err.to_string()),
+            Ok(None) => return Read::Broken("the letters' stream ended".into()),
+            Err(_) if deadline.is_none_or(|d| pause < d) => return Read::Done,
+            Err(_) => return Read::OutOfTime,
+        };
+        let info = match message.info() {
+            Ok(info) => info,
+            Err(err) => return Read::Failed(err.to_string()),
+        };
+        each(info.stream_sequence, message.headers.as_ref().unwrap_or(&no_headers), info.published);
+        if info.pending == 0 {
+            return Read::Done;
+        }
     }
 }

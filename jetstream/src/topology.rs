@@ -362,29 +362,19 @@ async fn create_all(client: &async_nats::Client, cfg: &TopologyConfig) -> Result
         }
         // A key-value bucket refuses writes when full; a full records bucket would refuse calls' records instead
         // of letting the oldest records go, as `calls_ttl` does. Its stream discards the oldest instead.
-        let name = format!("KV_{}", names::CALLS_BUCKET);
-        let failed = || create_error(names::CALLS_BUCKET);
-        let mut stream = js.get_stream(&name).await.map_err(|e| failed()(e.into()))?;
-        let mut config = stream.cached_info().config.clone();
-        if config.discard != stream::DiscardPolicy::Old {
-            config.discard = stream::DiscardPolicy::Old;
-            js.update_stream(config).await.map_err(|e| failed()(e.into()))?;
-            let _ = stream.info().await;
-        }
-        Ok(())
+        adjust_stream(&js, &format!("KV_{}", names::CALLS_BUCKET), names::CALLS_BUCKET, |config| {
+            std::mem::replace(&mut config.discard, stream::DiscardPolicy::Old) != stream::DiscardPolicy::Old
+        })
+        .await
     };
     let objects = async {
         if js.get_object_store(names::PAYLOADS_BUCKET).await.is_ok() {
             // A changed cap applies to the existing store too.
             let name = format!("OBJ_{}", names::PAYLOADS_BUCKET);
-            let mut stream = js.get_stream(&name).await.map_err(|e| create_error(names::PAYLOADS_BUCKET)(e.into()))?;
-            let mut config = stream.cached_info().config.clone();
-            if config.max_bytes != cfg.payloads_max_bytes {
-                config.max_bytes = cfg.payloads_max_bytes;
-                js.update_stream(config).await.map_err(|e| create_error(names::PAYLOADS_BUCKET)(e.into()))?;
-            }
-            let _ = stream.info().await;
-            return Ok(());
+            return adjust_stream(&js, &name, names::PAYLOADS_BUCKET, |config| {
+                std::mem::replace(&mut config.max_bytes, cfg.payloads_max_bytes) != cfg.payloads_max_bytes
+            })
+            .await;
         }
         let config = object_store::Config {
             bucket: names::PAYLOADS_BUCKET.to_owned(),
@@ -408,6 +398,22 @@ async fn create_all(client: &async_nats::Client, cfg: &TopologyConfig) -> Result
         bucket(names::UNMATCHED_BUCKET, 1, cfg.retention),
         objects
     )?;
+    Ok(())
+}
+
+/// Changes stream `name` (behind `what`) in place when `change` changes its configuration (and says so).
+async fn adjust_stream(
+    js: &jetstream::Context,
+    name: &str,
+    what: &'static str,
+    change: impl FnOnce(&mut stream::Config) -> bool,
+) -> Result<(), TopologyError> {
+    let mut stream = js.get_stream(name).await.map_err(|e| create_error(what)(e.into()))?;
+    let mut config = stream.cached_info().config.clone();
+    if change(&mut config) {
+        js.update_stream(config).await.map_err(|e| create_error(what)(e.into()))?;
+    }
+    let _ = stream.info().await;
     Ok(())
 }
 

@@ -136,9 +136,9 @@ impl Queue {
     /// A replay that stopped between that write and its publish (its gateway killed) left the record `queued`,
     /// unstarted, naming the letter it replays, and the letter kept: such a call (once that write is
     /// [`REPLAY_UNDER_WAY`] old) is prepared as it stands, so replaying it again finishes the replay instead of
-    /// leaving a call that nothing will run. Had the first
-    /// publish landed after all, the second has the same message id: within the queue's duplicate window
-    /// JetStream keeps one, and past it a worker that finds the call finished skips the second.
+    /// leaving a call that nothing will run. Had the first publish landed after all, the second has the same
+    /// message id: within the queue's duplicate window JetStream keeps one, and past it a worker that finds the
+    /// call finished skips the second.
     ///
     /// A call whose record expired before its dead letter (`--calls-ttl` shorter than letters are kept) is
     /// replayed from the letter (`letter`, as listed, or else the newest found for it), its record written anew.
@@ -303,26 +303,29 @@ impl Queue {
     /// A call whose record expired before its letter, or no longer names it, has its newest letter removed.
     pub async fn discard_dead(&self, call_id: &str) -> Result<(), QueueError> {
         let letters = DeadLetters::new(&self.topology);
-        let Some((mut record, revision)) = self.calls.entry(call_id).await? else {
-            let sequence = letters.find(call_id).await?.ok_or_else(|| QueueError::UnknownCall(call_id.to_owned()))?;
-            letters.remove(sequence).await?;
-            return Ok(());
-        };
-        let Some(sequence) = record.dead_letter else {
-            if interrupted_replay(&record).is_some() {
+        let missing = match self.calls.entry(call_id).await? {
+            Some((mut record, revision)) => match record.dead_letter {
+                Some(sequence) => {
+                    record.dead_letter = None;
+                    // The record first: were the letter removed and the record not, a replay would find nothing
+                    // to replay.
+                    if self.calls.update(&record, revision).await?.is_none() {
+                        return Err(QueueError::Changed);
+                    }
+                    letters.remove(sequence).await?;
+                    return Ok(());
+                }
                 // Its letter is what the replay is published from: the replay is finished by replaying again.
-                return Err(QueueError::ReplayUnfinished(call_id.to_owned()));
-            }
-            // A letter the record no longer names was left by a discard or a replay cut short before removing it.
-            let sequence = letters.find(call_id).await?.ok_or_else(|| QueueError::NotDead(call_id.to_owned()))?;
-            letters.remove(sequence).await?;
-            return Ok(());
+                None if interrupted_replay(&record).is_some() => {
+                    return Err(QueueError::ReplayUnfinished(call_id.to_owned()));
+                }
+                None => QueueError::NotDead(call_id.to_owned()),
+            },
+            None => QueueError::UnknownCall(call_id.to_owned()),
         };
-        record.dead_letter = None;
-        // The record first: were the letter removed and the record not, a replay would find nothing to replay.
-        if self.calls.update(&record, revision).await?.is_none() {
-            return Err(QueueError::Changed);
-        }
+        // No record, or one that names no letter: a letter left by a discard or a replay cut short before removing
+        // it, or one that outlived its record, goes (the newest, if there is one).
+        let sequence = letters.find(call_id).await?.ok_or(missing)?;
         letters.remove(sequence).await?;
         Ok(())
     }
